@@ -93,7 +93,7 @@ impl Reference {
         let digest = digest
             .map(Digest::parse)
             .transpose()
-            .map_err(|e| error(value, &format!("{}", e.reason)))?;
+            .map_err(|e| error(value, e.reason))?;
         Ok(Reference {
             registry,
             repository,
