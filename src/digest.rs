@@ -98,6 +98,7 @@ pub struct VerifyingReader<R> {
     expected_size: u64,
     expected_digest: Digest,
     done: bool,
+    failure: Option<String>,
 }
 
 impl<R: Read> VerifyingReader<R> {
@@ -109,6 +110,7 @@ impl<R: Read> VerifyingReader<R> {
             expected_size,
             expected_digest,
             done: false,
+            failure: None,
         }
     }
 
@@ -117,28 +119,35 @@ impl<R: Read> VerifyingReader<R> {
         self.count
     }
 
+    /// Why verification failed, when it did (the reader's consumer may only see a
+    /// generic I/O error).
+    pub fn failure(&self) -> Option<&str> {
+        self.failure.as_deref()
+    }
+
+    fn fail(&mut self, message: String) -> io::Error {
+        self.failure = Some(message.clone());
+        io::Error::new(io::ErrorKind::InvalidData, message)
+    }
+
     fn finish(&mut self) -> io::Result<()> {
         if self.count != self.expected_size {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!(
-                    "size mismatch for {}: expected {} bytes, received {}",
-                    self.expected_digest, self.expected_size, self.count
-                ),
-            ));
+            let message = format!(
+                "size mismatch for {}: expected {} bytes, received {}",
+                self.expected_digest, self.expected_size, self.count
+            );
+            return Err(self.fail(message));
         }
         let actual = Digest(format!(
             "sha256:{}",
             hex::encode(std::mem::take(&mut self.hasher).finalize())
         ));
         if actual != self.expected_digest {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!(
-                    "digest mismatch: expected {}, content hashes to {actual}",
-                    self.expected_digest
-                ),
-            ));
+            let message = format!(
+                "digest mismatch: expected {}, content hashes to {actual}",
+                self.expected_digest
+            );
+            return Err(self.fail(message));
         }
         self.done = true;
         Ok(())
@@ -157,13 +166,11 @@ impl<R: Read> Read for VerifyingReader<R> {
         }
         self.count += n as u64;
         if self.count > self.expected_size {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!(
-                    "size mismatch for {}: more than the expected {} bytes",
-                    self.expected_digest, self.expected_size
-                ),
-            ));
+            let message = format!(
+                "size mismatch for {}: more than the expected {} bytes",
+                self.expected_digest, self.expected_size
+            );
+            return Err(self.fail(message));
         }
         self.hasher.update(&buf[..n]);
         Ok(n)

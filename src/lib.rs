@@ -6,3 +6,14 @@
 
 pub mod digest;
 pub mod reference;
+pub mod config;
+pub mod auth;
+pub mod error;
+pub mod http;
+pub mod manifest;
+pub mod registry;
+pub mod report;
+pub mod copy;
+pub mod plan;
+pub mod app;
+pub mod cli;

@@ -135,6 +135,32 @@ impl fmt::Display for Reference {
     }
 }
 
+/// Parses `host[:port]` or `host[:port]/namespace[/…]` (an auth.json key or a
+/// `--target`/default location): the registry (canonical) and the optional namespace path.
+pub fn parse_location(value: &str) -> Result<(String, Option<String>), ReferenceError> {
+    if value.contains("://") {
+        return Err(error(value, "must not contain a URL scheme; write host[/namespace]"));
+    }
+    if let Some(c) = value.chars().find(|c| c.is_whitespace() || c.is_control()) {
+        return Err(error(value, &format!("contains whitespace or control character {c:?}")));
+    }
+    let (host, path) = match value.split_once('/') {
+        Some((host, path)) => (host, Some(path)),
+        None => (value, None),
+    };
+    if !looks_like_registry(host) {
+        return Err(error(
+            value,
+            "must start with a registry host such as docker.io, quay.io or localhost:5000",
+        ));
+    }
+    validate_registry(value, host)?;
+    if let Some(path) = path {
+        validate_path(value, path)?;
+    }
+    Ok((canonical_registry(host), path.map(str::to_string)))
+}
+
 /// `docker.io`, `index.docker.io` and `registry-1.docker.io` are one registry.
 pub fn canonical_registry(host: &str) -> String {
     if DOCKER_HUB_ALIASES.contains(&host) {

@@ -1,0 +1,240 @@
+//! Registry authentication: the `WWW-Authenticate` challenge, HTTP basic, and the bearer
+//! token flow (Docker Hub, Harbor, Quay, GHCR, SWR), with tokens cached per registry,
+//! credentials and scope. Credentials are sent only to the registry and its token realm.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use ureq::http::Method;
+
+use crate::config::AuthEntry;
+use crate::error::{Error, ErrorKind, Result};
+use crate::http::{Body, RequestStats, Transport};
+
+/// How a registry wants to be authenticated, learnt from `GET /v2/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Challenge {
+    Anonymous,
+    Basic,
+    Bearer {
+        realm: String,
+        service: Option<String>,
+    },
+}
+
+/// Parses a `WWW-Authenticate` header; `None` when no supported scheme is offered.
+pub fn parse_challenge(header: &str) -> Option<Challenge> {
+    let challenges = http_auth::parse_challenges(header).ok()?;
+    let param = |c: &http_auth::ChallengeRef<'_>, name: &str| {
+        c.params
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.to_unescaped())
+    };
+    if let Some(bearer) = challenges
+        .iter()
+        .find(|c| c.scheme.eq_ignore_ascii_case("bearer"))
+    {
+        return Some(Challenge::Bearer {
+            realm: param(bearer, "realm")?,
+            service: param(bearer, "service"),
+        });
+    }
+    challenges
+        .iter()
+        .any(|c| c.scheme.eq_ignore_ascii_case("basic"))
+        .then_some(Challenge::Basic)
+}
+
+/// `Authorization: Basic …` for an auth.json entry with both username and password.
+pub fn basic_header(entry: Option<&AuthEntry>) -> Option<String> {
+    let (user, password) = entry?.credentials()?;
+    let encoded = base64::engine::general_purpose::STANDARD
+        .encode(format!("{}:{}", user.expose(), password.expose()));
+    Some(format!("Basic {encoded}"))
+}
+
+#[derive(Clone)]
+struct Token {
+    value: String,
+    expires: Instant,
+}
+
+/// Bearer tokens by (registry, credentials key, scope).
+#[derive(Default)]
+pub struct TokenCache {
+    tokens: Mutex<HashMap<(String, String, String), Token>>,
+}
+
+impl TokenCache {
+    /// A valid token for `scope`, fetched from the realm when none is cached.
+    #[allow(clippy::too_many_arguments)]
+    pub fn token(
+        &self,
+        transport: &Transport,
+        registry: &str,
+        realm: &str,
+        service: Option<&str>,
+        scope: &str,
+        entry: Option<&AuthEntry>,
+        insecure: bool,
+        stats: &RequestStats,
+    ) -> Result<String> {
+        let key = cache_key(registry, entry, scope);
+        if let Some(token) = self.tokens.lock().unwrap().get(&key)
+            && token.expires > Instant::now()
+        {
+            return Ok(token.value.clone());
+        }
+        let token = transport.retrying(stats, || {
+            fetch_token(transport, registry, realm, service, scope, entry, insecure, stats)
+        })?;
+        self.tokens.lock().unwrap().insert(key, token.clone());
+        Ok(token.value)
+    }
+
+    /// Forgets a token the registry refused.
+    pub fn invalidate(&self, registry: &str, entry: Option<&AuthEntry>, scope: &str) {
+        self.tokens
+            .lock()
+            .unwrap()
+            .remove(&cache_key(registry, entry, scope));
+    }
+}
+
+fn cache_key(registry: &str, entry: Option<&AuthEntry>, scope: &str) -> (String, String, String) {
+    (
+        registry.to_string(),
+        entry.map(|e| e.key.clone()).unwrap_or_default(),
+        scope.to_string(),
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn fetch_token(
+    transport: &Transport,
+    registry: &str,
+    realm: &str,
+    service: Option<&str>,
+    scope: &str,
+    entry: Option<&AuthEntry>,
+    insecure: bool,
+    stats: &RequestStats,
+) -> Result<Token> {
+    let mut url = realm.to_string();
+    let mut separator = if realm.contains('?') { '&' } else { '?' };
+    let mut add = |name: &str, value: &str| {
+        url.push(separator);
+        url.push_str(name);
+        url.push('=');
+        url.push_str(&percent_encode(value));
+        separator = '&';
+    };
+    if let Some(service) = service {
+        add("service", service);
+    }
+    for part in scope.split(' ').filter(|s| !s.is_empty()) {
+        add("scope", part);
+    }
+    if let Some((user, _)) = entry.and_then(AuthEntry::credentials) {
+        add("account", user.expose());
+    }
+    let mut headers = Vec::new();
+    if let Some(basic) = basic_header(entry) {
+        headers.push(("authorization", basic));
+    }
+    let response = transport
+        .send(Method::GET, &url, &headers, Body::Empty, insecure, stats)
+        .map_err(|e| e.context(format!("token request for {registry}")))?;
+    if response.status != 200 {
+        let status = response.status;
+        let mut error = response.describe_error(&format!("token request for {registry}"));
+        if status == 401 || status == 403 {
+            error = Error {
+                kind: ErrorKind::Auth,
+                message: format!(
+                    "{registry}: authentication failed ({}); check the username and password \
+                     in auth.json for this registry",
+                    error.message
+                ),
+                ..error
+            };
+        }
+        return Err(error);
+    }
+    #[derive(serde::Deserialize)]
+    struct TokenResponse {
+        #[serde(default)]
+        token: String,
+        #[serde(default)]
+        access_token: String,
+        #[serde(default)]
+        expires_in: Option<u64>,
+    }
+    let body = response.read_limited(1024 * 1024)?;
+    let parsed: TokenResponse = serde_json::from_slice(&body)
+        .map_err(|e| Error::protocol(format!("token response from {registry}: {e}")))?;
+    let value = if parsed.token.is_empty() {
+        parsed.access_token
+    } else {
+        parsed.token
+    };
+    if value.is_empty() {
+        return Err(Error::protocol(format!(
+            "token response from {registry} carries no token"
+        )));
+    }
+    // The spec's minimum lifetime is 60 s; renew a little early.
+    let lifetime = Duration::from_secs(parsed.expires_in.unwrap_or(60).max(20));
+    Ok(Token {
+        value,
+        expires: Instant::now() + lifetime - Duration::from_secs(10),
+    })
+}
+
+/// Percent-encodes a query parameter value (RFC 3986 unreserved characters pass).
+pub fn percent_encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_bearer_and_basic_challenges() {
+        let c = parse_challenge(
+            r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/nginx:pull""#,
+        );
+        assert_eq!(
+            c,
+            Some(Challenge::Bearer {
+                realm: "https://auth.docker.io/token".into(),
+                service: Some("registry.docker.io".into())
+            })
+        );
+        assert_eq!(
+            parse_challenge(r#"Basic realm="Registry Realm""#),
+            Some(Challenge::Basic)
+        );
+        assert_eq!(parse_challenge("Negotiate"), None);
+    }
+
+    #[test]
+    fn percent_encoding_of_scopes() {
+        assert_eq!(
+            percent_encode("repository:a/b:pull,push"),
+            "repository%3Aa%2Fb%3Apull%2Cpush"
+        );
+    }
+}

@@ -1,0 +1,120 @@
+//! The command line: clap types for `sync` (the default), `validate` and `config`, with
+//! help text and examples for every flag. Turns flags and environment into settings.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::Defaults;
+
+/// Migrate container images between registries, exactly and incrementally.
+///
+/// With no subcommand, runs `sync`: reads ./auth.json and ./images.json and copies every
+/// image they name. Exit codes: 0 all done, 1 some images failed, 2 configuration error.
+#[derive(Debug, Parser)]
+#[command(name = "image-migrator", version, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub sync: SyncArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Copy every image images.json names (the default command).
+    Sync(SyncArgs),
+    /// Check auth.json and images.json without touching the network, and print the rules.
+    Validate(ValidateArgs),
+}
+
+/// Where the two files are and how empty targets are filled.
+#[derive(Debug, Clone, Args)]
+pub struct FileArgs {
+    /// Credentials file [default: auth.json; when absent, access is anonymous].
+    /// Example: --auth ci/auth.json
+    #[arg(long, value_name = "FILE")]
+    pub auth: Option<PathBuf>,
+
+    /// Rules file: source → target.
+    /// Example: --images ci/images.json
+    #[arg(long, value_name = "FILE", default_value = "images.json")]
+    pub images: PathBuf,
+
+    /// Registry for rules whose target is "".
+    /// Example: --default-registry swr.cn-north-4.myhuaweicloud.com
+    #[arg(long, visible_alias = "registry", env = "DEFAULT_REGISTRY", value_name = "HOST")]
+    pub default_registry: Option<String>,
+
+    /// Namespace for rules whose target is "".
+    /// Example: --default-namespace team-a
+    #[arg(long, visible_alias = "namespace", env = "DEFAULT_NAMESPACE", value_name = "NAMESPACE")]
+    pub default_namespace: Option<String>,
+}
+
+impl FileArgs {
+    pub fn defaults(&self) -> Defaults {
+        let non_empty = |v: &Option<String>| v.clone().filter(|s| !s.trim().is_empty());
+        Defaults {
+            registry: non_empty(&self.default_registry),
+            namespace: non_empty(&self.default_namespace),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SyncArgs {
+    #[command(flatten)]
+    pub files: FileArgs,
+
+    /// Images (tags) copied in parallel; blobs of an image share the same workers.
+    /// Example: --proc 16
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub proc: u16,
+
+    /// Retries for transient failures (connection errors, 408, 429, 5xx), with backoff.
+    /// Example: --retries 5
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(0..=20))]
+    pub retries: u32,
+
+    /// Where to write the JSON report.
+    /// Example: --report out/migration.json
+    #[arg(long, value_name = "FILE", default_value = "image-migrator-report.json")]
+    pub report: PathBuf,
+
+    /// Where to write a JUnit XML file (one test case per image), e.g. for GitLab.
+    /// Example: --junit junit.xml
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+
+    /// Resolve rules, list tags and compare digests; write nothing to any registry.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Extra CA certificates (PEM) trusted besides the system roots.
+    /// Example: --ca-file /etc/ssl/private-ca.pem
+    #[arg(long, env = "SSL_CERT_FILE", value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+
+    /// Cap on concurrent requests to one registry.
+    /// Example: --registry-concurrency 32
+    #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub registry_concurrency: u16,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ValidateArgs {
+    #[command(flatten)]
+    pub files: FileArgs,
+
+    /// Output format of the resolved rules.
+    /// Example: --format json
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}

@@ -1,0 +1,121 @@
+//! Reading `auth.json` and `images.json`: everything is checked before any network
+//! traffic, and every problem is reported with the file, the line and the key it concerns.
+//! Nothing here talks to the network.
+
+pub mod auth;
+pub mod images;
+mod source;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+pub use auth::{AuthConfig, AuthEntry, Secret};
+pub use images::{Defaults, Rule, TagSelection};
+
+/// One problem found in a configuration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    /// 1-based line, when the problem has a place in the file.
+    pub line: Option<usize>,
+    /// The key (auth.json entry or images.json rule source) the problem concerns.
+    pub key: Option<String>,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn file(file: &Path, message: impl Into<String>) -> Self {
+        ConfigError {
+            file: file.to_path_buf(),
+            line: None,
+            key: None,
+            message: message.into(),
+        }
+    }
+
+    pub fn at(file: &Path, line: usize, key: &str, message: impl Into<String>) -> Self {
+        ConfigError {
+            file: file.to_path_buf(),
+            line: Some(line),
+            key: Some(key.to_string()),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if let Some(key) = &self.key {
+            write!(f, ": {key:?}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// Every problem found in the configuration, in file order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, error) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{error}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Where to read the files and how to fill empty targets.
+#[derive(Debug, Clone)]
+pub struct ConfigPaths {
+    /// `None` = the default `auth.json`, which may be absent (anonymous everywhere).
+    pub auth: Option<PathBuf>,
+    pub images: PathBuf,
+}
+
+/// Both files, read and checked.
+#[derive(Debug)]
+pub struct Config {
+    pub auth: AuthConfig,
+    pub rules: Vec<Rule>,
+}
+
+impl Config {
+    /// Reads and checks both files; all errors of both are returned together.
+    pub fn load(
+        paths: &ConfigPaths,
+        defaults: &Defaults,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigErrors> {
+        let mut errors = Vec::new();
+        let auth = match &paths.auth {
+            Some(path) => AuthConfig::load(path, env),
+            None if Path::new(auth::DEFAULT_PATH).exists() => {
+                AuthConfig::load(Path::new(auth::DEFAULT_PATH), env)
+            }
+            None => Ok(AuthConfig::default()),
+        };
+        let auth = auth.unwrap_or_else(|mut e| {
+            errors.append(&mut e.0);
+            AuthConfig::default()
+        });
+        let rules = images::load(&paths.images, defaults).unwrap_or_else(|mut e| {
+            errors.append(&mut e.0);
+            Vec::new()
+        });
+        if errors.is_empty() {
+            Ok(Config { auth, rules })
+        } else {
+            Err(ConfigErrors(errors))
+        }
+    }
+}

@@ -1,0 +1,343 @@
+//! Copies one job: compare digests (HEAD), then the manifest tree — children of an index
+//! first, each image's blobs before its manifest, the top manifest last — so a tag never
+//! points at missing content. Blobs go: already there → mount from another repository of
+//! the same registry → stream source→target with size and sha256 verified on the way.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex};
+use std::time::Instant;
+
+use rayon::prelude::*;
+
+use crate::digest::{Digest, VerifyingReader};
+use crate::error::{Error, ErrorKind, Result};
+use crate::http::RequestStats;
+use crate::manifest::{self, Content, Manifest};
+use crate::plan::Job;
+use crate::registry::{Access, Client, Mount, Repo};
+use crate::report::Status;
+
+/// What copying one job did.
+#[derive(Debug)]
+pub struct JobOutcome {
+    pub status: Status,
+    pub source_digest: Option<Digest>,
+    pub media_type: Option<String>,
+    pub bytes_transferred: u64,
+    pub blobs_transferred: u64,
+    pub blobs_mounted: u64,
+    pub blobs_skipped: u64,
+    pub seconds: f64,
+    pub attempts: u32,
+    pub error: Option<Error>,
+}
+
+#[derive(Default)]
+struct Tally {
+    stats: RequestStats,
+    bytes: AtomicU64,
+    transferred: AtomicU64,
+    mounted: AtomicU64,
+    skipped: AtomicU64,
+}
+
+/// Where blobs are known to be in each target registry, and which are being uploaded
+/// right now, so that each blob crosses the wire at most once per target registry.
+#[derive(Default)]
+struct BlobLedger {
+    state: Mutex<HashMap<(String, Digest), BlobState>>,
+    changed: Condvar,
+}
+
+enum BlobState {
+    Uploading,
+    In(Vec<String>),
+}
+
+enum Claim {
+    /// Known to be in the target repository already.
+    Present,
+    /// Known in another repository of the same registry.
+    MountFrom(String),
+    /// Nobody has it or is uploading it: the caller must, and report back.
+    Owner,
+}
+
+impl BlobLedger {
+    fn claim(&self, registry: &str, digest: &Digest, repo: &str) -> Claim {
+        let key = (registry.to_string(), digest.clone());
+        let mut state = self.state.lock().unwrap();
+        loop {
+            match state.get(&key) {
+                Some(BlobState::Uploading) => state = self.changed.wait(state).unwrap(),
+                Some(BlobState::In(repos)) if repos.iter().any(|r| r == repo) => {
+                    return Claim::Present;
+                }
+                Some(BlobState::In(repos)) => return Claim::MountFrom(repos[0].clone()),
+                None => {
+                    state.insert(key, BlobState::Uploading);
+                    return Claim::Owner;
+                }
+            }
+        }
+    }
+
+    /// Records that `repo` has the blob (ends an ownership, if any).
+    fn record(&self, registry: &str, digest: &Digest, repo: &str) {
+        let key = (registry.to_string(), digest.clone());
+        let mut state = self.state.lock().unwrap();
+        match state.get_mut(&key) {
+            Some(BlobState::In(repos)) => {
+                if !repos.iter().any(|r| r == repo) {
+                    repos.push(repo.to_string());
+                }
+            }
+            _ => {
+                state.insert(key, BlobState::In(vec![repo.to_string()]));
+            }
+        }
+        self.changed.notify_all();
+    }
+
+    /// Gives up an ownership after a failure, so that a waiting job may try.
+    fn release(&self, registry: &str, digest: &Digest) {
+        let key = (registry.to_string(), digest.clone());
+        let mut state = self.state.lock().unwrap();
+        if matches!(state.get(&key), Some(BlobState::Uploading)) {
+            state.remove(&key);
+        }
+        self.changed.notify_all();
+    }
+}
+
+/// Copies jobs; shared by all worker threads of a run.
+pub struct Copier<'c> {
+    client: &'c Client,
+    ledger: BlobLedger,
+    dry_run: bool,
+}
+
+impl<'c> Copier<'c> {
+    pub fn new(client: &'c Client, dry_run: bool) -> Self {
+        Copier {
+            client,
+            ledger: BlobLedger::default(),
+            dry_run,
+        }
+    }
+
+    /// Runs one job to its outcome; never panics on registry errors.
+    pub fn run(&self, job: &Job) -> JobOutcome {
+        let started = Instant::now();
+        let tally = Tally::default();
+        let mut source_digest = None;
+        let mut media_type = None;
+        let result = if self.client.transport().is_cancelled() {
+            Err(Error::cancelled())
+        } else {
+            self.copy(job, &tally, &mut source_digest, &mut media_type)
+        };
+        let (status, error) = match result {
+            Ok(status) => (status, None),
+            Err(e) if e.kind == ErrorKind::Cancelled => (Status::Cancelled, Some(e)),
+            Err(e) => (Status::Failed, Some(e)),
+        };
+        JobOutcome {
+            status,
+            source_digest,
+            media_type,
+            bytes_transferred: tally.bytes.into_inner(),
+            blobs_transferred: tally.transferred.into_inner(),
+            blobs_mounted: tally.mounted.into_inner(),
+            blobs_skipped: tally.skipped.into_inner(),
+            seconds: started.elapsed().as_secs_f64(),
+            attempts: 1 + tally.stats.retries.into_inner(),
+            error,
+        }
+    }
+
+    fn copy(
+        &self,
+        job: &Job,
+        tally: &Tally,
+        source_digest: &mut Option<Digest>,
+        media_type: &mut Option<String>,
+    ) -> Result<Status> {
+        let stats = &tally.stats;
+        let source = self
+            .client
+            .repo(&job.source.registry, &job.source.repository, Access::Pull);
+        let access = if self.dry_run { Access::Pull } else { Access::Push };
+        let target = self
+            .client
+            .repo(&job.target.registry, &job.target.repository, access);
+        let source_ref = match (&job.source.digest, &job.source.tag) {
+            (Some(digest), _) => digest.to_string(),
+            (None, Some(tag)) => tag.clone(),
+            (None, None) => return Err(Error::protocol("job without tag or digest")),
+        };
+
+        // The source digest: HEAD (free on Docker Hub's rate limit), else GET.
+        let mut fetched: Option<Manifest> = None;
+        let digest = match source.head_manifest(&source_ref, stats)? {
+            None => {
+                return Err(Error::new(
+                    ErrorKind::NotFound,
+                    format!("{} not found", job.source),
+                ));
+            }
+            Some(head) => match (head.digest, &job.source.digest) {
+                (_, Some(pinned)) => pinned.clone(),
+                (Some(digest), None) => digest,
+                (None, None) => {
+                    let manifest = source.get_manifest(&source_ref, stats)?;
+                    let digest = manifest.digest.clone();
+                    fetched = Some(manifest);
+                    digest
+                }
+            },
+        };
+        *source_digest = Some(digest.clone());
+
+        let target_ref = job
+            .target
+            .tag
+            .clone()
+            .unwrap_or_else(|| digest.to_string());
+        if let Some(head) = target.head_manifest(&target_ref, stats)? {
+            let target_digest = match head.digest {
+                Some(d) => Some(d),
+                None => target.get_manifest(&target_ref, stats).ok().map(|m| m.digest),
+            };
+            if target_digest.as_ref() == Some(&digest) {
+                *media_type = head.media_type;
+                return Ok(Status::Unchanged);
+            }
+        }
+        if self.dry_run {
+            return Ok(Status::WouldCopy);
+        }
+
+        let manifest = match fetched {
+            Some(manifest) => manifest,
+            None => source.get_manifest(digest.as_str(), stats)?,
+        };
+        *media_type = Some(manifest.media_type.clone());
+        match manifest::content(&manifest)? {
+            Content::Index { children } => {
+                children.par_iter().try_for_each(|(child, _size)| {
+                    if target.head_manifest(child.as_str(), stats)?.is_some() {
+                        return Ok(());
+                    }
+                    let child_manifest = source.get_manifest(child.as_str(), stats)?;
+                    self.copy_image(&source, &target, &child_manifest, tally)?;
+                    target.put_manifest(child.as_str(), &child_manifest, stats)
+                })?;
+            }
+            Content::Image { .. } => self.copy_image(&source, &target, &manifest, tally)?,
+        }
+        target.put_manifest(&target_ref, &manifest, stats)?;
+        Ok(Status::Copied)
+    }
+
+    /// Every blob of an image manifest, in parallel.
+    fn copy_image(&self, source: &Repo, target: &Repo, manifest: &Manifest, tally: &Tally) -> Result<()> {
+        let Content::Image { blobs } = manifest::content(manifest)? else {
+            return Err(Error::protocol(format!(
+                "index {} lists another index as a child; nested indexes are not supported",
+                manifest.digest
+            )));
+        };
+        blobs
+            .par_iter()
+            .try_for_each(|(digest, size)| self.copy_blob(source, target, digest, *size, tally))
+    }
+
+    /// The blob ladder: present → mount → stream.
+    fn copy_blob(&self, source: &Repo, target: &Repo, digest: &Digest, size: u64, tally: &Tally) -> Result<()> {
+        let stats = &tally.stats;
+        let registry = target.registry();
+        match self.ledger.claim(registry, digest, target.name()) {
+            Claim::Present => {
+                tally.skipped.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Claim::MountFrom(from) => match target.mount_blob(digest, &from, stats)? {
+                Mount::Mounted => {
+                    self.ledger.record(registry, digest, target.name());
+                    tally.mounted.fetch_add(1, Ordering::Relaxed);
+                    Ok(())
+                }
+                Mount::Upload(url) => {
+                    self.stream_blob(source, target, digest, size, Some(url), tally)?;
+                    self.ledger.record(registry, digest, target.name());
+                    Ok(())
+                }
+            },
+            Claim::Owner => {
+                let result = self.owner_copy(source, target, digest, size, tally);
+                match &result {
+                    Ok(()) => self.ledger.record(registry, digest, target.name()),
+                    Err(_) => self.ledger.release(registry, digest),
+                }
+                result
+            }
+        }
+    }
+
+    fn owner_copy(&self, source: &Repo, target: &Repo, digest: &Digest, size: u64, tally: &Tally) -> Result<()> {
+        let stats = &tally.stats;
+        if target.blob_exists(digest, stats)? {
+            tally.skipped.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        }
+        // Same registry, other repository: a mount needs no transfer at all.
+        if source.registry() == target.registry() && source.name() != target.name() {
+            match target.mount_blob(digest, source.name(), stats)? {
+                Mount::Mounted => {
+                    tally.mounted.fetch_add(1, Ordering::Relaxed);
+                    return Ok(());
+                }
+                Mount::Upload(url) => {
+                    return self.stream_blob(source, target, digest, size, Some(url), tally);
+                }
+            }
+        }
+        self.stream_blob(source, target, digest, size, None, tally)
+    }
+
+    /// GET from the source piped into a PUT to the target, verified on the way; the
+    /// whole transfer is retried on transient failures.
+    fn stream_blob(
+        &self,
+        source: &Repo,
+        target: &Repo,
+        digest: &Digest,
+        size: u64,
+        mut upload_url: Option<String>,
+        tally: &Tally,
+    ) -> Result<()> {
+        let stats = &tally.stats;
+        self.client.transport().retrying(stats, || {
+            let url = match upload_url.take() {
+                Some(url) => url,
+                None => target.start_upload(stats)?,
+            };
+            let response = source.get_blob(digest, stats)?;
+            let mut reader = VerifyingReader::new(response.into_reader(), digest.clone(), size);
+            let result = target.finish_upload(&url, digest, &mut reader, size, stats);
+            if let Some(problem) = reader.failure() {
+                // Corruption on the way: retry (it may be the network), else fail the image.
+                return Err(Error {
+                    retryable: true,
+                    ..Error::digest(format!("blob from {}/{}: {problem}", source.registry(), source.name()))
+                });
+            }
+            result?;
+            tally.bytes.fetch_add(size, Ordering::Relaxed);
+            tally.transferred.fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,307 @@
+//! The only module that uses ureq: agents (one pooled agent for verified TLS, one for
+//! `insecure` registries), CA roots, timeouts, the User-Agent, and the retry loop with
+//! exponential backoff, jitter and `Retry-After`. Redirects are not followed here: the
+//! registry client follows them itself so that credentials never leave the registry host.
+
+use std::io::Read;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use ureq::Agent;
+use ureq::http::{self, HeaderMap, Method};
+use ureq::tls::{Certificate, RootCerts, TlsConfig};
+
+use crate::error::{Error, Result};
+
+/// `User-Agent` on every request.
+pub const USER_AGENT: &str = concat!("image-migrator/", env!("CARGO_PKG_VERSION"));
+
+/// Longest wait honoured from a `Retry-After` header.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(120);
+const BACKOFF_START: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// How the transport is set up.
+#[derive(Debug, Clone, Default)]
+pub struct TransportOptions {
+    /// Retries after the first attempt for transient failures.
+    pub retries: u32,
+    /// Extra PEM roots, added to the built-in ones.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Connections kept per host (≥ the number of parallel requests).
+    pub max_idle_per_host: usize,
+}
+
+/// Counters shared by everything done for one job.
+#[derive(Debug, Default)]
+pub struct RequestStats {
+    pub requests: AtomicU64,
+    pub retries: AtomicU32,
+}
+
+/// What to send.
+pub enum Body<'a> {
+    Empty,
+    Bytes(&'a [u8]),
+    /// A stream of exactly `len` bytes (sent with `Content-Length`).
+    Stream(&'a mut dyn Read, u64),
+}
+
+/// A response whose body has not been read yet.
+pub struct Response {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: ureq::Body,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Reads a body of at most `limit` bytes.
+    pub fn read_limited(mut self, limit: u64) -> Result<Vec<u8>> {
+        self.body
+            .with_config()
+            .limit(limit)
+            .read_to_vec()
+            .map_err(|e| Error::network(format!("reading response body: {e}")))
+    }
+
+    /// The body as a stream, for blobs.
+    pub fn into_reader(self) -> impl Read + Send + 'static {
+        self.body.into_reader()
+    }
+
+    /// `Retry-After` as seconds or an HTTP date.
+    pub fn retry_after(&self) -> Option<Duration> {
+        let value = self.header("retry-after")?.trim();
+        let wait = match value.parse::<u64>() {
+            Ok(seconds) => Duration::from_secs(seconds),
+            Err(_) => httpdate::parse_http_date(value)
+                .ok()?
+                .duration_since(SystemTime::now())
+                .unwrap_or_default(),
+        };
+        Some(wait.min(MAX_RETRY_AFTER))
+    }
+
+    /// A short description of an error response: status plus the registry's error codes.
+    pub fn describe_error(self, what: &str) -> Error {
+        let status = self.status;
+        let retry_after = self.retry_after();
+        let body = self.read_limited(64 * 1024).unwrap_or_default();
+        let detail = registry_error_text(&body);
+        let message = match detail {
+            Some(detail) => format!("{what}: HTTP {status}: {detail}"),
+            None => format!("{what}: HTTP {status}"),
+        };
+        Error::from_status(status, message).with_retry_after(retry_after)
+    }
+}
+
+/// The distribution spec's `{"errors":[{"code","message"}]}` body, summarised.
+fn registry_error_text(body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Errors {
+        errors: Vec<ErrorItem>,
+    }
+    #[derive(serde::Deserialize)]
+    struct ErrorItem {
+        #[serde(default)]
+        code: String,
+        #[serde(default)]
+        message: String,
+    }
+    let errors: Errors = serde_json::from_slice(body).ok()?;
+    let text: Vec<String> = errors
+        .errors
+        .iter()
+        .map(|e| format!("{} {}", e.code, e.message).trim().to_string())
+        .collect();
+    (!text.is_empty()).then(|| text.join("; "))
+}
+
+/// The pooled HTTP agents plus the retry policy.
+pub struct Transport {
+    verified: Agent,
+    unverified: Agent,
+    retries: u32,
+    cancelled: Arc<AtomicBool>,
+}
+
+impl Transport {
+    pub fn new(options: &TransportOptions, cancelled: Arc<AtomicBool>) -> Result<Self> {
+        let roots = match &options.ca_file {
+            Some(path) => RootCerts::new_with_certs(&roots_with_extra(path)?),
+            None => RootCerts::WebPki,
+        };
+        let agent = |tls: TlsConfig| {
+            Agent::config_builder()
+                .http_status_as_error(false)
+                .max_redirects(0)
+                .user_agent(USER_AGENT)
+                .accept_encoding("identity")
+                .timeout_connect(Some(Duration::from_secs(30)))
+                .timeout_recv_response(Some(Duration::from_secs(300)))
+                .timeout_per_read(Some(Duration::from_secs(120)))
+                .timeout_per_write(Some(Duration::from_secs(120)))
+                .max_idle_connections(options.max_idle_per_host.max(8) * 4)
+                .max_idle_connections_per_host(options.max_idle_per_host.max(8))
+                .tls_config(tls)
+                .build()
+                .new_agent()
+        };
+        Ok(Transport {
+            verified: agent(TlsConfig::builder().root_certs(roots).build()),
+            unverified: agent(TlsConfig::builder().disable_verification(true).build()),
+            retries: options.retries,
+            cancelled,
+        })
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Relaxed)
+    }
+
+    /// One attempt. Any HTTP status is a successful `Response`; only transport failures
+    /// are errors. `insecure` skips certificate verification for this request.
+    pub fn send(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(&str, String)],
+        body: Body<'_>,
+        insecure: bool,
+        stats: &RequestStats,
+    ) -> Result<Response> {
+        stats.requests.fetch_add(1, Ordering::Relaxed);
+        let agent = if insecure {
+            &self.unverified
+        } else {
+            &self.verified
+        };
+        let mut builder = http::Request::builder().method(method.clone()).uri(url);
+        for (name, value) in headers {
+            builder = builder.header(*name, value);
+        }
+        let result = match body {
+            Body::Empty => builder.body(()).map(|r| agent.run(r)),
+            Body::Bytes(bytes) => builder
+                .header("content-length", bytes.len())
+                .body(bytes)
+                .map(|r| agent.run(r)),
+            Body::Stream(reader, len) => builder
+                .header("content-length", len)
+                .body(ureq::SendBody::from_reader(reader))
+                .map(|r| agent.run(r)),
+        };
+        let response = result
+            .map_err(|e| Error::protocol(format!("{method} {}: {e}", redact_url(url))))?
+            .map_err(|e| classify_transport_error(&method, url, e))?;
+        let (parts, body) = response.into_parts();
+        Ok(Response {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            body,
+        })
+    }
+
+    /// Runs `attempt` until it succeeds, fails permanently, or the retries are spent.
+    /// Backoff doubles from 0.1 s up to 30 s with jitter; `Retry-After` wins when given.
+    pub fn retrying<T>(
+        &self,
+        stats: &RequestStats,
+        mut attempt: impl FnMut() -> Result<T>,
+    ) -> Result<T> {
+        let mut backoff = BACKOFF_START;
+        let mut tries = 0;
+        loop {
+            if self.is_cancelled() {
+                return Err(Error::cancelled());
+            }
+            match attempt() {
+                Err(e) if e.retryable && tries < self.retries => {
+                    tries += 1;
+                    stats.retries.fetch_add(1, Ordering::Relaxed);
+                    let jittered = backoff.mul_f64(0.5 + fastrand::f64() / 2.0);
+                    let wait = e.retry_after.unwrap_or(jittered);
+                    self.sleep_unless_cancelled(wait);
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Sleeps in small steps so a cancellation is noticed quickly.
+    fn sleep_unless_cancelled(&self, wait: Duration) {
+        let step = Duration::from_millis(50);
+        let mut left = wait;
+        while !left.is_zero() && !self.is_cancelled() {
+            let now = left.min(step);
+            std::thread::sleep(now);
+            left -= now;
+        }
+    }
+}
+
+fn classify_transport_error(method: &Method, url: &str, error: ureq::Error) -> Error {
+    let message = format!("{method} {}: {error}", redact_url(url));
+    match error {
+        ureq::Error::Tls(_) | ureq::Error::Rustls(_) => {
+            // A certificate problem does not heal by retrying.
+            Error::new(crate::error::ErrorKind::Network, format!(
+                "{message} (TLS verification failed; pass --ca-file with the registry's CA, or set \"insecure\": true for this registry in auth.json)"
+            ))
+        }
+        ureq::Error::BadUri(_) | ureq::Error::Http(_) => Error::protocol(message),
+        _ => Error::network(message),
+    }
+}
+
+/// The URL without its query string (upload URLs carry state tokens).
+pub fn redact_url(url: &str) -> &str {
+    url.split_once('?').map_or(url, |(base, _)| base)
+}
+
+/// The built-in roots plus the PEM certificates in `path`.
+fn roots_with_extra(path: &Path) -> Result<Vec<Certificate<'static>>> {
+    use rustls_pki_types::pem::PemObject;
+    let mut certs: Vec<Certificate<'static>> = webpki_root_certs()?;
+    let extra = rustls_pki_types::CertificateDer::pem_file_iter(path)
+        .map_err(|e| Error::protocol(format!("--ca-file {}: {e}", path.display())))?
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| Error::protocol(format!("--ca-file {}: {e}", path.display())))?;
+    if extra.is_empty() {
+        return Err(Error::protocol(format!(
+            "--ca-file {}: no PEM certificate found",
+            path.display()
+        )));
+    }
+    certs.extend(
+        extra
+            .into_iter()
+            .map(|der| Certificate::from_der(der.as_ref()).to_owned()),
+    );
+    Ok(certs)
+}
+
+/// The system's CA bundle when present (so `--ca-file` adds to, not replaces, the usual
+/// roots); an empty list otherwise.
+fn webpki_root_certs() -> Result<Vec<Certificate<'static>>> {
+    use rustls_pki_types::pem::PemObject;
+    let system = Path::new("/etc/ssl/certs/ca-certificates.crt");
+    if !system.exists() {
+        return Ok(Vec::new());
+    }
+    Ok(rustls_pki_types::CertificateDer::pem_file_iter(system)
+        .map(|iter| {
+            iter.filter_map(|c| c.ok())
+                .map(|der| Certificate::from_der(der.as_ref()).to_owned())
+                .collect()
+        })
+        .unwrap_or_default())
+}

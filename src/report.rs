@@ -1,0 +1,182 @@
+//! The JSON report CI keeps as an artifact: versioned types with a published JSON Schema
+//! (`schema/report.schema.json`), per-tag results and a summary; plus the JUnit XML that
+//! GitLab shows in merge requests. Only types and rendering live here — no I/O.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::error::ErrorKind;
+
+/// Bumped when a field changes meaning or disappears.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The whole report.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct Report {
+    pub schema_version: u32,
+    pub tool: String,
+    pub tool_version: String,
+    /// RFC 3339, UTC.
+    pub started_at: String,
+    pub finished_at: String,
+    pub duration_seconds: f64,
+    pub settings: Settings,
+    pub results: Vec<ImageResult>,
+    pub summary: Summary,
+}
+
+/// The effective settings of the run (never secrets).
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct Settings {
+    pub auth_file: Option<String>,
+    pub images_file: String,
+    pub default_registry: Option<String>,
+    pub default_namespace: Option<String>,
+    pub proc: usize,
+    pub retries: u32,
+    pub dry_run: bool,
+    pub ca_file: Option<String>,
+}
+
+/// What happened to one source tag → target tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    Copied,
+    Unchanged,
+    Failed,
+    WouldCopy,
+    Cancelled,
+}
+
+impl Status {
+    pub fn label(self) -> &'static str {
+        match self {
+            Status::Copied => "copied",
+            Status::Unchanged => "unchanged",
+            Status::Failed => "failed",
+            Status::WouldCopy => "would-copy",
+            Status::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// Why an image failed.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct Failure {
+    pub kind: ErrorKind,
+    pub message: String,
+    pub http_status: Option<u16>,
+}
+
+/// One result line.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ImageResult {
+    /// The images.json key of the rule, and its line.
+    pub rule: String,
+    pub rule_line: usize,
+    /// `registry/repository:tag` or `…@digest`.
+    pub source: String,
+    pub target: String,
+    pub source_digest: Option<String>,
+    pub media_type: Option<String>,
+    pub status: Status,
+    pub bytes_transferred: u64,
+    pub blobs_transferred: u64,
+    pub blobs_mounted: u64,
+    pub blobs_skipped: u64,
+    pub duration_seconds: f64,
+    /// 1 + the number of retried requests.
+    pub attempts: u32,
+    pub error: Option<Failure>,
+}
+
+/// Counts and totals over all results.
+#[derive(Debug, Clone, Default, Serialize, JsonSchema)]
+pub struct Summary {
+    pub total: usize,
+    pub copied: usize,
+    pub unchanged: usize,
+    pub failed: usize,
+    pub would_copy: usize,
+    pub cancelled: usize,
+    pub bytes_transferred: u64,
+    pub blobs_transferred: u64,
+    pub blobs_mounted: u64,
+    pub blobs_skipped: u64,
+}
+
+impl Summary {
+    pub fn of(results: &[ImageResult]) -> Summary {
+        let mut summary = Summary {
+            total: results.len(),
+            ..Summary::default()
+        };
+        for r in results {
+            match r.status {
+                Status::Copied => summary.copied += 1,
+                Status::Unchanged => summary.unchanged += 1,
+                Status::Failed => summary.failed += 1,
+                Status::WouldCopy => summary.would_copy += 1,
+                Status::Cancelled => summary.cancelled += 1,
+            }
+            summary.bytes_transferred += r.bytes_transferred;
+            summary.blobs_transferred += r.blobs_transferred;
+            summary.blobs_mounted += r.blobs_mounted;
+            summary.blobs_skipped += r.blobs_skipped;
+        }
+        summary
+    }
+}
+
+/// The JSON Schema of the report, as committed in `schema/report.schema.json`.
+pub fn schema_json() -> String {
+    let schema = schemars::schema_for!(Report);
+    let mut text = serde_json::to_string_pretty(&schema).expect("schema serialises");
+    text.push('\n');
+    text
+}
+
+/// JUnit XML: one test case per source → target tag; failures carry the error.
+pub fn junit_xml(report: &Report) -> String {
+    use quick_junit::{NonSuccessKind, Report as JUnit, TestCase, TestCaseStatus, TestSuite};
+    let mut suite = TestSuite::new("image-migrator");
+    for result in &report.results {
+        let name = format!("{} -> {}", result.source, result.target);
+        let status = match (&result.status, &result.error) {
+            (Status::Failed | Status::Cancelled, error) => {
+                let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                let message = error
+                    .as_ref()
+                    .map(|e| e.message.clone())
+                    .unwrap_or_else(|| result.status.label().to_string());
+                if let TestCaseStatus::NonSuccess {
+                    message: m,
+                    ty,
+                    description,
+                    ..
+                } = &mut status
+                {
+                    *m = Some(message.clone().into());
+                    *ty = Some(
+                        error
+                            .as_ref()
+                            .map(|e| format!("{:?}", e.kind))
+                            .unwrap_or_else(|| "Cancelled".into())
+                            .into(),
+                    );
+                    *description = Some(message.into());
+                }
+                status
+            }
+            _ => TestCaseStatus::success(),
+        };
+        let mut case = TestCase::new(name, status);
+        case.set_classname(result.rule.clone());
+        case.set_time(std::time::Duration::from_secs_f64(result.duration_seconds));
+        suite.add_test_case(case);
+    }
+    let mut junit = JUnit::new("image-migrator");
+    junit.add_test_suite(suite);
+    junit.to_string().expect("JUnit XML serialises")
+}
