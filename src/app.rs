@@ -14,6 +14,7 @@ use crate::config::{Config, ConfigErrors, ConfigPaths, images::check_defaults};
 use crate::copy::{Copier, JobOutcome};
 use crate::http::{Transport, TransportOptions};
 use crate::plan::{self, Job, RuleFailure};
+use crate::progress::{Progress, human_bytes};
 use crate::registry::Client;
 use crate::report::{Failure, ImageResult, Report, Settings, Status, Summary, junit_xml};
 
@@ -161,13 +162,18 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> i32 {
         "image-migrator {}: {} rule(s){}",
         env!("CARGO_PKG_VERSION"),
         config.rules.len(),
-        if args.dry_run { " (dry run: nothing is written)" } else { "" }
+        if args.dry_run {
+            " (dry run: nothing is written)"
+        } else {
+            ""
+        }
     );
 
     let (plan, outcomes) = pool.install(|| {
         let plan = plan::plan(&client, &config.rules);
+        let progress = Progress::start(plan.jobs.len());
         for failure in &plan.failures {
-            log_line(&failure_result(failure));
+            progress.line(&log_line(&failure_result(failure)));
         }
         let copier = Copier::new(&client, args.dry_run);
         let outcomes: Vec<ImageResult> = plan
@@ -175,10 +181,12 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> i32 {
             .par_iter()
             .map(|job| {
                 let result = job_result(job, copier.run(job));
-                log_line(&result);
+                progress.line(&log_line(&result));
+                progress.image_done(result.bytes_transferred);
                 result
             })
             .collect();
+        progress.finish();
         (plan, outcomes)
     });
 
@@ -193,7 +201,7 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> i32 {
         finished_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
         duration_seconds: started.elapsed().as_secs_f64(),
         settings: Settings {
-            auth_file: args.files.auth.as_ref().map(|p| p.display().to_string()),
+            auth_file: effective_auth_file(&args.files),
             images_file: args.files.images.display().to_string(),
             default_registry: args.files.defaults().registry,
             default_namespace: args.files.defaults().namespace,
@@ -225,6 +233,16 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> i32 {
     }
     print_summary(&report, &args.report);
     exit
+}
+
+/// The auth file actually read, if any (the default one only when it exists).
+fn effective_auth_file(files: &FileArgs) -> Option<String> {
+    match &files.auth {
+        Some(path) => Some(path.display().to_string()),
+        None => Path::new(crate::config::auth::DEFAULT_PATH)
+            .exists()
+            .then(|| crate::config::auth::DEFAULT_PATH.to_string()),
+    }
 }
 
 fn write_file(path: &Path, content: &str) -> std::io::Result<()> {
@@ -283,8 +301,8 @@ fn failure_result(failure: &RuleFailure) -> ImageResult {
     }
 }
 
-/// One line per image on stderr.
-fn log_line(result: &ImageResult) {
+/// The log line of one image.
+fn log_line(result: &ImageResult) -> String {
     let detail = match (&result.status, &result.error) {
         (_, Some(error)) => error.message.clone(),
         (Status::Copied, None) => format!(
@@ -297,15 +315,14 @@ fn log_line(result: &ImageResult) {
         ),
         _ => String::new(),
     };
-    let line = format!(
+    format!(
         "{:<10} {} → {}{}{}",
         result.status.label(),
         result.source,
         result.target,
         if detail.is_empty() { "" } else { "  " },
         detail
-    );
-    let _ = writeln!(std::io::stderr().lock(), "{line}");
+    )
 }
 
 fn print_summary(report: &Report, report_path: &Path) {
@@ -326,19 +343,4 @@ fn print_summary(report: &Report, report_path: &Path) {
         report.duration_seconds,
         report_path.display()
     );
-}
-
-fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
 }

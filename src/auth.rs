@@ -51,8 +51,11 @@ pub fn parse_challenge(header: &str) -> Option<Challenge> {
 /// `Authorization: Basic …` for an auth.json entry with both username and password.
 pub fn basic_header(entry: Option<&AuthEntry>) -> Option<String> {
     let (user, password) = entry?.credentials()?;
-    let encoded = base64::engine::general_purpose::STANDARD
-        .encode(format!("{}:{}", user.expose(), password.expose()));
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!(
+        "{}:{}",
+        user.expose(),
+        password.expose()
+    ));
     Some(format!("Basic {encoded}"))
 }
 
@@ -89,7 +92,9 @@ impl TokenCache {
             return Ok(token.value.clone());
         }
         let token = transport.retrying(stats, || {
-            fetch_token(transport, registry, realm, service, scope, entry, insecure, stats)
+            fetch_token(
+                transport, registry, realm, service, scope, entry, insecure, stats,
+            )
         })?;
         self.tokens.lock().unwrap().insert(key, token.clone());
         Ok(token.value)

@@ -12,7 +12,11 @@ use crate::config::Defaults;
 /// With no subcommand, runs `sync`: reads ./auth.json and ./images.json and copies every
 /// image they name. Exit codes: 0 all done, 1 some images failed, 2 configuration error.
 #[derive(Debug, Parser)]
-#[command(name = "image-migrator", version, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "image-migrator",
+    version,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -43,12 +47,22 @@ pub struct FileArgs {
 
     /// Registry for rules whose target is "".
     /// Example: --default-registry swr.cn-north-4.myhuaweicloud.com
-    #[arg(long, visible_alias = "registry", env = "DEFAULT_REGISTRY", value_name = "HOST")]
+    #[arg(
+        long,
+        visible_alias = "registry",
+        env = "DEFAULT_REGISTRY",
+        value_name = "HOST"
+    )]
     pub default_registry: Option<String>,
 
     /// Namespace for rules whose target is "".
     /// Example: --default-namespace team-a
-    #[arg(long, visible_alias = "namespace", env = "DEFAULT_NAMESPACE", value_name = "NAMESPACE")]
+    #[arg(
+        long,
+        visible_alias = "namespace",
+        env = "DEFAULT_NAMESPACE",
+        value_name = "NAMESPACE"
+    )]
     pub default_namespace: Option<String>,
 }
 
@@ -79,7 +93,11 @@ pub struct SyncArgs {
 
     /// Where to write the JSON report.
     /// Example: --report out/migration.json
-    #[arg(long, value_name = "FILE", default_value = "image-migrator-report.json")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "image-migrator-report.json"
+    )]
     pub report: PathBuf,
 
     /// Where to write a JUnit XML file (one test case per image), e.g. for GitLab.

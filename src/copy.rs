@@ -168,7 +168,11 @@ impl<'c> Copier<'c> {
         let source = self
             .client
             .repo(&job.source.registry, &job.source.repository, Access::Pull);
-        let access = if self.dry_run { Access::Pull } else { Access::Push };
+        let access = if self.dry_run {
+            Access::Pull
+        } else {
+            Access::Push
+        };
         let target = self
             .client
             .repo(&job.target.registry, &job.target.repository, access);
@@ -200,15 +204,14 @@ impl<'c> Copier<'c> {
         };
         *source_digest = Some(digest.clone());
 
-        let target_ref = job
-            .target
-            .tag
-            .clone()
-            .unwrap_or_else(|| digest.to_string());
+        let target_ref = job.target.tag.clone().unwrap_or_else(|| digest.to_string());
         if let Some(head) = target.head_manifest(&target_ref, stats)? {
             let target_digest = match head.digest {
                 Some(d) => Some(d),
-                None => target.get_manifest(&target_ref, stats).ok().map(|m| m.digest),
+                None => target
+                    .get_manifest(&target_ref, stats)
+                    .ok()
+                    .map(|m| m.digest),
             };
             if target_digest.as_ref() == Some(&digest) {
                 *media_type = head.media_type;
@@ -242,7 +245,13 @@ impl<'c> Copier<'c> {
     }
 
     /// Every blob of an image manifest, in parallel.
-    fn copy_image(&self, source: &Repo, target: &Repo, manifest: &Manifest, tally: &Tally) -> Result<()> {
+    fn copy_image(
+        &self,
+        source: &Repo,
+        target: &Repo,
+        manifest: &Manifest,
+        tally: &Tally,
+    ) -> Result<()> {
         let Content::Image { blobs } = manifest::content(manifest)? else {
             return Err(Error::protocol(format!(
                 "index {} lists another index as a child; nested indexes are not supported",
@@ -255,7 +264,14 @@ impl<'c> Copier<'c> {
     }
 
     /// The blob ladder: present → mount → stream.
-    fn copy_blob(&self, source: &Repo, target: &Repo, digest: &Digest, size: u64, tally: &Tally) -> Result<()> {
+    fn copy_blob(
+        &self,
+        source: &Repo,
+        target: &Repo,
+        digest: &Digest,
+        size: u64,
+        tally: &Tally,
+    ) -> Result<()> {
         let stats = &tally.stats;
         let registry = target.registry();
         match self.ledger.claim(registry, digest, target.name()) {
@@ -286,7 +302,14 @@ impl<'c> Copier<'c> {
         }
     }
 
-    fn owner_copy(&self, source: &Repo, target: &Repo, digest: &Digest, size: u64, tally: &Tally) -> Result<()> {
+    fn owner_copy(
+        &self,
+        source: &Repo,
+        target: &Repo,
+        digest: &Digest,
+        size: u64,
+        tally: &Tally,
+    ) -> Result<()> {
         let stats = &tally.stats;
         if target.blob_exists(digest, stats)? {
             tally.skipped.fetch_add(1, Ordering::Relaxed);
@@ -331,7 +354,11 @@ impl<'c> Copier<'c> {
                 // Corruption on the way: retry (it may be the network), else fail the image.
                 return Err(Error {
                     retryable: true,
-                    ..Error::digest(format!("blob from {}/{}: {problem}", source.registry(), source.name()))
+                    ..Error::digest(format!(
+                        "blob from {}/{}: {problem}",
+                        source.registry(),
+                        source.name()
+                    ))
                 });
             }
             result?;

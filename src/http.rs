@@ -253,9 +253,12 @@ fn classify_transport_error(method: &Method, url: &str, error: ureq::Error) -> E
     match error {
         ureq::Error::Tls(_) | ureq::Error::Rustls(_) => {
             // A certificate problem does not heal by retrying.
-            Error::new(crate::error::ErrorKind::Network, format!(
-                "{message} (TLS verification failed; pass --ca-file with the registry's CA, or set \"insecure\": true for this registry in auth.json)"
-            ))
+            Error::new(
+                crate::error::ErrorKind::Network,
+                format!(
+                    "{message} (TLS verification failed; pass --ca-file with the registry's CA, or set \"insecure\": true for this registry in auth.json)"
+                ),
+            )
         }
         ureq::Error::BadUri(_) | ureq::Error::Http(_) => Error::protocol(message),
         _ => Error::network(message),

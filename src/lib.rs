@@ -4,16 +4,17 @@
 //! `registry`/`auth`/`http` underneath. Only `app` and `main` choose threads, write files
 //! and pick exit codes.
 
-pub mod digest;
-pub mod reference;
-pub mod config;
+pub mod app;
 pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod copy;
+pub mod digest;
 pub mod error;
 pub mod http;
 pub mod manifest;
+pub mod plan;
+pub mod progress;
+pub mod reference;
 pub mod registry;
 pub mod report;
-pub mod copy;
-pub mod plan;
-pub mod app;
-pub mod cli;

@@ -128,9 +128,9 @@ pub fn content(manifest: &Manifest) -> Result<Content> {
             manifest.digest, manifest.media_type
         )));
     }
-    let config = shape.config.ok_or_else(|| {
-        Error::protocol(format!("manifest {} has no config", manifest.digest))
-    })?;
+    let config = shape
+        .config
+        .ok_or_else(|| Error::protocol(format!("manifest {} has no config", manifest.digest)))?;
     let blobs = std::iter::once(&config)
         .chain(shape.layers.iter())
         .map(parse)

@@ -139,10 +139,16 @@ impl fmt::Display for Reference {
 /// `--target`/default location): the registry (canonical) and the optional namespace path.
 pub fn parse_location(value: &str) -> Result<(String, Option<String>), ReferenceError> {
     if value.contains("://") {
-        return Err(error(value, "must not contain a URL scheme; write host[/namespace]"));
+        return Err(error(
+            value,
+            "must not contain a URL scheme; write host[/namespace]",
+        ));
     }
     if let Some(c) = value.chars().find(|c| c.is_whitespace() || c.is_control()) {
-        return Err(error(value, &format!("contains whitespace or control character {c:?}")));
+        return Err(error(
+            value,
+            &format!("contains whitespace or control character {c:?}"),
+        ));
     }
     let (host, path) = match value.split_once('/') {
         Some((host, path)) => (host, Some(path)),

@@ -176,9 +176,8 @@ impl Repo<'_> {
                 .and_then(next_link)
                 .map(|link| link.to_string());
             let body = response.read_limited(64 * 1024 * 1024)?;
-            let page: TagList = serde_json::from_slice(&body).map_err(|e| {
-                Error::protocol(format!("tag list of {}: {e}", self.display()))
-            })?;
+            let page: TagList = serde_json::from_slice(&body)
+                .map_err(|e| Error::protocol(format!("tag list of {}: {e}", self.display())))?;
             tags.extend(page.tags.unwrap_or_default());
         }
         tags.sort();
@@ -187,7 +186,11 @@ impl Repo<'_> {
     }
 
     /// `HEAD` a manifest; `None` when it does not exist.
-    pub fn head_manifest(&self, reference: &str, stats: &RequestStats) -> Result<Option<ManifestHead>> {
+    pub fn head_manifest(
+        &self,
+        reference: &str,
+        stats: &RequestStats,
+    ) -> Result<Option<ManifestHead>> {
         let path = format!("/v2/{}/manifests/{reference}", self.name);
         let headers = [("accept", manifest::ACCEPT.to_string())];
         let response = self.retrying_request(Method::HEAD, &path, &headers, stats)?;
@@ -215,7 +218,10 @@ impl Repo<'_> {
                 return Err(response.describe_error(&what));
             }
             let content_type = response.header("content-type").map(str::to_string);
-            Ok((content_type, response.read_limited(manifest::MAX_MANIFEST_BYTES)?))
+            Ok((
+                content_type,
+                response.read_limited(manifest::MAX_MANIFEST_BYTES)?,
+            ))
         })?;
         let digest = Digest::sha256_of(&bytes);
         if let Ok(expected) = Digest::parse(reference)
@@ -235,7 +241,12 @@ impl Repo<'_> {
     }
 
     /// `PUT` a manifest under a tag or its digest; the registry must agree on the digest.
-    pub fn put_manifest(&self, reference: &str, manifest: &Manifest, stats: &RequestStats) -> Result<()> {
+    pub fn put_manifest(
+        &self,
+        reference: &str,
+        manifest: &Manifest,
+        stats: &RequestStats,
+    ) -> Result<()> {
         let path = format!("/v2/{}/manifests/{reference}", self.name);
         let headers = [("content-type", manifest.media_type.clone())];
         let what = format!("pushing manifest {}:{reference}", self.display());
@@ -267,7 +278,10 @@ impl Repo<'_> {
         match response.status {
             200 => Ok(true),
             404 => Ok(false),
-            _ => Err(response.describe_error(&format!("checking blob {digest} in {}", self.display()))),
+            _ => {
+                Err(response
+                    .describe_error(&format!("checking blob {digest} in {}", self.display())))
+            }
         }
     }
 
@@ -284,7 +298,9 @@ impl Repo<'_> {
         match response.status {
             201 => Ok(Mount::Mounted),
             202 => Ok(Mount::Upload(self.upload_location(&response)?)),
-            _ => Err(response.describe_error(&format!("mounting {digest} into {}", self.display()))),
+            _ => {
+                Err(response.describe_error(&format!("mounting {digest} into {}", self.display())))
+            }
         }
     }
 
@@ -314,10 +330,18 @@ impl Repo<'_> {
         let url = format!("{upload_url}{separator}digest={digest}");
         let headers = [("content-type", "application/octet-stream".to_string())];
         let response = self
-            .request(Method::PUT, &url, &headers, Body::Stream(content, size), stats)
+            .request(
+                Method::PUT,
+                &url,
+                &headers,
+                Body::Stream(content, size),
+                stats,
+            )
             .map_err(|e| e.context(format!("uploading {digest} to {}", self.display())))?;
         if response.status != 201 {
-            return Err(response.describe_error(&format!("uploading {digest} to {}", self.display())));
+            return Err(
+                response.describe_error(&format!("uploading {digest} to {}", self.display()))
+            );
         }
         Ok(())
     }
@@ -328,7 +352,9 @@ impl Repo<'_> {
         let path = format!("/v2/{}/blobs/{digest}", self.name);
         let response = self.request(Method::GET, &path, &[], Body::Empty, stats)?;
         if response.status != 200 {
-            return Err(response.describe_error(&format!("fetching blob {digest} from {}", self.display())));
+            return Err(
+                response.describe_error(&format!("fetching blob {digest} from {}", self.display()))
+            );
         }
         Ok(response)
     }
@@ -435,7 +461,10 @@ impl Repo<'_> {
         };
         Error {
             kind: ErrorKind::Auth,
-            message: format!("{registry}: authentication required: {hint} ({})", error.message),
+            message: format!(
+                "{registry}: authentication required: {hint} ({})",
+                error.message
+            ),
             ..error
         }
     }
@@ -452,9 +481,12 @@ impl Repo<'_> {
         let base = self.base()?;
         let mut url = from_url.to_string();
         for _ in 0..MAX_REDIRECTS {
-            let location = response
-                .header("location")
-                .ok_or_else(|| Error::protocol(format!("redirect from {} without Location", redact_url(&url))))?;
+            let location = response.header("location").ok_or_else(|| {
+                Error::protocol(format!(
+                    "redirect from {} without Location",
+                    redact_url(&url)
+                ))
+            })?;
             url = resolve_url(&url, location);
             let mut all_headers: Vec<(&str, String)> = headers.to_vec();
             if same_origin(&url, &base)
@@ -519,7 +551,10 @@ impl Repo<'_> {
         self.client
             .tokens
             .invalidate(&self.endpoint.registry, self.entry.as_ref(), scope);
-        if let Some(challenge) = response.header("www-authenticate").and_then(parse_challenge) {
+        if let Some(challenge) = response
+            .header("www-authenticate")
+            .and_then(parse_challenge)
+        {
             *self.endpoint.challenge.lock().unwrap() = Some(challenge);
         }
     }

@@ -252,7 +252,10 @@ mod tests {
 
     #[test]
     fn expansion_rules() {
-        assert_eq!(expand("cn-north-4@${AK}", &env).unwrap(), "cn-north-4@ak-value");
+        assert_eq!(
+            expand("cn-north-4@${AK}", &env).unwrap(),
+            "cn-north-4@ak-value"
+        );
         assert_eq!(expand("$KEY", &env).unwrap(), "s3cr$t");
         assert_eq!(expand("a$$b", &env).unwrap(), "a$b");
         assert_eq!(expand("robot$name", &env).unwrap(), "robot$name");
@@ -263,9 +266,15 @@ mod tests {
             expand("${NOPE}", &env),
             Err(ExpandError::Unset("NOPE".into()))
         );
-        assert_eq!(expand("$NOPE", &env), Err(ExpandError::Unset("NOPE".into())));
+        assert_eq!(
+            expand("$NOPE", &env),
+            Err(ExpandError::Unset("NOPE".into()))
+        );
         assert_eq!(expand("${AK", &env), Err(ExpandError::Unterminated));
-        assert_eq!(expand("${1A}", &env), Err(ExpandError::BadName("1A".into())));
+        assert_eq!(
+            expand("${1A}", &env),
+            Err(ExpandError::BadName("1A".into()))
+        );
     }
 
     #[test]

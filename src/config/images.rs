@@ -187,9 +187,11 @@ fn check_rule(
             );
         }
         if selection == TagSelection::All && target.tag.is_some() {
-            return Err("the source has no tag (all tags are copied), so the target must not \
+            return Err(
+                "the source has no tag (all tags are copied), so the target must not \
                  have one either"
-                .into());
+                    .into(),
+            );
         }
         target
     };
@@ -203,18 +205,23 @@ fn default_target(
     defaults: &Defaults,
 ) -> Result<Reference, String> {
     let (Some(registry), Some(namespace)) = (&defaults.registry, &defaults.namespace) else {
-        return Err("the target is empty, which means the default registry and namespace, \
+        return Err(
+            "the target is empty, which means the default registry and namespace, \
              but none are set: pass --default-registry and --default-namespace or set \
              DEFAULT_REGISTRY and DEFAULT_NAMESPACE"
-            .into());
+                .into(),
+        );
     };
     let (_, rest) = source
         .repository
         .split_once('/')
         .ok_or_else(|| format!("source {NEEDS_THREE_PARTS}"))?;
-    let mut target =
-        Reference::parse(&format!("{}/{}/{rest}", registry.trim_end_matches('/'), namespace.trim_matches('/')))
-            .map_err(|e| format!("default target: {}", e.reason))?;
+    let mut target = Reference::parse(&format!(
+        "{}/{}/{rest}",
+        registry.trim_end_matches('/'),
+        namespace.trim_matches('/')
+    ))
+    .map_err(|e| format!("default target: {}", e.reason))?;
     if let TagSelection::Tag(tag) = selection {
         target.tag = Some(tag.clone());
     }

@@ -47,7 +47,10 @@ impl SourceFile {
         }
         let text = String::from_utf8(bytes).map_err(|e| {
             let offset = e.utf8_error().valid_up_to();
-            let line = 1 + e.as_bytes()[..offset].iter().filter(|&&b| b == b'\n').count();
+            let line = 1 + e.as_bytes()[..offset]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count();
             ConfigErrors(vec![ConfigError {
                 line: Some(line),
                 ..ConfigError::file(path, "is not valid UTF-8")
