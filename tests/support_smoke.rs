@@ -13,9 +13,12 @@ use support::seed::{
 
 /// Run skopeo; it is a hard requirement (ci/lib.sh installs it), never a silent skip.
 fn skopeo(args: &[&str]) -> std::process::Output {
-    Command::new("skopeo").args(args).output().unwrap_or_else(|e| {
-        panic!("cannot run skopeo ({e}): install it (apt-get install skopeo; ci/test does)")
-    })
+    Command::new("skopeo")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run skopeo ({e}): install it (apt-get install skopeo; ci/test does)")
+        })
 }
 
 fn skopeo_ok(args: &[&str]) -> String {
@@ -44,10 +47,16 @@ fn seeded_images_and_indexes_read_back_identically() {
             Media::Docker,
             "linux",
             "amd64",
-            vec![deterministic_layer(1, 4096), deterministic_layer(2, 100_000)],
+            vec![
+                deterministic_layer(1, 4096),
+                deterministic_layer(2, 100_000),
+            ],
         ),
     );
-    assert_eq!(docker.manifest_digest, sha256_digest(&docker.manifest_bytes));
+    assert_eq!(
+        docker.manifest_digest,
+        sha256_digest(&docker.manifest_bytes)
+    );
     assert_eq!(docker.blob_digests.len(), 3);
     assert_eq!(
         seeder.manifest_digest("smoke/docker", "v1").as_deref(),
@@ -65,10 +74,18 @@ fn seeded_images_and_indexes_read_back_identically() {
     );
 
     // An OCI image with one layer, two tags.
-    let spec = ImageSpec::new(Media::Oci, "linux", "amd64", vec![deterministic_layer(3, 2048)]);
+    let spec = ImageSpec::new(
+        Media::Oci,
+        "linux",
+        "amd64",
+        vec![deterministic_layer(3, 2048)],
+    );
     let oci = seeder.push_image("smoke/oci", "v1", &spec);
     let oci_again = seeder.push_image("smoke/oci", "v2", &spec);
-    assert_eq!(oci.manifest_digest, oci_again.manifest_digest, "deterministic");
+    assert_eq!(
+        oci.manifest_digest, oci_again.manifest_digest,
+        "deterministic"
+    );
     assert_eq!(seeder.tags("smoke/oci"), vec!["v1", "v2"]);
     let (ct, bytes) = seeder.get_manifest("smoke/oci", "v1").unwrap();
     assert_eq!(ct, OCI_MANIFEST);
@@ -115,9 +132,20 @@ fn seeded_images_and_indexes_read_back_identically() {
         "oci-arm64",
         &ImageSpec::new(Media::Oci, "linux", "arm64", vec![shared]),
     );
-    let index = seeder.push_index_of("smoke/multi", "index", &[&oci_amd64, &oci_arm64], Media::Oci);
-    assert_eq!(seeder.manifest_digest("smoke/multi", "list"), Some(list.clone()));
-    assert_eq!(seeder.manifest_digest("smoke/multi", "index"), Some(index.clone()));
+    let index = seeder.push_index_of(
+        "smoke/multi",
+        "index",
+        &[&oci_amd64, &oci_arm64],
+        Media::Oci,
+    );
+    assert_eq!(
+        seeder.manifest_digest("smoke/multi", "list"),
+        Some(list.clone())
+    );
+    assert_eq!(
+        seeder.manifest_digest("smoke/multi", "index"),
+        Some(index.clone())
+    );
     let (ct, bytes) = seeder.get_manifest("smoke/multi", &list).unwrap();
     assert_eq!(ct, DOCKER_MANIFEST_LIST);
     assert_eq!(sha256_digest(&bytes), list);
@@ -142,10 +170,18 @@ fn seeded_images_and_indexes_read_back_identically() {
     assert!(!seeder.blob_exists("smoke/oci", &docker.layer_digests[1]));
 
     // An independent client accepts what was seeded.
-    for image in ["smoke/docker:v1", "smoke/oci:v1", "smoke/multi:list", "smoke/multi:index"] {
+    for image in [
+        "smoke/docker:v1",
+        "smoke/oci:v1",
+        "smoke/multi:list",
+        "smoke/multi:index",
+    ] {
         let reference = format!("docker://{}/{image}", reg.host);
         let raw = skopeo_ok(&["inspect", "--raw", "--tls-verify=false", &reference]);
-        let expected = seeder.get_manifest(image.split(':').next().unwrap(), image.split(':').nth(1).unwrap());
+        let expected = seeder.get_manifest(
+            image.split(':').next().unwrap(),
+            image.split(':').nth(1).unwrap(),
+        );
         assert_eq!(raw.as_bytes(), expected.unwrap().1, "{image}");
         let info: serde_json::Value =
             serde_json::from_str(&skopeo_ok(&["inspect", "--tls-verify=false", &reference]))
@@ -165,7 +201,11 @@ fn seeded_images_and_indexes_read_back_identically() {
     // skopeo copy downloads and verifies every blob of the index.
     let dir = tempfile::tempdir().unwrap();
     let policy = dir.path().join("policy.json");
-    std::fs::write(&policy, r#"{"default":[{"type":"insecureAcceptAnything"}]}"#).unwrap();
+    std::fs::write(
+        &policy,
+        r#"{"default":[{"type":"insecureAcceptAnything"}]}"#,
+    )
+    .unwrap();
     skopeo_ok(&[
         "--policy",
         policy.to_str().unwrap(),
@@ -191,7 +231,12 @@ fn htpasswd_registry_refuses_anonymous_and_accepts_credentials() {
     let pushed = seeder.push_image(
         "private/app",
         "1.0",
-        &ImageSpec::new(Media::Oci, "linux", "amd64", vec![deterministic_layer(5, 1024)]),
+        &ImageSpec::new(
+            Media::Oci,
+            "linux",
+            "amd64",
+            vec![deterministic_layer(5, 1024)],
+        ),
     );
     assert_eq!(
         seeder.manifest_digest("private/app", "1.0"),
@@ -211,4 +256,17 @@ fn htpasswd_registry_refuses_anonymous_and_accepts_credentials() {
     ]))
     .unwrap();
     assert_eq!(info["Digest"], pushed.manifest_digest.as_str());
+}
+
+#[test]
+fn upload_location_keeps_its_query() {
+    use support::seed::append_query;
+    assert_eq!(
+        append_query("/v2/r/blobs/uploads/u?_state=a%3Db", "digest", "sha256%3Aab"),
+        "/v2/r/blobs/uploads/u?_state=a%3Db&digest=sha256%3Aab"
+    );
+    assert_eq!(
+        append_query("http://h/v2/r/blobs/uploads/u", "digest", "sha256%3Aab"),
+        "http://h/v2/r/blobs/uploads/u?digest=sha256%3Aab"
+    );
 }

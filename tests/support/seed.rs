@@ -24,8 +24,12 @@ pub const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 pub const OCI_LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
 
 /// Every manifest media type, for `Accept` headers.
-pub const ALL_MANIFEST_TYPES: [&str; 4] =
-    [DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_MANIFEST, OCI_INDEX];
+pub const ALL_MANIFEST_TYPES: [&str; 4] = [
+    DOCKER_MANIFEST,
+    DOCKER_MANIFEST_LIST,
+    OCI_MANIFEST,
+    OCI_INDEX,
+];
 
 /// `sha256:<hex>` of `bytes`.
 pub fn sha256_digest(bytes: &[u8]) -> String {
@@ -397,7 +401,13 @@ impl Seeder {
     }
 
     /// [`Seeder::push_index`] with each child's own platform.
-    pub fn push_index_of(&self, repo: &str, tag: &str, children: &[&Pushed], media: Media) -> String {
+    pub fn push_index_of(
+        &self,
+        repo: &str,
+        tag: &str,
+        children: &[&Pushed],
+        media: Media,
+    ) -> String {
         let with_platforms: Vec<(&Pushed, &str, &str)> = children
             .iter()
             .map(|c| (*c, c.platform.0.as_str(), c.platform.1.as_str()))
