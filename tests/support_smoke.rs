@@ -262,7 +262,11 @@ fn htpasswd_registry_refuses_anonymous_and_accepts_credentials() {
 fn upload_location_keeps_its_query() {
     use support::seed::append_query;
     assert_eq!(
-        append_query("/v2/r/blobs/uploads/u?_state=a%3Db", "digest", "sha256%3Aab"),
+        append_query(
+            "/v2/r/blobs/uploads/u?_state=a%3Db",
+            "digest",
+            "sha256%3Aab"
+        ),
         "/v2/r/blobs/uploads/u?_state=a%3Db&digest=sha256%3Aab"
     );
     assert_eq!(
