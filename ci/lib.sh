@@ -84,8 +84,10 @@ ensure_docker() {
     # skopeo: the tests use it as an independent client for interop checks,
     # and they fail (rather than skip) when it is missing.
     ci_ensure_command skopeo skopeo
-    # docker-registry: the binary the local test-registry image is built from.
-    ci_ensure_command docker-registry docker-registry
+    # docker-registry: the binary the local test-registry image is built from
+    # (only needed when registry:2 cannot be pulled; that path fails loudly).
+    ci_ensure_command docker-registry docker-registry ||
+        ci_log "warning: docker-registry unavailable; registry:2 must be pullable"
 }
 
 # Build $IMAGE_MIGRATOR_LOCAL_REGISTRY_IMAGE from Debian's docker-registry,
@@ -179,10 +181,15 @@ ensure_registry_image() {
     export IMAGE_MIGRATOR_TEST_REGISTRY=$IMAGE_MIGRATOR_LOCAL_REGISTRY_IMAGE
 }
 
-# Remove containers the Rust test support left behind (it labels them).
+# Label value the Rust test support puts on the containers it starts
+# (image-migrator-test-run=<id>), so a run cleans up only its own leftovers and
+# never the containers of another run sharing the Docker daemon.
+export IMAGE_MIGRATOR_TEST_RUN_ID="${IMAGE_MIGRATOR_TEST_RUN_ID:-$$-$(date +%s)}"
+
+# Remove containers this run's tests left behind (normally they remove their own).
 cleanup_test_containers() {
     local ids
-    ids=$(docker ps -aq --filter label=image-migrator-test=1 2>/dev/null || true)
+    ids=$(docker ps -aq --filter "label=image-migrator-test-run=$IMAGE_MIGRATOR_TEST_RUN_ID" 2>/dev/null || true)
     if [ -n "$ids" ]; then
         # shellcheck disable=SC2086
         docker rm -f -v $ids >/dev/null 2>&1 || true

@@ -25,8 +25,11 @@ pub const IMAGE_ENV: &str = "IMAGE_MIGRATOR_TEST_REGISTRY";
 pub const DEFAULT_IMAGE: &str = "registry:2";
 /// The image `ci/lib.sh` builds when `registry:2` cannot be pulled.
 pub const LOCAL_IMAGE: &str = "image-migrator/test-registry:2.8.2";
-/// Label on every container started here, so CI can remove leftovers.
+/// Label on every container started here.
 pub const CONTAINER_LABEL: &str = "image-migrator-test=1";
+/// When set (ci/lib.sh sets it), containers also get the label
+/// `image-migrator-test-run=<value>`, so that run can remove its own leftovers.
+pub const RUN_ID_ENV: &str = "IMAGE_MIGRATOR_TEST_RUN_ID";
 
 /// Where the registry image reads an htpasswd file from (the directory exists in both
 /// `registry:2` and the local image, so `docker cp` can write into it).
@@ -100,6 +103,10 @@ impl TestRegistry {
             "-e".into(),
             "REGISTRY_STORAGE_DELETE_ENABLED=true".into(),
         ];
+        if let Ok(run) = std::env::var(RUN_ID_ENV) {
+            args.push("--label".into());
+            args.push(format!("image-migrator-test-run={run}"));
+        }
         for (k, v) in env {
             args.push("-e".into());
             args.push(format!("{k}={v}"));
