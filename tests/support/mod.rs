@@ -1,0 +1,8 @@
+//! Shared integration-test support: `mod support;` in a test file.
+//!
+//! - [`registry`]: start throwaway registries in Docker (anonymous or htpasswd).
+//! - [`seed`]: push real images/indexes over the plain HTTP API and read them back.
+#![allow(dead_code)]
+
+pub mod registry;
+pub mod seed;
