@@ -5,4 +5,5 @@
 //! and pick exit codes.
 
 pub mod digest;
+pub mod kube;
 pub mod reference;
