@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
-    KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
 };
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::server::WebPkiClientVerifier;
@@ -50,8 +50,7 @@ impl Certs {
 
         let server_key = KeyPair::generate().unwrap();
         let mut server_params =
-            CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
-                .unwrap();
+            CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
         server_params
             .distinguished_name
             .push(DnType::CommonName, "kube-apiserver");
@@ -150,10 +149,11 @@ impl ApiServerBuilder {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut roots = RootCertStore::empty();
         roots.add(certs.ca_der.clone()).unwrap();
-        let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-            .allow_unauthenticated()
-            .build()
-            .unwrap();
+        let verifier =
+            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .allow_unauthenticated()
+                .build()
+                .unwrap();
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(certs.server_key_der.clone()));
         let config = ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
@@ -269,7 +269,9 @@ pub fn workload(kind: &str, namespace: &str, name: &str, images: &[&str]) -> Val
         "Pod" => pod_spec,
         "CronJob" => json!({"schedule": "*/5 * * * *",
                             "jobTemplate": {"spec": {"template": template}}}),
-        _ => json!({"replicas": 1, "selector": {"matchLabels": {"app": name}}, "template": template}),
+        _ => {
+            json!({"replicas": 1, "selector": {"matchLabels": {"app": name}}, "template": template})
+        }
     };
     json!({
         "metadata": {"name": name, "namespace": namespace, "uid": format!("uid-{name}"),
@@ -398,7 +400,8 @@ fn respond(state: &State, request: &Request) -> (u16, Value) {
         Auth::Anonymous => true,
         Auth::Token(token) => request.authorization.as_deref() == Some(&format!("Bearer {token}")),
         Auth::Basic(user, password) => {
-            let expected = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+            let expected =
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
             request.authorization.as_deref() == Some(&format!("Basic {expected}"))
         }
         Auth::ClientCert => request.client_cert,
@@ -427,23 +430,42 @@ fn respond(state: &State, request: &Request) -> (u16, Value) {
         None
     };
     let Some((api_version, rest)) = rest else {
-        return status(404, "NotFound", "the server could not find the requested resource");
+        return status(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        );
     };
     let segments: Vec<&str> = rest.split('/').collect();
     let (namespace, plural) = match segments.as_slice() {
         [plural] => (None, *plural),
         ["namespaces", ns, plural] => (Some(*ns), *plural),
-        _ => return status(404, "NotFound", "the server could not find the requested resource"),
+        _ => {
+            return status(
+                404,
+                "NotFound",
+                "the server could not find the requested resource",
+            );
+        }
     };
     let Some((expected_version, kind)) = kind_of(plural) else {
-        return status(404, "NotFound", "the server could not find the requested resource");
+        return status(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        );
     };
     if expected_version != api_version {
-        return status(404, "NotFound", "the server could not find the requested resource");
+        return status(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        );
     }
-    let forbidden = state.forbidden.iter().any(|(p, ns)| {
-        p == plural && (ns.is_none() || ns.as_deref() == namespace)
-    });
+    let forbidden = state
+        .forbidden
+        .iter()
+        .any(|(p, ns)| p == plural && (ns.is_none() || ns.as_deref() == namespace));
     if forbidden {
         let group = api_version.split_once('/').map(|(g, _)| g).unwrap_or("");
         let scope = match namespace {
@@ -456,7 +478,11 @@ fn respond(state: &State, request: &Request) -> (u16, Value) {
             &format!(
                 "{plural}{} is forbidden: User \"test-user\" cannot list resource \"{plural}\" \
                  in API group \"{group}\" {scope}",
-                if group.is_empty() { String::new() } else { format!(".{group}") }
+                if group.is_empty() {
+                    String::new()
+                } else {
+                    format!(".{group}")
+                }
             ),
         );
     }
@@ -466,13 +492,17 @@ fn respond(state: &State, request: &Request) -> (u16, Value) {
         .iter()
         .filter(|(k, object)| {
             k == kind
-                && namespace.is_none_or(|ns| object.pointer("/metadata/namespace") == Some(&json!(ns)))
+                && namespace
+                    .is_none_or(|ns| object.pointer("/metadata/namespace") == Some(&json!(ns)))
         })
         .map(|(_, object)| object.clone())
         .collect();
     let offset = match request.param("continue") {
         None => 0,
-        Some(token) => match token.strip_prefix("tok-").and_then(|n| n.parse::<usize>().ok()) {
+        Some(token) => match token
+            .strip_prefix("tok-")
+            .and_then(|n| n.parse::<usize>().ok())
+        {
             Some(n) => n,
             None => return status(410, "Expired", "the provided continue parameter is invalid"),
         },
@@ -516,7 +546,10 @@ pub fn image_migrator() -> assert_cmd::Command {
 /// Parses images.json text, checking the file ends with a newline, that keys are sorted and
 /// unique, and that every source and target is a fully qualified reference.
 pub fn parse_rules(text: &str) -> Vec<(String, String)> {
-    assert!(text.ends_with("}\n"), "output must end with a newline: {text:?}");
+    assert!(
+        text.ends_with("}\n"),
+        "output must end with a newline: {text:?}"
+    );
     let map: serde_json::Map<String, Value> = serde_json::from_str(text).unwrap();
     let keys: Vec<&String> = map.keys().collect();
     let raw_keys: Vec<&str> = text
