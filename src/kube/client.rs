@@ -29,11 +29,9 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(access: &ClusterAccess) -> Result<Client, KubeError> {
-        let kubeconfig_error = |message: String| KubeError::Kubeconfig {
-            path: format!("context {}", access.context).into(),
-            message,
-        };
+    /// Builds the client; an error is a problem of the kubeconfig's TLS material.
+    pub fn new(access: &ClusterAccess) -> Result<Client, String> {
+        let kubeconfig_error = |message: String| message;
         let mut tls = TlsConfig::builder();
         if access.insecure {
             tls = tls.disable_verification(true);
@@ -47,6 +45,7 @@ impl Client {
                 .map_err(|e| kubeconfig_error(format!("client certificate: {e}")))?;
             let key = PrivateKey::from_pem(&identity.key_pem)
                 .map_err(|e| kubeconfig_error(format!("client key: {e}")))?;
+            check_client_identity(&chain, &identity.key_pem).map_err(kubeconfig_error)?;
             tls = tls.client_cert(Some(ClientCert::new_with_certs(&chain, key)));
         }
         let agent = ureq::Agent::config_builder()
@@ -183,6 +182,32 @@ fn connect_error(url: &str, error: ureq::Error) -> KubeError {
     KubeError::Cluster {
         message: format!("cannot reach the API server at {url}: {text}{hint}"),
     }
+}
+
+/// ureq panics when rustls rejects a client certificate/key pair (mismatched or unsupported
+/// key), so the same check is made here first, with a message instead.
+fn check_client_identity(chain: &[Certificate<'static>], key_pem: &[u8]) -> Result<(), String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = chain
+        .iter()
+        .map(|c| CertificateDer::from(c.der().to_vec()))
+        .collect();
+    let key = PrivateKeyDer::from_pem_slice(key_pem)
+        .map_err(|e| format!("client key: invalid PEM: {e}"))?;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_client_auth_cert(certs, key)
+        .map(|_| ())
+        .map_err(|e| match e {
+            rustls::Error::InconsistentKeys(_) => {
+                "the client key does not belong to the client certificate".to_string()
+            }
+            e => format!("client certificate or key not usable: {e}"),
+        })
 }
 
 fn pem_certificates(pem: &[u8]) -> Result<Vec<Certificate<'static>>, String> {

@@ -19,7 +19,8 @@ use self::images::{ImageSet, Kind, Target};
 #[command(after_help = "\
 Examples:
   image-migrator config -t harbor.example.com/mirror
-  image-migrator config -k ~/.kube/prod.yaml --context prod -n web,db -t harbor.example.com/mirror -o prod.json
+  image-migrator config -k prod.yaml --context prod -n web,db -t harbor.example.com/mirror
+  image-migrator config -t registry.example.com/team/mirror -o prod-images.json
   kubectl get pods,deployments,statefulsets,daemonsets,replicasets,jobs,cronjobs -A -o json \\
     | image-migrator config --from-file - -t harbor.example.com/mirror -o -")]
 pub struct ConfigArgs {
@@ -220,7 +221,10 @@ fn read_cluster(
         _ => kubeconfig::default_path()?,
     };
     let access = kubeconfig::load(&path, args.context.as_deref())?;
-    let client = Client::new(&access)?;
+    let client = Client::new(&access).map_err(|message| KubeError::Kubeconfig {
+        path: path.clone(),
+        message: format!("context {}: {message}", access.context),
+    })?;
     let version = client.version()?;
     eprintln!(
         "reading workloads from {} (context {}{})",
