@@ -278,6 +278,13 @@ impl Rules {
 /// source (its tag is dropped) and the target gets no tag (pushed by digest).
 pub fn rule_for(image: &str, target: &Target) -> Result<(String, String), String> {
     let reference = Reference::parse_normalized(image).map_err(|e| e.reason)?;
+    if !reference.repository.contains('/') {
+        return Err(format!(
+            "{} has no namespace between registry and repository, and images.json \
+             sources must be registry/namespace/repository, so no rule is written for it",
+            reference.name()
+        ));
+    }
     let last = reference
         .repository
         .rsplit('/')
@@ -360,6 +367,11 @@ mod tests {
                 "quay.io/coreos/etcd:v3.5.0".into(),
                 "harbor.example.com/mirror/etcd:v3.5.0".into()
             )
+        );
+        let err = rule_for("registry.k8s.io/pause:3.10", &target()).unwrap_err();
+        assert!(
+            err.contains("registry.k8s.io/pause has no namespace"),
+            "{err}"
         );
         assert_eq!(
             rule_for("localhost:5000/a/b/c:1", &target()).unwrap().1,
