@@ -326,7 +326,7 @@ pub fn build_rules(images: &ImageSet, target: &Target) -> Rules {
         if names.len() > 1 {
             let list: Vec<&str> = sources.into_iter().collect();
             out.warnings.push(format!(
-                "{} all map to {dest}; both rules are kept, edit the targets to tell them apart",
+                "{} map to the same target {dest}; all are kept, edit the targets to tell them apart",
                 list.join(" and ")
             ));
         }

@@ -29,8 +29,8 @@ struct KubeconfigFile {
 #[derive(Debug, Deserialize)]
 struct Named<T> {
     name: String,
+    /// The entry itself: `cluster:`, `context:` or `user:` depending on the list.
     #[serde(alias = "cluster", alias = "context", alias = "user")]
-    #[serde(default = "Option::default")]
     value: Option<T>,
 }
 
