@@ -7,7 +7,7 @@ pub mod images;
 pub mod kubeconfig;
 
 use std::io::{Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
@@ -178,9 +178,9 @@ fn valid_namespace(ns: &str) -> bool {
         && !ns.ends_with('-')
 }
 
-fn read_file(path: &PathBuf, images: &mut ImageSet) -> Result<(), KubeError> {
+fn read_file(path: &Path, images: &mut ImageSet) -> Result<(), KubeError> {
     let input_error = |message: String| KubeError::Input {
-        path: path.clone(),
+        path: path.to_path_buf(),
         message,
     };
     let mut text = String::new();
