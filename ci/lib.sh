@@ -180,18 +180,3 @@ ensure_registry_image() {
     ci_log "test registry image: $IMAGE_MIGRATOR_LOCAL_REGISTRY_IMAGE (local build)"
     export IMAGE_MIGRATOR_TEST_REGISTRY=$IMAGE_MIGRATOR_LOCAL_REGISTRY_IMAGE
 }
-
-# Label value the Rust test support puts on the containers it starts
-# (image-migrator-test-run=<id>), so a run cleans up only its own leftovers and
-# never the containers of another run sharing the Docker daemon.
-export IMAGE_MIGRATOR_TEST_RUN_ID="${IMAGE_MIGRATOR_TEST_RUN_ID:-$$-$(date +%s)}"
-
-# Remove containers this run's tests left behind (normally they remove their own).
-cleanup_test_containers() {
-    local ids
-    ids=$(docker ps -aq --filter "label=image-migrator-test-run=$IMAGE_MIGRATOR_TEST_RUN_ID" 2>/dev/null || true)
-    if [ -n "$ids" ]; then
-        # shellcheck disable=SC2086
-        docker rm -f -v $ids >/dev/null 2>&1 || true
-    fi
-}

@@ -111,6 +111,17 @@ pub fn validate(args: &ValidateArgs) -> i32 {
     EXIT_OK
 }
 
+/// `image-migrator config`: images.json from a Kubernetes cluster.
+pub fn discover(args: &crate::kube::ConfigArgs) -> i32 {
+    match crate::kube::run(args) {
+        Ok(()) => EXIT_OK,
+        Err(error) => {
+            eprintln!("error: {error}");
+            error.exit_code()
+        }
+    }
+}
+
 /// `image-migrator sync` (and no subcommand).
 pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> i32 {
     let started_at = SystemTime::now();

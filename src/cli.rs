@@ -30,6 +30,8 @@ pub enum Command {
     Sync(SyncArgs),
     /// Check auth.json and images.json without touching the network, and print the rules.
     Validate(ValidateArgs),
+    /// Write images.json from the images a Kubernetes cluster runs.
+    Config(crate::kube::ConfigArgs),
 }
 
 /// Where the two files are and how empty targets are filled.

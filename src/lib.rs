@@ -12,6 +12,7 @@ pub mod copy;
 pub mod digest;
 pub mod error;
 pub mod http;
+pub mod kube;
 pub mod manifest;
 pub mod plan;
 pub mod progress;

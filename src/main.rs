@@ -15,6 +15,7 @@ fn main() {
         None => app::sync(&cli.sync, cancelled),
         Some(Command::Sync(args)) => app::sync(args, cancelled),
         Some(Command::Validate(args)) => app::validate(args),
+        Some(Command::Config(args)) => app::discover(args),
     };
     std::process::exit(code);
 }

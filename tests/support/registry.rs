@@ -1,23 +1,29 @@
-//! Throwaway OCI distribution registries in Docker, one per test.
+//! Throwaway OCI distribution registries in Docker, one per test, started with
+//! testcontainers.
 //!
-//! Each [`TestRegistry`] is a fresh container (nothing shared between tests), published
-//! on `127.0.0.1:<random port>`, ready to answer `GET /v2/` when `start*` returns, and
-//! removed (with its volume) when dropped — also when the test panics.
+//! Each [`TestRegistry`] is a fresh container (nothing shared between tests), ready to
+//! answer `GET /v2/` when `start*` returns, and removed (with its volume) when dropped —
+//! also when the test panics.
 //!
 //! The image is `$IMAGE_MIGRATOR_TEST_REGISTRY` (default `registry:2`). `ci/lib.sh`
 //! sets it, building `image-migrator/test-registry:2.8.2` from Debian's docker-registry
 //! when `registry:2` cannot be pulled. When the variable is unset and `registry:2` is not
 //! present locally, that local image is used if it exists.
 //!
-//! Containers are driven through the `docker` CLI rather than testcontainers:
-//! testcontainers 0.28 (bollard 0.21) speaks Docker API 1.53 only, and older daemons
-//! (Debian 12's docker.io 20.10 answers 1.41) reject it with "client version 1.53 is too
-//! new". The CLI negotiates the API version, so this works with any daemon.
+//! testcontainers' CLI client (0.15) is used: it drives the `docker` command, which
+//! negotiates the API version. Newer testcontainers releases talk to the daemon through
+//! bollard with a fixed API version (1.44+), which Debian 12's docker.io (API 1.41)
+//! rejects with "client version is too new".
 
+use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
+
+use testcontainers::clients::Cli;
+use testcontainers::core::WaitFor;
+use testcontainers::{Container, GenericImage};
 
 /// Environment variable naming the registry image the tests run.
 pub const IMAGE_ENV: &str = "IMAGE_MIGRATOR_TEST_REGISTRY";
@@ -25,20 +31,16 @@ pub const IMAGE_ENV: &str = "IMAGE_MIGRATOR_TEST_REGISTRY";
 pub const DEFAULT_IMAGE: &str = "registry:2";
 /// The image `ci/lib.sh` builds when `registry:2` cannot be pulled.
 pub const LOCAL_IMAGE: &str = "image-migrator/test-registry:2.8.2";
-/// Label on every container started here.
-pub const CONTAINER_LABEL: &str = "image-migrator-test=1";
-/// When set (ci/lib.sh sets it), containers also get the label
-/// `image-migrator-test-run=<value>`, so that run can remove its own leftovers.
-pub const RUN_ID_ENV: &str = "IMAGE_MIGRATOR_TEST_RUN_ID";
-
-/// Where the registry image reads an htpasswd file from (the directory exists in both
-/// `registry:2` and the local image, so `docker cp` can write into it).
-const HTPASSWD_PATH: &str = "/etc/docker/registry/htpasswd";
+/// Where the registry reads the htpasswd file (a directory mounted from the host).
+const HTPASSWD_DIR: &str = "/auth";
+const HTPASSWD_PATH: &str = "/auth/htpasswd";
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A running registry container. `host` is `127.0.0.1:PORT`, plain HTTP.
 pub struct TestRegistry {
-    container: Container,
+    container: Container<'static, GenericImage>,
+    /// Holds the htpasswd file while the container runs.
+    _config_dir: Option<tempfile::TempDir>,
     /// `127.0.0.1:PORT` — use as the registry part of image references.
     pub host: String,
     /// Basic-auth credentials, when started with [`TestRegistry::start_with_htpasswd`].
@@ -84,60 +86,40 @@ impl TestRegistry {
 
     /// The Docker container id.
     pub fn container_id(&self) -> &str {
-        &self.container.id
+        self.container.id()
     }
 
     /// The registry's log (it logs to stderr), for diagnosing a failed test.
     pub fn logs(&self) -> String {
-        self.container.logs()
+        container_logs(self.container.id())
     }
 
     fn launch(env: &[(&str, &str)], htpasswd: Option<String>) -> TestRegistry {
+        static DOCKER: OnceLock<Cli> = OnceLock::new();
+        let docker = DOCKER.get_or_init(Cli::default);
         let image = Self::image();
-        let mut args: Vec<String> = vec![
-            "create".into(),
-            "--label".into(),
-            CONTAINER_LABEL.into(),
-            "-p".into(),
-            "127.0.0.1::5000".into(),
-            "-e".into(),
-            "REGISTRY_STORAGE_DELETE_ENABLED=true".into(),
-        ];
-        if let Ok(run) = std::env::var(RUN_ID_ENV) {
-            args.push("--label".into());
-            args.push(format!("image-migrator-test-run={run}"));
+        let (name, tag) = split_image(image);
+        let mut spec = GenericImage::new(name, tag)
+            .with_exposed_port(5000)
+            .with_env_var("REGISTRY_STORAGE_DELETE_ENABLED", "true")
+            .with_wait_for(WaitFor::message_on_stderr("listening on"));
+        for (key, value) in env {
+            spec = spec.with_env_var(*key, *value);
         }
-        for (k, v) in env {
-            args.push("-e".into());
-            args.push(format!("{k}={v}"));
-        }
-        args.push(image.to_string());
-        let id = docker_ok(&args).trim().to_string();
-        // From here on, dropping `container` removes it, even if a step below panics.
-        let container = Container { id };
-
-        if let Some(content) = htpasswd {
+        let config_dir = htpasswd.map(|content| {
             let dir = tempfile::tempdir().expect("tempdir");
-            let file = dir.path().join("htpasswd");
-            std::fs::write(&file, content).expect("write htpasswd");
-            docker_ok(&[
-                "cp".to_string(),
-                file.display().to_string(),
-                format!("{}:{HTPASSWD_PATH}", container.id),
-            ]);
+            std::fs::write(dir.path().join("htpasswd"), content).expect("write htpasswd");
+            dir
+        });
+        if let Some(dir) = &config_dir {
+            let path: PathBuf = dir.path().to_path_buf();
+            spec = spec.with_volume(path.display().to_string(), HTPASSWD_DIR);
         }
-        docker_ok(&["start".to_string(), container.id.clone()]);
-
-        let ports = docker_ok(&["port".to_string(), container.id.clone(), "5000/tcp".into()]);
-        let host = ports
-            .lines()
-            .map(str::trim)
-            .find(|l| l.starts_with("127.0.0.1:"))
-            .unwrap_or_else(|| panic!("no 127.0.0.1 port mapping for 5000/tcp in {ports:?}"))
-            .to_string();
-
+        let container = docker.run(spec);
+        let host = format!("127.0.0.1:{}", container.get_host_port_ipv4(5000));
         let reg = TestRegistry {
             container,
+            _config_dir: config_dir,
             host,
             credentials: None,
         };
@@ -161,10 +143,10 @@ impl TestRegistry {
                 Ok(resp) => last = format!("HTTP {}", resp.status()),
                 Err(e) => last = e.to_string(),
             }
-            if !self.container.running() {
+            if !container_running(self.container.id()) {
                 panic!(
                     "registry container {} ({}) exited before answering; log:\n{}",
-                    self.container.id,
+                    self.container.id(),
                     Self::image(),
                     self.logs()
                 );
@@ -184,59 +166,38 @@ impl std::fmt::Debug for TestRegistry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TestRegistry")
             .field("host", &self.host)
-            .field("container", &self.container.id)
+            .field("container", &self.container.id())
             .finish()
     }
 }
 
-/// Owns a container id; removes the container and its anonymous volume on drop.
-struct Container {
-    id: String,
+fn container_running(id: &str) -> bool {
+    docker(&["inspect", "-f", "{{.State.Running}}", id])
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "true")
+        .unwrap_or(false)
 }
 
-impl Container {
-    fn running(&self) -> bool {
-        docker(&["inspect", "-f", "{{.State.Running}}", &self.id])
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "true")
-            .unwrap_or(false)
-    }
-
-    fn logs(&self) -> String {
-        match docker(&["logs", &self.id]) {
-            Ok(o) => format!(
-                "{}{}",
-                String::from_utf8_lossy(&o.stdout),
-                String::from_utf8_lossy(&o.stderr)
-            ),
-            Err(e) => format!("(docker logs failed: {e})"),
-        }
+fn container_logs(id: &str) -> String {
+    match docker(&["logs", id]) {
+        Ok(o) => format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+        Err(e) => format!("(docker logs failed: {e})"),
     }
 }
 
-impl Drop for Container {
-    fn drop(&mut self) {
-        let _ = docker(&["rm", "-f", "-v", &self.id]);
+/// `name:tag` → (`name`, `tag`); a `:` inside a registry host is not a tag.
+fn split_image(image: &str) -> (&str, &str) {
+    match image.rsplit_once(':') {
+        Some((name, tag)) if !tag.contains('/') => (name, tag),
+        _ => (image, "latest"),
     }
 }
 
 fn docker<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> std::io::Result<Output> {
     Command::new("docker").args(args).output()
-}
-
-/// Run docker, panic with its stderr unless it succeeds, return its stdout.
-fn docker_ok<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(args: &[S]) -> String {
-    let out = docker(args).unwrap_or_else(|e| {
-        panic!("cannot run `docker` ({e}); the integration tests need Docker: run ci/test")
-    });
-    if !out.status.success() {
-        panic!(
-            "docker {args:?} failed ({}): {}\n(hint: ci/test starts Docker and provides the \
-             registry image; or set {IMAGE_ENV})",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn image_present(image: &str) -> bool {
