@@ -12,6 +12,7 @@ use rayon::prelude::*;
 use crate::cli::{FileArgs, Format, SyncArgs, ValidateArgs};
 use crate::config::{Config, ConfigErrors, ConfigPaths, images::check_defaults};
 use crate::copy::{Copier, JobOutcome};
+use crate::github;
 use crate::http::{Transport, TransportOptions};
 use crate::plan::{self, Job, RuleFailure};
 use crate::progress::{Progress, human_bytes};
@@ -44,6 +45,9 @@ fn load_config(files: &FileArgs) -> Result<Config, ConfigErrors> {
 }
 
 fn print_config_errors(errors: &ConfigErrors) {
+    if github::active() {
+        github::annotate_config_errors(errors);
+    }
     let mut stderr = std::io::stderr().lock();
     let _ = writeln!(
         stderr,
@@ -133,6 +137,10 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> i32 {
             return EXIT_CONFIG;
         }
     };
+    let in_github = github::active();
+    if in_github {
+        github::mask_secrets(&config.auth.secret_values());
+    }
     if let Some(ca_file) = &args.ca_file
         && !ca_file.is_file()
     {
@@ -180,6 +188,9 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> i32 {
         }
     );
 
+    if in_github {
+        github::group("image-migrator: images");
+    }
     let (plan, outcomes) = pool.install(|| {
         let plan = plan::plan(&client, &config.rules);
         let progress = Progress::start(plan.jobs.len());
@@ -200,6 +211,9 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> i32 {
         progress.finish();
         (plan, outcomes)
     });
+    if in_github {
+        github::end_group();
+    }
 
     let mut results: Vec<ImageResult> = plan.failures.iter().map(failure_result).collect();
     results.extend(outcomes);
@@ -243,6 +257,15 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> i32 {
         exit = EXIT_FAILED;
     }
     print_summary(&report, &args.report);
+    if in_github {
+        github::annotate_failures(&report);
+        let written = github::write_outputs(&report, &args.report)
+            .and_then(|()| github::write_summary(&report, &args.report));
+        if let Err(e) = written {
+            eprintln!("error: writing GitHub step outputs/summary: {e}");
+            exit = EXIT_FAILED;
+        }
+    }
     exit
 }
 

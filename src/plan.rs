@@ -41,7 +41,7 @@ pub struct Plan {
 
 /// Expands rules into jobs, keeping file order; duplicate jobs are dropped.
 pub fn plan(client: &Client, rules: &[Rule]) -> Plan {
-    let expanded: Vec<Result<Vec<Job>, RuleFailure>> =
+    let expanded: Vec<Result<Vec<Job>, Box<RuleFailure>>> =
         rules.par_iter().map(|rule| expand(client, rule)).collect();
     let mut plan = Plan::default();
     for item in expanded {
@@ -53,13 +53,13 @@ pub fn plan(client: &Client, rules: &[Rule]) -> Plan {
                     }
                 }
             }
-            Err(failure) => plan.failures.push(failure),
+            Err(failure) => plan.failures.push(*failure),
         }
     }
     plan
 }
 
-fn expand(client: &Client, rule: &Rule) -> Result<Vec<Job>, RuleFailure> {
+fn expand(client: &Client, rule: &Rule) -> Result<Vec<Job>, Box<RuleFailure>> {
     let job = |source: Reference, target: Reference| Job {
         rule: rule.key.clone(),
         rule_line: rule.line,
@@ -81,13 +81,15 @@ fn expand(client: &Client, rule: &Rule) -> Result<Vec<Job>, RuleFailure> {
         TagSelection::All => {
             let stats = RequestStats::default();
             let repo = client.repo(&rule.source.registry, &rule.source.repository, Access::Pull);
-            let tags = repo.list_tags(&stats).map_err(|error| RuleFailure {
-                rule: rule.key.clone(),
-                rule_line: rule.line,
-                source: rule.source.clone(),
-                target: rule.target.clone(),
-                error,
-                attempts: 1 + stats.retries.load(std::sync::atomic::Ordering::Relaxed),
+            let tags = repo.list_tags(&stats).map_err(|error| {
+                Box::new(RuleFailure {
+                    rule: rule.key.clone(),
+                    rule_line: rule.line,
+                    source: rule.source.clone(),
+                    target: rule.target.clone(),
+                    error,
+                    attempts: 1 + stats.retries.load(std::sync::atomic::Ordering::Relaxed),
+                })
             })?;
             Ok(tags
                 .iter()
