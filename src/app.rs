@@ -126,6 +126,53 @@ pub fn discover(args: &crate::kube::ConfigArgs) -> i32 {
     }
 }
 
+/// `image-migrator report merge`.
+pub fn merge_reports(args: &crate::cli::MergeArgs) -> i32 {
+    let mut reports = Vec::new();
+    for path in &args.reports {
+        let parsed = std::fs::read_to_string(path)
+            .map_err(|e| e.to_string())
+            .and_then(|text| serde_json::from_str::<Report>(&text).map_err(|e| e.to_string()));
+        match parsed {
+            Ok(report) if report.schema_version == crate::report::SCHEMA_VERSION => {
+                reports.push(report)
+            }
+            Ok(report) => {
+                eprintln!(
+                    "error: {}: schema version {} is not {}",
+                    path.display(),
+                    report.schema_version,
+                    crate::report::SCHEMA_VERSION
+                );
+                return EXIT_CONFIG;
+            }
+            Err(e) => {
+                eprintln!(
+                    "error: {}: not an image-migrator report: {e}",
+                    path.display()
+                );
+                return EXIT_CONFIG;
+            }
+        }
+    }
+    let Some(merged) = crate::report::merge(reports) else {
+        return EXIT_CONFIG;
+    };
+    if let Err(e) = write_file(
+        &args.output,
+        &(serde_json::to_string_pretty(&merged).unwrap() + "\n"),
+    ) {
+        eprintln!("error: writing {}: {e}", args.output.display());
+        return EXIT_FAILED;
+    }
+    print_summary(&merged, &args.output);
+    if merged.summary.failed + merged.summary.cancelled > 0 {
+        EXIT_FAILED
+    } else {
+        EXIT_OK
+    }
+}
+
 /// `image-migrator sync` (and no subcommand).
 pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> i32 {
     let started_at = SystemTime::now();
@@ -191,8 +238,19 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> i32 {
     if in_github {
         github::group("image-migrator: images");
     }
+    let rules: Vec<_> = match args.shard {
+        Some(shard) => config
+            .rules
+            .into_iter()
+            .filter(|rule| shard.contains(&rule.source.name()))
+            .collect(),
+        None => config.rules,
+    };
+    if let Some(shard) = args.shard {
+        eprintln!("shard {shard}: {} rule(s) in this slice", rules.len());
+    }
     let (plan, outcomes) = pool.install(|| {
-        let plan = plan::plan(&client, &config.rules);
+        let plan = plan::plan(&client, &rules);
         let progress = Progress::start(plan.jobs.len());
         for failure in &plan.failures {
             progress.line(&log_line(&failure_result(failure)));
@@ -234,6 +292,7 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> i32 {
             retries: args.retries,
             dry_run: args.dry_run,
             ca_file: args.ca_file.as_ref().map(|p| p.display().to_string()),
+            shard: args.shard.map(|s| s.to_string()),
         },
         results,
         summary,
