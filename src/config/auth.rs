@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::source::SourceFile;
+use super::source::{SourceFile, without_value};
 use super::{ConfigError, ConfigErrors};
 use crate::reference::parse_location;
 
@@ -103,7 +103,8 @@ impl AuthConfig {
                 Ok(raw) => raw,
                 Err(e) => {
                     let line = entry.line + e.line().saturating_sub(1);
-                    let message = e.to_string();
+                    let message =
+                        without_value(&e.to_string()).replace("struct RawEntry", "an object");
                     let message = message
                         .rfind(" at line ")
                         .map_or(message.as_str(), |i| &message[..i]);
@@ -252,7 +253,10 @@ mod tests {
 
     #[test]
     fn expansion_rules() {
-        assert_eq!(expand("cn-north-4@${AK}", &env).unwrap(), "cn-north-4@ak-value");
+        assert_eq!(
+            expand("cn-north-4@${AK}", &env).unwrap(),
+            "cn-north-4@ak-value"
+        );
         assert_eq!(expand("$KEY", &env).unwrap(), "s3cr$t");
         assert_eq!(expand("a$$b", &env).unwrap(), "a$b");
         assert_eq!(expand("robot$name", &env).unwrap(), "robot$name");
@@ -263,9 +267,15 @@ mod tests {
             expand("${NOPE}", &env),
             Err(ExpandError::Unset("NOPE".into()))
         );
-        assert_eq!(expand("$NOPE", &env), Err(ExpandError::Unset("NOPE".into())));
+        assert_eq!(
+            expand("$NOPE", &env),
+            Err(ExpandError::Unset("NOPE".into()))
+        );
         assert_eq!(expand("${AK", &env), Err(ExpandError::Unterminated));
-        assert_eq!(expand("${1A}", &env), Err(ExpandError::BadName("1A".into())));
+        assert_eq!(
+            expand("${1A}", &env),
+            Err(ExpandError::BadName("1A".into()))
+        );
     }
 
     #[test]

@@ -47,7 +47,10 @@ impl SourceFile {
         }
         let text = String::from_utf8(bytes).map_err(|e| {
             let offset = e.utf8_error().valid_up_to();
-            let line = 1 + e.as_bytes()[..offset].iter().filter(|&&b| b == b'\n').count();
+            let line = 1 + e.as_bytes()[..offset]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count();
             ConfigErrors(vec![ConfigError {
                 line: Some(line),
                 ..ConfigError::file(path, "is not valid UTF-8")
@@ -104,11 +107,28 @@ impl SourceFile {
 
 /// serde_json appends " at line L column C"; the line is reported separately.
 fn strip_position(error: &serde_json::Error) -> String {
-    let text = error.to_string();
+    let text = without_value(&error.to_string());
     match text.rfind(" at line ") {
         Some(i) => format!("{} (column {})", &text[..i], error.column()),
         None => text,
     }
+}
+
+/// serde quotes the offending value (`invalid type: string "hunter2", expected …`); in
+/// auth.json that value may be a password, so only its JSON type is kept.
+pub fn without_value(message: &str) -> String {
+    for prefix in ["invalid type: ", "invalid value: "] {
+        if let Some(rest) = message.strip_prefix(prefix)
+            && let Some((unexpected, expected)) = rest.rsplit_once(", expected ")
+        {
+            let kind = unexpected
+                .find(['`', '"'])
+                .map_or(unexpected, |i| &unexpected[..i])
+                .trim_end();
+            return format!("{prefix}{kind}, expected {expected}");
+        }
+    }
+    message.to_string()
 }
 
 struct EntriesVisitor;
