@@ -42,7 +42,7 @@ fn the_longest_namespace_prefix_wins_at_a_slash_boundary() {
         [
             key("r.io/team/sub"),
             key("r.io/team"),
-            key("r.io"), // teamx is not under team
+            key("r.io"),      // teamx is not under team
             key("r.io/team"), // team/subx is not under team/sub
             Value::Null,      // no entry for q.io: anonymous
         ]
@@ -90,7 +90,10 @@ fn docker_hub_names_are_one_registry_for_matching() {
         let rules = project.rules(&[]);
         for rule in &rules {
             assert_eq!(rule["source_auth"], key(auth_key), "{auth_key}: {rule}");
-            assert!(rule["source"].as_str().unwrap().starts_with("docker.io/"), "{rule}");
+            assert!(
+                rule["source"].as_str().unwrap().starts_with("docker.io/"),
+                "{rule}"
+            );
         }
     }
     // A namespace key under one alias matches images written with another.
@@ -99,10 +102,17 @@ fn docker_hub_names_are_one_registry_for_matching() {
         "auth.json",
         format!(r#"{{"docker.io": {CREDS}, "index.docker.io/bitnami": {CREDS}}}"#),
     );
-    let sources: Vec<Value> = auths(&project.rules(&[])).into_iter().map(|(s, _)| s).collect();
+    let sources: Vec<Value> = auths(&project.rules(&[]))
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect();
     assert_eq!(
         sources,
-        [key("docker.io"), key("docker.io"), key("index.docker.io/bitnami")]
+        [
+            key("docker.io"),
+            key("docker.io"),
+            key("index.docker.io/bitnami")
+        ]
     );
 }
 
@@ -114,7 +124,10 @@ fn the_same_registry_under_two_docker_hub_names_is_a_duplicate() {
         format!("{{\n  \"docker.io\": {CREDS},\n  \"index.docker.io\": {CREDS}\n}}"),
     );
     let stderr = config_error(&mut project.validate(&[]));
-    assert!(stderr.contains("auth.json:3: \"index.docker.io\": duplicate entry: line 2"), "{stderr}");
+    assert!(
+        stderr.contains("auth.json:3: \"index.docker.io\": duplicate entry: line 2"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -164,34 +177,51 @@ fn auth_with_password(password: &str) -> Project {
     let project = Project::with_images(r#"{"quay.io/coreos/etcd:3.5": "r.io/ns/etcd"}"#);
     project.write(
         "auth.json",
-        format!("{{\n  \"r.io\": {{\n    \"username\": \"u\",\n    \"password\": {password:?}\n  }}\n}}"),
+        format!(
+            "{{\n  \"r.io\": {{\n    \"username\": \"u\",\n    \"password\": {password:?}\n  }}\n}}"
+        ),
     );
     project
 }
 
 #[test]
 fn braced_variables_are_expanded_anywhere_in_a_value() {
-    let project = Project::with_images(r#"{"quay.io/coreos/etcd:3.5": "swr.cn-north-4.myhuaweicloud.com/ns/etcd"}"#);
+    let project = Project::with_images(
+        r#"{"quay.io/coreos/etcd:3.5": "swr.cn-north-4.myhuaweicloud.com/ns/etcd"}"#,
+    );
     project.write(
         "auth.json",
         r#"{"swr.cn-north-4.myhuaweicloud.com": {"username": "cn-north-4@${SWR_AK}", "password": "${SWR_LOGIN_KEY}"}}"#,
     );
     let mut cmd = project.validate(&["--format", "json"]);
-    cmd.env("SWR_AK", "AK-VALUE").env("SWR_LOGIN_KEY", "LOGIN-KEY-VALUE");
+    cmd.env("SWR_AK", "AK-VALUE")
+        .env("SWR_LOGIN_KEY", "LOGIN-KEY-VALUE");
     let rules = rules_of(&mut cmd);
-    assert_eq!(rules[0]["target_auth"], key("swr.cn-north-4.myhuaweicloud.com"));
+    assert_eq!(
+        rules[0]["target_auth"],
+        key("swr.cn-north-4.myhuaweicloud.com")
+    );
 
     // Without the variables, each reference is reported.
     let stderr = config_error(&mut project.validate(&[]));
-    assert!(stderr.contains("username: environment variable SWR_AK is not set"), "{stderr}");
-    assert!(stderr.contains("password: environment variable SWR_LOGIN_KEY is not set"), "{stderr}");
+    assert!(
+        stderr.contains("username: environment variable SWR_AK is not set"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("password: environment variable SWR_LOGIN_KEY is not set"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn a_bare_dollar_name_is_a_variable_only_as_the_whole_value() {
     let project = auth_with_password("$TOKEN");
     let stderr = config_error(&mut project.validate(&[]));
-    assert!(stderr.contains("environment variable TOKEN is not set"), "{stderr}");
+    assert!(
+        stderr.contains("environment variable TOKEN is not set"),
+        "{stderr}"
+    );
 
     let mut cmd = project.validate(&[]);
     cmd.env("TOKEN", "t");
@@ -199,7 +229,15 @@ fn a_bare_dollar_name_is_a_variable_only_as_the_whole_value() {
 
     // Inside a longer value, $TOKEN is literal text, and `$$` is a literal `$`:
     // nothing needs to be set.
-    for literal in ["x$TOKEN", "$TOKEN-x", "robot$name", "a$$b", "$${TOKEN}", "$", "100$"] {
+    for literal in [
+        "x$TOKEN",
+        "$TOKEN-x",
+        "robot$name",
+        "a$$b",
+        "$${TOKEN}",
+        "$",
+        "100$",
+    ] {
         let project = auth_with_password(literal);
         project.validate(&[]).assert().success();
     }
@@ -207,14 +245,18 @@ fn a_bare_dollar_name_is_a_variable_only_as_the_whole_value() {
 
 #[test]
 fn a_harbor_robot_account_name_is_literal() {
-    let project = Project::with_images(r#"{"quay.io/coreos/etcd:3.5": "harbor.example.com/ns/etcd"}"#);
+    let project =
+        Project::with_images(r#"{"quay.io/coreos/etcd:3.5": "harbor.example.com/ns/etcd"}"#);
     project.write(
         "auth.json",
         r#"{"harbor.example.com": {"username": "robot$ci-pusher", "password": "${TOKEN}"}}"#,
     );
     let mut cmd = project.validate(&["--format", "json"]);
     cmd.env("TOKEN", "t");
-    assert_eq!(rules_of(&mut cmd)[0]["target_auth"], key("harbor.example.com"));
+    assert_eq!(
+        rules_of(&mut cmd)[0]["target_auth"],
+        key("harbor.example.com")
+    );
 }
 
 #[test]
@@ -222,7 +264,9 @@ fn an_unset_variable_names_the_variable_the_key_and_the_line_but_no_value() {
     let project = auth_with_password("prefix-${NOT_SET_ANYWHERE}-S3CRET-SUFFIX");
     let stderr = config_error(&mut project.validate(&[]));
     assert!(
-        stderr.contains("auth.json:2: \"r.io\": password: environment variable NOT_SET_ANYWHERE is not set"),
+        stderr.contains(
+            "auth.json:2: \"r.io\": password: environment variable NOT_SET_ANYWHERE is not set"
+        ),
         "{stderr}"
     );
     assert!(!stderr.contains("S3CRET"), "the value leaked: {stderr}");
@@ -238,7 +282,10 @@ fn malformed_variable_references_are_errors() {
     ] {
         let project = auth_with_password(password);
         let stderr = config_error(&mut project.validate(&[]));
-        assert!(stderr.contains("auth.json:2: \"r.io\": password: "), "{stderr}");
+        assert!(
+            stderr.contains("auth.json:2: \"r.io\": password: "),
+            "{stderr}"
+        );
         assert!(stderr.contains(message), "{password}: {stderr}");
     }
 }
@@ -253,8 +300,14 @@ fn a_misspelled_field_is_an_error_on_its_line() {
         "{\n  \"r.io\": {\n    \"username\": \"u\",\n    \"pasword\": \"S3CRET-VALUE-123\"\n  }\n}",
     );
     let stderr = config_error(&mut project.validate(&[]));
-    assert!(stderr.contains("auth.json:4: \"r.io\": unknown field `pasword`"), "{stderr}");
-    assert!(stderr.contains("`password`"), "the valid names are listed: {stderr}");
+    assert!(
+        stderr.contains("auth.json:4: \"r.io\": unknown field `pasword`"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("`password`"),
+        "the valid names are listed: {stderr}"
+    );
     assert!(!stderr.contains("S3CRET-VALUE-123"), "{stderr}");
 }
 
@@ -267,7 +320,10 @@ fn insecure_must_be_a_boolean() {
             format!("{{\n  \"r.io\": {{\n    \"insecure\": {value}\n  }}\n}}"),
         );
         let stderr = config_error(&mut project.validate(&[]));
-        assert!(stderr.contains("auth.json:3: \"r.io\": invalid type"), "{value}: {stderr}");
+        assert!(
+            stderr.contains("auth.json:3: \"r.io\": invalid type"),
+            "{value}: {stderr}"
+        );
         assert!(stderr.contains("expected a boolean"), "{value}: {stderr}");
     }
     project.write("auth.json", r#"{"r.io": {"insecure": true}}"#);
@@ -282,8 +338,14 @@ fn username_and_password_must_be_strings_and_the_value_is_not_echoed() {
         "{\n  \"r.io\": {\n    \"username\": \"u\",\n    \"password\": 98765432123\n  }\n}",
     );
     let stderr = config_error(&mut project.validate(&[]));
-    assert!(stderr.contains("auth.json:4: \"r.io\": invalid type: integer, expected a string"), "{stderr}");
-    assert!(!stderr.contains("98765432123"), "the value leaked: {stderr}");
+    assert!(
+        stderr.contains("auth.json:4: \"r.io\": invalid type: integer, expected a string"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("98765432123"),
+        "the value leaked: {stderr}"
+    );
 }
 
 #[test]
@@ -291,7 +353,10 @@ fn an_entry_must_be_an_object() {
     let project = Project::with_images(r#"{"quay.io/coreos/etcd:3.5": "r.io/ns/etcd"}"#);
     project.write("auth.json", "{\n  \"r.io\": \"S3CRET-VALUE-123\"\n}");
     let stderr = config_error(&mut project.validate(&[]));
-    assert!(stderr.contains("auth.json:2: \"r.io\": invalid type: string, expected an object"), "{stderr}");
+    assert!(
+        stderr.contains("auth.json:2: \"r.io\": invalid type: string, expected an object"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("S3CRET-VALUE-123"), "{stderr}");
 }
 
@@ -302,7 +367,9 @@ fn a_key_must_be_a_registry_or_registry_namespace() {
         project.write("auth.json", format!("{{\n  {bad:?}: {{}}\n}}"));
         let stderr = config_error(&mut project.validate(&[]));
         assert!(
-            stderr.contains(&format!("auth.json:2: {bad:?}: key must be a registry or registry/namespace")),
+            stderr.contains(&format!(
+                "auth.json:2: {bad:?}: key must be a registry or registry/namespace"
+            )),
             "{bad}: {stderr}"
         );
     }

@@ -34,11 +34,23 @@ fn the_spec_example_resolves_to_three_rules_with_their_lines() {
     let lines: Vec<u64> = rules.iter().map(|r| r["line"].as_u64().unwrap()).collect();
     assert_eq!(lines, [2, 3, 4]);
     for rule in &rules {
-        let mut keys: Vec<&str> = rule.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut keys: Vec<&str> = rule
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
         keys.sort_unstable();
         assert_eq!(
             keys,
-            ["line", "source", "source_auth", "tags", "target", "target_auth"]
+            [
+                "line",
+                "source",
+                "source_auth",
+                "tags",
+                "target",
+                "target_auth"
+            ]
         );
     }
 }
@@ -73,8 +85,14 @@ fn a_source_without_namespace_is_refused_with_a_docker_hub_hint() {
     for source in ["nginx", "nginx:1.25", "library/nginx"] {
         let project = Project::with_images(&format!(r#"{{"{source}": "r.example.com/ns/nginx"}}"#));
         let stderr = config_error(&mut project.validate(&[]));
-        assert!(stderr.contains(&format!("images.json:1: {source:?}")), "{stderr}");
-        assert!(stderr.contains("docker.io/library/nginx"), "hint missing: {stderr}");
+        assert!(
+            stderr.contains(&format!("images.json:1: {source:?}")),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains("docker.io/library/nginx"),
+            "hint missing: {stderr}"
+        );
     }
 }
 
@@ -95,19 +113,25 @@ fn a_whole_registry_or_namespace_cannot_be_a_source() {
 fn a_target_without_namespace_is_refused_too() {
     let project = Project::with_images(r#"{"quay.io/coreos/etcd:3.5": "r.example.com/etcd"}"#);
     let stderr = config_error(&mut project.validate(&[]));
-    assert!(stderr.contains("target needs at least registry/namespace/repository"), "{stderr}");
+    assert!(
+        stderr.contains("target needs at least registry/namespace/repository"),
+        "{stderr}"
+    );
     assert!(stderr.contains("docker.io/library/nginx"), "{stderr}");
 }
 
 #[test]
 fn docker_hub_images_are_written_with_docker_io_and_library() {
-    let project = Project::with_images(
-        r#"{"docker.io/library/nginx:1.25": "r.example.com/mirror/nginx"}"#,
-    );
+    let project =
+        Project::with_images(r#"{"docker.io/library/nginx:1.25": "r.example.com/mirror/nginx"}"#);
     let rules = project.rules(&[]);
     assert_eq!(
         triple(&rules[0]),
-        t("docker.io/library/nginx", "r.example.com/mirror/nginx:1.25", "1.25")
+        t(
+            "docker.io/library/nginx",
+            "r.example.com/mirror/nginx:1.25",
+            "1.25"
+        )
     );
 }
 
@@ -118,7 +142,11 @@ fn deeper_namespaces_are_fine_on_both_sides() {
     );
     assert_eq!(
         triple(&project.rules(&[])[0]),
-        t("registry.gitlab.com/group/sub/app", "localhost:5000/a/b/c/app:v1", "v1")
+        t(
+            "registry.gitlab.com/group/sub/app",
+            "localhost:5000/a/b/c/app:v1",
+            "v1"
+        )
     );
 }
 
@@ -145,9 +173,21 @@ fn a_repeated_key_is_a_separate_rule_each_time_in_file_order() {
     assert_eq!(
         rules.iter().map(triple).collect::<Vec<_>>(),
         vec![
-            t("quay.io/coreos/etcd", "a.example.com/ns/etcd:3.5.0", "3.5.0"),
-            t("docker.io/library/nginx", "a.example.com/ns/nginx:1.25", "1.25"),
-            t("quay.io/coreos/etcd", "b.example.com/ns/etcd:3.5.0", "3.5.0"),
+            t(
+                "quay.io/coreos/etcd",
+                "a.example.com/ns/etcd:3.5.0",
+                "3.5.0"
+            ),
+            t(
+                "docker.io/library/nginx",
+                "a.example.com/ns/nginx:1.25",
+                "1.25"
+            ),
+            t(
+                "quay.io/coreos/etcd",
+                "b.example.com/ns/etcd:3.5.0",
+                "3.5.0"
+            ),
         ]
     );
     assert_eq!(rules[0]["line"], 2);
@@ -168,8 +208,16 @@ fn an_array_value_is_one_rule_per_target_each_on_its_own_line() {
     assert_eq!(
         rules.iter().map(triple).collect::<Vec<_>>(),
         vec![
-            t("quay.io/coreos/etcd", "a.example.com/ns/etcd:3.5.0", "3.5.0"),
-            t("quay.io/coreos/etcd", "b.example.com/ns/etcd:stable", "3.5.0"),
+            t(
+                "quay.io/coreos/etcd",
+                "a.example.com/ns/etcd:3.5.0",
+                "3.5.0"
+            ),
+            t(
+                "quay.io/coreos/etcd",
+                "b.example.com/ns/etcd:stable",
+                "3.5.0"
+            ),
         ]
     );
     assert_eq!(rules[0]["line"], 3);
@@ -185,7 +233,11 @@ fn the_target_may_rename_the_repository() {
     );
     assert_eq!(
         triple(&project.rules(&[])[0]),
-        t("quay.io/coreos/etcd", "r.example.com/backup/etcd-server:3.5.0", "3.5.0")
+        t(
+            "quay.io/coreos/etcd",
+            "r.example.com/backup/etcd-server:3.5.0",
+            "3.5.0"
+        )
     );
 }
 
@@ -202,11 +254,13 @@ fn a_source_without_tag_copies_all_tags_to_an_untagged_target() {
 
 #[test]
 fn a_source_without_tag_refuses_a_tagged_target() {
-    let project = Project::with_images(
-        "{\n  \"quay.io/coreos/etcd\": \"r.example.com/ns/etcd:latest\"\n}",
-    );
+    let project =
+        Project::with_images("{\n  \"quay.io/coreos/etcd\": \"r.example.com/ns/etcd:latest\"\n}");
     let stderr = config_error(&mut project.validate(&[]));
-    assert!(stderr.contains("images.json:2: \"quay.io/coreos/etcd\""), "{stderr}");
+    assert!(
+        stderr.contains("images.json:2: \"quay.io/coreos/etcd\""),
+        "{stderr}"
+    );
     assert!(stderr.contains("the target must not have one"), "{stderr}");
 }
 
@@ -223,11 +277,19 @@ fn a_tagged_source_gives_its_tag_to_an_untagged_target_and_keeps_an_explicit_one
     let rules = project.rules(&[]);
     assert_eq!(
         triple(&rules[0]),
-        t("quay.io/coreos/etcd", "r.example.com/ns/etcd:2.7.3", "2.7.3")
+        t(
+            "quay.io/coreos/etcd",
+            "r.example.com/ns/etcd:2.7.3",
+            "2.7.3"
+        )
     );
     assert_eq!(
         triple(&rules[1]),
-        t("quay.io/coreos/etcd", "r.example.com/ns/etcd:stable", "3.5.0")
+        t(
+            "quay.io/coreos/etcd",
+            "r.example.com/ns/etcd:stable",
+            "3.5.0"
+        )
     );
 }
 
@@ -242,9 +304,17 @@ fn expect_defaults_applied(rules: &[serde_json::Value], registry: &str, namespac
     assert_eq!(
         rules.iter().map(triple).collect::<Vec<_>>(),
         vec![
-            t("quay.io/coreos/etcd", &format!("{registry}/{namespace}/etcd:3.5.0"), "3.5.0"),
+            t(
+                "quay.io/coreos/etcd",
+                &format!("{registry}/{namespace}/etcd:3.5.0"),
+                "3.5.0"
+            ),
             // The source path minus its first segment: sub/app.
-            t("registry.gitlab.com/group/sub/app", &format!("{registry}/{namespace}/sub/app"), "all"),
+            t(
+                "registry.gitlab.com/group/sub/app",
+                &format!("{registry}/{namespace}/sub/app"),
+                "all"
+            ),
         ]
     );
 }
@@ -296,8 +366,14 @@ fn an_empty_target_without_defaults_is_an_error_for_each_such_rule() {
     let project = Project::with_images(EMPTY_TARGETS);
     let stderr = config_error(&mut project.validate(&[]));
     assert!(stderr.contains("(2 problems)"), "{stderr}");
-    for (line, key) in [(2, "quay.io/coreos/etcd:3.5.0"), (3, "registry.gitlab.com/group/sub/app")] {
-        assert!(stderr.contains(&format!("images.json:{line}: {key:?}: the target is empty")), "{stderr}");
+    for (line, key) in [
+        (2, "quay.io/coreos/etcd:3.5.0"),
+        (3, "registry.gitlab.com/group/sub/app"),
+    ] {
+        assert!(
+            stderr.contains(&format!("images.json:{line}: {key:?}: the target is empty")),
+            "{stderr}"
+        );
     }
     assert!(stderr.contains("--default-registry"), "{stderr}");
     assert!(stderr.contains("DEFAULT_NAMESPACE"), "{stderr}");
@@ -347,7 +423,11 @@ fn a_digest_source_is_pushed_by_digest_or_under_the_target_tag() {
     );
     assert_eq!(
         triple(&rules[1]),
-        t("quay.io/coreos/etcd", "r.example.com/ns/etcd:pinned", DIGEST)
+        t(
+            "quay.io/coreos/etcd",
+            "r.example.com/ns/etcd:pinned",
+            DIGEST
+        )
     );
 }
 
@@ -363,9 +443,11 @@ fn a_digest_source_with_an_empty_target_keeps_no_tag() {
 
 #[test]
 fn a_malformed_digest_is_refused() {
-    let project = Project::with_images(
-        r#"{"quay.io/coreos/etcd@sha256:1234": "r.example.com/ns/etcd"}"#,
-    );
+    let project =
+        Project::with_images(r#"{"quay.io/coreos/etcd@sha256:1234": "r.example.com/ns/etcd"}"#);
     let stderr = config_error(&mut project.validate(&[]));
-    assert!(stderr.contains("images.json:1: \"quay.io/coreos/etcd@sha256:1234\""), "{stderr}");
+    assert!(
+        stderr.contains("images.json:1: \"quay.io/coreos/etcd@sha256:1234\""),
+        "{stderr}"
+    );
 }

@@ -70,7 +70,8 @@ pub fn rules_of(cmd: &mut Command) -> Vec<Value> {
         "validate failed:\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let doc: Value = serde_json::from_slice(&output.stdout).expect("validate --format json prints JSON");
+    let doc: Value =
+        serde_json::from_slice(&output.stdout).expect("validate --format json prints JSON");
     doc["rules"].as_array().expect("a \"rules\" array").clone()
 }
 
@@ -79,13 +80,26 @@ pub fn rules_of(cmd: &mut Command) -> Vec<Value> {
 pub fn config_error(cmd: &mut Command) -> String {
     let output = cmd.output().expect("run image-migrator");
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert_eq!(output.status.code(), Some(2), "expected exit 2, stderr:\n{stderr}");
-    assert!(output.stdout.is_empty(), "nothing on stdout when invalid, got {:?}", String::from_utf8_lossy(&output.stdout));
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "expected exit 2, stderr:\n{stderr}"
+    );
+    assert!(
+        output.stdout.is_empty(),
+        "nothing on stdout when invalid, got {:?}",
+        String::from_utf8_lossy(&output.stdout)
+    );
     stderr
 }
 
 /// The `(source, target, tags)` triple of a rule, for compact assertions.
 pub fn triple(rule: &Value) -> (String, String, String) {
-    let s = |k: &str| rule[k].as_str().unwrap_or_else(|| panic!("{k} is a string in {rule}")).to_string();
+    let s = |k: &str| {
+        rule[k]
+            .as_str()
+            .unwrap_or_else(|| panic!("{k} is a string in {rule}"))
+            .to_string()
+    };
     (s("source"), s("target"), s("tags"))
 }
