@@ -92,10 +92,30 @@ fn errors_in_a_list_point_at_the_item_in_file_order() {
 }
 
 #[test]
-fn a_trailing_comma_is_reported_on_its_line() {
-    let stderr = images_error(format!("{{\n  {GOOD_RULE},\n  {GOOD_RULE},\n}}\n"));
+fn a_trailing_comma_is_reported_on_its_own_line_not_the_closing_brace() {
+    // After the last rule.
+    let stderr = images_error(format!("{{\n  {GOOD_RULE},\n  {GOOD_RULE},\n\n}}\n"));
     assert!(
-        stderr.contains("images.json:4: invalid JSON: trailing comma"),
+        stderr.contains("images.json:3: invalid JSON: trailing comma (column 55)"),
+        "{stderr}"
+    );
+    // After the last item of a list of targets.
+    let stderr = images_error(
+        "{\n  \"quay.io/coreos/etcd:3.5.0\": [\n    \"r.example.com/ns/etcd\",\n  ]\n}",
+    );
+    assert!(
+        stderr.contains("images.json:3: invalid JSON: trailing comma"),
+        "{stderr}"
+    );
+    // After the last field of an auth.json entry.
+    let project = Project::with_images(format!("{{{GOOD_RULE}}}").as_str());
+    project.write(
+        "auth.json",
+        "{\n  \"r.example.com\": {\n    \"insecure\": true,\n  }\n}",
+    );
+    let stderr = config_error(&mut project.validate(&[]));
+    assert!(
+        stderr.contains("auth.json:3: invalid JSON: trailing comma"),
         "{stderr}"
     );
 }

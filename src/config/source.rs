@@ -76,6 +76,14 @@ impl SourceFile {
                         "the top level must be a JSON object {{ … }}: {}",
                         strip_position(&e)
                     )
+                } else if let Some((line, column)) = self.trailing_comma(&e) {
+                    return ConfigErrors(vec![ConfigError {
+                        line: Some(line),
+                        ..ConfigError::file(
+                            path,
+                            format!("invalid JSON: trailing comma (column {column})"),
+                        )
+                    }]);
                 } else {
                     format!("invalid JSON: {}", strip_position(&e))
                 };
@@ -92,6 +100,40 @@ impl SourceFile {
                 value,
             })
             .collect())
+    }
+
+    /// serde_json reports a trailing comma where the `}` or `]` after it is, often on the
+    /// next line; the typo is the comma: its 1-based line and column.
+    fn trailing_comma(&self, error: &serde_json::Error) -> Option<(usize, usize)> {
+        let message = error.to_string();
+        if error.line() == 0
+            || !["trailing comma", "expected value", "key must be a string"]
+                .iter()
+                .any(|m| message.starts_with(m))
+        {
+            return None;
+        }
+        let line_start: usize = self
+            .text
+            .split_inclusive('\n')
+            .take(error.line() - 1)
+            .map(str::len)
+            .sum();
+        let closing = line_start + error.column().saturating_sub(1);
+        // Inside a nested value serde_json says "expected value" (at a `]`) or "key must be
+        // a string" (at a `}`).
+        if !matches!(self.text.as_bytes().get(closing), Some(b']' | b'}')) {
+            return None;
+        }
+        let comma = self.text.get(..closing)?.trim_end().len().checked_sub(1)?;
+        if self.text.as_bytes()[comma] != b',' {
+            return None;
+        }
+        let comma_line_start = self.text[..comma].rfind('\n').map_or(0, |i| i + 1);
+        Some((
+            self.line_of(&self.text[comma..]),
+            comma - comma_line_start + 1,
+        ))
     }
 
     /// 1-based line at which `slice` (a sub-slice of the text) starts.
