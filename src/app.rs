@@ -73,10 +73,13 @@ pub fn validate(args: &ValidateArgs) -> i32 {
         .rules
         .iter()
         .map(|rule| {
+            // The entry whose credentials are used; null = anonymous (no matching key, or
+            // the matching entry has no username and password, e.g. `{}`).
             let auth_key = |registry: &str, repository: &str| {
                 config
                     .auth
                     .lookup(registry, repository)
+                    .filter(|e| e.credentials().is_some())
                     .map(|e| e.key.clone())
             };
             serde_json::json!({
