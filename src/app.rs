@@ -258,7 +258,7 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> i32 {
         for failure in &plan.failures {
             progress.line(&log_line(&failure_result(failure)));
         }
-        let copier = Copier::new(&client, args.dry_run);
+        let copier = Copier::new(&client, args.dry_run, args.platforms());
         let outcomes: Vec<ImageResult> = plan
             .jobs
             .par_iter()
@@ -295,6 +295,7 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> i32 {
             retries: args.retries,
             dry_run: args.dry_run,
             ca_file: args.ca_file.as_ref().map(|p| p.display().to_string()),
+            platforms: args.platforms().iter().map(ToString::to_string).collect(),
             shard: args.shard.map(|s| s.to_string()),
         },
         results,
@@ -353,11 +354,14 @@ fn job_result(job: &Job, outcome: JobOutcome) -> ImageResult {
         rule: job.rule.clone(),
         rule_line: job.rule_line,
         source: job.source.to_string(),
-        target: match (&job.target.tag, &outcome.source_digest) {
+        target: match (&job.target.tag, &outcome.target_digest) {
             (None, Some(digest)) => format!("{}@{digest}", job.target.name()),
             _ => job.target.to_string(),
         },
+        platform_filtered: outcome.target_digest.is_some()
+            && outcome.target_digest != outcome.source_digest,
         source_digest: outcome.source_digest.map(|d| d.to_string()),
+        target_digest: outcome.target_digest.map(|d| d.to_string()),
         media_type: outcome.media_type,
         status: outcome.status,
         bytes_transferred: outcome.bytes_transferred,
@@ -381,6 +385,8 @@ fn failure_result(failure: &RuleFailure) -> ImageResult {
         source: failure.source.to_string(),
         target: failure.target.to_string(),
         source_digest: None,
+        target_digest: None,
+        platform_filtered: false,
         media_type: None,
         status: Status::Failed,
         bytes_transferred: 0,

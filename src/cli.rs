@@ -119,6 +119,22 @@ pub struct SyncArgs {
     #[arg(long, env = "SSL_CERT_FILE", value_name = "FILE")]
     pub ca_file: Option<PathBuf>,
 
+    /// Copy only these platforms of multi-arch indexes (the index is rewritten, so its
+    /// digest changes; the report says so). Single-platform images are copied as they are.
+    /// Example: --platform linux/amd64,linux/arm64
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]", value_delimiter = ',')]
+    pub platform: Vec<crate::manifest::PlatformSpec>,
+
+    /// image-syncer style platform filter: operating systems to keep (with --arch).
+    /// Example: --os linux
+    #[arg(long, value_name = "OS", value_delimiter = ',')]
+    pub os: Vec<String>,
+
+    /// image-syncer style platform filter: architectures to keep (with --os).
+    /// Example: --arch amd64,arm64
+    #[arg(long, value_name = "ARCH", value_delimiter = ',')]
+    pub arch: Vec<String>,
+
     /// Run only the K-th of N deterministic slices of the rules (a source repository stays
     /// in one slice), to spread a migration over CI jobs; combine the reports with
     /// `image-migrator report merge`.
@@ -170,4 +186,36 @@ pub struct MergeArgs {
     /// The reports to combine.
     #[arg(required = true, value_name = "REPORT")]
     pub reports: Vec<PathBuf>,
+}
+
+impl SyncArgs {
+    /// The platform filter: `--platform` entries plus every `--os` × `--arch` pair (a
+    /// missing side matches any).
+    pub fn platforms(&self) -> Vec<crate::manifest::PlatformSpec> {
+        use crate::manifest::PlatformSpec;
+        let mut platforms = self.platform.clone();
+        if !self.os.is_empty() || !self.arch.is_empty() {
+            let any = vec![None];
+            let oses: Vec<Option<String>> = if self.os.is_empty() {
+                any.clone()
+            } else {
+                self.os.iter().cloned().map(Some).collect()
+            };
+            let arches: Vec<Option<String>> = if self.arch.is_empty() {
+                any
+            } else {
+                self.arch.iter().cloned().map(Some).collect()
+            };
+            for os in &oses {
+                for architecture in &arches {
+                    platforms.push(PlatformSpec {
+                        os: os.clone(),
+                        architecture: architecture.clone(),
+                        variant: None,
+                    });
+                }
+            }
+        }
+        platforms
+    }
 }

@@ -36,6 +36,8 @@ pub struct Settings {
     pub retries: u32,
     pub dry_run: bool,
     pub ca_file: Option<String>,
+    /// `--platform` filter (empty = every platform).
+    pub platforms: Vec<String>,
     /// `K/N` when this run was one slice of a sharded migration.
     pub shard: Option<String>,
 }
@@ -81,6 +83,10 @@ pub struct ImageResult {
     pub source: String,
     pub target: String,
     pub source_digest: Option<String>,
+    /// The digest of what is in the target: the source's, except when `--platform`
+    /// rewrote an index (then `platform_filtered` is true).
+    pub target_digest: Option<String>,
+    pub platform_filtered: bool,
     pub media_type: Option<String>,
     pub status: Status,
     pub bytes_transferred: u64,
