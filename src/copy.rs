@@ -302,25 +302,17 @@ impl<'c> Copier<'c> {
         size: u64,
         tally: &Tally,
     ) -> Result<()> {
-        let stats = &tally.stats;
         let registry = target.registry();
         match self.ledger.claim(registry, digest, target.name()) {
             Claim::Present => {
                 tally.skipped.fetch_add(1, Ordering::Relaxed);
                 Ok(())
             }
-            Claim::MountFrom(from) => match target.mount_blob(digest, &from, stats)? {
-                Mount::Mounted => {
-                    self.ledger.record(registry, digest, target.name());
-                    tally.mounted.fetch_add(1, Ordering::Relaxed);
-                    Ok(())
-                }
-                Mount::Upload(url) => {
-                    self.stream_blob(source, target, digest, size, Some(url), tally)?;
-                    self.ledger.record(registry, digest, target.name());
-                    Ok(())
-                }
-            },
+            Claim::MountFrom(from) => {
+                self.mount_or_stream(source, target, &from, digest, size, tally)?;
+                self.ledger.record(registry, digest, target.name());
+                Ok(())
+            }
             Claim::Owner => {
                 let result = self.owner_copy(source, target, digest, size, tally);
                 match &result {
@@ -347,17 +339,33 @@ impl<'c> Copier<'c> {
         }
         // Same registry, other repository: a mount needs no transfer at all.
         if source.registry() == target.registry() && source.name() != target.name() {
-            match target.mount_blob(digest, source.name(), stats)? {
-                Mount::Mounted => {
-                    tally.mounted.fetch_add(1, Ordering::Relaxed);
-                    return Ok(());
-                }
-                Mount::Upload(url) => {
-                    return self.stream_blob(source, target, digest, size, Some(url), tally);
-                }
-            }
+            return self.mount_or_stream(source, target, source.name(), digest, size, tally);
         }
         self.stream_blob(source, target, digest, size, None, tally)
+    }
+
+    /// A cross-repository mount; when the registry opens an upload instead (no mount
+    /// support, or it does not know the blob there) or refuses, a normal upload follows.
+    fn mount_or_stream(
+        &self,
+        source: &Repo,
+        target: &Repo,
+        from: &str,
+        digest: &Digest,
+        size: u64,
+        tally: &Tally,
+    ) -> Result<()> {
+        match target.mount_blob(digest, from, &tally.stats) {
+            Ok(Mount::Mounted) => {
+                tally.mounted.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Ok(Mount::Upload(url)) => {
+                self.stream_blob(source, target, digest, size, Some(url), tally)
+            }
+            Err(e) if e.kind == ErrorKind::Cancelled => Err(e),
+            Err(_) => self.stream_blob(source, target, digest, size, None, tally),
+        }
     }
 
     /// GET from the source piped into a PUT to the target, verified on the way; the
