@@ -381,25 +381,33 @@ impl<'c> Copier<'c> {
     ) -> Result<()> {
         let stats = &tally.stats;
         self.client.transport().retrying(stats, || {
-            let url = match upload_url.take() {
-                Some(url) => url,
-                None => target.start_upload(stats)?,
+            let attempt = |url: Option<String>| -> Result<()> {
+                let url = match url {
+                    Some(url) => url,
+                    None => target.start_upload(stats)?,
+                };
+                let response = source.get_blob(digest, stats)?;
+                let mut reader = VerifyingReader::new(response.into_reader(), digest.clone(), size);
+                let result = target.upload_blob(&url, digest, &mut reader, size, stats);
+                if let Some(problem) = reader.failure() {
+                    // Corruption on the way: retry (it may be the network), else fail.
+                    return Err(Error {
+                        retryable: true,
+                        ..Error::digest(format!(
+                            "blob from {}/{}: {problem}",
+                            source.registry(),
+                            source.name()
+                        ))
+                    });
+                }
+                result
             };
-            let response = source.get_blob(digest, stats)?;
-            let mut reader = VerifyingReader::new(response.into_reader(), digest.clone(), size);
-            let result = target.finish_upload(&url, digest, &mut reader, size, stats);
-            if let Some(problem) = reader.failure() {
-                // Corruption on the way: retry (it may be the network), else fail the image.
-                return Err(Error {
-                    retryable: true,
-                    ..Error::digest(format!(
-                        "blob from {}/{}: {problem}",
-                        source.registry(),
-                        source.name()
-                    ))
-                });
+            let monolithic = !target.prefers_chunks();
+            match attempt(upload_url.take()) {
+                // The registry refused the whole body at once: again, in chunks.
+                Err(_) if monolithic && target.prefers_chunks() => attempt(None)?,
+                other => other?,
             }
-            result?;
             tally.bytes.fetch_add(size, Ordering::Relaxed);
             tally.transferred.fetch_add(1, Ordering::Relaxed);
             Ok(())

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::io::Read;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
 use ureq::http::Method;
@@ -18,6 +19,8 @@ use crate::reference::DOCKER_HUB;
 
 const MAX_REDIRECTS: usize = 5;
 const TAGS_PAGE: usize = 1000;
+/// Size of each `PATCH` when a registry needs chunked uploads.
+const UPLOAD_CHUNK: u64 = 16 * 1024 * 1024;
 
 /// Registry-wide state: where its API lives and how it authenticates.
 struct Endpoint {
@@ -27,6 +30,8 @@ struct Endpoint {
     insecure: bool,
     challenge: Mutex<Option<Challenge>>,
     permits: Semaphore,
+    /// Set once the registry refused a monolithic upload.
+    chunked: AtomicBool,
 }
 
 /// A counting semaphore capping concurrent requests to one registry.
@@ -107,6 +112,7 @@ impl Client {
                     insecure: self.auth.is_insecure(registry),
                     challenge: Mutex::new(None),
                     permits: Semaphore::new(self.per_registry_limit),
+                    chunked: AtomicBool::new(false),
                 })
             })
             .clone();
@@ -316,9 +322,12 @@ impl Repo<'_> {
         self.upload_location(&response)
     }
 
-    /// Completes an upload with one `PUT` carrying the whole stream. One attempt: the
-    /// stream cannot be replayed, so the caller retries the whole transfer.
-    pub fn finish_upload(
+    /// Uploads a blob's content into an open upload session: one monolithic `PUT`, or —
+    /// once this registry has refused that — `PATCH` chunks and a closing `PUT`. One
+    /// attempt: the stream cannot be replayed, so the caller retries the whole transfer.
+    /// A refused monolithic `PUT` is reported as [`ErrorKind::Http`] with
+    /// `retryable: false`; [`Repo::prefers_chunks`] then says to try again in chunks.
+    pub fn upload_blob(
         &self,
         upload_url: &str,
         digest: &Digest,
@@ -326,24 +335,77 @@ impl Repo<'_> {
         size: u64,
         stats: &RequestStats,
     ) -> Result<()> {
-        let separator = if upload_url.contains('?') { '&' } else { '?' };
-        let url = format!("{upload_url}{separator}digest={digest}");
+        let what = || format!("uploading {digest} to {}", self.display());
+        let chunked = self.prefers_chunks();
+        let (url, closing_body) = if chunked {
+            let url = self.patch_chunks(upload_url, digest, content, size, stats)?;
+            (url, Body::Empty)
+        } else {
+            (upload_url.to_string(), Body::Stream(content, size))
+        };
+        let separator = if url.contains('?') { '&' } else { '?' };
+        let url = format!("{url}{separator}digest={digest}");
         let headers = [("content-type", "application/octet-stream".to_string())];
         let response = self
-            .request(
-                Method::PUT,
-                &url,
-                &headers,
-                Body::Stream(content, size),
-                stats,
-            )
-            .map_err(|e| e.context(format!("uploading {digest} to {}", self.display())))?;
-        if response.status != 201 {
-            return Err(
-                response.describe_error(&format!("uploading {digest} to {}", self.display()))
-            );
+            .request(Method::PUT, &url, &headers, closing_body, stats)
+            .map_err(|e| e.context(what()))?;
+        match response.status {
+            201 => Ok(()),
+            // A registry (or a proxy in front of it) that will not take the whole body at once.
+            400 | 405 | 411 | 413 | 415 | 416 | 501 if !chunked => {
+                self.endpoint.chunked.store(true, Ordering::Relaxed);
+                Err(response.describe_error(&what()))
+            }
+            _ => Err(response.describe_error(&what())),
         }
-        Ok(())
+    }
+
+    /// Sends the content as `PATCH` chunks; returns the URL for the closing `PUT`.
+    fn patch_chunks(
+        &self,
+        upload_url: &str,
+        digest: &Digest,
+        content: &mut dyn Read,
+        size: u64,
+        stats: &RequestStats,
+    ) -> Result<String> {
+        let what = || format!("uploading {digest} to {}", self.display());
+        let mut url = upload_url.to_string();
+        let mut offset = 0;
+        while offset < size {
+            let len = UPLOAD_CHUNK.min(size - offset);
+            let mut part = Read::take(&mut *content, len);
+            let headers = [
+                ("content-type", "application/octet-stream".to_string()),
+                ("content-range", format!("{offset}-{}", offset + len - 1)),
+            ];
+            let response = self
+                .request(
+                    Method::PATCH,
+                    &url,
+                    &headers,
+                    Body::Stream(&mut part, len),
+                    stats,
+                )
+                .map_err(|e| e.context(what()))?;
+            if response.status != 202 {
+                return Err(response.describe_error(&what()));
+            }
+            url = self.upload_location(&response)?;
+            offset += len;
+        }
+        // Reach the end of the stream so that its size and digest are verified now.
+        let mut end = [0u8; 1];
+        match content.read(&mut end) {
+            Ok(0) => Ok(url),
+            Ok(_) => Err(Error::digest(format!("{digest}: more data than its size"))),
+            Err(e) => Err(Error::digest(format!("{digest}: {e}"))),
+        }
+    }
+
+    /// Whether uploads to this registry go in `PATCH` chunks.
+    pub fn prefers_chunks(&self) -> bool {
+        self.endpoint.chunked.load(Ordering::Relaxed)
     }
 
     /// `GET` a blob as a stream (redirects followed, credentials kept to the registry).
