@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -32,7 +32,8 @@ const CLEARED_ENV: [&str; 11] = [
 
 /// One run's setup: the two files, extra flags and environment.
 pub struct SyncRun {
-    dir: tempfile::TempDir,
+    /// Shared with each [`RunResult`], so the directory outlives a temporary `SyncRun`.
+    dir: Arc<tempfile::TempDir>,
     auth: serde_json::Map<String, Value>,
     /// `(source, target)` in file order; keys may repeat.
     rules: Vec<(String, Value)>,
@@ -49,7 +50,7 @@ impl Default for SyncRun {
 impl SyncRun {
     pub fn new() -> SyncRun {
         SyncRun {
-            dir: tempfile::tempdir().expect("tempdir"),
+            dir: Arc::new(tempfile::tempdir().expect("tempdir")),
             auth: serde_json::Map::new(),
             rules: Vec::new(),
             args: Vec::new(),
@@ -128,13 +129,15 @@ impl SyncRun {
             cmd.env(k, v);
         }
         let output = cmd.output().expect("run image-migrator");
-        RunResult::new(dir.to_path_buf(), output)
+        RunResult::new(self.dir.clone(), output)
     }
 }
 
 /// What one run left behind.
 pub struct RunResult {
+    /// The working directory (kept until the result is dropped).
     pub dir: PathBuf,
+    _keep: Arc<tempfile::TempDir>,
     pub code: i32,
     pub stderr: String,
     pub stdout: String,
@@ -143,7 +146,8 @@ pub struct RunResult {
 }
 
 impl RunResult {
-    fn new(dir: PathBuf, output: Output) -> RunResult {
+    fn new(keep: Arc<tempfile::TempDir>, output: Output) -> RunResult {
+        let dir = keep.path().to_path_buf();
         let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
         let code = output.status.code().expect("exited with a code");
@@ -155,6 +159,7 @@ impl RunResult {
         });
         RunResult {
             dir,
+            _keep: keep,
             code,
             stderr,
             stdout,
@@ -249,7 +254,7 @@ impl RunResult {
     /// Text of a file the run wrote into its directory.
     pub fn file(&self, name: &str) -> String {
         std::fs::read_to_string(self.dir.join(name))
-            .unwrap_or_else(|e| panic!("{name} not written: {e}"))
+            .unwrap_or_else(|e| panic!("{name} not written: {e}; stderr:\n{}", self.stderr))
     }
 }
 
