@@ -212,3 +212,41 @@ fn invalid_rules_stop_everything_with_exit_2() {
     }
     assert!(Seeder::for_registry(&dst).tags("mirror/good").is_empty());
 }
+
+#[test]
+fn an_unreachable_registry_fails_quickly_with_a_connection_error() {
+    let dst = TestRegistry::start();
+    // A port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let gone = format!("127.0.0.1:{port}");
+    let started = std::time::Instant::now();
+    let run = SyncRun::new()
+        .insecure(&gone)
+        .insecure(&dst.host)
+        .rule(
+            &format!("{gone}/team/app:1"),
+            &format!("{}/mirror/app:1", dst.host),
+        )
+        .arg("--retries")
+        .arg("0")
+        .run();
+    let elapsed = started.elapsed();
+
+    run.assert_code(1);
+    let result = run.result_for(&format!("{}/mirror/app:1", dst.host));
+    assert_eq!(result["error"]["kind"], "network", "{}", run.pretty());
+    let message = result["error"]["message"].as_str().unwrap();
+    assert!(message.contains(&gone), "{message}");
+    assert!(message.contains("refused"), "{message}");
+    // Nothing to wait for: the run ends as soon as the failure is known (the progress
+    // ticker must not hold it for its 30 s interval).
+    assert!(
+        elapsed < std::time::Duration::from_secs(10),
+        "took {elapsed:?}"
+    );
+    assert!(run.report()["duration_seconds"].as_f64().unwrap() < 10.0);
+}
