@@ -93,6 +93,20 @@ impl SyncRun {
         self
     }
 
+    /// The same setup (same directory and files) with one more argument, for a
+    /// variant of a run (e.g. `--dry-run` before the real one).
+    pub fn arg_clone(&self, arg: &str) -> SyncRun {
+        let mut args = self.args.clone();
+        args.push(arg.to_string());
+        SyncRun {
+            dir: self.dir.clone(),
+            auth: self.auth.clone(),
+            rules: self.rules.clone(),
+            args,
+            env: self.env.clone(),
+        }
+    }
+
     pub fn env(mut self, name: &str, value: &str) -> SyncRun {
         self.env.push((name.to_string(), value.to_string()));
         self
