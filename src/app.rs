@@ -12,6 +12,7 @@ use rayon::prelude::*;
 use crate::cli::{FileArgs, Format, SyncArgs, ValidateArgs};
 use crate::config::{Config, ConfigErrors, ConfigPaths, images::check_defaults};
 use crate::copy::{Copier, JobOutcome};
+use crate::github;
 use crate::http::{Transport, TransportOptions};
 use crate::plan::{self, Job, RuleFailure};
 use crate::progress::{Progress, human_bytes};
@@ -44,6 +45,9 @@ fn load_config(files: &FileArgs) -> Result<Config, ConfigErrors> {
 }
 
 fn print_config_errors(errors: &ConfigErrors) {
+    if github::active() {
+        github::annotate_config_errors(errors);
+    }
     let mut stderr = std::io::stderr().lock();
     let _ = writeln!(
         stderr,
@@ -69,10 +73,13 @@ pub fn validate(args: &ValidateArgs) -> i32 {
         .rules
         .iter()
         .map(|rule| {
+            // The entry whose credentials are used; null = anonymous (no matching key, or
+            // the matching entry has no username and password, e.g. `{}`).
             let auth_key = |registry: &str, repository: &str| {
                 config
                     .auth
                     .lookup(registry, repository)
+                    .filter(|e| e.credentials().is_some())
                     .map(|e| e.key.clone())
             };
             serde_json::json!({
@@ -122,6 +129,53 @@ pub fn discover(args: &crate::kube::ConfigArgs) -> i32 {
     }
 }
 
+/// `image-migrator report merge`.
+pub fn merge_reports(args: &crate::cli::MergeArgs) -> i32 {
+    let mut reports = Vec::new();
+    for path in &args.reports {
+        let parsed = std::fs::read_to_string(path)
+            .map_err(|e| e.to_string())
+            .and_then(|text| serde_json::from_str::<Report>(&text).map_err(|e| e.to_string()));
+        match parsed {
+            Ok(report) if report.schema_version == crate::report::SCHEMA_VERSION => {
+                reports.push(report)
+            }
+            Ok(report) => {
+                eprintln!(
+                    "error: {}: schema version {} is not {}",
+                    path.display(),
+                    report.schema_version,
+                    crate::report::SCHEMA_VERSION
+                );
+                return EXIT_CONFIG;
+            }
+            Err(e) => {
+                eprintln!(
+                    "error: {}: not an image-migrator report: {e}",
+                    path.display()
+                );
+                return EXIT_CONFIG;
+            }
+        }
+    }
+    let Some(merged) = crate::report::merge(reports) else {
+        return EXIT_CONFIG;
+    };
+    if let Err(e) = write_file(
+        &args.output,
+        &(serde_json::to_string_pretty(&merged).unwrap() + "\n"),
+    ) {
+        eprintln!("error: writing {}: {e}", args.output.display());
+        return EXIT_FAILED;
+    }
+    print_summary(&merged, &args.output);
+    if merged.summary.failed + merged.summary.cancelled > 0 {
+        EXIT_FAILED
+    } else {
+        EXIT_OK
+    }
+}
+
 /// `image-migrator sync` (and no subcommand).
 pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> i32 {
     let started_at = SystemTime::now();
@@ -133,6 +187,10 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> i32 {
             return EXIT_CONFIG;
         }
     };
+    let in_github = github::active();
+    if in_github {
+        github::mask_secrets(&config.auth.secret_values());
+    }
     if let Some(ca_file) = &args.ca_file
         && !ca_file.is_file()
     {
@@ -180,13 +238,27 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> i32 {
         }
     );
 
+    if in_github {
+        github::group("image-migrator: images");
+    }
+    let rules: Vec<_> = match args.shard {
+        Some(shard) => config
+            .rules
+            .into_iter()
+            .filter(|rule| shard.contains(&rule.source.name()))
+            .collect(),
+        None => config.rules,
+    };
+    if let Some(shard) = args.shard {
+        eprintln!("shard {shard}: {} rule(s) in this slice", rules.len());
+    }
     let (plan, outcomes) = pool.install(|| {
-        let plan = plan::plan(&client, &config.rules);
+        let plan = plan::plan(&client, &rules);
         let progress = Progress::start(plan.jobs.len());
         for failure in &plan.failures {
             progress.line(&log_line(&failure_result(failure)));
         }
-        let copier = Copier::new(&client, args.dry_run);
+        let copier = Copier::new(&client, args.dry_run, args.platforms());
         let outcomes: Vec<ImageResult> = plan
             .jobs
             .par_iter()
@@ -200,6 +272,9 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> i32 {
         progress.finish();
         (plan, outcomes)
     });
+    if in_github {
+        github::end_group();
+    }
 
     let mut results: Vec<ImageResult> = plan.failures.iter().map(failure_result).collect();
     results.extend(outcomes);
@@ -220,6 +295,8 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> i32 {
             retries: args.retries,
             dry_run: args.dry_run,
             ca_file: args.ca_file.as_ref().map(|p| p.display().to_string()),
+            platforms: args.platforms().iter().map(ToString::to_string).collect(),
+            shard: args.shard.map(|s| s.to_string()),
         },
         results,
         summary,
@@ -243,6 +320,15 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> i32 {
         exit = EXIT_FAILED;
     }
     print_summary(&report, &args.report);
+    if in_github {
+        github::annotate_failures(&report);
+        let written = github::write_outputs(&report, &args.report)
+            .and_then(|()| github::write_summary(&report, &args.report));
+        if let Err(e) = written {
+            eprintln!("error: writing GitHub step outputs/summary: {e}");
+            exit = EXIT_FAILED;
+        }
+    }
     exit
 }
 
@@ -268,11 +354,14 @@ fn job_result(job: &Job, outcome: JobOutcome) -> ImageResult {
         rule: job.rule.clone(),
         rule_line: job.rule_line,
         source: job.source.to_string(),
-        target: match (&job.target.tag, &outcome.source_digest) {
+        target: match (&job.target.tag, &outcome.target_digest) {
             (None, Some(digest)) => format!("{}@{digest}", job.target.name()),
             _ => job.target.to_string(),
         },
+        platform_filtered: outcome.target_digest.is_some()
+            && outcome.target_digest != outcome.source_digest,
         source_digest: outcome.source_digest.map(|d| d.to_string()),
+        target_digest: outcome.target_digest.map(|d| d.to_string()),
         media_type: outcome.media_type,
         status: outcome.status,
         bytes_transferred: outcome.bytes_transferred,
@@ -296,6 +385,8 @@ fn failure_result(failure: &RuleFailure) -> ImageResult {
         source: failure.source.to_string(),
         target: failure.target.to_string(),
         source_digest: None,
+        target_digest: None,
+        platform_filtered: false,
         media_type: None,
         status: Status::Failed,
         bytes_transferred: 0,

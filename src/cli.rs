@@ -32,6 +32,9 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Write images.json from the images a Kubernetes cluster runs.
     Config(crate::kube::ConfigArgs),
+    /// Work with reports: `report merge` combines the reports of sharded runs.
+    #[command(subcommand)]
+    Report(ReportCommand),
 }
 
 /// Where the two files are and how empty targets are filled.
@@ -116,6 +119,29 @@ pub struct SyncArgs {
     #[arg(long, env = "SSL_CERT_FILE", value_name = "FILE")]
     pub ca_file: Option<PathBuf>,
 
+    /// Copy only these platforms of multi-arch indexes (the index is rewritten, so its
+    /// digest changes; the report says so). Single-platform images are copied as they are.
+    /// Example: --platform linux/amd64,linux/arm64
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]", value_delimiter = ',')]
+    pub platform: Vec<crate::manifest::PlatformSpec>,
+
+    /// image-syncer style platform filter: operating systems to keep (with --arch).
+    /// Example: --os linux
+    #[arg(long, value_name = "OS", value_delimiter = ',')]
+    pub os: Vec<String>,
+
+    /// image-syncer style platform filter: architectures to keep (with --os).
+    /// Example: --arch amd64,arm64
+    #[arg(long, value_name = "ARCH", value_delimiter = ',')]
+    pub arch: Vec<String>,
+
+    /// Run only the K-th of N deterministic slices of the rules (a source repository stays
+    /// in one slice), to spread a migration over CI jobs; combine the reports with
+    /// `image-migrator report merge`.
+    /// Example: --shard $CI_NODE_INDEX/$CI_NODE_TOTAL (GitLab parallel:)
+    #[arg(long, value_name = "K/N", env = "IMAGE_MIGRATOR_SHARD")]
+    pub shard: Option<crate::plan::Shard>,
+
     /// Cap on concurrent requests to one registry.
     /// Example: --registry-concurrency 32
     #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=1024))]
@@ -137,4 +163,59 @@ pub struct ValidateArgs {
     /// Example: --format json
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// Combine the JSON reports of the slices of a sharded migration into one.
+    /// Example: image-migrator report merge -o report.json shard-*/image-migrator-report.json
+    Merge(MergeArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct MergeArgs {
+    /// Where to write the combined report.
+    #[arg(
+        short,
+        long,
+        value_name = "FILE",
+        default_value = "image-migrator-report.json"
+    )]
+    pub output: PathBuf,
+
+    /// The reports to combine.
+    #[arg(required = true, value_name = "REPORT")]
+    pub reports: Vec<PathBuf>,
+}
+
+impl SyncArgs {
+    /// The platform filter: `--platform` entries plus every `--os` × `--arch` pair (a
+    /// missing side matches any).
+    pub fn platforms(&self) -> Vec<crate::manifest::PlatformSpec> {
+        use crate::manifest::PlatformSpec;
+        let mut platforms = self.platform.clone();
+        if !self.os.is_empty() || !self.arch.is_empty() {
+            let any = vec![None];
+            let oses: Vec<Option<String>> = if self.os.is_empty() {
+                any.clone()
+            } else {
+                self.os.iter().cloned().map(Some).collect()
+            };
+            let arches: Vec<Option<String>> = if self.arch.is_empty() {
+                any
+            } else {
+                self.arch.iter().cloned().map(Some).collect()
+            };
+            for os in &oses {
+                for architecture in &arches {
+                    platforms.push(PlatformSpec {
+                        os: os.clone(),
+                        architecture: architecture.clone(),
+                        variant: None,
+                    });
+                }
+            }
+        }
+        platforms
+    }
 }

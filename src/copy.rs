@@ -13,7 +13,7 @@ use rayon::prelude::*;
 use crate::digest::{Digest, VerifyingReader};
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::RequestStats;
-use crate::manifest::{self, Content, Manifest};
+use crate::manifest::{self, Content, Manifest, PlatformSpec};
 use crate::plan::Job;
 use crate::registry::{Access, Client, Mount, Repo};
 use crate::report::Status;
@@ -23,6 +23,9 @@ use crate::report::Status;
 pub struct JobOutcome {
     pub status: Status,
     pub source_digest: Option<Digest>,
+    /// The digest in the target; differs from the source's when a platform filter
+    /// rewrote an index.
+    pub target_digest: Option<Digest>,
     pub media_type: Option<String>,
     pub bytes_transferred: u64,
     pub blobs_transferred: u64,
@@ -31,6 +34,14 @@ pub struct JobOutcome {
     pub seconds: f64,
     pub attempts: u32,
     pub error: Option<Error>,
+}
+
+/// What is learnt about a job on the way, reported even when it fails later.
+#[derive(Default)]
+struct Facts {
+    source_digest: Option<Digest>,
+    target_digest: Option<Digest>,
+    media_type: Option<String>,
 }
 
 #[derive(Default)]
@@ -116,14 +127,17 @@ pub struct Copier<'c> {
     client: &'c Client,
     ledger: BlobLedger,
     dry_run: bool,
+    /// Platforms to keep in indexes; empty = all.
+    platforms: Vec<PlatformSpec>,
 }
 
 impl<'c> Copier<'c> {
-    pub fn new(client: &'c Client, dry_run: bool) -> Self {
+    pub fn new(client: &'c Client, dry_run: bool, platforms: Vec<PlatformSpec>) -> Self {
         Copier {
             client,
             ledger: BlobLedger::default(),
             dry_run,
+            platforms,
         }
     }
 
@@ -131,12 +145,11 @@ impl<'c> Copier<'c> {
     pub fn run(&self, job: &Job) -> JobOutcome {
         let started = Instant::now();
         let tally = Tally::default();
-        let mut source_digest = None;
-        let mut media_type = None;
+        let mut facts = Facts::default();
         let result = if self.client.transport().is_cancelled() {
             Err(Error::cancelled())
         } else {
-            self.copy(job, &tally, &mut source_digest, &mut media_type)
+            self.copy(job, &tally, &mut facts)
         };
         let (status, error) = match result {
             Ok(status) => (status, None),
@@ -145,8 +158,9 @@ impl<'c> Copier<'c> {
         };
         JobOutcome {
             status,
-            source_digest,
-            media_type,
+            source_digest: facts.source_digest,
+            target_digest: facts.target_digest,
+            media_type: facts.media_type,
             bytes_transferred: tally.bytes.into_inner(),
             blobs_transferred: tally.transferred.into_inner(),
             blobs_mounted: tally.mounted.into_inner(),
@@ -157,13 +171,7 @@ impl<'c> Copier<'c> {
         }
     }
 
-    fn copy(
-        &self,
-        job: &Job,
-        tally: &Tally,
-        source_digest: &mut Option<Digest>,
-        media_type: &mut Option<String>,
-    ) -> Result<Status> {
+    fn copy(&self, job: &Job, tally: &Tally, facts: &mut Facts) -> Result<Status> {
         let stats = &tally.stats;
         let source = self
             .client
@@ -202,9 +210,31 @@ impl<'c> Copier<'c> {
                 }
             },
         };
-        *source_digest = Some(digest.clone());
+        facts.source_digest = Some(digest.clone());
 
-        let target_ref = job.target.tag.clone().unwrap_or_else(|| digest.to_string());
+        // With a platform filter, an index is reduced to the wanted platforms: its bytes,
+        // and so its digest, change. Only the comparison with the target needs it early.
+        if !self.platforms.is_empty() {
+            let manifest = match fetched.take() {
+                Some(manifest) => manifest,
+                None => source.get_manifest(digest.as_str(), stats)?,
+            };
+            fetched = Some(if manifest::is_index(&manifest.media_type) {
+                manifest::filter_index(&manifest, &self.platforms)?
+            } else {
+                manifest
+            });
+        }
+        let push_digest = fetched
+            .as_ref()
+            .map_or_else(|| digest.clone(), |m| m.digest.clone());
+        facts.target_digest = Some(push_digest.clone());
+
+        let target_ref = job
+            .target
+            .tag
+            .clone()
+            .unwrap_or_else(|| push_digest.to_string());
         if let Some(head) = target.head_manifest(&target_ref, stats)? {
             let target_digest = match head.digest {
                 Some(d) => Some(d),
@@ -213,8 +243,8 @@ impl<'c> Copier<'c> {
                     .ok()
                     .map(|m| m.digest),
             };
-            if target_digest.as_ref() == Some(&digest) {
-                *media_type = head.media_type;
+            if target_digest.as_ref() == Some(&push_digest) {
+                facts.media_type = head.media_type;
                 return Ok(Status::Unchanged);
             }
         }
@@ -226,7 +256,7 @@ impl<'c> Copier<'c> {
             Some(manifest) => manifest,
             None => source.get_manifest(digest.as_str(), stats)?,
         };
-        *media_type = Some(manifest.media_type.clone());
+        facts.media_type = Some(manifest.media_type.clone());
         match manifest::content(&manifest)? {
             Content::Index { children } => {
                 children.par_iter().try_for_each(|(child, _size)| {
@@ -272,25 +302,17 @@ impl<'c> Copier<'c> {
         size: u64,
         tally: &Tally,
     ) -> Result<()> {
-        let stats = &tally.stats;
         let registry = target.registry();
         match self.ledger.claim(registry, digest, target.name()) {
             Claim::Present => {
                 tally.skipped.fetch_add(1, Ordering::Relaxed);
                 Ok(())
             }
-            Claim::MountFrom(from) => match target.mount_blob(digest, &from, stats)? {
-                Mount::Mounted => {
-                    self.ledger.record(registry, digest, target.name());
-                    tally.mounted.fetch_add(1, Ordering::Relaxed);
-                    Ok(())
-                }
-                Mount::Upload(url) => {
-                    self.stream_blob(source, target, digest, size, Some(url), tally)?;
-                    self.ledger.record(registry, digest, target.name());
-                    Ok(())
-                }
-            },
+            Claim::MountFrom(from) => {
+                self.mount_or_stream(source, target, &from, digest, size, tally)?;
+                self.ledger.record(registry, digest, target.name());
+                Ok(())
+            }
             Claim::Owner => {
                 let result = self.owner_copy(source, target, digest, size, tally);
                 match &result {
@@ -317,17 +339,33 @@ impl<'c> Copier<'c> {
         }
         // Same registry, other repository: a mount needs no transfer at all.
         if source.registry() == target.registry() && source.name() != target.name() {
-            match target.mount_blob(digest, source.name(), stats)? {
-                Mount::Mounted => {
-                    tally.mounted.fetch_add(1, Ordering::Relaxed);
-                    return Ok(());
-                }
-                Mount::Upload(url) => {
-                    return self.stream_blob(source, target, digest, size, Some(url), tally);
-                }
-            }
+            return self.mount_or_stream(source, target, source.name(), digest, size, tally);
         }
         self.stream_blob(source, target, digest, size, None, tally)
+    }
+
+    /// A cross-repository mount; when the registry opens an upload instead (no mount
+    /// support, or it does not know the blob there) or refuses, a normal upload follows.
+    fn mount_or_stream(
+        &self,
+        source: &Repo,
+        target: &Repo,
+        from: &str,
+        digest: &Digest,
+        size: u64,
+        tally: &Tally,
+    ) -> Result<()> {
+        match target.mount_blob(digest, from, &tally.stats) {
+            Ok(Mount::Mounted) => {
+                tally.mounted.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Ok(Mount::Upload(url)) => {
+                self.stream_blob(source, target, digest, size, Some(url), tally)
+            }
+            Err(e) if e.kind == ErrorKind::Cancelled => Err(e),
+            Err(_) => self.stream_blob(source, target, digest, size, None, tally),
+        }
     }
 
     /// GET from the source piped into a PUT to the target, verified on the way; the

@@ -11,6 +11,7 @@ pub mod config;
 pub mod copy;
 pub mod digest;
 pub mod error;
+pub mod github;
 pub mod http;
 pub mod kube;
 pub mod manifest;

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::Parser;
 use image_migrator::app;
-use image_migrator::cli::{Cli, Command};
+use image_migrator::cli::{Cli, Command, ReportCommand};
 
 fn main() {
     let cli = Cli::parse();
@@ -16,6 +16,7 @@ fn main() {
         Some(Command::Sync(args)) => app::sync(args, cancelled),
         Some(Command::Validate(args)) => app::validate(args),
         Some(Command::Config(args)) => app::discover(args),
+        Some(Command::Report(ReportCommand::Merge(args))) => app::merge_reports(args),
     };
     std::process::exit(code);
 }

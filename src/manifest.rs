@@ -51,6 +51,95 @@ pub struct Platform {
     pub variant: Option<String>,
 }
 
+/// A wanted platform (`--platform os/arch[/variant]`, or `--os`/`--arch`); a missing part
+/// matches anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlatformSpec {
+    pub os: Option<String>,
+    pub architecture: Option<String>,
+    pub variant: Option<String>,
+}
+
+impl std::str::FromStr for PlatformSpec {
+    type Err = String;
+
+    fn from_str(value: &str) -> std::result::Result<Self, Self::Err> {
+        let parts: Vec<&str> = value.trim().split('/').collect();
+        let valid = |p: &str| {
+            !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        };
+        if !(2..=3).contains(&parts.len()) || !parts.iter().all(|p| valid(p)) {
+            return Err(format!(
+                "{value:?}: expected os/arch[/variant], e.g. linux/amd64 or linux/arm64/v8"
+            ));
+        }
+        Ok(PlatformSpec {
+            os: Some(parts[0].to_string()),
+            architecture: Some(parts[1].to_string()),
+            variant: parts.get(2).map(|v| v.to_string()),
+        })
+    }
+}
+
+impl std::fmt::Display for PlatformSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}/{}",
+            self.os.as_deref().unwrap_or("*"),
+            self.architecture.as_deref().unwrap_or("*")
+        )?;
+        if let Some(variant) = &self.variant {
+            write!(f, "/{variant}")?;
+        }
+        Ok(())
+    }
+}
+
+impl PlatformSpec {
+    pub fn matches(&self, platform: &Platform) -> bool {
+        let same = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
+        same(&self.os, &platform.os)
+            && same(&self.architecture, &platform.architecture)
+            && same(&self.variant, platform.variant.as_deref().unwrap_or(""))
+    }
+}
+
+/// An index reduced to the children whose platform one of `wanted` matches. The bytes
+/// are rewritten, so the digest changes; everything else in the index is kept.
+pub fn filter_index(index: &Manifest, wanted: &[PlatformSpec]) -> Result<Manifest> {
+    let mut value: serde_json::Value = serde_json::from_slice(&index.bytes)
+        .map_err(|e| Error::protocol(format!("index {}: {e}", index.digest)))?;
+    let children = value
+        .get_mut("manifests")
+        .and_then(|m| m.as_array_mut())
+        .ok_or_else(|| Error::protocol(format!("index {} has no manifests", index.digest)))?;
+    children.retain(|child| {
+        serde_json::from_value::<Platform>(child.get("platform").cloned().unwrap_or_default())
+            .is_ok_and(|platform| wanted.iter().any(|w| w.matches(&platform)))
+    });
+    if children.is_empty() {
+        let wanted: Vec<String> = wanted.iter().map(ToString::to_string).collect();
+        return Err(Error::new(
+            crate::error::ErrorKind::NotFound,
+            format!(
+                "index {} has no manifest for platform {}",
+                index.digest,
+                wanted.join(", ")
+            ),
+        ));
+    }
+    let bytes = serde_json::to_vec_pretty(&value)
+        .map_err(|e| Error::protocol(format!("index {}: {e}", index.digest)))?;
+    Ok(Manifest {
+        digest: Digest::sha256_of(&bytes),
+        bytes,
+        media_type: index.media_type.clone(),
+    })
+}
+
 /// What a manifest references.
 #[derive(Debug, Clone)]
 pub enum Content {
@@ -141,6 +230,38 @@ pub fn content(manifest: &Manifest) -> Result<Content> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn filters_index_children_by_platform() {
+        let bytes = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[
+{{"mediaType":"{OCI_MANIFEST}","digest":"sha256:{a}","size":1,"platform":{{"architecture":"amd64","os":"linux"}}}},
+{{"mediaType":"{OCI_MANIFEST}","digest":"sha256:{b}","size":1,"platform":{{"architecture":"arm64","os":"linux","variant":"v8"}}}},
+{{"mediaType":"{OCI_MANIFEST}","digest":"sha256:{c}","size":1,"platform":{{"architecture":"unknown","os":"unknown"}}}}],
+"annotations":{{"keep":"me"}}}}"#,
+            a = "a".repeat(64),
+            b = "b".repeat(64),
+            c = "c".repeat(64)
+        )
+        .into_bytes();
+        let index = Manifest {
+            digest: Digest::sha256_of(&bytes),
+            bytes,
+            media_type: OCI_INDEX.into(),
+        };
+        let wanted: Vec<PlatformSpec> = vec!["linux/arm64".parse().unwrap()];
+        let filtered = filter_index(&index, &wanted).unwrap();
+        assert_ne!(filtered.digest, index.digest);
+        let Content::Index { children } = content(&filtered).unwrap() else {
+            panic!("not an index")
+        };
+        assert_eq!(children.len(), 1);
+        assert!(children[0].0.as_str().ends_with(&"b".repeat(64)));
+        assert!(String::from_utf8_lossy(&filtered.bytes).contains("keep"));
+        let none: Vec<PlatformSpec> = vec!["windows/amd64".parse().unwrap()];
+        assert!(filter_index(&index, &none).is_err());
+        assert!("linux".parse::<PlatformSpec>().is_err());
+    }
 
     #[test]
     fn media_type_from_field_shape_or_header() {

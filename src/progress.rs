@@ -20,11 +20,14 @@ struct Counters {
     started: Instant,
 }
 
+/// The thread printing progress lines, and how to wake it when the run ends.
+type Ticker = (JoinHandle<()>, Arc<(Mutex<()>, Condvar)>);
+
 /// Progress of a run over `total` images.
 pub struct Progress {
     counters: Arc<Counters>,
     bar: Option<ProgressBar>,
-    ticker: Option<(JoinHandle<()>, Arc<(Mutex<()>, Condvar)>)>,
+    ticker: Option<Ticker>,
 }
 
 impl Progress {

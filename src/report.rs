@@ -11,7 +11,7 @@ use crate::error::ErrorKind;
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// The whole report.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct Report {
     pub schema_version: u32,
     pub tool: String,
@@ -26,7 +26,7 @@ pub struct Report {
 }
 
 /// The effective settings of the run (never secrets).
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct Settings {
     pub auth_file: Option<String>,
     pub images_file: String,
@@ -36,6 +36,10 @@ pub struct Settings {
     pub retries: u32,
     pub dry_run: bool,
     pub ca_file: Option<String>,
+    /// `--platform` filter (empty = every platform).
+    pub platforms: Vec<String>,
+    /// `K/N` when this run was one slice of a sharded migration.
+    pub shard: Option<String>,
 }
 
 /// What happened to one source tag → target tag.
@@ -62,7 +66,7 @@ impl Status {
 }
 
 /// Why an image failed.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct Failure {
     pub kind: ErrorKind,
     pub message: String,
@@ -70,7 +74,7 @@ pub struct Failure {
 }
 
 /// One result line.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct ImageResult {
     /// The images.json key of the rule, and its line.
     pub rule: String,
@@ -79,6 +83,10 @@ pub struct ImageResult {
     pub source: String,
     pub target: String,
     pub source_digest: Option<String>,
+    /// The digest of what is in the target: the source's, except when `--platform`
+    /// rewrote an index (then `platform_filtered` is true).
+    pub target_digest: Option<String>,
+    pub platform_filtered: bool,
     pub media_type: Option<String>,
     pub status: Status,
     pub bytes_transferred: u64,
@@ -92,7 +100,7 @@ pub struct ImageResult {
 }
 
 /// Counts and totals over all results.
-#[derive(Debug, Clone, Default, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 pub struct Summary {
     pub total: usize,
     pub copied: usize,
@@ -127,6 +135,29 @@ impl Summary {
         }
         summary
     }
+}
+
+/// Combines the reports of the slices of a sharded migration: all results, recomputed
+/// summary, the earliest start and the latest end.
+pub fn merge(reports: Vec<Report>) -> Option<Report> {
+    let mut reports = reports.into_iter();
+    let mut merged = reports.next()?;
+    for report in reports {
+        if report.started_at < merged.started_at {
+            merged.started_at = report.started_at;
+        }
+        if report.finished_at > merged.finished_at {
+            merged.finished_at = report.finished_at;
+        }
+        merged.results.extend(report.results);
+    }
+    let parse = |t: &str| humantime::parse_rfc3339(t).ok();
+    if let (Some(start), Some(end)) = (parse(&merged.started_at), parse(&merged.finished_at)) {
+        merged.duration_seconds = end.duration_since(start).unwrap_or_default().as_secs_f64();
+    }
+    merged.settings.shard = None;
+    merged.summary = Summary::of(&merged.results);
+    Some(merged)
 }
 
 /// The JSON Schema of the report, as committed in `schema/report.schema.json`.

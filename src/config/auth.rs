@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::source::SourceFile;
+use super::source::{SourceFile, without_value};
 use super::{ConfigError, ConfigErrors};
 use crate::reference::parse_location;
 
@@ -103,7 +103,8 @@ impl AuthConfig {
                 Ok(raw) => raw,
                 Err(e) => {
                     let line = entry.line + e.line().saturating_sub(1);
-                    let message = e.to_string();
+                    let message =
+                        without_value(&e.to_string()).replace("struct RawEntry", "an object");
                     let message = message
                         .rfind(" at line ")
                         .map_or(message.as_str(), |i| &message[..i]);

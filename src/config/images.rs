@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::source::SourceFile;
 use super::{ConfigError, ConfigErrors};
@@ -39,7 +40,9 @@ pub struct Rule {
     pub line: usize,
     /// Source repository (tag and digest cleared; see `selection`).
     pub source: Reference,
-    /// Target repository; `tag` is the fixed target tag when the rule names one.
+    /// Target repository; `tag` is the target tag when the source names one (the rule's
+    /// own target tag, else the source's tag), `None` for all-tags and digest rules
+    /// without a target tag.
     pub target: Reference,
     pub selection: TagSelection,
 }
@@ -78,27 +81,30 @@ pub fn load(path: &Path, defaults: &Defaults) -> Result<Vec<Rule>, ConfigErrors>
     }
     for entry in &entries {
         let at = |message: String| ConfigError::at(path, entry.line, &entry.key, message);
-        let targets: Vec<String> = match serde_json::from_str::<Value>(entry.value.get()) {
-            Ok(Value::String(target)) => vec![target],
+        // Each target with its own line: items of a multi-line list are located exactly.
+        let targets: Vec<(String, usize)> = match serde_json::from_str::<Value>(entry.value.get()) {
+            Ok(Value::String(target)) => vec![(target, entry.line)],
             Ok(Value::Array(items)) if items.is_empty() => {
                 errors.push(at("the list of targets is empty".into()));
                 continue;
             }
-            Ok(Value::Array(items)) => {
-                let strings: Option<Vec<String>> = items
-                    .into_iter()
-                    .map(|item| match item {
-                        Value::String(s) => Some(s),
-                        _ => None,
-                    })
-                    .collect();
-                match strings {
-                    Some(strings) => strings,
-                    None => {
-                        errors.push(at("every item of a target list must be a string".into()));
-                        continue;
+            Ok(Value::Array(_)) => {
+                let items: Vec<&RawValue> =
+                    serde_json::from_str(entry.value.get()).unwrap_or_default();
+                let mut targets = Vec::new();
+                for item in items {
+                    let line = source.line_of(item.get());
+                    match serde_json::from_str::<Value>(item.get()) {
+                        Ok(Value::String(target)) => targets.push((target, line)),
+                        _ => errors.push(ConfigError::at(
+                            path,
+                            line,
+                            &entry.key,
+                            "every item of a target list must be a string",
+                        )),
                     }
                 }
+                targets
             }
             Ok(other) => {
                 errors.push(at(format!(
@@ -112,19 +118,19 @@ pub fn load(path: &Path, defaults: &Defaults) -> Result<Vec<Rule>, ConfigErrors>
                 continue;
             }
         };
-        for target in targets {
+        for (target, line) in targets {
             match check_rule(&entry.key, &target, defaults) {
                 Ok((source_ref, target_ref, selection)) => rules.push(Rule {
                     key: entry.key.clone(),
                     raw_target: target,
-                    line: entry.line,
+                    line,
                     source: source_ref,
                     target: target_ref,
                     selection,
                 }),
                 Err(message) => errors.push(ConfigError::at(
                     path,
-                    entry.line,
+                    line,
                     &entry.key,
                     if target.is_empty() {
                         message
@@ -138,6 +144,8 @@ pub fn load(path: &Path, defaults: &Defaults) -> Result<Vec<Rule>, ConfigErrors>
     if errors.is_empty() {
         Ok(rules)
     } else {
+        // File order, also for the items of one list (stable: same line keeps its order).
+        errors.sort_by_key(|e| e.line);
         Err(ConfigErrors(errors))
     }
 }
@@ -192,6 +200,13 @@ fn check_rule(
                  have one either"
                     .into(),
             );
+        }
+        let mut target = target;
+        // Rule 7: a target without a tag takes the source's tag.
+        if let TagSelection::Tag(tag) = &selection
+            && target.tag.is_none()
+        {
+            target.tag = Some(tag.clone());
         }
         target
     };

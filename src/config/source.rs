@@ -76,6 +76,14 @@ impl SourceFile {
                         "the top level must be a JSON object {{ … }}: {}",
                         strip_position(&e)
                     )
+                } else if let Some((line, column)) = self.trailing_comma(&e) {
+                    return ConfigErrors(vec![ConfigError {
+                        line: Some(line),
+                        ..ConfigError::file(
+                            path,
+                            format!("invalid JSON: trailing comma (column {column})"),
+                        )
+                    }]);
                 } else {
                     format!("invalid JSON: {}", strip_position(&e))
                 };
@@ -94,6 +102,40 @@ impl SourceFile {
             .collect())
     }
 
+    /// serde_json reports a trailing comma where the `}` or `]` after it is, often on the
+    /// next line; the typo is the comma: its 1-based line and column.
+    fn trailing_comma(&self, error: &serde_json::Error) -> Option<(usize, usize)> {
+        let message = error.to_string();
+        if error.line() == 0
+            || !["trailing comma", "expected value", "key must be a string"]
+                .iter()
+                .any(|m| message.starts_with(m))
+        {
+            return None;
+        }
+        let line_start: usize = self
+            .text
+            .split_inclusive('\n')
+            .take(error.line() - 1)
+            .map(str::len)
+            .sum();
+        let closing = line_start + error.column().saturating_sub(1);
+        // Inside a nested value serde_json says "expected value" (at a `]`) or "key must be
+        // a string" (at a `}`).
+        if !matches!(self.text.as_bytes().get(closing), Some(b']' | b'}')) {
+            return None;
+        }
+        let comma = self.text.get(..closing)?.trim_end().len().checked_sub(1)?;
+        if self.text.as_bytes()[comma] != b',' {
+            return None;
+        }
+        let comma_line_start = self.text[..comma].rfind('\n').map_or(0, |i| i + 1);
+        Some((
+            self.line_of(&self.text[comma..]),
+            comma - comma_line_start + 1,
+        ))
+    }
+
     /// 1-based line at which `slice` (a sub-slice of the text) starts.
     pub fn line_of(&self, slice: &str) -> usize {
         let offset = (slice.as_ptr() as usize).saturating_sub(self.text.as_ptr() as usize);
@@ -107,11 +149,28 @@ impl SourceFile {
 
 /// serde_json appends " at line L column C"; the line is reported separately.
 fn strip_position(error: &serde_json::Error) -> String {
-    let text = error.to_string();
+    let text = without_value(&error.to_string());
     match text.rfind(" at line ") {
         Some(i) => format!("{} (column {})", &text[..i], error.column()),
         None => text,
     }
+}
+
+/// serde quotes the offending value (`invalid type: string "hunter2", expected …`); in
+/// auth.json that value may be a password, so only its JSON type is kept.
+pub fn without_value(message: &str) -> String {
+    for prefix in ["invalid type: ", "invalid value: "] {
+        if let Some(rest) = message.strip_prefix(prefix)
+            && let Some((unexpected, expected)) = rest.rsplit_once(", expected ")
+        {
+            let kind = unexpected
+                .find(['`', '"'])
+                .map_or(unexpected, |i| &unexpected[..i])
+                .trim_end();
+            return format!("{prefix}{kind}, expected {expected}");
+        }
+    }
+    message.to_string()
 }
 
 struct EntriesVisitor;

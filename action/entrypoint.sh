@@ -1,0 +1,31 @@
+#!/bin/sh
+# Entry point of the GitHub container action: turns the action's inputs (INPUT_*
+# variables, set by the runner) into image-migrator flags, and applies fail_on_error.
+set -u
+
+set -- sync
+[ -n "${INPUT_AUTH_FILE:-}" ] && set -- "$@" --auth "$INPUT_AUTH_FILE"
+[ -n "${INPUT_IMAGES_FILE:-}" ] && set -- "$@" --images "$INPUT_IMAGES_FILE"
+[ -n "${INPUT_DEFAULT_REGISTRY:-}" ] && set -- "$@" --default-registry "$INPUT_DEFAULT_REGISTRY"
+[ -n "${INPUT_DEFAULT_NAMESPACE:-}" ] && set -- "$@" --default-namespace "$INPUT_DEFAULT_NAMESPACE"
+[ -n "${INPUT_PROC:-}" ] && set -- "$@" --proc "$INPUT_PROC"
+[ -n "${INPUT_RETRIES:-}" ] && set -- "$@" --retries "$INPUT_RETRIES"
+[ -n "${INPUT_REPORT:-}" ] && set -- "$@" --report "$INPUT_REPORT"
+[ -n "${INPUT_JUNIT:-}" ] && set -- "$@" --junit "$INPUT_JUNIT"
+[ -n "${INPUT_CA_FILE:-}" ] && set -- "$@" --ca-file "$INPUT_CA_FILE"
+case "${INPUT_DRY_RUN:-false}" in
+  true|True|TRUE|1|yes) set -- "$@" --dry-run ;;
+esac
+
+/usr/local/bin/image-migrator "$@"
+code=$?
+
+# Exit 1 = some images failed (the rest were copied). Configuration errors (2) always fail.
+if [ "$code" -eq 1 ]; then
+  case "${INPUT_FAIL_ON_ERROR:-true}" in
+    false|False|FALSE|0|no)
+      echo "image-migrator: some images failed; fail_on_error is false, so the step succeeds" >&2
+      exit 0 ;;
+  esac
+fi
+exit "$code"

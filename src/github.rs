@@ -1,0 +1,212 @@
+//! GitHub Actions integration, active when `GITHUB_ACTIONS=true`: masks resolved secrets,
+//! groups log sections, turns configuration errors and failed images into `::error`
+//! annotations, writes step outputs (`GITHUB_OUTPUT`) and a Markdown job summary
+//! (`GITHUB_STEP_SUMMARY`).
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::config::ConfigErrors;
+use crate::report::{Report, Status};
+
+/// Failed images annotated individually; the rest are counted in one more annotation.
+const MAX_ANNOTATIONS: usize = 10;
+/// Rows in the job summary table before it points at the report instead.
+const MAX_SUMMARY_ROWS: usize = 200;
+
+/// Whether this process runs as a GitHub Actions step.
+pub fn active() -> bool {
+    std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true")
+}
+
+/// Workflow commands go to stdout, where the runner reads them.
+fn command(line: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{line}");
+    let _ = stdout.flush();
+}
+
+/// `::add-mask::` for every secret, before anything else is printed.
+pub fn mask_secrets(secrets: &[&str]) {
+    for secret in secrets {
+        for line in secret.lines().filter(|l| !l.trim().is_empty()) {
+            command(&format!("::add-mask::{}", escape_data(line)));
+        }
+    }
+}
+
+pub fn group(title: &str) {
+    command(&format!("::group::{}", escape_data(title)));
+}
+
+pub fn end_group() {
+    command("::endgroup::");
+}
+
+/// One annotation per configuration problem, pointing at its file and line.
+pub fn annotate_config_errors(errors: &ConfigErrors) {
+    for error in &errors.0 {
+        let mut properties = format!(
+            "file={}",
+            escape_property(&error.file.display().to_string())
+        );
+        if let Some(line) = error.line {
+            properties.push_str(&format!(",line={line}"));
+        }
+        properties.push_str(",title=image-migrator configuration");
+        let message = match &error.key {
+            Some(key) => format!("{key:?}: {}", error.message),
+            None => error.message.clone(),
+        };
+        command(&format!("::error {properties}::{}", escape_data(&message)));
+    }
+}
+
+/// Annotations for the first failed images.
+pub fn annotate_failures(report: &Report) {
+    let failed: Vec<_> = report
+        .results
+        .iter()
+        .filter(|r| r.status == Status::Failed)
+        .collect();
+    for result in failed.iter().take(MAX_ANNOTATIONS) {
+        let message = result
+            .error
+            .as_ref()
+            .map(|e| e.message.as_str())
+            .unwrap_or("failed");
+        command(&format!(
+            "::error title={}::{}",
+            escape_property(&format!("{} → {}", result.source, result.target)),
+            escape_data(message)
+        ));
+    }
+    if failed.len() > MAX_ANNOTATIONS {
+        command(&format!(
+            "::error title=image-migrator::{} more image(s) failed; see the report",
+            failed.len() - MAX_ANNOTATIONS
+        ));
+    }
+}
+
+/// Step outputs: report path and counts.
+pub fn write_outputs(report: &Report, report_path: &Path) -> std::io::Result<()> {
+    let Some(path) = std::env::var_os("GITHUB_OUTPUT") else {
+        return Ok(());
+    };
+    let s = &report.summary;
+    let text = format!(
+        "report={}\ntotal={}\ncopied={}\nunchanged={}\nfailed={}\nwould_copy={}\ncancelled={}\n",
+        report_path.display(),
+        s.total,
+        s.copied,
+        s.unchanged,
+        s.failed,
+        s.would_copy,
+        s.cancelled
+    );
+    append(Path::new(&path), &text)
+}
+
+/// The Markdown job summary.
+pub fn write_summary(report: &Report, report_path: &Path) -> std::io::Result<()> {
+    let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY") else {
+        return Ok(());
+    };
+    append(
+        Path::new(&path),
+        &markdown_summary(report, report_path, MAX_SUMMARY_ROWS),
+    )
+}
+
+fn append(path: &Path, text: &str) -> std::io::Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    file.write_all(text.as_bytes())
+}
+
+/// A table of images and their status, failures first, cut at `max_rows`.
+pub fn markdown_summary(report: &Report, report_path: &Path, max_rows: usize) -> String {
+    let s = &report.summary;
+    let mut out = format!(
+        "## image-migrator{}\n\n| total | copied | unchanged | failed | would copy | cancelled | transferred |\n|---:|---:|---:|---:|---:|---:|---:|\n| {} | {} | {} | {} | {} | {} | {} |\n\n",
+        if report.settings.dry_run {
+            " (dry run)"
+        } else {
+            ""
+        },
+        s.total,
+        s.copied,
+        s.unchanged,
+        s.failed,
+        s.would_copy,
+        s.cancelled,
+        crate::progress::human_bytes(s.bytes_transferred)
+    );
+    let mut rows: Vec<_> = report.results.iter().collect();
+    rows.sort_by_key(|r| match r.status {
+        Status::Failed => 0,
+        Status::Cancelled => 1,
+        Status::Copied | Status::WouldCopy => 2,
+        Status::Unchanged => 3,
+    });
+    out.push_str("| status | source | target | detail |\n|---|---|---|---|\n");
+    for result in rows.iter().take(max_rows) {
+        let icon = match result.status {
+            Status::Failed => "❌",
+            Status::Cancelled => "⏹️",
+            Status::Copied => "✅",
+            Status::WouldCopy => "📝",
+            Status::Unchanged => "➖",
+        };
+        let detail = result
+            .error
+            .as_ref()
+            .map(|e| e.message.clone())
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "| {icon} {} | `{}` | `{}` | {} |\n",
+            result.status.label(),
+            result.source,
+            result.target,
+            escape_cell(&detail)
+        ));
+    }
+    if rows.len() > max_rows {
+        out.push_str(&format!(
+            "\n{} more image(s) not shown; the full list is in the report `{}`.\n",
+            rows.len() - max_rows,
+            report_path.display()
+        ));
+    }
+    out
+}
+
+fn escape_cell(text: &str) -> String {
+    text.replace('|', "\\|").replace(['\n', '\r'], " ")
+}
+
+/// Workflow command data escaping.
+fn escape_data(text: &str) -> String {
+    text.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
+}
+
+/// Workflow command property escaping.
+fn escape_property(text: &str) -> String {
+    escape_data(text).replace(':', "%3A").replace(',', "%2C")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_workflow_command_text() {
+        assert_eq!(escape_data("a%b\nc"), "a%25b%0Ac");
+        assert_eq!(escape_property("x:y,z"), "x%3Ay%2Cz");
+    }
+}
