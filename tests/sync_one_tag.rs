@@ -161,3 +161,39 @@ fn the_target_may_rename_repository_and_tag() {
         5
     );
 }
+
+#[test]
+fn an_image_named_by_two_rules_is_copied_once() {
+    let src = TestRegistry::start();
+    let dst = TestRegistry::start();
+    let source = Seeder::for_registry(&src);
+    let (one, two, three) = seed_three_tags(&source);
+
+    let run = SyncRun::new()
+        .insecure(&src.host)
+        .insecure(&dst.host)
+        .rule(
+            &format!("{}/library/web:2.0", src.host),
+            &format!("{}/mirror/web:2.0", dst.host),
+        )
+        .rule(
+            &format!("{}/library/web", src.host),
+            &format!("{}/mirror/web", dst.host),
+        )
+        .run();
+
+    run.assert_all("copied");
+    // Three tags, one result each: 2.0 is not copied (and reported) twice.
+    assert_eq!(run.count("total"), 3, "{}", run.pretty());
+    let two_result = run.result_for(&format!("{}/mirror/web:2.0", dst.host));
+    assert_eq!(two_result["rule_line"], 2, "the first rule owns it");
+    assert_eq!(run.count("blobs_transferred"), 6, "{}", run.pretty());
+    let target = Seeder::for_registry(&dst);
+    assert_eq!(target.tags("mirror/web"), ["1.0", "2.0", "3.0"]);
+    for (tag, pushed) in [("1.0", &one), ("2.0", &two), ("3.0", &three)] {
+        assert_eq!(
+            target.manifest_digest("mirror/web", tag).as_ref(),
+            Some(&pushed.manifest_digest)
+        );
+    }
+}
