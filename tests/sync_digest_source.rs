@@ -37,12 +37,12 @@ fn a_digest_source_is_copied_to_a_tag_or_by_digest() {
     assert_ne!(old.manifest_digest, new.manifest_digest);
     let pinned = format!("{}/vendor/db@{}", src.host, old.manifest_digest);
 
-    let run = SyncRun::new()
+    let sync = SyncRun::new()
         .insecure(&src.host)
         .insecure(&dst.host)
         .rule(&pinned, &format!("{}/mirror/db:pinned", dst.host))
-        .rule(&pinned, &format!("{}/by-digest/db", dst.host))
-        .run();
+        .rule(&pinned, &format!("{}/by-digest/db", dst.host));
+    let run = sync.run();
 
     run.assert_all("copied");
     assert_eq!(run.count("total"), 2);
@@ -79,6 +79,12 @@ fn a_digest_source_is_copied_to_a_tag_or_by_digest() {
     assert_skopeo_digest(&by_digest, &old.manifest_digest, None);
     // The new image's layer was never copied anywhere.
     assert!(!target.blob_exists("mirror/db", &new.layer_digests[0]));
+
+    // Once there, both are unchanged (the untagged one found by its digest).
+    let again = sync.run();
+    again.assert_all("unchanged");
+    assert_eq!(again.result_for(&by_digest)["status"], "unchanged");
+    assert_eq!(again.count("blobs_transferred"), 0);
 }
 
 #[test]

@@ -11,7 +11,9 @@ use support::seed::{
     DOCKER_MANIFEST_LIST, ImageSpec, Media, OCI_INDEX, Pushed, Seeder, deterministic_layer,
     sha256_digest,
 };
-use support::sync::{Access, SyncRun, access_log, assert_skopeo_digest, skopeo};
+use support::sync::{
+    Access, SyncRun, access_log, assert_skopeo_digest, migrator_requests_since, skopeo,
+};
 
 fn children(source: &Seeder, media: Media, base: &[u8], seed: u64) -> Vec<Pushed> {
     ["amd64", "arm64"]
@@ -68,7 +70,7 @@ fn manifest_lists_and_oci_indexes_are_copied_whole() {
     assert_eq!(unique_blobs.len(), 9);
     let src_before = access_log(&src).len();
 
-    let run = SyncRun::new()
+    let sync = SyncRun::new()
         .insecure(&src.host)
         .insecure(&dst.host)
         .rule(
@@ -78,8 +80,8 @@ fn manifest_lists_and_oci_indexes_are_copied_whole() {
         .rule(
             &format!("{}/multi/app:index", src.host),
             &format!("{}/mirror/app:index", dst.host),
-        )
-        .run();
+        );
+    let run = sync.run();
 
     run.assert_all("copied");
     assert_eq!(
@@ -167,5 +169,27 @@ fn manifest_lists_and_oci_indexes_are_copied_whole() {
             &format!("docker://{}/mirror/app:{tag}", dst.host),
             &format!("dir:{}", out.path().join(tag).display()),
         ]);
+    }
+
+    // Again: both indexes are unchanged after one HEAD each; no child is looked at.
+    let src_before = access_log(&src).len();
+    let dst_before = access_log(&dst).len();
+    let again = sync.run();
+    again.assert_all("unchanged");
+    assert_eq!(again.count("blobs_transferred"), 0);
+    for (reg, before, repo) in [(&src, src_before, "multi"), (&dst, dst_before, "mirror")] {
+        let mut requests: Vec<String> = migrator_requests_since(reg, before)
+            .into_iter()
+            .filter(|a| a.uri != "/v2/")
+            .map(|a| format!("{} {}", a.method, a.uri))
+            .collect();
+        requests.sort();
+        assert_eq!(
+            requests,
+            [
+                format!("HEAD /v2/{repo}/app/manifests/index"),
+                format!("HEAD /v2/{repo}/app/manifests/list"),
+            ]
+        );
     }
 }

@@ -18,7 +18,8 @@ fn shared_blobs_cross_once_per_target_registry_and_are_mounted_elsewhere() {
     let dst2 = TestRegistry::start();
     let source = Seeder::for_registry(&src);
 
-    let base = deterministic_layer(1, 50_000);
+    // A few hundred KiB: streamed in many reads, not one buffer.
+    let base = deterministic_layer(1, 400_000);
     let a = source.push_image(
         "lib/a",
         "1",
