@@ -79,16 +79,19 @@ pub struct Plan {
     pub failures: Vec<RuleFailure>,
 }
 
-/// Expands rules into jobs, keeping file order; duplicate jobs are dropped.
+/// Expands rules into jobs, keeping file order; a job with the same source and target
+/// as an earlier one (another rule naming the same image) is dropped, so the first rule
+/// owns it.
 pub fn plan(client: &Client, rules: &[Rule]) -> Plan {
     let expanded: Vec<Result<Vec<Job>, Box<RuleFailure>>> =
         rules.par_iter().map(|rule| expand(client, rule)).collect();
     let mut plan = Plan::default();
+    let mut seen = std::collections::HashSet::new();
     for item in expanded {
         match item {
             Ok(jobs) => {
                 for job in jobs {
-                    if !plan.jobs.contains(&job) {
+                    if seen.insert((job.source.to_string(), job.target.to_string())) {
                         plan.jobs.push(job);
                     }
                 }

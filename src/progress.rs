@@ -63,6 +63,11 @@ impl Progress {
                 let (lock, condvar) = &*wake;
                 let mut guard = lock.lock().unwrap();
                 loop {
+                    // Checked under the lock before waiting: `finish` may have run before
+                    // this thread got here, and its notification is then already gone.
+                    if counters.finished.load(Ordering::Relaxed) {
+                        return;
+                    }
                     guard = condvar.wait_timeout(guard, LOG_INTERVAL).unwrap().0;
                     if counters.finished.load(Ordering::Relaxed) {
                         return;
@@ -106,7 +111,15 @@ impl Progress {
     }
 
     pub fn finish(self) {
-        self.counters.finished.store(true, Ordering::Relaxed);
+        match &self.ticker {
+            // Under the ticker's lock, so it cannot miss the flag between its check and
+            // its wait.
+            Some((_, wake)) => {
+                let _guard = wake.0.lock().unwrap();
+                self.counters.finished.store(true, Ordering::Relaxed);
+            }
+            None => self.counters.finished.store(true, Ordering::Relaxed),
+        }
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }

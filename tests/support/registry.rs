@@ -56,15 +56,29 @@ impl TestRegistry {
     /// A registry that requires HTTP basic auth (`htpasswd` backend, realm
     /// `image-migrator-test`) for every request, including `GET /v2/`.
     pub fn start_with_htpasswd(user: &str, password: &str) -> TestRegistry {
+        Self::start_with_htpasswd_users(&[(user, password)])
+    }
+
+    /// Like [`TestRegistry::start_with_htpasswd`] with several users in the one htpasswd
+    /// file (each may read and write everything); `credentials` are the first user's.
+    /// The registry logs the authenticated user of each request (`auth.user.name`).
+    pub fn start_with_htpasswd_users(users: &[(&str, &str)]) -> TestRegistry {
+        assert!(!users.is_empty(), "at least one user");
         // Cost 4 (the minimum): the registry checks the hash on every request.
-        let hash = bcrypt::hash(password, 4).expect("bcrypt hash");
+        let htpasswd: String = users
+            .iter()
+            .map(|(user, password)| {
+                let hash = bcrypt::hash(password, 4).expect("bcrypt hash");
+                format!("{user}:{hash}\n")
+            })
+            .collect();
         let env = [
             ("REGISTRY_AUTH", "htpasswd"),
             ("REGISTRY_AUTH_HTPASSWD_REALM", "image-migrator-test"),
             ("REGISTRY_AUTH_HTPASSWD_PATH", HTPASSWD_PATH),
         ];
-        let mut reg = Self::launch(&env, Some(format!("{user}:{hash}\n")));
-        reg.credentials = Some((user.to_string(), password.to_string()));
+        let mut reg = Self::launch(&env, Some(htpasswd));
+        reg.credentials = Some((users[0].0.to_string(), users[0].1.to_string()));
         reg
     }
 
