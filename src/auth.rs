@@ -65,6 +65,19 @@ struct Token {
     expires: Instant,
 }
 
+/// What a token is asked for: which registry, where its token service is, for which
+/// scope, with which credentials.
+pub struct TokenRequest<'a> {
+    pub registry: &'a str,
+    pub realm: &'a str,
+    pub service: Option<&'a str>,
+    /// Space-separated scopes, push scope first.
+    pub scope: &'a str,
+    pub entry: Option<&'a AuthEntry>,
+    /// The token service is reached without certificate verification.
+    pub insecure: bool,
+}
+
 /// Bearer tokens by (registry, credentials key, scope).
 #[derive(Default)]
 pub struct TokenCache {
@@ -72,30 +85,20 @@ pub struct TokenCache {
 }
 
 impl TokenCache {
-    /// A valid token for `scope`, fetched from the realm when none is cached.
-    #[allow(clippy::too_many_arguments)]
+    /// A valid token for the request's scope, fetched from the realm when none is cached.
     pub fn token(
         &self,
         transport: &Transport,
-        registry: &str,
-        realm: &str,
-        service: Option<&str>,
-        scope: &str,
-        entry: Option<&AuthEntry>,
-        insecure: bool,
+        request: &TokenRequest<'_>,
         stats: &RequestStats,
     ) -> Result<String> {
-        let key = cache_key(registry, entry, scope);
+        let key = cache_key(request.registry, request.entry, request.scope);
         if let Some(token) = self.tokens.lock().unwrap().get(&key)
             && token.expires > Instant::now()
         {
             return Ok(token.value.clone());
         }
-        let token = transport.retrying(stats, || {
-            fetch_token(
-                transport, registry, realm, service, scope, entry, insecure, stats,
-            )
-        })?;
+        let token = transport.retrying(stats, || fetch_token(transport, request, stats))?;
         self.tokens.lock().unwrap().insert(key, token.clone());
         Ok(token.value)
     }
@@ -117,17 +120,19 @@ fn cache_key(registry: &str, entry: Option<&AuthEntry>, scope: &str) -> (String,
     )
 }
 
-#[allow(clippy::too_many_arguments)]
 fn fetch_token(
     transport: &Transport,
-    registry: &str,
-    realm: &str,
-    service: Option<&str>,
-    scope: &str,
-    entry: Option<&AuthEntry>,
-    insecure: bool,
+    request: &TokenRequest<'_>,
     stats: &RequestStats,
 ) -> Result<Token> {
+    let TokenRequest {
+        registry,
+        realm,
+        service,
+        scope,
+        entry,
+        insecure,
+    } = *request;
     let mut url = realm.to_string();
     let mut separator = if realm.contains('?') { '&' } else { '?' };
     let mut add = |name: &str, value: &str| {

@@ -9,7 +9,7 @@ use std::sync::{Arc, Condvar, Mutex};
 
 use ureq::http::Method;
 
-use crate::auth::{Challenge, TokenCache, basic_header, parse_challenge};
+use crate::auth::{Challenge, TokenCache, TokenRequest, basic_header, parse_challenge};
 use crate::config::{AuthConfig, AuthEntry};
 use crate::digest::Digest;
 use crate::error::{Error, ErrorKind, Result};
@@ -593,16 +593,18 @@ impl Repo<'_> {
             Challenge::Anonymous => Ok(None),
             Challenge::Basic => Ok(basic_header(self.entry.as_ref())),
             Challenge::Bearer { realm, service } => {
-                let token = self.client.tokens.token(
-                    &self.client.transport,
-                    &self.endpoint.registry,
-                    &realm,
-                    service.as_deref(),
+                let request = TokenRequest {
+                    registry: &self.endpoint.registry,
+                    realm: &realm,
+                    service: service.as_deref(),
                     scope,
-                    self.entry.as_ref(),
-                    self.endpoint.insecure,
-                    stats,
-                )?;
+                    entry: self.entry.as_ref(),
+                    insecure: self.endpoint.insecure,
+                };
+                let token = self
+                    .client
+                    .tokens
+                    .token(&self.client.transport, &request, stats)?;
                 Ok(Some(format!("Bearer {token}")))
             }
         }
