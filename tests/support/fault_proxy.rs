@@ -28,6 +28,8 @@ pub enum Fault {
     FlipByte,
     /// Answer `307` with `Location: <base><path and query>` (e.g. another server).
     Redirect(String),
+    /// Hold the request this long, then forward it unchanged (a slow hop).
+    Delay(Duration),
 }
 
 /// When a rule fires, counted over the requests the rule matches.
@@ -346,6 +348,10 @@ fn handle(client: TcpStream, shared: &Shared) -> std::io::Result<()> {
         };
 
         let synthetic = match &fault {
+            Some(Fault::Delay(hold)) => {
+                thread::sleep(*hold);
+                None
+            }
             Some(Fault::ResetBeforeResponse) => {
                 relay_request(&mut reader, &mut std::io::sink())?;
                 reset(&client);
