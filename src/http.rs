@@ -250,18 +250,31 @@ impl Transport {
 
 fn classify_transport_error(method: &Method, url: &str, error: ureq::Error) -> Error {
     let message = format!("{method} {}: {error}", redact_url(url));
+    if is_tls_failure(&error) {
+        // A certificate problem does not heal by retrying.
+        return Error::new(
+            crate::error::ErrorKind::Network,
+            format!(
+                "{message} (TLS verification failed; pass --ca-file with the registry's CA, or set \"insecure\": true for this registry in auth.json)"
+            ),
+        );
+    }
     match error {
-        ureq::Error::Tls(_) | ureq::Error::Rustls(_) => {
-            // A certificate problem does not heal by retrying.
-            Error::new(
-                crate::error::ErrorKind::Network,
-                format!(
-                    "{message} (TLS verification failed; pass --ca-file with the registry's CA, or set \"insecure\": true for this registry in auth.json)"
-                ),
-            )
-        }
         ureq::Error::BadUri(_) | ureq::Error::Http(_) => Error::protocol(message),
         _ => Error::network(message),
+    }
+}
+
+/// Whether a transport error is a TLS failure. ureq reports a certificate rejected
+/// during the handshake as `Error::Io` wrapping the `rustls::Error`, not as
+/// `Error::Rustls`, so the I/O error is looked into as well.
+fn is_tls_failure(error: &ureq::Error) -> bool {
+    match error {
+        ureq::Error::Tls(_) | ureq::Error::Rustls(_) => true,
+        ureq::Error::Io(io) => io
+            .get_ref()
+            .is_some_and(|inner| inner.is::<rustls::Error>()),
+        _ => false,
     }
 }
 
