@@ -26,7 +26,8 @@ pub enum Fault {
     ShortBody,
     /// Forward; flip one byte (the middle one) of the body.
     FlipByte,
-    /// Answer `307` with `Location: <base><path and query>` (e.g. another server).
+    /// Answer `307` with `Location: <base><path>` (e.g. another server); a query in
+    /// `base` (`http://h:p?sig=…`) is put after the path, as in a signed URL.
     Redirect(String),
     /// Hold the request this long, then forward it unchanged (a slow hop).
     Delay(Duration),
@@ -362,10 +363,15 @@ fn handle(client: TcpStream, shared: &Shared) -> std::io::Result<()> {
                 429,
                 vec![("Retry-After".to_string(), retry_after_secs.to_string())],
             )),
-            Some(Fault::Redirect(base)) => Some((
-                307,
-                vec![("Location".to_string(), format!("{base}{}", head.path))],
-            )),
+            Some(Fault::Redirect(base)) => {
+                // `base` may carry a query (a signed URL): it goes after the path.
+                let path = head.path.split('?').next().unwrap_or_default();
+                let location = match base.split_once('?') {
+                    Some((origin, query)) => format!("{origin}{path}?{query}"),
+                    None => format!("{base}{path}"),
+                };
+                Some((307, vec![("Location".to_string(), location)]))
+            }
             _ => None,
         };
         if let Some((status, extra)) = synthetic {
