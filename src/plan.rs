@@ -40,6 +40,7 @@ pub struct Plan {
 }
 
 /// Expands rules into jobs, keeping file order; duplicate jobs are dropped.
+#[allow(clippy::result_large_err)] // one failure per rule, built once: size is no concern
 pub fn plan(client: &Client, rules: &[Rule]) -> Plan {
     let expanded: Vec<Result<Vec<Job>, RuleFailure>> =
         rules.par_iter().map(|rule| expand(client, rule)).collect();
@@ -59,6 +60,7 @@ pub fn plan(client: &Client, rules: &[Rule]) -> Plan {
     plan
 }
 
+#[allow(clippy::result_large_err)]
 fn expand(client: &Client, rule: &Rule) -> Result<Vec<Job>, RuleFailure> {
     let job = |source: Reference, target: Reference| Job {
         rule: rule.key.clone(),

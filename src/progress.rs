@@ -20,11 +20,14 @@ struct Counters {
     started: Instant,
 }
 
+/// Wakes the ticker thread early when the run finishes.
+type Wake = Arc<(Mutex<()>, Condvar)>;
+
 /// Progress of a run over `total` images.
 pub struct Progress {
     counters: Arc<Counters>,
     bar: Option<ProgressBar>,
-    ticker: Option<(JoinHandle<()>, Arc<(Mutex<()>, Condvar)>)>,
+    ticker: Option<(JoinHandle<()>, Wake)>,
 }
 
 impl Progress {

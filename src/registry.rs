@@ -470,7 +470,7 @@ impl Repo<'_> {
 
     fn auth_error(&self, response: Response, sent_credentials: bool) -> Error {
         let registry = self.endpoint.registry.clone();
-        let error = response.describe_error(&format!("{}", self.display()));
+        let error = response.describe_error(&self.display());
         let hint = match (&self.entry, sent_credentials) {
             (Some(entry), _) if entry.credentials().is_some() => format!(
                 "the credentials of auth.json entry {:?} were refused",
