@@ -469,7 +469,7 @@ fn handle(client: TcpStream, shared: &Shared) -> std::io::Result<()> {
                     return Ok(());
                 }
                 Some(Fault::ShortBody) => {
-                    let short = len.saturating_sub(len.min(7).max(1));
+                    let short = len.saturating_sub(len.clamp(1, 7));
                     copy_exact(&mut up.reader, &mut writer, short)?;
                     writer.flush()?;
                     let _ = client.shutdown(Shutdown::Both);

@@ -34,13 +34,19 @@ pub struct TokenRequest {
     pub token: String,
 }
 
+/// (repository prefix, allowed actions) pairs.
+type Grants = Vec<(String, Vec<String>)>;
+
+/// A user for [`TokenServer::start`]: (name, password, [(repository prefix, actions)]).
+pub type User<'a> = (&'a str, &'a str, &'a [(&'a str, &'a [&'a str])]);
+
 struct State {
     issuer: String,
     service: String,
     key: EcdsaKeyPair,
     x5c: String,
     /// (user, password, [(repository prefix, allowed actions)])
-    users: Vec<(String, String, Vec<(String, Vec<String>)>)>,
+    users: Vec<(String, String, Grants)>,
     lifetime: Mutex<Duration>,
     log: Mutex<Vec<TokenRequest>>,
 }
@@ -57,7 +63,7 @@ pub struct TokenServer {
 
 impl TokenServer {
     /// `users`: (name, password, [(repository prefix, actions)]).
-    pub fn start(users: &[(&str, &str, &[(&str, &[&str])])]) -> TokenServer {
+    pub fn start(users: &[User<'_>]) -> TokenServer {
         let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
         let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
         params.distinguished_name.push(
