@@ -173,6 +173,12 @@ impl<R: Read> Read for VerifyingReader<R> {
             return Err(self.fail(message));
         }
         self.hasher.update(&buf[..n]);
+        if self.count == self.expected_size {
+            // A consumer that knows the length (an upload with Content-Length) stops
+            // here and never reads the end of stream: verify now, and withhold the last
+            // bytes on a mismatch so that the upload cannot complete.
+            self.finish()?;
+        }
         Ok(n)
     }
 }
@@ -232,5 +238,23 @@ mod tests {
             .read_to_end(&mut out)
             .unwrap_err();
         assert!(err.to_string().contains("size mismatch"), "{err}");
+    }
+
+    #[test]
+    fn verifying_reader_fails_a_consumer_that_reads_exactly_the_expected_size() {
+        let data = b"hello world".to_vec();
+        let digest = Digest::sha256_of(&data);
+        let mut flipped = data.clone();
+        flipped[10] ^= 1;
+        let mut reader = VerifyingReader::new(&flipped[..], digest.clone(), 11);
+        let mut out = Vec::new();
+        let err = (&mut reader).take(11).read_to_end(&mut out).unwrap_err();
+        assert!(err.to_string().contains("digest mismatch"), "{err}");
+        assert!(reader.failure().is_some());
+        let mut reader = VerifyingReader::new(&data[..], digest, 11);
+        out.clear();
+        (&mut reader).take(11).read_to_end(&mut out).unwrap();
+        assert_eq!(out, data);
+        assert!(reader.failure().is_none());
     }
 }

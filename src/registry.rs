@@ -500,6 +500,25 @@ impl Repo<'_> {
                 self.refresh_auth(&response, &scope);
                 continue;
             }
+            if response.status == 401
+                && !resendable
+                && authorization
+                    .as_deref()
+                    .is_some_and(|a| a.starts_with("Bearer "))
+            {
+                // A bearer token can expire while a stream is under way; the stream cannot
+                // be resent here, so forget the token and let the caller's retry loop
+                // restart the whole transfer with a fresh one.
+                self.refresh_auth(&response, &scope);
+                let error = response.describe_error(&format!(
+                    "{}: bearer token refused (expired?)",
+                    self.display()
+                ));
+                return Err(Error {
+                    retryable: true,
+                    ..error
+                });
+            }
             if response.status == 401 {
                 return Err(self.auth_error(response, authorization.is_some()));
             }

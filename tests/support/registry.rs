@@ -45,12 +45,47 @@ pub struct TestRegistry {
     pub host: String,
     /// Basic-auth credentials, when started with [`TestRegistry::start_with_htpasswd`].
     pub credentials: Option<(String, String)>,
+    /// Serving HTTPS ([`TestRegistry::start_tls`]).
+    pub tls: bool,
 }
 
 impl TestRegistry {
     /// An anonymous registry: anyone may pull and push. Deletes are enabled.
     pub fn start() -> TestRegistry {
-        Self::launch(&[], None)
+        Self::launch(&[], &[], false)
+    }
+
+    /// An anonymous registry serving HTTPS with this certificate and key (PEM).
+    pub fn start_tls(cert_pem: &str, key_pem: &str) -> TestRegistry {
+        let env = [
+            ("REGISTRY_HTTP_TLS_CERTIFICATE", "/auth/server.crt"),
+            ("REGISTRY_HTTP_TLS_KEY", "/auth/server.key"),
+        ];
+        let files = [
+            ("server.crt", cert_pem.as_bytes().to_vec()),
+            ("server.key", key_pem.as_bytes().to_vec()),
+        ];
+        Self::launch(&env, &files, true)
+    }
+
+    /// A registry with `auth: token`: clients are sent to `realm` for tokens, which must
+    /// be JWTs for `service` from `issuer`, signed by a key whose certificate chains to
+    /// `root_cert_pem` (the JWT header's `x5c`). The registry never calls the realm.
+    pub fn start_with_token(
+        realm: &str,
+        service: &str,
+        issuer: &str,
+        root_cert_pem: &str,
+    ) -> TestRegistry {
+        let env = [
+            ("REGISTRY_AUTH", "token"),
+            ("REGISTRY_AUTH_TOKEN_REALM", realm),
+            ("REGISTRY_AUTH_TOKEN_SERVICE", service),
+            ("REGISTRY_AUTH_TOKEN_ISSUER", issuer),
+            ("REGISTRY_AUTH_TOKEN_ROOTCERTBUNDLE", "/auth/root.pem"),
+        ];
+        let files = [("root.pem", root_cert_pem.as_bytes().to_vec())];
+        Self::launch(&env, &files, false)
     }
 
     /// A registry that requires HTTP basic auth (`htpasswd` backend, realm
@@ -77,7 +112,8 @@ impl TestRegistry {
             ("REGISTRY_AUTH_HTPASSWD_REALM", "image-migrator-test"),
             ("REGISTRY_AUTH_HTPASSWD_PATH", HTPASSWD_PATH),
         ];
-        let mut reg = Self::launch(&env, Some(htpasswd));
+        let files = [("htpasswd", htpasswd.into_bytes())];
+        let mut reg = Self::launch(&env, &files, false);
         reg.credentials = Some((users[0].0.to_string(), users[0].1.to_string()));
         reg
     }
@@ -93,9 +129,10 @@ impl TestRegistry {
         })
     }
 
-    /// `http://127.0.0.1:PORT`
+    /// `http://127.0.0.1:PORT` (`https://…` for a TLS registry).
     pub fn url(&self) -> String {
-        format!("http://{}", self.host)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.host)
     }
 
     /// The Docker container id.
@@ -108,7 +145,9 @@ impl TestRegistry {
         container_logs(self.container.id())
     }
 
-    fn launch(env: &[(&str, &str)], htpasswd: Option<String>) -> TestRegistry {
+    /// Starts the container with `env`; `files` are written to a host directory mounted
+    /// at `/auth`.
+    fn launch(env: &[(&str, &str)], files: &[(&str, Vec<u8>)], tls: bool) -> TestRegistry {
         static DOCKER: OnceLock<Cli> = OnceLock::new();
         let docker = DOCKER.get_or_init(Cli::default);
         let image = Self::image();
@@ -120,9 +159,11 @@ impl TestRegistry {
         for (key, value) in env {
             spec = spec.with_env_var(*key, *value);
         }
-        let config_dir = htpasswd.map(|content| {
+        let config_dir = (!files.is_empty()).then(|| {
             let dir = tempfile::tempdir().expect("tempdir");
-            std::fs::write(dir.path().join("htpasswd"), content).expect("write htpasswd");
+            for (name, content) in files {
+                std::fs::write(dir.path().join(name), content).expect("write config file");
+            }
             dir
         });
         if let Some(dir) = &config_dir {
@@ -136,6 +177,7 @@ impl TestRegistry {
             _config_dir: config_dir,
             host,
             credentials: None,
+            tls,
         };
         reg.wait_ready();
         reg
@@ -145,6 +187,11 @@ impl TestRegistry {
     fn wait_ready(&self) {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
+            .tls_config(
+                ureq::tls::TlsConfig::builder()
+                    .disable_verification(true)
+                    .build(),
+            )
             .timeout_global(Some(Duration::from_secs(2)))
             .build()
             .into();

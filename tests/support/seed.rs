@@ -156,6 +156,7 @@ pub struct Seeder {
     pub host: String,
     agent: ureq::Agent,
     authorization: Option<String>,
+    scheme: &'static str,
 }
 
 /// Status, headers and body of one exchange.
@@ -180,13 +181,32 @@ impl Seeder {
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(120)))
+            .tls_config(
+                ureq::tls::TlsConfig::builder()
+                    .disable_verification(true)
+                    .build(),
+            )
             .build()
             .into();
         Seeder {
             host: host.to_string(),
             agent,
             authorization: None,
+            scheme: "http",
         }
+    }
+
+    /// HTTPS (certificate not verified: test setup only).
+    pub fn https(mut self) -> Seeder {
+        self.scheme = "https";
+        self
+    }
+
+    /// This `Authorization` value on every request (e.g. `Bearer <jwt>`).
+    pub fn with_authorization(host: &str, value: &str) -> Seeder {
+        let mut s = Seeder::new(host);
+        s.authorization = Some(value.to_string());
+        s
     }
 
     /// HTTP basic auth on every request (what an htpasswd registry wants).
@@ -199,14 +219,15 @@ impl Seeder {
 
     /// For a [`super::registry::TestRegistry`], with its credentials if it has any.
     pub fn for_registry(reg: &super::registry::TestRegistry) -> Seeder {
-        match &reg.credentials {
+        let seeder = match &reg.credentials {
             Some((u, p)) => Seeder::with_basic_auth(&reg.host, u, p),
             None => Seeder::new(&reg.host),
-        }
+        };
+        if reg.tls { seeder.https() } else { seeder }
     }
 
     fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.host)
+        format!("{}://{}{path}", self.scheme, self.host)
     }
 
     /// One request. `body: None` sends none; `Some` sends exactly those bytes.

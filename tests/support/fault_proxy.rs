@@ -1,0 +1,525 @@
+//! A fault-injecting HTTP/1.1 reverse proxy in front of a real registry, on real sockets
+//! (`127.0.0.1:0`, a thread per connection). It streams bodies, keeps connections alive,
+//! rewrites `Location` headers so that every follow-up request comes back through it, and
+//! injects faults on a deterministic schedule: rules match a method and a path substring
+//! and fire on chosen occurrences (1st, 3rd, …), always, or on a seeded pseudo-random
+//! subset. Every request is recorded (method, path, time, headers, fault, status).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// What to do to a matching request.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Fault {
+    /// Read the request, then reset the connection without answering.
+    ResetBeforeResponse,
+    /// Forward; send the response head and half of the body, then reset.
+    ResetMidBody,
+    /// Answer with this status (the registry is not asked).
+    Status(u16),
+    /// Answer `429 Too Many Requests` with `Retry-After: <secs>`.
+    RateLimit { retry_after_secs: u64 },
+    /// Forward; send the full `Content-Length` but a few bytes less body, then close.
+    ShortBody,
+    /// Forward; flip one byte (the middle one) of the body.
+    FlipByte,
+    /// Answer `307` with `Location: <base><path>` (e.g. another server); a query in
+    /// `base` (`http://h:p?sig=…`) is put after the path, as in a signed URL.
+    Redirect(String),
+    /// Hold the request this long, then forward it unchanged (a slow hop).
+    Delay(Duration),
+}
+
+/// When a rule fires, counted over the requests the rule matches.
+#[derive(Clone, Debug)]
+pub enum When {
+    /// These occurrences, 1-based.
+    Nth(Vec<usize>),
+    Always,
+    /// Occurrence k fires when splitmix64(seed + k) % one_in == 0, at most `max` times.
+    Seeded {
+        seed: u64,
+        one_in: u64,
+        max: usize,
+    },
+}
+
+/// A fault for requests whose method is `method` (any when `None`) and whose path
+/// (with query) contains `path_contains`.
+#[derive(Clone, Debug)]
+pub struct Rule {
+    pub method: Option<String>,
+    pub path_contains: String,
+    pub when: When,
+    pub fault: Fault,
+    matched: usize,
+    fired: usize,
+}
+
+impl Rule {
+    pub fn new(method: Option<&str>, path_contains: &str, when: When, fault: Fault) -> Rule {
+        Rule {
+            method: method.map(str::to_string),
+            path_contains: path_contains.to_string(),
+            when,
+            fault,
+            matched: 0,
+            fired: 0,
+        }
+    }
+
+    /// Counts a matching request; whether the fault fires for it.
+    fn fires(&mut self, method: &str, path: &str) -> bool {
+        if self.method.as_deref().is_some_and(|m| m != method)
+            || !path.contains(&self.path_contains)
+        {
+            return false;
+        }
+        self.matched += 1;
+        let fire = match &self.when {
+            When::Nth(list) => list.contains(&self.matched),
+            When::Always => true,
+            When::Seeded { seed, one_in, max } => {
+                self.fired < *max
+                    && splitmix64(seed.wrapping_add(self.matched as u64)) % one_in == 0
+            }
+        };
+        if fire {
+            self.fired += 1;
+        }
+        fire
+    }
+}
+
+fn splitmix64(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// One request as the proxy saw it.
+#[derive(Clone, Debug)]
+pub struct Logged {
+    pub method: String,
+    /// Path and query.
+    pub path: String,
+    /// When the request head had been read.
+    pub at: Instant,
+    pub headers: Vec<(String, String)>,
+    pub fault: Option<Fault>,
+    /// The status sent to the client (None when the connection was reset first).
+    pub status: Option<u16>,
+}
+
+impl Logged {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+struct Shared {
+    upstream: String,
+    host: String,
+    rules: Mutex<Vec<Rule>>,
+    log: Mutex<Vec<Logged>>,
+    delay: Mutex<Duration>,
+}
+
+/// The proxy; it runs until the test process ends (threads are detached).
+pub struct FaultProxy {
+    /// `127.0.0.1:PORT` of the proxy — use it as the registry in image references.
+    pub host: String,
+    shared: Arc<Shared>,
+}
+
+impl FaultProxy {
+    /// A proxy in front of `upstream` (`host:port`, plain HTTP).
+    pub fn start(upstream: &str) -> FaultProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        let host = listener.local_addr().unwrap().to_string();
+        let shared = Arc::new(Shared {
+            upstream: upstream.to_string(),
+            host: host.clone(),
+            rules: Mutex::new(Vec::new()),
+            log: Mutex::new(Vec::new()),
+            delay: Mutex::new(Duration::ZERO),
+        });
+        let accept_shared = shared.clone();
+        thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let shared = accept_shared.clone();
+                thread::spawn(move || {
+                    let _ = handle(stream, &shared);
+                });
+            }
+        });
+        FaultProxy { host, shared }
+    }
+
+    /// Adds a rule; the first rule that fires for a request decides its fault.
+    pub fn add(&self, rule: Rule) -> &Self {
+        self.shared.rules.lock().unwrap().push(rule);
+        self
+    }
+
+    /// Shorthand for [`FaultProxy::add`].
+    pub fn inject(&self, method: Option<&str>, path: &str, when: When, fault: Fault) -> &Self {
+        self.add(Rule::new(method, path, when, fault))
+    }
+
+    /// Removes every rule.
+    pub fn clear(&self) {
+        self.shared.rules.lock().unwrap().clear();
+    }
+
+    /// Waits this long before handling each request (a slow registry).
+    pub fn set_delay(&self, delay: Duration) {
+        *self.shared.delay.lock().unwrap() = delay;
+    }
+
+    /// Every request so far, in arrival order.
+    pub fn log(&self) -> Vec<Logged> {
+        self.shared.log.lock().unwrap().clone()
+    }
+
+    /// The requests that met a fault.
+    pub fn faulted(&self) -> Vec<Logged> {
+        self.log()
+            .into_iter()
+            .filter(|r| r.fault.is_some())
+            .collect()
+    }
+}
+
+struct Head {
+    method: String,
+    path: String,
+    headers: Vec<(String, String)>,
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.trim())
+}
+
+fn content_length(headers: &[(String, String)]) -> Option<u64> {
+    header(headers, "content-length").and_then(|v| v.parse().ok())
+}
+
+/// Reads lines up to the empty line; `None` at a clean end of stream.
+fn read_head_lines(reader: &mut impl BufRead) -> std::io::Result<Option<Vec<String>>> {
+    let mut lines = Vec::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 {
+            return if lines.is_empty() {
+                Ok(None)
+            } else {
+                Err(std::io::ErrorKind::UnexpectedEof.into())
+            };
+        }
+        let line = line.trim_end_matches(['\r', '\n']).to_string();
+        if line.is_empty() {
+            if lines.is_empty() {
+                continue;
+            }
+            return Ok(Some(lines));
+        }
+        lines.push(line);
+        if lines.len() > 200 {
+            return Err(std::io::ErrorKind::InvalidData.into());
+        }
+    }
+}
+
+fn parse_headers(lines: &[String]) -> Vec<(String, String)> {
+    lines
+        .iter()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect()
+}
+
+fn reset(stream: &TcpStream) {
+    let _ = socket2::SockRef::from(stream).set_linger(Some(Duration::ZERO));
+    let _ = stream.shutdown(Shutdown::Both);
+}
+
+fn copy_exact(from: &mut impl Read, to: &mut impl Write, mut n: u64) -> std::io::Result<()> {
+    let mut buf = [0u8; 16 * 1024];
+    while n > 0 {
+        let want = buf.len().min(n as usize);
+        let got = from.read(&mut buf[..want])?;
+        if got == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        to.write_all(&buf[..got])?;
+        n -= got as u64;
+    }
+    Ok(())
+}
+
+struct Upstream {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl Upstream {
+    fn connect(addr: &str) -> std::io::Result<Upstream> {
+        let stream = TcpStream::connect(addr)?;
+        stream.set_read_timeout(Some(Duration::from_secs(120)))?;
+        Ok(Upstream {
+            reader: BufReader::new(stream.try_clone()?),
+            writer: stream,
+        })
+    }
+}
+
+fn handle(client: TcpStream, shared: &Shared) -> std::io::Result<()> {
+    client.set_read_timeout(Some(Duration::from_secs(300)))?;
+    let mut reader = BufReader::new(client.try_clone()?);
+    let mut writer = client.try_clone()?;
+    let mut upstream: Option<Upstream> = None;
+    loop {
+        // A TLS ClientHello (an `insecure` client probing for HTTPS): not HTTP, hang up.
+        if reader.fill_buf()?.first() == Some(&0x16) {
+            reset(&client);
+            return Ok(());
+        }
+        let Some(lines) = read_head_lines(&mut reader)? else {
+            return Ok(());
+        };
+        let mut parts = lines[0].split_whitespace();
+        let head = Head {
+            method: parts.next().unwrap_or_default().to_string(),
+            path: parts.next().unwrap_or_default().to_string(),
+            headers: parse_headers(&lines[1..]),
+        };
+        let delay = *shared.delay.lock().unwrap();
+        if !delay.is_zero() {
+            thread::sleep(delay);
+        }
+        let fault = shared
+            .rules
+            .lock()
+            .unwrap()
+            .iter_mut()
+            .find_map(|r| r.fires(&head.method, &head.path).then(|| r.fault.clone()));
+        let index = {
+            let mut log = shared.log.lock().unwrap();
+            log.push(Logged {
+                method: head.method.clone(),
+                path: head.path.clone(),
+                at: Instant::now(),
+                headers: head.headers.clone(),
+                fault: fault.clone(),
+                status: None,
+            });
+            log.len() - 1
+        };
+        let set_status = |status: u16| {
+            if std::env::var_os("FAULT_PROXY_TRACE").is_some() {
+                eprintln!(
+                    "[proxy {}] {} {} -> {status}",
+                    shared.host, head.method, head.path
+                );
+            }
+            shared.log.lock().unwrap()[index].status = Some(status)
+        };
+        let request_body = content_length(&head.headers).unwrap_or(0);
+        let request_chunked = header(&head.headers, "transfer-encoding")
+            .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+        // Reads (and forwards, or drops) the request body, whichever framing it has.
+        let relay_request = |from: &mut BufReader<TcpStream>, to: &mut dyn Write| {
+            if request_chunked {
+                relay_chunked(from, &mut &mut *to)
+            } else {
+                copy_exact(from, &mut &mut *to, request_body)
+            }
+        };
+
+        let synthetic = match &fault {
+            Some(Fault::Delay(hold)) => {
+                thread::sleep(*hold);
+                None
+            }
+            Some(Fault::ResetBeforeResponse) => {
+                relay_request(&mut reader, &mut std::io::sink())?;
+                reset(&client);
+                return Ok(());
+            }
+            Some(Fault::Status(status)) => Some((*status, Vec::new())),
+            Some(Fault::RateLimit { retry_after_secs }) => Some((
+                429,
+                vec![("Retry-After".to_string(), retry_after_secs.to_string())],
+            )),
+            Some(Fault::Redirect(base)) => {
+                // `base` may carry a query (a signed URL): it goes after the path.
+                let path = head.path.split('?').next().unwrap_or_default();
+                let location = match base.split_once('?') {
+                    Some((origin, query)) => format!("{origin}{path}?{query}"),
+                    None => format!("{base}{path}"),
+                };
+                Some((307, vec![("Location".to_string(), location)]))
+            }
+            _ => None,
+        };
+        if let Some((status, extra)) = synthetic {
+            relay_request(&mut reader, &mut std::io::sink())?;
+            let body = format!(
+                r#"{{"errors":[{{"code":"INJECTED","message":"fault proxy: HTTP {status}"}}]}}"#
+            );
+            let mut out = format!(
+                "HTTP/1.1 {status} Injected\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+                body.len()
+            );
+            for (k, v) in extra {
+                out.push_str(&format!("{k}: {v}\r\n"));
+            }
+            out.push_str("\r\n");
+            if head.method != "HEAD" {
+                out.push_str(&body);
+            }
+            writer.write_all(out.as_bytes())?;
+            set_status(status);
+            continue;
+        }
+
+        // Forward the request, with Host naming the registry itself.
+        let mut out = format!("{} {} HTTP/1.1\r\n", head.method, head.path);
+        for (k, v) in &head.headers {
+            if k.eq_ignore_ascii_case("host") {
+                out.push_str(&format!("Host: {}\r\n", shared.upstream));
+            } else {
+                out.push_str(&format!("{k}: {v}\r\n"));
+            }
+        }
+        out.push_str("\r\n");
+        let mut sent = false;
+        for _ in 0..2 {
+            if upstream.is_none() {
+                upstream = Some(Upstream::connect(&shared.upstream)?);
+            }
+            let up = upstream.as_mut().unwrap();
+            if up.writer.write_all(out.as_bytes()).is_ok() {
+                sent = true;
+                break;
+            }
+            upstream = None;
+        }
+        if !sent {
+            reset(&client);
+            return Ok(());
+        }
+        let up = upstream.as_mut().unwrap();
+        relay_request(&mut reader, &mut up.writer)?;
+
+        // The response.
+        let Some(response_lines) = read_head_lines(&mut up.reader)? else {
+            reset(&client);
+            return Ok(());
+        };
+        let status: u16 = response_lines[0]
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(502);
+        let headers = parse_headers(&response_lines[1..]);
+        let mut out = format!("{}\r\n", response_lines[0]);
+        for (k, v) in &headers {
+            let v = if k.eq_ignore_ascii_case("location") {
+                v.replace(
+                    &format!("//{}/", shared.upstream),
+                    &format!("//{}/", shared.host),
+                )
+            } else {
+                v.clone()
+            };
+            out.push_str(&format!("{k}: {v}\r\n"));
+        }
+        out.push_str("\r\n");
+        writer.write_all(out.as_bytes())?;
+        set_status(status);
+
+        let no_body = head.method == "HEAD" || status == 204 || status == 304 || status < 200;
+        let chunked = header(&headers, "transfer-encoding")
+            .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+        let close = header(&headers, "connection").is_some_and(|v| v.eq_ignore_ascii_case("close"));
+        if no_body {
+            // Nothing to relay.
+        } else if chunked {
+            relay_chunked(&mut up.reader, &mut writer)?;
+        } else if let Some(len) = content_length(&headers) {
+            match fault {
+                Some(Fault::ResetMidBody) => {
+                    copy_exact(&mut up.reader, &mut writer, len / 2)?;
+                    writer.flush()?;
+                    thread::sleep(Duration::from_millis(20));
+                    reset(&client);
+                    return Ok(());
+                }
+                Some(Fault::ShortBody) => {
+                    let short = len.saturating_sub(len.clamp(1, 7));
+                    copy_exact(&mut up.reader, &mut writer, short)?;
+                    writer.flush()?;
+                    let _ = client.shutdown(Shutdown::Both);
+                    return Ok(());
+                }
+                Some(Fault::FlipByte) if len > 0 => {
+                    let middle = len / 2;
+                    copy_exact(&mut up.reader, &mut writer, middle)?;
+                    let mut byte = [0u8; 1];
+                    up.reader.read_exact(&mut byte)?;
+                    byte[0] ^= 0xff;
+                    writer.write_all(&byte)?;
+                    copy_exact(&mut up.reader, &mut writer, len - middle - 1)?;
+                }
+                _ => copy_exact(&mut up.reader, &mut writer, len)?,
+            }
+        } else {
+            std::io::copy(&mut up.reader, &mut writer)?;
+            let _ = client.shutdown(Shutdown::Both);
+            return Ok(());
+        }
+        writer.flush()?;
+        if close {
+            upstream = None;
+        }
+    }
+}
+
+fn relay_chunked(from: &mut impl BufRead, to: &mut impl Write) -> std::io::Result<()> {
+    loop {
+        let mut line = String::new();
+        if from.read_line(&mut line)? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        to.write_all(line.as_bytes())?;
+        let size = u64::from_str_radix(line.trim().split(';').next().unwrap_or("0"), 16)
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidData))?;
+        if size == 0 {
+            // Trailers up to the empty line.
+            loop {
+                let mut trailer = String::new();
+                if from.read_line(&mut trailer)? == 0 {
+                    return Ok(());
+                }
+                to.write_all(trailer.as_bytes())?;
+                if trailer.trim().is_empty() {
+                    return Ok(());
+                }
+            }
+        }
+        copy_exact(from, to, size + 2)?;
+    }
+}
