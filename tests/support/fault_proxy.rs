@@ -55,6 +55,8 @@ pub struct Rule {
     pub path_contains: String,
     pub when: When,
     pub fault: Fault,
+    /// Only requests whose `Content-Length` is at least this match (0 = any).
+    pub min_body: u64,
     matched: usize,
     fired: usize,
 }
@@ -66,15 +68,23 @@ impl Rule {
             path_contains: path_contains.to_string(),
             when,
             fault,
+            min_body: 0,
             matched: 0,
             fired: 0,
         }
     }
 
+    /// Matches only requests carrying a body of at least `bytes` (by `Content-Length`).
+    pub fn with_min_body(mut self, bytes: u64) -> Rule {
+        self.min_body = bytes;
+        self
+    }
+
     /// Counts a matching request; whether the fault fires for it.
-    fn fires(&mut self, method: &str, path: &str) -> bool {
+    fn fires(&mut self, method: &str, path: &str, content_length: u64) -> bool {
         if self.method.as_deref().is_some_and(|m| m != method)
             || !path.contains(&self.path_contains)
+            || content_length < self.min_body
         {
             return false;
         }
@@ -305,16 +315,15 @@ fn handle(client: TcpStream, shared: &Shared) -> std::io::Result<()> {
             path: parts.next().unwrap_or_default().to_string(),
             headers: parse_headers(&lines[1..]),
         };
+        let body_length = content_length(&head.headers).unwrap_or(0);
         let delay = *shared.delay.lock().unwrap();
         if !delay.is_zero() {
             thread::sleep(delay);
         }
-        let fault = shared
-            .rules
-            .lock()
-            .unwrap()
-            .iter_mut()
-            .find_map(|r| r.fires(&head.method, &head.path).then(|| r.fault.clone()));
+        let fault = shared.rules.lock().unwrap().iter_mut().find_map(|r| {
+            r.fires(&head.method, &head.path, body_length)
+                .then(|| r.fault.clone())
+        });
         let index = {
             let mut log = shared.log.lock().unwrap();
             log.push(Logged {
