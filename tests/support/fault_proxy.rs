@@ -31,6 +31,10 @@ pub enum Fault {
     Redirect(String),
     /// Hold the request this long, then forward it unchanged (a slow hop).
     Delay(Duration),
+    /// Answer a tag list request with at most `page` tags, after the request's `last`,
+    /// and a `Link: <…>; rel="next"` header while more remain — the pagination of the
+    /// distribution spec, which the test registry (distribution 2.8) does not implement.
+    PaginateTags { page: usize },
 }
 
 /// When a rule fires, counted over the requests the rule matches.
@@ -357,6 +361,22 @@ fn handle(client: TcpStream, shared: &Shared) -> std::io::Result<()> {
             }
         };
 
+        if let Some(Fault::PaginateTags { page }) = &fault {
+            relay_request(&mut reader, &mut std::io::sink())?;
+            let (headers, body) = tag_page(&shared.upstream, &head.path, *page);
+            let mut out = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+                body.len()
+            );
+            for (k, v) in headers {
+                out.push_str(&format!("{k}: {v}\r\n"));
+            }
+            out.push_str("\r\n");
+            out.push_str(&body);
+            writer.write_all(out.as_bytes())?;
+            set_status(200);
+            continue;
+        }
         let synthetic = match &fault {
             Some(Fault::Delay(hold)) => {
                 thread::sleep(*hold);
@@ -531,4 +551,58 @@ fn relay_chunked(from: &mut impl BufRead, to: &mut impl Write) -> std::io::Resul
         }
         copy_exact(from, to, size + 2)?;
     }
+}
+
+/// One page of `GET /v2/<repo>/tags/list[?n=&last=]`, cut from the upstream's full list.
+fn tag_page(upstream: &str, path_and_query: &str, page: usize) -> (Vec<(String, String)>, String) {
+    let (path, query) = path_and_query
+        .split_once('?')
+        .unwrap_or((path_and_query, ""));
+    let param = |name: &str| {
+        query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+            .map(str::to_string)
+    };
+    let repo = path
+        .trim_start_matches("/v2/")
+        .trim_end_matches("/tags/list")
+        .to_string();
+    let text = ureq::get(&format!("http://{upstream}{path}"))
+        .call()
+        .expect("upstream tag list")
+        .body_mut()
+        .read_to_string()
+        .expect("tag list body");
+    let full: serde_json::Value = serde_json::from_str(&text).expect("tag list JSON");
+    let mut tags: Vec<String> = full["tags"]
+        .as_array()
+        .map(|t| {
+            t.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    tags.sort();
+    let last = param("last");
+    let n = param("n")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(page)
+        .min(page);
+    let rest: Vec<String> = tags
+        .into_iter()
+        .filter(|t| last.as_ref().is_none_or(|l| t > l))
+        .collect();
+    let this_page: Vec<String> = rest.iter().take(n).cloned().collect();
+    let mut headers = Vec::new();
+    if rest.len() > this_page.len()
+        && let Some(last) = this_page.last()
+    {
+        headers.push((
+            "Link".to_string(),
+            format!("<{path}?n={n}&last={last}>; rel=\"next\""),
+        ));
+    }
+    let body = serde_json::json!({ "name": repo, "tags": this_page }).to_string();
+    (headers, body)
 }
