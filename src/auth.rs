@@ -3,7 +3,7 @@
 //! credentials and scope. Credentials are sent only to the registry and its token realm.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -78,10 +78,14 @@ pub struct TokenRequest<'a> {
     pub insecure: bool,
 }
 
-/// Bearer tokens by (registry, credentials key, scope).
+type TokenKey = (String, String, String);
+
+/// Bearer tokens by (registry, credentials key, scope). Each key has its own slot, locked
+/// while its token is fetched, so parallel jobs that need the same token wait for one
+/// request instead of each sending their own.
 #[derive(Default)]
 pub struct TokenCache {
-    tokens: Mutex<HashMap<(String, String, String), Token>>,
+    slots: Mutex<HashMap<TokenKey, Arc<Mutex<Option<Token>>>>>,
 }
 
 impl TokenCache {
@@ -93,26 +97,29 @@ impl TokenCache {
         stats: &RequestStats,
     ) -> Result<String> {
         let key = cache_key(request.registry, request.entry, request.scope);
-        if let Some(token) = self.tokens.lock().unwrap().get(&key)
+        let slot = self.slots.lock().unwrap().entry(key).or_default().clone();
+        let mut slot = slot.lock().unwrap();
+        if let Some(token) = slot.as_ref()
             && token.expires > Instant::now()
         {
             return Ok(token.value.clone());
         }
         let token = transport.retrying(stats, || fetch_token(transport, request, stats))?;
-        self.tokens.lock().unwrap().insert(key, token.clone());
+        *slot = Some(token.clone());
         Ok(token.value)
     }
 
     /// Forgets a token the registry refused.
     pub fn invalidate(&self, registry: &str, entry: Option<&AuthEntry>, scope: &str) {
-        self.tokens
-            .lock()
-            .unwrap()
-            .remove(&cache_key(registry, entry, scope));
+        let key = cache_key(registry, entry, scope);
+        let slot = self.slots.lock().unwrap().get(&key).cloned();
+        if let Some(slot) = slot {
+            *slot.lock().unwrap() = None;
+        }
     }
 }
 
-fn cache_key(registry: &str, entry: Option<&AuthEntry>, scope: &str) -> (String, String, String) {
+fn cache_key(registry: &str, entry: Option<&AuthEntry>, scope: &str) -> TokenKey {
     (
         registry.to_string(),
         entry.map(|e| e.key.clone()).unwrap_or_default(),
