@@ -188,6 +188,12 @@ impl Transport {
             builder = builder.header(*name, value);
         }
         let result = match body {
+            // POST/PUT/PATCH without content still say `Content-Length: 0`: without it ureq
+            // sends an empty chunked body, which some registries and proxies refuse.
+            Body::Empty if matches!(method, Method::POST | Method::PUT | Method::PATCH) => builder
+                .header("content-length", 0)
+                .body(&[][..])
+                .map(|r| agent.run(r)),
             Body::Empty => builder.body(()).map(|r| agent.run(r)),
             Body::Bytes(bytes) => builder
                 .header("content-length", bytes.len())

@@ -62,6 +62,15 @@ fn a_refused_monolithic_put_falls_back_to_patch_chunks() {
         patches >= closing_puts && closing_puts >= 1,
         "{patches} PATCH, {closing_puts} PUT"
     );
+    // Bodiless POST (upload start) and closing PUT say so with Content-Length: 0, not
+    // with an empty chunked body some registries refuse.
+    for request in log
+        .iter()
+        .filter(|l| l.method == "POST" || (l.method == "PUT" && l.status == Some(201)))
+    {
+        assert_eq!(request.header("content-length"), Some("0"), "{request:?}");
+        assert_eq!(request.header("transfer-encoding"), None, "{request:?}");
+    }
     for patch in log.iter().filter(|l| l.method == "PATCH") {
         assert!(patch.header("content-range").is_some(), "{patch:?}");
     }
