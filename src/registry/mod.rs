@@ -1,0 +1,407 @@
+//! Registry protocol operations (distribution API v2): tags, manifests, blobs, mounts
+//! and uploads, one method each on [`Repo`]. How each request is authenticated, redirected
+//! and capped lives in `session`; URL arithmetic in `url`. Never prints.
+
+mod limit;
+mod session;
+mod url;
+
+use limit::Semaphore;
+use url::next_link;
+pub use url::resolve_url;
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use ureq::http::Method;
+
+use crate::auth::{Challenge, TokenCache};
+use crate::config::{AuthConfig, AuthEntry};
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::http::{Body, RequestStats, Response, Transport};
+use crate::manifest::{self, Manifest};
+
+const TAGS_PAGE: usize = 1000;
+/// Size of each `PATCH` when a registry needs chunked uploads.
+const UPLOAD_CHUNK: u64 = 16 * 1024 * 1024;
+
+/// Registry-wide state: where its API lives and how it authenticates.
+struct Endpoint {
+    registry: String,
+    /// `https://host` or `http://host`, settled by the first ping.
+    base: Mutex<Option<String>>,
+    insecure: bool,
+    challenge: Mutex<Option<Challenge>>,
+    permits: Semaphore,
+    /// Set once the registry refused a monolithic upload.
+    chunked: AtomicBool,
+}
+
+/// Access wanted on a repository; decides the token scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Pull,
+    Push,
+}
+
+/// The registry client shared by all jobs: one transport, one token cache.
+pub struct Client {
+    transport: Transport,
+    auth: AuthConfig,
+    tokens: TokenCache,
+    endpoints: Mutex<HashMap<String, Arc<Endpoint>>>,
+    per_registry_limit: usize,
+}
+
+impl Client {
+    pub fn new(transport: Transport, auth: AuthConfig, per_registry_limit: usize) -> Self {
+        Client {
+            transport,
+            auth,
+            tokens: TokenCache::default(),
+            endpoints: Mutex::new(HashMap::new()),
+            per_registry_limit,
+        }
+    }
+
+    pub fn transport(&self) -> &Transport {
+        &self.transport
+    }
+
+    /// A handle on one repository with the credentials auth.json gives it.
+    pub fn repo(&self, registry: &str, repository: &str, access: Access) -> Repo<'_> {
+        let endpoint = self
+            .endpoints
+            .lock()
+            .unwrap()
+            .entry(registry.to_string())
+            .or_insert_with(|| {
+                Arc::new(Endpoint {
+                    registry: registry.to_string(),
+                    base: Mutex::new(None),
+                    insecure: self.auth.is_insecure(registry),
+                    challenge: Mutex::new(None),
+                    permits: Semaphore::new(self.per_registry_limit),
+                    chunked: AtomicBool::new(false),
+                })
+            })
+            .clone();
+        Repo {
+            client: self,
+            endpoint,
+            name: repository.to_string(),
+            entry: self.auth.lookup(registry, repository).cloned(),
+            access,
+        }
+    }
+}
+
+/// What `HEAD` on a manifest tells.
+#[derive(Debug, Clone)]
+pub struct ManifestHead {
+    pub digest: Option<Digest>,
+    pub media_type: Option<String>,
+}
+
+/// Result of a cross-repository mount request.
+pub enum Mount {
+    Mounted,
+    /// The registry opened a normal upload instead (no mount support, or blob unknown).
+    Upload(String),
+}
+
+/// One repository on one registry.
+pub struct Repo<'c> {
+    client: &'c Client,
+    endpoint: Arc<Endpoint>,
+    name: String,
+    entry: Option<AuthEntry>,
+    access: Access,
+}
+
+impl Repo<'_> {
+    pub fn registry(&self) -> &str {
+        &self.endpoint.registry
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Every tag, following `Link` pagination.
+    pub fn list_tags(&self, stats: &RequestStats) -> Result<Vec<String>> {
+        #[derive(serde::Deserialize)]
+        struct TagList {
+            #[serde(default)]
+            tags: Option<Vec<String>>,
+        }
+        let mut tags = Vec::new();
+        let mut next = Some(format!("/v2/{}/tags/list?n={TAGS_PAGE}", self.name));
+        let mut pages = 0;
+        while let Some(path) = next.take() {
+            pages += 1;
+            if pages > 100_000 {
+                return Err(Error::protocol("tag list pagination does not end"));
+            }
+            let response = self.retrying_request(Method::GET, &path, &[], stats)?;
+            if response.status != 200 {
+                return Err(response.describe_error(&format!("listing tags of {}", self.display())));
+            }
+            next = response
+                .header("link")
+                .and_then(next_link)
+                .map(|link| link.to_string());
+            let body = response.read_limited(64 * 1024 * 1024)?;
+            let page: TagList = serde_json::from_slice(&body)
+                .map_err(|e| Error::protocol(format!("tag list of {}: {e}", self.display())))?;
+            tags.extend(page.tags.unwrap_or_default());
+        }
+        tags.sort();
+        tags.dedup();
+        Ok(tags)
+    }
+
+    /// `HEAD` a manifest; `None` when it does not exist.
+    pub fn head_manifest(
+        &self,
+        reference: &str,
+        stats: &RequestStats,
+    ) -> Result<Option<ManifestHead>> {
+        let path = format!("/v2/{}/manifests/{reference}", self.name);
+        let headers = [("accept", manifest::ACCEPT.to_string())];
+        let response = self.retrying_request(Method::HEAD, &path, &headers, stats)?;
+        match response.status {
+            200 => Ok(Some(ManifestHead {
+                digest: response
+                    .header("docker-content-digest")
+                    .and_then(|d| Digest::parse(d.trim()).ok()),
+                media_type: response.header("content-type").map(str::to_string),
+            })),
+            404 => Ok(None),
+            _ => Err(response.describe_error(&format!("checking {}:{reference}", self.display()))),
+        }
+    }
+
+    /// `GET` a manifest, keeping its bytes; when `reference` is a digest the bytes must
+    /// hash to it.
+    pub fn get_manifest(&self, reference: &str, stats: &RequestStats) -> Result<Manifest> {
+        let path = format!("/v2/{}/manifests/{reference}", self.name);
+        let headers = [("accept", manifest::ACCEPT.to_string())];
+        let what = format!("fetching manifest {}:{reference}", self.display());
+        let (content_type, bytes) = self.client.transport.retrying(stats, || {
+            let response = self.request(Method::GET, &path, &headers, Body::Empty, stats)?;
+            if response.status != 200 {
+                return Err(response.describe_error(&what));
+            }
+            let content_type = response.header("content-type").map(str::to_string);
+            Ok((
+                content_type,
+                response.read_limited(manifest::MAX_MANIFEST_BYTES)?,
+            ))
+        })?;
+        let digest = Digest::sha256_of(&bytes);
+        if let Ok(expected) = Digest::parse(reference)
+            && expected != digest
+        {
+            return Err(Error::digest(format!(
+                "manifest {}@{expected}: content hashes to {digest}",
+                self.display()
+            )));
+        }
+        let media_type = manifest::media_type_of(&bytes, content_type.as_deref())?;
+        Ok(Manifest {
+            bytes,
+            media_type,
+            digest,
+        })
+    }
+
+    /// `PUT` a manifest under a tag or its digest; the registry must agree on the digest.
+    pub fn put_manifest(
+        &self,
+        reference: &str,
+        manifest: &Manifest,
+        stats: &RequestStats,
+    ) -> Result<()> {
+        let path = format!("/v2/{}/manifests/{reference}", self.name);
+        let headers = [("content-type", manifest.media_type.clone())];
+        let what = format!("pushing manifest {}:{reference}", self.display());
+        self.client.transport.retrying(stats, || {
+            let response = self.request(
+                Method::PUT,
+                &path,
+                &headers,
+                Body::Bytes(&manifest.bytes),
+                stats,
+            )?;
+            if response.status != 201 && response.status != 200 {
+                return Err(response.describe_error(&what));
+            }
+            match response.header("docker-content-digest") {
+                Some(d) if d.trim() != manifest.digest.as_str() => Err(Error::digest(format!(
+                    "{what}: registry stored it as {d}, expected {}",
+                    manifest.digest
+                ))),
+                _ => Ok(()),
+            }
+        })
+    }
+
+    /// Whether the repository has the blob.
+    pub fn blob_exists(&self, digest: &Digest, stats: &RequestStats) -> Result<bool> {
+        let path = format!("/v2/{}/blobs/{digest}", self.name);
+        let response = self.retrying_request(Method::HEAD, &path, &[], stats)?;
+        match response.status {
+            200 => Ok(true),
+            404 => Ok(false),
+            _ => {
+                Err(response
+                    .describe_error(&format!("checking blob {digest} in {}", self.display())))
+            }
+        }
+    }
+
+    /// Asks the registry to mount `digest` from repository `from` of the same registry.
+    pub fn mount_blob(&self, digest: &Digest, from: &str, stats: &RequestStats) -> Result<Mount> {
+        let path = format!(
+            "/v2/{}/blobs/uploads/?mount={digest}&from={}",
+            self.name,
+            crate::auth::percent_encode(from)
+        );
+        let response = self.client.transport.retrying(stats, || {
+            self.request_scoped(Method::POST, &path, &[], Body::Empty, Some(from), stats)
+        })?;
+        match response.status {
+            201 => Ok(Mount::Mounted),
+            202 => Ok(Mount::Upload(self.upload_location(&response)?)),
+            _ => {
+                Err(response.describe_error(&format!("mounting {digest} into {}", self.display())))
+            }
+        }
+    }
+
+    /// Opens an upload session; returns its absolute URL (query kept).
+    pub fn start_upload(&self, stats: &RequestStats) -> Result<String> {
+        let path = format!("/v2/{}/blobs/uploads/", self.name);
+        let response = self.client.transport.retrying(stats, || {
+            self.request(Method::POST, &path, &[], Body::Empty, stats)
+        })?;
+        if response.status != 202 {
+            return Err(response.describe_error(&format!("starting upload to {}", self.display())));
+        }
+        self.upload_location(&response)
+    }
+
+    /// Uploads a blob's content into an open upload session: one monolithic `PUT`, or —
+    /// once this registry has refused that — `PATCH` chunks and a closing `PUT`. One
+    /// attempt: the stream cannot be replayed, so the caller retries the whole transfer.
+    /// A refused monolithic `PUT` is reported as [`ErrorKind::Http`] with
+    /// `retryable: false`; [`Repo::prefers_chunks`] then says to try again in chunks.
+    pub fn upload_blob(
+        &self,
+        upload_url: &str,
+        digest: &Digest,
+        content: &mut dyn Read,
+        size: u64,
+        stats: &RequestStats,
+    ) -> Result<()> {
+        let what = || format!("uploading {digest} to {}", self.display());
+        let chunked = self.prefers_chunks();
+        let (url, closing_body) = if chunked {
+            let url = self.patch_chunks(upload_url, digest, content, size, stats)?;
+            (url, Body::Empty)
+        } else {
+            (upload_url.to_string(), Body::Stream(content, size))
+        };
+        let separator = if url.contains('?') { '&' } else { '?' };
+        let url = format!("{url}{separator}digest={digest}");
+        let headers = [("content-type", "application/octet-stream".to_string())];
+        let response = self
+            .request(Method::PUT, &url, &headers, closing_body, stats)
+            .map_err(|e| e.context(what()))?;
+        match response.status {
+            201 => Ok(()),
+            // A registry (or a proxy in front of it) that will not take the whole body at once.
+            400 | 405 | 411 | 413 | 415 | 416 | 501 if !chunked => {
+                self.endpoint.chunked.store(true, Ordering::Relaxed);
+                Err(response.describe_error(&what()))
+            }
+            _ => Err(response.describe_error(&what())),
+        }
+    }
+
+    /// Sends the content as `PATCH` chunks; returns the URL for the closing `PUT`.
+    fn patch_chunks(
+        &self,
+        upload_url: &str,
+        digest: &Digest,
+        content: &mut dyn Read,
+        size: u64,
+        stats: &RequestStats,
+    ) -> Result<String> {
+        let what = || format!("uploading {digest} to {}", self.display());
+        let mut url = upload_url.to_string();
+        let mut offset = 0;
+        while offset < size {
+            let len = UPLOAD_CHUNK.min(size - offset);
+            let mut part = Read::take(&mut *content, len);
+            let headers = [
+                ("content-type", "application/octet-stream".to_string()),
+                ("content-range", format!("{offset}-{}", offset + len - 1)),
+            ];
+            let response = self
+                .request(
+                    Method::PATCH,
+                    &url,
+                    &headers,
+                    Body::Stream(&mut part, len),
+                    stats,
+                )
+                .map_err(|e| e.context(what()))?;
+            if response.status != 202 {
+                return Err(response.describe_error(&what()));
+            }
+            url = self.upload_location(&response)?;
+            offset += len;
+        }
+        // Reach the end of the stream so that its size and digest are verified now.
+        let mut end = [0u8; 1];
+        match content.read(&mut end) {
+            Ok(0) => Ok(url),
+            Ok(_) => Err(Error::digest(format!("{digest}: more data than its size"))),
+            Err(e) => Err(Error::digest(format!("{digest}: {e}"))),
+        }
+    }
+
+    /// Whether uploads to this registry go in `PATCH` chunks.
+    pub fn prefers_chunks(&self) -> bool {
+        self.endpoint.chunked.load(Ordering::Relaxed)
+    }
+
+    /// `GET` a blob as a stream (redirects followed, credentials kept to the registry).
+    /// One attempt; the caller retries the whole transfer.
+    pub fn get_blob(&self, digest: &Digest, stats: &RequestStats) -> Result<Response> {
+        let path = format!("/v2/{}/blobs/{digest}", self.name);
+        let response = self.request(Method::GET, &path, &[], Body::Empty, stats)?;
+        if response.status != 200 {
+            return Err(
+                response.describe_error(&format!("fetching blob {digest} from {}", self.display()))
+            );
+        }
+        Ok(response)
+    }
+
+    fn display(&self) -> String {
+        format!("{}/{}", self.endpoint.registry, self.name)
+    }
+
+    fn upload_location(&self, response: &Response) -> Result<String> {
+        let location = response
+            .header("location")
+            .ok_or_else(|| Error::protocol("upload response without Location header"))?;
+        Ok(resolve_url(&self.base()?, location))
+    }
+}

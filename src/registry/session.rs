@@ -1,0 +1,310 @@
+//! How one request to a registry is made: authentication (challenge, basic, bearer
+//! token for the repository's scope, renewal after a 401), redirects followed without
+//! credentials off the registry's origin, the per-registry request cap, and the choice
+//! of HTTPS or plain HTTP for `insecure` registries.
+
+use ureq::http::Method;
+
+use super::url::{resolve_url, same_origin};
+use super::{Access, Repo};
+use crate::auth::{Challenge, TokenRequest, basic_header, parse_challenge};
+use crate::error::{Error, ErrorKind, Result};
+use crate::http::{Body, RequestStats, Response, redact_url};
+use crate::reference::DOCKER_HUB;
+
+const MAX_REDIRECTS: usize = 5;
+
+impl Repo<'_> {
+    pub(super) fn retrying_request(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, String)],
+        stats: &RequestStats,
+    ) -> Result<Response> {
+        self.client.transport.retrying(stats, || {
+            let response = self.request(method.clone(), path, headers, Body::Empty, stats)?;
+            if is_transient(response.status) {
+                return Err(response.describe_error(&format!("{method} {}", self.display())));
+            }
+            Ok(response)
+        })
+    }
+
+    pub(super) fn request(
+        &self,
+        method: Method,
+        path_or_url: &str,
+        headers: &[(&str, String)],
+        body: Body<'_>,
+        stats: &RequestStats,
+    ) -> Result<Response> {
+        self.request_scoped(method, path_or_url, headers, body, None, stats)
+    }
+
+    /// One request with authentication: on a 401 the token is renewed and the request
+    /// sent once more (bodies that are streams cannot be resent and fail instead).
+    pub(super) fn request_scoped(
+        &self,
+        method: Method,
+        path_or_url: &str,
+        headers: &[(&str, String)],
+        mut body: Body<'_>,
+        mount_from: Option<&str>,
+        stats: &RequestStats,
+    ) -> Result<Response> {
+        let base = self.base()?;
+        let url = resolve_url(&base, path_or_url);
+        let scope = self.scope(mount_from);
+        let resendable = !matches!(body, Body::Stream(..));
+        for attempt in 0..2 {
+            let authorization = self.authorization(&scope, stats)?;
+            let mut all_headers: Vec<(&str, String)> = headers.to_vec();
+            if let Some(value) = authorization.clone() {
+                all_headers.push(("authorization", value));
+            }
+            let this_body = match &mut body {
+                Body::Empty => Body::Empty,
+                Body::Bytes(bytes) => Body::Bytes(bytes),
+                Body::Stream(reader, len) => Body::Stream(&mut **reader, *len),
+            };
+            let response = {
+                let _permit = self.endpoint.permits.acquire();
+                self.client.transport.send(
+                    method.clone(),
+                    &url,
+                    &all_headers,
+                    this_body,
+                    self.endpoint.insecure,
+                    stats,
+                )?
+            };
+            if response.status == 401 && attempt == 0 && resendable {
+                self.refresh_auth(&response, &scope);
+                continue;
+            }
+            if response.status == 401
+                && !resendable
+                && authorization
+                    .as_deref()
+                    .is_some_and(|a| a.starts_with("Bearer "))
+            {
+                // A bearer token can expire while a stream is under way; the stream cannot
+                // be resent here, so forget the token and let the caller's retry loop
+                // restart the whole transfer with a fresh one.
+                self.refresh_auth(&response, &scope);
+                let error = response.describe_error(&format!(
+                    "{}: bearer token refused (expired?)",
+                    self.display()
+                ));
+                return Err(Error {
+                    retryable: true,
+                    ..error
+                });
+            }
+            if response.status == 401 {
+                return Err(self.auth_error(response, authorization.is_some()));
+            }
+            if matches!(method, Method::GET | Method::HEAD) && is_redirect(response.status) {
+                return self.follow_redirects(method, &url, response, headers, stats);
+            }
+            return Ok(response);
+        }
+        unreachable!("the loop returns on its second pass")
+    }
+
+    fn auth_error(&self, response: Response, sent_credentials: bool) -> Error {
+        let registry = self.endpoint.registry.clone();
+        let error = response.describe_error(&self.display());
+        let hint = match (&self.entry, sent_credentials) {
+            (Some(entry), _) if entry.credentials().is_some() => format!(
+                "the credentials of auth.json entry {:?} were refused",
+                entry.key
+            ),
+            _ => "no credentials in auth.json match this registry/namespace".to_string(),
+        };
+        Error {
+            kind: ErrorKind::Auth,
+            message: format!(
+                "{registry}: authentication required: {hint} ({})",
+                error.message
+            ),
+            ..error
+        }
+    }
+
+    /// Follows GET/HEAD redirects; `Authorization` only goes to the registry's origin.
+    fn follow_redirects(
+        &self,
+        method: Method,
+        from_url: &str,
+        mut response: Response,
+        headers: &[(&str, String)],
+        stats: &RequestStats,
+    ) -> Result<Response> {
+        let base = self.base()?;
+        let mut url = from_url.to_string();
+        for _ in 0..MAX_REDIRECTS {
+            let location = response.header("location").ok_or_else(|| {
+                Error::protocol(format!(
+                    "redirect from {} without Location",
+                    redact_url(&url)
+                ))
+            })?;
+            url = resolve_url(&url, location);
+            let mut all_headers: Vec<(&str, String)> = headers.to_vec();
+            if same_origin(&url, &base)
+                && let Some(value) = self.authorization(&self.scope(None), stats)?
+            {
+                all_headers.push(("authorization", value));
+            }
+            response = self.client.transport.send(
+                method.clone(),
+                &url,
+                &all_headers,
+                Body::Empty,
+                self.endpoint.insecure,
+                stats,
+            )?;
+            if !is_redirect(response.status) {
+                return Ok(response);
+            }
+        }
+        Err(Error::protocol(format!(
+            "more than {MAX_REDIRECTS} redirects from {}",
+            redact_url(from_url)
+        )))
+    }
+
+    fn scope(&self, mount_from: Option<&str>) -> String {
+        let actions = match self.access {
+            Access::Pull => "pull",
+            Access::Push => "pull,push",
+        };
+        let mut scope = format!("repository:{}:{actions}", self.name);
+        if let Some(from) = mount_from {
+            scope.push_str(&format!(" repository:{from}:pull"));
+        }
+        scope
+    }
+
+    /// The `Authorization` value for this repository and scope, if any is needed.
+    fn authorization(&self, scope: &str, stats: &RequestStats) -> Result<Option<String>> {
+        let challenge = self.challenge(stats)?;
+        match challenge {
+            Challenge::Anonymous => Ok(None),
+            Challenge::Basic => Ok(basic_header(self.entry.as_ref())),
+            Challenge::Bearer { realm, service } => {
+                let request = TokenRequest {
+                    registry: &self.endpoint.registry,
+                    realm: &realm,
+                    service: service.as_deref(),
+                    scope,
+                    entry: self.entry.as_ref(),
+                    insecure: self.endpoint.insecure,
+                };
+                let token = self
+                    .client
+                    .tokens
+                    .token(&self.client.transport, &request, stats)?;
+                Ok(Some(format!("Bearer {token}")))
+            }
+        }
+    }
+
+    /// After a 401: forget the token, and learn the challenge if it changed.
+    fn refresh_auth(&self, response: &Response, scope: &str) {
+        self.client
+            .tokens
+            .invalidate(&self.endpoint.registry, self.entry.as_ref(), scope);
+        if let Some(challenge) = response
+            .header("www-authenticate")
+            .and_then(parse_challenge)
+        {
+            *self.endpoint.challenge.lock().unwrap() = Some(challenge);
+        }
+    }
+
+    fn challenge(&self, stats: &RequestStats) -> Result<Challenge> {
+        if let Some(challenge) = self.endpoint.challenge.lock().unwrap().clone() {
+            return Ok(challenge);
+        }
+        let base = self.base()?;
+        let response = self.client.transport.retrying(stats, || {
+            let response = self.client.transport.send(
+                Method::GET,
+                &format!("{base}/v2/"),
+                &[],
+                Body::Empty,
+                self.endpoint.insecure,
+                stats,
+            )?;
+            if is_transient(response.status) {
+                return Err(response.describe_error(&format!("pinging {}", self.endpoint.registry)));
+            }
+            Ok(response)
+        })?;
+        let challenge = match response.status {
+            200..=299 => Challenge::Anonymous,
+            401 => response
+                .header("www-authenticate")
+                .and_then(parse_challenge)
+                .ok_or_else(|| {
+                    Error::protocol(format!(
+                        "{}: 401 without a supported WWW-Authenticate challenge",
+                        self.endpoint.registry
+                    ))
+                })?,
+            _ => {
+                return Err(response.describe_error(&format!(
+                    "{} does not answer as a registry (GET /v2/)",
+                    self.endpoint.registry
+                )));
+            }
+        };
+        *self.endpoint.challenge.lock().unwrap() = Some(challenge.clone());
+        Ok(challenge)
+    }
+
+    /// The API base URL. Docker Hub's API is at registry-1.docker.io. An `insecure`
+    /// registry is tried over HTTPS without verification first, then plain HTTP, as
+    /// Docker does.
+    pub(super) fn base(&self) -> Result<String> {
+        let mut base = self.endpoint.base.lock().unwrap();
+        if let Some(base) = base.as_ref() {
+            return Ok(base.clone());
+        }
+        let host = if self.endpoint.registry == DOCKER_HUB {
+            "registry-1.docker.io"
+        } else {
+            &self.endpoint.registry
+        };
+        let chosen = if self.endpoint.insecure {
+            let https = format!("https://{host}");
+            let probe = self.client.transport.send(
+                Method::GET,
+                &format!("{https}/v2/"),
+                &[],
+                Body::Empty,
+                true,
+                &RequestStats::default(),
+            );
+            match probe {
+                Ok(_) => https,
+                Err(_) => format!("http://{host}"),
+            }
+        } else {
+            format!("https://{host}")
+        };
+        *base = Some(chosen.clone());
+        Ok(chosen)
+    }
+}
+
+pub(super) fn is_transient(status: u16) -> bool {
+    matches!(status, 408 | 429 | 500..=599)
+}
+
+fn is_redirect(status: u16) -> bool {
+    matches!(status, 301 | 302 | 303 | 307 | 308)
+}
