@@ -13,6 +13,9 @@ set -- sync
 [ -n "${INPUT_REPORT:-}" ] && set -- "$@" --report "$INPUT_REPORT"
 [ -n "${INPUT_JUNIT:-}" ] && set -- "$@" --junit "$INPUT_JUNIT"
 [ -n "${INPUT_CA_FILE:-}" ] && set -- "$@" --ca-file "$INPUT_CA_FILE"
+[ -n "${INPUT_PLATFORM:-}" ] && set -- "$@" --platform "$INPUT_PLATFORM"
+[ -n "${INPUT_SHARD:-}" ] && set -- "$@" --shard "$INPUT_SHARD"
+[ -n "${INPUT_REGISTRY_CONCURRENCY:-}" ] && set -- "$@" --registry-concurrency "$INPUT_REGISTRY_CONCURRENCY"
 case "${INPUT_DRY_RUN:-false}" in
   true|True|TRUE|1|yes) set -- "$@" --dry-run ;;
 esac
