@@ -73,6 +73,17 @@ fn from_file_writes_images_json() {
     let text = std::fs::read_to_string(dir.path().join("images.json")).unwrap();
     assert_eq!(text, EXPECTED);
     parse_rules(&text);
+    // The file passes `image-migrator validate` unchanged.
+    image_migrator()
+        .current_dir(dir.path())
+        .env_remove("DEFAULT_REGISTRY")
+        .env_remove("DEFAULT_NAMESPACE")
+        .args(["validate", "--format", "json"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "\"target\": \"harbor.example.com/mirror/api:2.0\"",
+        ));
 }
 
 #[test]
