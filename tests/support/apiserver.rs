@@ -528,19 +528,7 @@ fn respond(state: &State, request: &Request) -> (u16, Value) {
 
 /// `image-migrator` with no kubeconfig or proxy settings inherited from the environment.
 pub fn image_migrator() -> assert_cmd::Command {
-    let mut cmd = assert_cmd::Command::cargo_bin("image-migrator").unwrap();
-    for var in [
-        "KUBECONFIG",
-        "HTTPS_PROXY",
-        "https_proxy",
-        "HTTP_PROXY",
-        "http_proxy",
-        "ALL_PROXY",
-        "all_proxy",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd
+    super::migrator()
 }
 
 /// Parses images.json text, checking the file ends with a newline, that keys are sorted and

@@ -6,35 +6,15 @@ use std::process::Output;
 
 use serde_json::Value;
 
-/// The binary with a clean environment: no proxies, no `SSL_CERT_FILE`.
+/// The binary with a clean environment (see [`super::CLEARED_ENV`]).
 pub fn command() -> assert_cmd::Command {
-    let mut cmd = assert_cmd::Command::new(env!("CARGO_BIN_EXE_image-migrator"));
-    for var in PROXY_VARS {
-        cmd.env_remove(var);
-    }
-    cmd
+    super::migrator()
 }
 
 /// The same for a process the test must signal or kill (std, not assert_cmd).
 pub fn std_command() -> std::process::Command {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_image-migrator"));
-    for var in PROXY_VARS {
-        cmd.env_remove(var);
-    }
-    cmd
+    super::migrator_std()
 }
-
-const PROXY_VARS: [&str; 9] = [
-    "HTTPS_PROXY",
-    "https_proxy",
-    "HTTP_PROXY",
-    "http_proxy",
-    "ALL_PROXY",
-    "all_proxy",
-    "SSL_CERT_FILE",
-    "DEFAULT_REGISTRY",
-    "DEFAULT_NAMESPACE",
-];
 
 /// A scratch directory with the two files.
 pub struct Workdir {

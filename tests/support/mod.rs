@@ -18,3 +18,36 @@ pub mod registry;
 pub mod seed;
 pub mod sync;
 pub mod token_server;
+
+/// Environment a CI runner or a developer's shell may have that would change what the
+/// binary does; every test run of the binary starts without it.
+pub const CLEARED_ENV: [&str; 13] = [
+    "DEFAULT_REGISTRY",
+    "DEFAULT_NAMESPACE",
+    "IMAGE_MIGRATOR_SHARD",
+    "SSL_CERT_FILE",
+    "KUBECONFIG",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+    "NO_PROXY",
+    "no_proxy",
+];
+
+/// The `image-migrator` binary with [`CLEARED_ENV`] removed (for a process the test must
+/// signal or kill).
+pub fn migrator_std() -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_image-migrator"));
+    for var in CLEARED_ENV {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+/// The same, as an assert_cmd command.
+pub fn migrator() -> assert_cmd::Command {
+    assert_cmd::Command::from_std(migrator_std())
+}

@@ -15,21 +15,6 @@ use super::registry::TestRegistry;
 /// The file name the binary writes its report to by default.
 pub const REPORT: &str = "image-migrator-report.json";
 
-/// Environment a CI runner may have that would change what the binary does.
-const CLEARED_ENV: [&str; 11] = [
-    "DEFAULT_REGISTRY",
-    "DEFAULT_NAMESPACE",
-    "SSL_CERT_FILE",
-    "HTTPS_PROXY",
-    "https_proxy",
-    "HTTP_PROXY",
-    "http_proxy",
-    "ALL_PROXY",
-    "all_proxy",
-    "NO_PROXY",
-    "no_proxy",
-];
-
 /// One run's setup: the two files, extra flags and environment.
 pub struct SyncRun {
     /// Shared with each [`RunResult`], so the directory outlives a temporary `SyncRun`.
@@ -134,11 +119,8 @@ impl SyncRun {
         .expect("write auth.json");
         std::fs::write(dir.join("images.json"), self.images_json()).expect("write images.json");
         let _ = std::fs::remove_file(dir.join(REPORT));
-        let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("image-migrator"));
+        let mut cmd = super::migrator_std();
         cmd.current_dir(dir).args(&self.args);
-        for var in CLEARED_ENV {
-            cmd.env_remove(var);
-        }
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
