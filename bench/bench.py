@@ -250,11 +250,11 @@ def seed(port, small, root, revision=None, threads=4):
                     layer_first.setdefault(key, (size, repo["name"]))
 
     def dig(key, size):
-        return cache.get(key) or digest_of(key, size)
+        return cache.get(f"{key}:{size}") or digest_of(key, size)
 
     with ThreadPoolExecutor(threads) as ex:
         digests = dict(zip(layer_first, ex.map(lambda k: dig(k, layer_first[k][0]), layer_first)))
-    cache.update(digests)
+    cache.update({f"{k}:{layer_first[k][0]}": d for k, d in digests.items()})
     with open(cache_path, "w") as f:
         json.dump(cache, f)
 
@@ -351,16 +351,17 @@ def current_blobs(small, root):
     """Unique blobs referenced by the current source state {digest: (key, size, repo)}."""
     allb = json.load(open(os.path.join(root, "blobs.json")))
     digests = json.load(open(os.path.join(root, "digests.json")))
-    rev = json.load(open(os.path.join(root, "revision.json"))) if os.path.exists(os.path.join(root, "revision.json")) else None
+    rev_path = os.path.join(root, "revision.json")
+    rev = json.load(open(rev_path)) if os.path.exists(rev_path) else None
     spec = corpus_spec(small, {k: set(v) for k, v in rev.items()} if rev else None)
-    keys = set()
+    want = set()
+    configs = set()
     for repo in spec:
         for images in repo["tags"].values():
             for im in images:
-                keys.update(k for k, _ in im["layers"])
-                keys.add(im["config_key"])
-    want = {digests[k] for k in keys if k in digests}
-    return {d: v for d, v in allb.items() if d in want or v[0] in keys}
+                want.update(digests[f"{k}:{s}"] for k, s in im["layers"])
+                configs.add(im["config_key"])
+    return {d: v for d, v in allb.items() if d in want or v[0] in configs}
 
 
 # --------------------------------------------------------------------------- registries
@@ -375,12 +376,13 @@ class Registry:
         self.config = os.path.join(root, name, "config.yml")
         self.proc = None
         self.logfile = None
+        self.last_cpu = 0.0
         os.makedirs(os.path.join(root, name), exist_ok=True)
         with open(self.config, "w") as f:
             f.write(
                 f"""version: 0.1
 log:
-  level: warn
+  level: info
   formatter: text
 storage:
   filesystem:
@@ -415,8 +417,18 @@ http:
                 raise RuntimeError(f"registry {self.name} did not start; see {self.logfile}")
             time.sleep(0.05)
 
+    def cpu_seconds(self):
+        """User+system CPU of the running registry process so far."""
+        try:
+            with open(f"/proc/{self.proc.pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, AttributeError):
+            return 0.0
+
     def stop(self):
         if self.proc is not None:
+            self.last_cpu = self.cpu_seconds()
             self.proc.terminate()
             try:
                 self.proc.wait(10)
@@ -440,6 +452,56 @@ http:
 
 
 ACCESS = re.compile(r'"(GET|HEAD|POST|PUT|PATCH|DELETE) (\S+) HTTP/[\d.]+" (\d{3}) (\d+|-) "[^"]*" "([^"]*)"')
+
+
+COMPLETED = re.compile(r'time="([^"]+)".*msg="response completed.*http.request.method=(\w+).*http.request.uri="([^"]+)".*http.response.duration=(\S+)')
+
+
+def go_duration(v):
+    total = 0.0
+    for num, unit in re.findall(r"([\d.]+)(ns|µs|us|ms|s|m|h)", v):
+        total += float(num) * {"ns": 1e-9, "µs": 1e-6, "us": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}[unit]
+    return total
+
+
+def go_time(v):
+    # 2026-11-29T01:51:32.676135367Z → seconds (only differences matter)
+    hms = v.split("T")[1].rstrip("Z")
+    h, m, sec = hms.split(":")
+    return int(h) * 3600 + int(m) * 60 + float(sec[:12])
+
+
+def blob_get_concurrency(path):
+    """From the registry's info log (end time and duration of every request): mean number
+    of blob GETs in flight between the first start and the last end, and the share of that
+    span with none in flight."""
+    spans = []
+    with open(path, errors="replace") as f:
+        for line in f:
+            if "response completed" not in line:
+                continue
+            m = COMPLETED.search(line)
+            if not m or m.group(2) != "GET" or "/blobs/sha256:" not in m.group(3):
+                continue
+            end = go_time(m.group(1))
+            spans.append((end - go_duration(m.group(4)), end))
+    if not spans:
+        return None
+    start = min(a for a, _ in spans)
+    stop = max(b for _, b in spans)
+    span = max(stop - start, 1e-9)
+    busy = 0.0
+    cur_a, cur_b = None, None
+    for a, b in sorted(spans):
+        if cur_b is None or a > cur_b:
+            if cur_b is not None:
+                busy += cur_b - cur_a
+            cur_a, cur_b = a, b
+        else:
+            cur_b = max(cur_b, b)
+    busy += cur_b - cur_a
+    mean = sum(b - a for a, b in spans) / span
+    return f"GETs in flight: mean {mean:.1f}, none {100 * (1 - busy / span):.0f}% of {span:.1f}s"
 
 
 def log_stats(path):
@@ -583,10 +645,14 @@ def timed(cmd, cwd, env=None, rss_file=None):
         p = subprocess.run(["/usr/bin/time", "-v", "-o", rss_file] + cmd, cwd=cwd, env=env, stdout=out, stderr=err)
     wall = time.monotonic() - t0
     rss = 0
+    cpu = 0.0
     with open(rss_file) as f:
         for line in f:
             if "Maximum resident set size" in line:
                 rss = int(line.split(":")[1])
+            if "User time (seconds)" in line or "System time (seconds)" in line:
+                cpu += float(line.split(":")[1])
+    timed.cpu = cpu
     return wall, rss, p.returncode
 
 
@@ -647,15 +713,19 @@ class Bench:
         self.src.start(name)
         self.dst.start(name)
 
-    def record(self, phase, tool, wall, rss_kib=None, rc=0, note="", tags=None):
+    def record(self, phase, tool, wall, rss_kib=None, rc=0, note="", tags=None, cpu=None):
         self.src.stop()
         self.dst.stop()
+        reg_cpu = (self.src.last_cpu, self.dst.last_cpu)
         s = log_stats(self.src.logfile)
         t = log_stats(self.dst.logfile)
         dup = sum(v - 1 for v in s["blob_get_digests"].values() if v > 1)
+        conc = blob_get_concurrency(self.src.logfile) if s["blob_gets"] else None
+        if conc:
+            note = f"{note} {conc}".strip()
         row = dict(
             phase=phase, tool=tool, wall=wall, rss_mib=(rss_kib / 1024 if rss_kib else None), rc=rc, note=note,
-            src=s, dst=t, dup_blob_gets=dup, load=open("/proc/loadavg").read().split()[:3], tags=tags,
+            src=s, dst=t, dup_blob_gets=dup, cpu=cpu, reg_cpu=reg_cpu, load=open("/proc/loadavg").read().split()[:3], tags=tags,
         )
         row["src"].pop("blob_get_digests")
         row["dst"].pop("blob_get_digests")
@@ -663,29 +733,37 @@ class Bench:
         log(
             f"{phase:<22} {tool:<28} {wall:7.2f}s rss={row['rss_mib'] or 0:6.1f}MiB rc={rc} "
             f"src_req={s['requests']} dst_req={t['requests']} blobGET={s['blob_gets']} dup={dup} "
-            f"bytes={s['blob_bytes'] / MIB:.0f}MiB mounts={t['mounted']}/{t['mounts']} load={row['load'][0]} {note}"
+            f"bytes={s['blob_bytes'] / MIB:.0f}MiB mounts={t['mounted']}/{t['mounts']} load={row['load'][0]} "
+            f"cpu tool={cpu or 0:.1f}s registries={reg_cpu[0]:.1f}+{reg_cpu[1]:.1f}s {note}"
         )
         with open(os.path.join(self.root, "rows.json"), "w") as f:
             json.dump(self.rows, f, indent=1)
         return row
 
+    @staticmethod
+    def self_cpu():
+        import resource
+
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+
     def run_limit(self, blobs, n):
         total = sum(v[1] for v in blobs.values()) / MIB
         self.dst.wipe()
         self.phase("limit-read")
-        t0 = time.monotonic()
+        t0, c0 = time.monotonic(), self.self_cpu()
         limit_read(self.src.port, blobs, n)
-        self.record("limit", f"read source → /dev/null ×{n}", time.monotonic() - t0, note=f"{total:.0f} MiB")
+        self.record("limit", f"read source → /dev/null ×{n}", time.monotonic() - t0, note=f"{total:.0f} MiB", cpu=self.self_cpu() - c0)
         self.dst.wipe()
         self.phase("limit-write")
-        t0 = time.monotonic()
+        t0, c0 = time.monotonic(), self.self_cpu()
         limit_write(self.dst.port, blobs, n)
-        self.record("limit", f"write → empty target ×{n}", time.monotonic() - t0, note=f"{total:.0f} MiB")
+        self.record("limit", f"write → empty target ×{n}", time.monotonic() - t0, note=f"{total:.0f} MiB", cpu=self.self_cpu() - c0)
         self.dst.wipe()
         self.phase("limit-stream")
-        t0 = time.monotonic()
+        t0, c0 = time.monotonic(), self.self_cpu()
         limit_stream(self.src.port, self.dst.port, blobs, n)
-        self.record("limit", f"stream source→target ×{n}", time.monotonic() - t0, note=f"{total:.0f} MiB")
+        self.record("limit", f"stream source→target ×{n}", time.monotonic() - t0, note=f"{total:.0f} MiB", cpu=self.self_cpu() - c0)
 
     def run_skopeo(self, phase, work, fresh_cache):
         cache = os.path.join(work, "cache")
@@ -693,7 +771,7 @@ class Bench:
             shutil.rmtree(cache, ignore_errors=True)
         self.phase(f"{phase}-skopeo")
         wall, rss, rc = timed(skopeo_cmd(work, self.dst.port, cache), work)
-        return self.record(phase, "skopeo sync", wall, rss, rc)
+        return self.record(phase, "skopeo sync", wall, rss, rc, cpu=timed.cpu)
 
     def run_im(self, phase, work, proc=None, label=None):
         self.phase(f"{phase}-im{proc or ''}")
@@ -704,26 +782,27 @@ class Bench:
         note = ""
         try:
             summary = json.load(open(os.path.join(work, "report.json")))["summary"]
-            note = (
+            note += (
                 f"copied={summary['copied']} unchanged={summary['unchanged']} failed={summary['failed']} "
                 f"blobs={summary['blobs_transferred']} mounted={summary['blobs_mounted']} present={summary['blobs_skipped']}"
             )
         except Exception as e:  # noqa: BLE001
-            note = f"no report: {e}"
-        return self.record(phase, label or "image-migrator", wall, rss, rc, note)
+            note += f"no report: {e}"
+        return self.record(phase, label or "image-migrator", wall, rss, rc, note, cpu=timed.cpu)
 
     def main(self):
         a = self.args
         os.makedirs(self.root, exist_ok=True)
-        for f in ("digests.json", "seeded.json", "blobs.json", "revision.json", "rows.json"):
+        for f in ("seeded.json", "blobs.json", "revision.json", "rows.json"):
             p = os.path.join(self.root, f)
-            if os.path.exists(p) and f != "digests.json":
+            if os.path.exists(p) and not a.reuse_source:
                 os.remove(p)
-        self.src.wipe()
         self.dst.wipe()
-        self.phase("seed")
         t0 = time.monotonic()
-        seed(self.src.port, self.small, self.root)
+        if not a.reuse_source:
+            self.src.wipe()
+            self.phase("seed")
+            seed(self.src.port, self.small, self.root)
         seed_s = time.monotonic() - t0
         blobs = current_blobs(self.small, self.root)
         n_tags = sum(len(r["tags"]) for r in corpus_spec(self.small))
@@ -742,7 +821,8 @@ class Bench:
 
         for rep in range(a.repeat):
             if not a.skip_limit:
-                self.run_limit(blobs, a.streams)
+                for n in a.streams:
+                    self.run_limit(blobs, n)
             if not a.skip_skopeo:
                 self.dst.wipe()
                 self.run_skopeo("cold", skw, fresh_cache=True)
@@ -756,6 +836,10 @@ class Bench:
             self.dst.wipe()
             self.run_im("cold --proc sweep", imw, proc=p, label=f"image-migrator --proc {p}")
 
+        if a.skip_changed:
+            self.changed = 0
+            write_results(self, a)
+            return
         # Rebuild a few tags in the source, then sync from the post-cold target state.
         rev = mutated_tags(self.small)
         with open(os.path.join(self.root, "revision.json"), "w") as f:
@@ -781,6 +865,53 @@ def sh(cmd):
         return subprocess.run(cmd, shell=True, capture_output=True, text=True).stdout.strip()
     except Exception:  # noqa: BLE001
         return "?"
+
+
+def targets(b):
+    """The issue's targets, checked against this run's rows (first row of each kind)."""
+
+    def row(phase, tool):
+        return next((r for r in b.rows if r["phase"] == phase and r["tool"] == tool), None)
+
+    lims = [r for r in b.rows if r["phase"] == "limit" and r["tool"].startswith("stream")]
+    lim = min(lims, key=lambda r: r["wall"]) if lims else None
+    im = {p: row(p, "image-migrator") for p in ("cold", "no-op", "changed")}
+    sk = {p: row(p, "skopeo sync") for p in ("cold", "no-op", "changed")}
+    out = ["", "### Against the targets", ""]
+
+    def ratio(a, b_):
+        return f"{a['wall'] / b_['wall']:.2f}×" if a and b_ else "n/a"
+
+    def mark(ok):
+        return "met" if ok else "**not met**"
+
+    if im["cold"] and lim:
+        x = im["cold"]["wall"] / lim["wall"]
+        out.append(f"- cold sync vs streaming limit: {im['cold']['wall']:.1f}s / {lim['wall']:.1f}s = {x:.2f}× (target ≤ 1.5×: {mark(x <= 1.5)})")
+    for p, cap in (("cold", 1 / 3), ("no-op", 1 / 4)):
+        if im[p] and sk[p]:
+            x = im[p]["wall"] / sk[p]["wall"]
+            out.append(f"- {p} sync vs skopeo: {im[p]['wall']:.2f}s / {sk[p]['wall']:.2f}s = {x:.2f}× (target ≤ {cap:.2f}×: {mark(x <= cap)})")
+    if im["changed"] and sk["changed"]:
+        out.append(f"- changed tags vs skopeo: {im['changed']['wall']:.2f}s / {sk['changed']['wall']:.2f}s = {ratio(im['changed'], sk['changed'])}")
+    ims = [r for r in b.rows if r["tool"].startswith("image-migrator")]
+    if ims:
+        cold_like = [r for r in ims if r["phase"].startswith("cold")]
+        dups = max(r["dup_blob_gets"] for r in ims)
+        gets = [r["src"]["blob_gets"] for r in cold_like]
+        out.append(
+            f"- source blob GETs in cold runs: {sorted(set(gets))} for {b.corpus['blobs']} unique blobs; duplicate GETs in any run: {dups} "
+            f"(target: equal, none: {mark(dups == 0 and all(g == b.corpus['blobs'] for g in gets))})"
+        )
+        rss = max(r["rss_mib"] or 0 for r in ims)
+        out.append(f"- peak RSS of image-migrator over all runs: {rss:.1f} MiB with a {b.corpus['largest'] / MIB:.0f} MiB layer (target < 64 MiB: {mark(rss < 64)})")
+        if im["no-op"]:
+            req = im["no-op"]["src"]["requests"] + im["no-op"]["dst"]["requests"]
+            out.append(
+                f"- no-op requests: {req} for {b.corpus['tags']} tags in {b.corpus['repos']} repositories "
+                f"({req / b.corpus['tags']:.2f}/tag: one HEAD per tag on each side, plus one tag list per repository and the pings)"
+            )
+    return out
 
 
 def write_results(b, a):
@@ -817,8 +948,8 @@ def write_results(b, a):
         "*blob bytes* are on the source; *dup* = blob GETs beyond one per digest; *mounts* = "
         "successful/attempted cross-repository mounts on the target.",
         "",
-        "| phase | tool | wall s | peak RSS MiB | src req | dst req | req/tag | blob GETs | dup | blob MiB | mounts | exit | notes |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| phase | tool | wall s | CPU s: tool / src reg / dst reg | peak RSS MiB | src req | dst req | req/tag | blob GETs | dup | blob MiB | mounts | exit | notes |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in b.rows:
         s, t = r["src"], r["dst"]
@@ -826,10 +957,11 @@ def write_results(b, a):
         req_tag = "" if r["phase"] == "limit" else f"{(s['requests'] + t['requests']) / tags:.1f}"
         rss = "" if r["rss_mib"] is None else f"{r['rss_mib']:.1f}"
         lines.append(
-            f"| {r['phase']} | {r['tool']} | {r['wall']:.2f} | {rss} "
+            f"| {r['phase']} | {r['tool']} | {r['wall']:.2f} | {r['cpu'] or 0:.1f} / {r['reg_cpu'][0]:.1f} / {r['reg_cpu'][1]:.1f} | {rss} "
             f"| {s['requests']} | {t['requests']} | {req_tag} | {s['blob_gets']} | {r['dup_blob_gets']} "
             f"| {s['blob_bytes'] / MIB:.0f} | {t['mounted']}/{t['mounts']} | {r['rc']} | {r['note']} (load {r['load'][0]}) |"
         )
+    lines += targets(b)
     lines += ["", "Request mix per run (source / target):", ""]
     keys = ["pings", "tag_lists", "manifest_heads", "manifest_gets", "manifest_puts", "blob_heads", "blob_gets",
             "uploads_started", "blob_puts", "patches", "mounts", "errors"]
@@ -859,11 +991,14 @@ def main():
     p.add_argument("--root", default=os.environ.get("BENCH_ROOT", "/dev/shm/image-migrator-bench"))
     p.add_argument("--port", type=int, default=int(os.environ.get("BENCH_PORT", "5101")))
     p.add_argument("--binary", required=True)
-    p.add_argument("--streams", type=int, default=8, help="parallel streams of the limit runs")
+    p.add_argument("--streams", type=lambda v: [int(x) for x in v.split(",") if x], default=[8, 16],
+                   help="parallel streams of the limit runs (each value is run; the fastest stream run is the limit)")
     p.add_argument("--procs", type=lambda v: [int(x) for x in v.split(",") if x], default=[2, 4, 8, 16])
     p.add_argument("--repeat", type=int, default=1)
     p.add_argument("--skip-skopeo", action="store_true")
     p.add_argument("--skip-limit", action="store_true")
+    p.add_argument("--skip-changed", action="store_true")
+    p.add_argument("--reuse-source", action="store_true", help="keep the seeded source of the previous run (trials)")
     p.add_argument("--results", default=None)
     p.add_argument("--command", default=" ".join(sys.argv))
     a = p.parse_args()
