@@ -51,7 +51,7 @@ impl Shard {
 }
 
 /// One source manifest to one target reference.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Job {
     pub rule: String,
     pub rule_line: usize,
@@ -84,11 +84,12 @@ pub fn plan(client: &Client, rules: &[Rule]) -> Plan {
     let expanded: Vec<Result<Vec<Job>, Box<RuleFailure>>> =
         rules.par_iter().map(|rule| expand(client, rule)).collect();
     let mut plan = Plan::default();
+    let mut seen = std::collections::HashSet::new();
     for item in expanded {
         match item {
             Ok(jobs) => {
                 for job in jobs {
-                    if !plan.jobs.contains(&job) {
+                    if seen.insert(job.clone()) {
                         plan.jobs.push(job);
                     }
                 }
