@@ -347,6 +347,28 @@ def seed(port, small, root, revision=None, threads=4):
     return blobs
 
 
+def seed_many(port, repo, n, threads=4):
+    """A repository with `n` tags, each its own small image (a shared 256 KiB layer and a
+    config of its own), for the tag-scaling runs."""
+    key, size = f"{repo}/layer", 256 * KIB
+    d = digest_of(key, size)
+    push_blob(port, repo, key, size, d)
+
+    def one(i):
+        config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Labels": {"i": str(i)}},
+                             "rootfs": {"type": "layers", "diff_ids": [d]}}).encode()
+        cdig = "sha256:" + hashlib.sha256(config).hexdigest()
+        push_bytes(port, repo, config, cdig)
+        manifest = json.dumps({"schemaVersion": 2, "mediaType": DOCKER_MANIFEST,
+                               "config": {"mediaType": DOCKER_CONFIG, "size": len(config), "digest": cdig},
+                               "layers": [{"mediaType": DOCKER_LAYER, "size": size, "digest": d}]}).encode()
+        put_manifest(port, repo, f"t{i:05d}", manifest, DOCKER_MANIFEST)
+
+    with ThreadPoolExecutor(threads) as ex:
+        list(ex.map(one, range(n)))
+    _local.__dict__.clear()
+
+
 def current_blobs(small, root):
     """Unique blobs referenced by the current source state {digest: (key, size, repo)}."""
     allb = json.load(open(os.path.join(root, "blobs.json")))
@@ -765,15 +787,15 @@ class Bench:
         limit_stream(self.src.port, self.dst.port, blobs, n)
         self.record("limit", f"stream source→target ×{n}", time.monotonic() - t0, note=f"{total:.0f} MiB", cpu=self.self_cpu() - c0)
 
-    def run_skopeo(self, phase, work, fresh_cache):
+    def run_skopeo(self, phase, work, fresh_cache, tags=None):
         cache = os.path.join(work, "cache")
         if fresh_cache:
             shutil.rmtree(cache, ignore_errors=True)
         self.phase(f"{phase}-skopeo")
         wall, rss, rc = timed(skopeo_cmd(work, self.dst.port, cache), work)
-        return self.record(phase, "skopeo sync", wall, rss, rc, cpu=timed.cpu)
+        return self.record(phase, "skopeo sync", wall, rss, rc, cpu=timed.cpu, tags=tags)
 
-    def run_im(self, phase, work, proc=None, label=None):
+    def run_im(self, phase, work, proc=None, label=None, tags=None):
         self.phase(f"{phase}-im{proc or ''}")
         cmd = [self.binary, "sync", "--report", os.path.join(work, "report.json")]
         if proc:
@@ -788,7 +810,28 @@ class Bench:
             )
         except Exception as e:  # noqa: BLE001
             note += f"no report: {e}"
-        return self.record(phase, label or "image-migrator", wall, rss, rc, note, cpu=timed.cpu)
+        return self.record(phase, label or "image-migrator", wall, rss, rc, note, cpu=timed.cpu, tags=tags)
+
+    def scale_runs(self, a):
+        """Cost against the number of tags: one repository of N small images per N."""
+        for n in a.scale:
+            repo = f"{NS}/many-{n}"
+            work = os.path.join(self.root, "work", f"many-{n}")
+            os.makedirs(work, exist_ok=True)
+            with open(os.path.join(work, "auth.json"), "w") as f:
+                json.dump({f"127.0.0.1:{self.src.port}": {"insecure": True}, f"127.0.0.1:{self.dst.port}": {"insecure": True}}, f)
+            with open(os.path.join(work, "images.json"), "w") as f:
+                json.dump({f"127.0.0.1:{self.src.port}/{repo}": f"127.0.0.1:{self.dst.port}/{repo}"}, f)
+            self.phase(f"seed-many-{n}")
+            t0 = time.monotonic()
+            seed_many(self.src.port, repo, n)
+            log(f"seeded {repo}: {n} tags in {time.monotonic() - t0:.1f}s")
+            self.run_im(f"{n} tags: cold", work, tags=n)
+            self.run_im(f"{n} tags: no-op", work, tags=n)
+            if not a.skip_skopeo:
+                with open(os.path.join(work, "sync.yaml"), "w") as f:
+                    f.write(f"127.0.0.1:{self.src.port}:\n  tls-verify: false\n  images:\n    {repo}: []\n")
+                self.run_skopeo(f"{n} tags: no-op", work, fresh_cache=True, tags=n)
 
     def main(self):
         a = self.args
@@ -836,6 +879,7 @@ class Bench:
             self.dst.wipe()
             self.run_im("cold --proc sweep", imw, proc=p, label=f"image-migrator --proc {p}")
 
+        self.scale_runs(a)
         if a.skip_changed:
             self.changed = 0
             write_results(self, a)
@@ -955,7 +999,7 @@ def write_results(b, a):
     ]
     for r in b.rows:
         s, t = r["src"], r["dst"]
-        tags = c["tags"]
+        tags = r.get("tags") or c["tags"]
         req_tag = "" if r["phase"] == "limit" else f"{(s['requests'] + t['requests']) / tags:.1f}"
         rss = "" if r["rss_mib"] is None else f"{r['rss_mib']:.1f}"
         lines.append(
@@ -997,6 +1041,8 @@ def main():
                    help="parallel streams of the limit runs (each value is run; the fastest stream run is the limit)")
     p.add_argument("--procs", type=lambda v: [int(x) for x in v.split(",") if x], default=[2, 4, 8, 16])
     p.add_argument("--repeat", type=int, default=1)
+    p.add_argument("--scale", type=lambda v: [int(x) for x in v.split(",") if x], default=[100, 1000],
+                   help="tag counts of the tag-scaling runs (one repository of N small images each)")
     p.add_argument("--skip-skopeo", action="store_true")
     p.add_argument("--skip-limit", action="store_true")
     p.add_argument("--skip-changed", action="store_true")
