@@ -340,10 +340,13 @@ def seed(port, small, root, revision=None, threads=4):
         json.dump(old, f)
     n_tags = sum(len(r["tags"]) for r in spec)
     total = sum(v[1] for v in blobs.values())
-    log(
-        f"seeded {'revision' if revision else 'corpus'}: {len(spec)} repos, {n_tags} tags, "
-        f"{len(blobs)} unique blobs, {total / MIB:.0f} MiB in {time.monotonic() - t0:.1f}s"
-    )
+    if revision:
+        log(f"rebuilt {sum(len(v) for v in revision.values())} tags ({len(to_push)} new layers) in {time.monotonic() - t0:.1f}s")
+    else:
+        log(
+            f"seeded corpus: {len(spec)} repos, {n_tags} tags, "
+            f"{len(blobs)} unique blobs, {total / MIB:.0f} MiB in {time.monotonic() - t0:.1f}s"
+        )
     return blobs
 
 
