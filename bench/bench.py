@@ -1049,7 +1049,9 @@ def main():
     p.add_argument("--skip-skopeo", action="store_true")
     p.add_argument("--skip-limit", action="store_true")
     p.add_argument("--skip-changed", action="store_true")
-    p.add_argument("--reuse-source", action="store_true", help="keep the seeded source of the previous run (trials)")
+    p.add_argument("--keep", action="store_true", help="keep the registries' storage (tmpfs) after the run")
+    p.add_argument("--reuse-source", action="store_true",
+                   help="skip seeding: use the source kept by a previous run with --keep (trials)")
     p.add_argument("--results", default=None)
     p.add_argument("--command", default=" ".join(sys.argv))
     a = p.parse_args()
@@ -1062,6 +1064,14 @@ def main():
     finally:
         b.src.stop()
         b.dst.stop()
+        if not a.keep:
+            # The registries' storage is in RAM (a few GiB with the full corpus); logs stay.
+            for path in (b.src.data, b.dst.data, os.path.join(a.root, "target-after-cold")):
+                shutil.rmtree(path, ignore_errors=True)
+            for f in ("seeded.json", "blobs.json", "revision.json"):
+                p = os.path.join(a.root, f)
+                if os.path.exists(p):
+                    os.remove(p)
 
 
 if __name__ == "__main__":
