@@ -53,6 +53,15 @@ struct Tally {
     skipped: AtomicU64,
 }
 
+thread_local! {
+    /// How many blob waits this thread is running other work inside of.
+    static NESTED_WAITS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+/// Bounds the stack depth of work run while waiting for a blob.
+const MAX_NESTED_WAITS: usize = 8;
+/// How often a waiter with nothing else to do looks for new work.
+const WAIT_POLL: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// Where blobs are known to be in each target registry, and which are being uploaded
 /// right now, so that each blob crosses the wire at most once per target registry.
 #[derive(Default)]
@@ -81,7 +90,26 @@ impl BlobLedger {
         let mut state = self.state.lock().unwrap();
         loop {
             match state.get(&key) {
-                Some(BlobState::Uploading) => state = self.changed.wait(state).unwrap(),
+                Some(BlobState::Uploading) => {
+                    // Another job is uploading it. Blocking here would take this worker
+                    // away from every other job for the whole upload (a shared base or a
+                    // big layer: seconds), so run other pending work meanwhile; sleep only
+                    // when there is none (or when nested too deep).
+                    drop(state);
+                    let ran = NESTED_WAITS.with(|depth| {
+                        if depth.get() >= MAX_NESTED_WAITS {
+                            return false;
+                        }
+                        depth.set(depth.get() + 1);
+                        let ran = rayon::yield_now() == Some(rayon::Yield::Executed);
+                        depth.set(depth.get() - 1);
+                        ran
+                    });
+                    state = self.state.lock().unwrap();
+                    if !ran && matches!(state.get(&key), Some(BlobState::Uploading)) {
+                        state = self.changed.wait_timeout(state, WAIT_POLL).unwrap().0;
+                    }
+                }
                 Some(BlobState::In(repos)) if repos.iter().any(|r| r == repo) => {
                     return Claim::Present;
                 }

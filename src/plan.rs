@@ -51,7 +51,7 @@ impl Shard {
 }
 
 /// One source manifest to one target reference.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Job {
     pub rule: String,
     pub rule_line: usize,

@@ -226,7 +226,10 @@ impl Repo<'_> {
     }
 
     fn challenge(&self, stats: &RequestStats) -> Result<Challenge> {
-        if let Some(challenge) = self.endpoint.challenge.lock().unwrap().clone() {
+        // Held across the ping: the first requests of a run start in parallel, and all of
+        // them need the answer, so one pings and the others wait for it.
+        let mut known = self.endpoint.challenge.lock().unwrap();
+        if let Some(challenge) = known.clone() {
             return Ok(challenge);
         }
         let base = self.base()?;
@@ -262,7 +265,7 @@ impl Repo<'_> {
                 )));
             }
         };
-        *self.endpoint.challenge.lock().unwrap() = Some(challenge.clone());
+        *known = Some(challenge.clone());
         Ok(challenge)
     }
 
