@@ -142,7 +142,8 @@ pub struct SyncArgs {
     #[arg(long, value_name = "K/N", env = "IMAGE_MIGRATOR_SHARD")]
     pub shard: Option<crate::plan::Shard>,
 
-    /// Cap on concurrent requests to one registry.
+    /// Cap on requests waiting for an answer from one registry at a time (blob bodies
+    /// streaming after their answer do not count; --proc bounds those).
     /// Example: --registry-concurrency 32
     #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub registry_concurrency: u16,

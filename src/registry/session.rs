@@ -158,6 +158,7 @@ impl Repo<'_> {
             {
                 all_headers.push(("authorization", value));
             }
+            let _permit = self.endpoint.permits.acquire();
             response = self.client.transport.send(
                 method.clone(),
                 &url,
@@ -234,6 +235,7 @@ impl Repo<'_> {
         }
         let base = self.base()?;
         let response = self.client.transport.retrying(stats, || {
+            let _permit = self.endpoint.permits.acquire();
             let response = self.client.transport.send(
                 Method::GET,
                 &format!("{base}/v2/"),

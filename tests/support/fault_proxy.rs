@@ -7,6 +7,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -144,6 +145,26 @@ struct Shared {
     rules: Mutex<Vec<Rule>>,
     log: Mutex<Vec<Logged>>,
     delay: Mutex<Duration>,
+    /// Requests between their head being read and their response head being sent.
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+}
+
+/// Counts a request as in flight until dropped.
+struct InFlight<'a>(&'a Shared);
+
+impl<'a> InFlight<'a> {
+    fn enter(shared: &'a Shared) -> InFlight<'a> {
+        let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        shared.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        InFlight(shared)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// The proxy; it runs until the test process ends (threads are detached).
@@ -164,6 +185,8 @@ impl FaultProxy {
             rules: Mutex::new(Vec::new()),
             log: Mutex::new(Vec::new()),
             delay: Mutex::new(Duration::ZERO),
+            in_flight: AtomicUsize::new(0),
+            max_in_flight: AtomicUsize::new(0),
         });
         let accept_shared = shared.clone();
         thread::spawn(move || {
@@ -197,6 +220,12 @@ impl FaultProxy {
     /// Waits this long before handling each request (a slow registry).
     pub fn set_delay(&self, delay: Duration) {
         *self.shared.delay.lock().unwrap() = delay;
+    }
+
+    /// The most requests that were ever waiting at once for their answer (from the
+    /// request head until the response head; a streamed body does not count).
+    pub fn max_in_flight(&self) -> usize {
+        self.shared.max_in_flight.load(Ordering::SeqCst)
     }
 
     /// Every request so far, in arrival order.
@@ -320,6 +349,7 @@ fn handle(client: TcpStream, shared: &Shared) -> std::io::Result<()> {
             headers: parse_headers(&lines[1..]),
         };
         let body_length = content_length(&head.headers).unwrap_or(0);
+        let in_flight = InFlight::enter(shared);
         let delay = *shared.delay.lock().unwrap();
         if !delay.is_zero() {
             thread::sleep(delay);
@@ -479,6 +509,8 @@ fn handle(client: TcpStream, shared: &Shared) -> std::io::Result<()> {
         out.push_str("\r\n");
         writer.write_all(out.as_bytes())?;
         set_status(status);
+        // Answered: the body that follows is a stream, not a request waiting.
+        drop(in_flight);
 
         let no_body = head.method == "HEAD" || status == 204 || status == 304 || status < 200;
         let chunked = header(&headers, "transfer-encoding")
