@@ -1,10 +1,10 @@
 //! A user writes auth.json with CI variables and checks with `validate` which entry each
 //! image will use (SPEC §2), without any secret showing up in the output.
 
-mod common;
+mod support;
 
-use common::{Project, config_error, rules_of};
 use serde_json::Value;
+use support::project::{Project, config_error, rules_of};
 
 /// `(source_auth, target_auth)` of every rule.
 fn auths(rules: &[Value]) -> Vec<(Value, Value)> {

@@ -2,9 +2,9 @@
 //! the same way first) reports every one of them together, each with the file, the line and
 //! the key, exits 2, and never shows a secret.
 
-mod common;
+mod support;
 
-use common::{Project, config_error};
+use support::project::{Project, config_error};
 
 const GOOD_RULE: &str = r#""quay.io/coreos/etcd:3.5.0": "r.example.com/ns/etcd""#;
 

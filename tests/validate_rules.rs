@@ -1,10 +1,10 @@
 //! A user writes images.json and runs `image-migrator validate` to see how each rule of
 //! SPEC §3 is resolved before anything is copied.
 
-mod common;
+mod support;
 
-use common::{Project, config_error, rules_of, triple};
 use predicates::prelude::*;
+use support::project::{Project, config_error, rules_of, triple};
 
 const DIGEST: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 

@@ -7,6 +7,7 @@
 //! - [`fault_proxy`]: a fault-injecting HTTP proxy in front of a registry.
 //! - [`token_server`]: a bearer token server issuing signed JWTs a registry accepts.
 //! - [`blob_server`]: the "object storage" that redirected blob downloads land on.
+//! - [`project`]: a scratch directory with auth.json/images.json and `validate` run in it.
 //! - [`migrator`]: run the binary in a scratch directory and read its report.
 #![allow(dead_code)]
 
@@ -14,6 +15,7 @@ pub mod apiserver;
 pub mod blob_server;
 pub mod fault_proxy;
 pub mod migrator;
+pub mod project;
 pub mod registry;
 pub mod seed;
 pub mod sync;

@@ -1,16 +1,13 @@
 //! A scratch project directory holding auth.json / images.json, and a `validate` command
 //! that runs in it with an environment that does not depend on the caller's.
 
-#![allow(dead_code)]
-
 use assert_cmd::Command;
 use serde_json::Value;
 use tempfile::TempDir;
 
-/// Variables the tests set themselves; removed so the caller's values never leak in.
-const CONTROLLED_VARS: [&str; 9] = [
-    "DEFAULT_REGISTRY",
-    "DEFAULT_NAMESPACE",
+/// Variables the tests set themselves; removed (besides [`super::CLEARED_ENV`]) so the
+/// caller's values never leak in.
+const CONTROLLED_VARS: [&str; 7] = [
     "SWR_AK",
     "SWR_LOGIN_KEY",
     "REG_USER",
@@ -45,7 +42,7 @@ impl Project {
 
     /// `image-migrator validate <args>` in the project directory.
     pub fn validate(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::cargo_bin("image-migrator").expect("binary built");
+        let mut cmd = super::migrator();
         cmd.current_dir(self.dir.path()).arg("validate").args(args);
         for var in CONTROLLED_VARS {
             cmd.env_remove(var);
