@@ -1,0 +1,100 @@
+//! Dependencies between modules point one way (ARCHITECTURE: "config never talks to the
+//! network, the registry client never prints, only the top of the program chooses
+//! threads, writes files and picks the exit code"). Each module may use only modules of
+//! a lower layer; this test reads every `crate::…` path in `src/` and fails on any other.
+
+use std::path::Path;
+
+/// Layers, lowest first. A module may use modules in earlier layers (and its own files).
+const LAYERS: &[&[&str]] = &[
+    &["error", "digest", "progress"],
+    &["reference", "http", "manifest", "report"],
+    &["config"],
+    &["auth", "kube", "github"],
+    &["registry"],
+    &["plan"],
+    &["copy", "cli"],
+    &["app"],
+];
+
+fn layer_of(module: &str) -> usize {
+    LAYERS
+        .iter()
+        .position(|layer| layer.contains(&module))
+        .unwrap_or_else(|| panic!("module {module} is in no layer: add it to LAYERS"))
+}
+
+fn modules_used(text: &str) -> Vec<String> {
+    let mut used: Vec<String> = text
+        .match_indices("crate::")
+        .map(|(i, _)| {
+            text[i + "crate::".len()..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                .collect()
+        })
+        .collect();
+    used.sort();
+    used.dedup();
+    used
+}
+
+#[test]
+fn modules_only_use_lower_layers() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut violations = Vec::new();
+    let mut checked = 0;
+    for entry in walk(&src) {
+        let relative = entry.strip_prefix(&src).unwrap();
+        let module = relative
+            .components()
+            .next()
+            .unwrap()
+            .as_os_str()
+            .to_string_lossy()
+            .trim_end_matches(".rs")
+            .to_string();
+        if module == "lib" || module == "main" {
+            continue;
+        }
+        checked += 1;
+        let layer = layer_of(&module);
+        for used in modules_used(&std::fs::read_to_string(&entry).unwrap()) {
+            if used != module && layer_of(&used) >= layer {
+                violations.push(format!("{} uses crate::{used}", relative.display()));
+            }
+        }
+    }
+    assert!(checked >= 20, "only {checked} files checked");
+    assert!(
+        violations.is_empty(),
+        "upward or sideways dependencies:\n{}",
+        violations.join("\n")
+    );
+}
+
+#[test]
+fn the_check_sees_a_violation() {
+    // Guards the test above against passing vacuously.
+    assert_eq!(
+        modules_used("use crate::app::sync; crate::registry::Repo"),
+        ["app", "registry"]
+    );
+    assert!(layer_of("app") > layer_of("registry"));
+    assert!(layer_of("registry") > layer_of("http"));
+    assert!(layer_of("config") > layer_of("reference"));
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            files.push(path);
+        }
+    }
+    files.sort();
+    files
+}
