@@ -204,6 +204,75 @@ fn escape_property(text: &str) -> String {
 mod tests {
     use super::*;
 
+    fn result(n: usize, status: Status) -> crate::report::ImageResult {
+        crate::report::ImageResult {
+            rule: "r".into(),
+            rule_line: 1,
+            source: format!("src.io/ns/app:{n}"),
+            target: format!("dst.io/ns/app:{n}"),
+            source_digest: None,
+            target_digest: None,
+            platform_filtered: false,
+            media_type: None,
+            status,
+            bytes_transferred: 0,
+            blobs_transferred: 0,
+            blobs_mounted: 0,
+            blobs_skipped: 0,
+            duration_seconds: 0.0,
+            attempts: 1,
+            error: (status == Status::Failed).then(|| crate::report::Failure {
+                kind: crate::error::ErrorKind::NotFound,
+                message: "gone | really".into(),
+                http_status: Some(404),
+            }),
+        }
+    }
+
+    #[test]
+    fn summary_puts_failures_first_and_points_at_the_report_when_cut() {
+        let mut results: Vec<_> = (0..5).map(|n| result(n, Status::Copied)).collect();
+        results.push(result(9, Status::Failed));
+        let report = Report {
+            schema_version: 1,
+            tool: "image-migrator".into(),
+            tool_version: "0".into(),
+            started_at: String::new(),
+            finished_at: String::new(),
+            duration_seconds: 0.0,
+            settings: crate::report::Settings {
+                auth_file: None,
+                images_file: "images.json".into(),
+                default_registry: None,
+                default_namespace: None,
+                proc: 1,
+                retries: 0,
+                dry_run: false,
+                ca_file: None,
+                platforms: vec![],
+                shard: None,
+            },
+            summary: crate::report::Summary::of(&results),
+            results,
+        };
+        let text = markdown_summary(&report, Path::new("out/report.json"), 3);
+        let rows: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("| ") && l.contains("`"))
+            .collect();
+        assert_eq!(rows.len(), 3, "{text}");
+        assert!(
+            rows[0].contains("failed") && rows[0].contains("app:9"),
+            "{text}"
+        );
+        assert!(rows[0].contains("gone \\| really"), "pipes escaped: {text}");
+        assert!(
+            text.contains("3 more image(s) not shown") && text.contains("out/report.json"),
+            "{text}"
+        );
+        assert!(text.contains("| 6 | 5 | 0 | 1 |"), "{text}");
+    }
+
     #[test]
     fn escapes_workflow_command_text() {
         assert_eq!(escape_data("a%b\nc"), "a%25b%0Ac");
