@@ -3,22 +3,14 @@
 
 mod support;
 
-use assert_cmd::Command;
+use serde_json::json;
+use support::migrator::{Workdir, insecure};
 use support::registry::TestRegistry;
 use support::seed::{ImageSpec, Media, Seeder, deterministic_layer};
 
-fn run(dir: &std::path::Path, args: &[&str]) -> serde_json::Value {
-    Command::cargo_bin("image-migrator")
-        .unwrap()
-        .current_dir(dir)
-        .env_remove("DEFAULT_REGISTRY")
-        .env_remove("DEFAULT_NAMESPACE")
-        .env_remove("IMAGE_MIGRATOR_SHARD")
-        .args(args)
-        .assert()
-        .success();
-    serde_json::from_str(&std::fs::read_to_string(dir.join("image-migrator-report.json")).unwrap())
-        .unwrap()
+fn run(work: &Workdir, args: &[&str]) -> serde_json::Value {
+    work.sync().args(args).assert().success();
+    work.report()
 }
 
 #[test]
@@ -48,26 +40,15 @@ fn platform_filter_keeps_only_the_wanted_children() {
     );
     let index_digest = seeder.push_index_of("multi/app", "1.0", &[&amd, &arm], Media::Oci);
 
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("auth.json"),
-        format!(
-            r#"{{"{}": {{"insecure": true}}, "{}": {{"insecure": true}}}}"#,
-            source.host, target.host
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("images.json"),
-        format!(
-            r#"{{"{s}/multi/app:1.0": "{t}/arm/app", "{s}/multi/app:amd64-only": "{t}/arm/app"}}"#,
-            s = source.host,
-            t = target.host
-        ),
-    )
-    .unwrap();
+    let work = Workdir::new(
+        &insecure(&[&source.host, &target.host]),
+        &json!({
+            format!("{}/multi/app:1.0", source.host): format!("{}/arm/app", target.host),
+            format!("{}/multi/app:amd64-only", source.host): format!("{}/arm/app", target.host),
+        }),
+    );
 
-    let report = run(dir.path(), &["--platform", "linux/arm64"]);
+    let report = run(&work, &["--platform", "linux/arm64"]);
     let results = report["results"].as_array().unwrap();
     let index_result = results
         .iter()
@@ -112,7 +93,7 @@ fn platform_filter_keeps_only_the_wanted_children() {
     );
 
     // The same filter again: nothing to do.
-    let again = run(dir.path(), &["--os", "linux", "--arch", "arm64"]);
+    let again = run(&work, &["--os", "linux", "--arch", "arm64"]);
     assert_eq!(again["summary"]["unchanged"], 2, "{again}");
 }
 
@@ -132,26 +113,11 @@ fn a_platform_no_child_has_fails_that_image() {
         ),
     );
     seeder.push_index_of("multi/app", "1.0", &[&amd], Media::Docker);
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("auth.json"),
-        format!(
-            r#"{{"{}": {{"insecure": true}}, "{}": {{"insecure": true}}}}"#,
-            source.host, target.host
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("images.json"),
-        format!(
-            r#"{{"{}/multi/app:1.0": "{}/x/app"}}"#,
-            source.host, target.host
-        ),
-    )
-    .unwrap();
-    Command::cargo_bin("image-migrator")
-        .unwrap()
-        .current_dir(dir.path())
+    let work = Workdir::new(
+        &insecure(&[&source.host, &target.host]),
+        &json!({ format!("{}/multi/app:1.0", source.host): format!("{}/x/app", target.host) }),
+    );
+    work.sync()
         .args(["--platform", "linux/s390x"])
         .assert()
         .code(1)
