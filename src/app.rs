@@ -195,7 +195,7 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> i32 {
         && !ca_file.is_file()
     {
         eprintln!(
-            "error: --ca-file {}: no such file; nothing was copied",
+            "error: --ca-file (or SSL_CERT_FILE) {}: no such file; nothing was copied",
             ca_file.display()
         );
         return EXIT_CONFIG;

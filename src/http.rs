@@ -293,12 +293,22 @@ fn roots_with_extra(path: &Path) -> Result<Vec<Certificate<'static>>> {
     use rustls_pki_types::pem::PemObject;
     let mut certs: Vec<Certificate<'static>> = webpki_root_certs()?;
     let extra = rustls_pki_types::CertificateDer::pem_file_iter(path)
-        .map_err(|e| Error::protocol(format!("--ca-file {}: {e}", path.display())))?
+        .map_err(|e| {
+            Error::protocol(format!(
+                "--ca-file (or SSL_CERT_FILE) {}: {e}",
+                path.display()
+            ))
+        })?
         .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| Error::protocol(format!("--ca-file {}: {e}", path.display())))?;
+        .map_err(|e| {
+            Error::protocol(format!(
+                "--ca-file (or SSL_CERT_FILE) {}: {e}",
+                path.display()
+            ))
+        })?;
     if extra.is_empty() {
         return Err(Error::protocol(format!(
-            "--ca-file {}: no PEM certificate found",
+            "--ca-file (or SSL_CERT_FILE) {}: no PEM certificate found",
             path.display()
         )));
     }

@@ -390,6 +390,11 @@ fn every_bad_input_is_refused_before_any_request() {
             "/nonexistent/ca.pem",
         ),
         flag_case(
+            "flag --ca-file not PEM",
+            &["--ca-file", "images.json"],
+            "no PEM certificate found",
+        ),
+        flag_case(
             "flag --platform without arch",
             &["--platform", "linux"],
             "os/arch",
