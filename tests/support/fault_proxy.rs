@@ -507,10 +507,11 @@ fn handle(client: TcpStream, shared: &Shared) -> std::io::Result<()> {
             out.push_str(&format!("{k}: {v}\r\n"));
         }
         out.push_str("\r\n");
+        // Answered (counted just before the answer leaves, so that the interval lies
+        // inside the client's wait for it): the body that follows is a stream.
+        drop(in_flight);
         writer.write_all(out.as_bytes())?;
         set_status(status);
-        // Answered: the body that follows is a stream, not a request waiting.
-        drop(in_flight);
 
         let no_body = head.method == "HEAD" || status == 204 || status == 304 || status < 200;
         let chunked = header(&headers, "transfer-encoding")
