@@ -92,12 +92,26 @@ impl Response {
     pub fn describe_error(self, what: &str) -> Error {
         let status = self.status;
         let retry_after = self.retry_after();
+        // Docker Hub says how much of its pull quota is left (`RateLimit-Remaining: 0;w=21600`).
+        let quota = self
+            .header("ratelimit-remaining")
+            .map(|v| v.split(';').next().unwrap_or(v).trim().to_string());
         let body = self.read_limited(64 * 1024).unwrap_or_default();
         let detail = registry_error_text(&body);
-        let message = match detail {
+        let mut message = match detail {
             Some(detail) => format!("{what}: HTTP {status}: {detail}"),
             None => format!("{what}: HTTP {status}"),
         };
+        if status == 429 {
+            if let Some(quota) = quota {
+                message.push_str(&format!(" (pulls remaining in this window: {quota})"));
+            }
+            message.push_str(
+                "; the registry is rate-limiting this client: credentials in auth.json usually \
+                 raise the limit (Docker Hub: anonymous pulls are limited per IP), or run later \
+                 with fewer --proc",
+            );
+        }
         Error::from_status(status, message).with_retry_after(retry_after)
     }
 }

@@ -281,3 +281,31 @@ fn retry_after_is_honoured() {
         Some(s.images[0].manifest_digest.clone())
     );
 }
+
+#[test]
+fn a_rate_limit_that_does_not_lift_fails_with_a_hint() {
+    let s = setup(5);
+    s.source.inject(
+        Some("GET"),
+        "/manifests/",
+        When::Always,
+        Fault::RateLimit {
+            retry_after_secs: 0,
+        },
+    );
+    let work = s.workdir();
+    let out = work.sync().args(["--retries", "1"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let report = work.report();
+    let failed = result_for(&report, &s.source_ref("one"));
+    assert_eq!(failed["status"], "failed");
+    assert_eq!(failed["error"]["kind"], "rate-limited");
+    assert_eq!(failed["error"]["http_status"], 429);
+    let message = failed["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("pulls remaining in this window: 0"),
+        "{message}"
+    );
+    assert!(message.contains("credentials in auth.json"), "{message}");
+    assert_eq!(failed["attempts"], 2, "one retry: {failed}");
+}

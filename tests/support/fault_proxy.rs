@@ -21,7 +21,8 @@ pub enum Fault {
     ResetMidBody,
     /// Answer with this status (the registry is not asked).
     Status(u16),
-    /// Answer `429 Too Many Requests` with `Retry-After: <secs>`.
+    /// Answer `429 Too Many Requests` with `Retry-After: <secs>` (and Docker Hub's
+    /// `RateLimit-Remaining: 0;w=21600`).
     RateLimit { retry_after_secs: u64 },
     /// Forward; send the full `Content-Length` but a few bytes less body, then close.
     ShortBody,
@@ -420,7 +421,11 @@ fn handle(client: TcpStream, shared: &Shared) -> std::io::Result<()> {
             Some(Fault::Status(status)) => Some((*status, Vec::new())),
             Some(Fault::RateLimit { retry_after_secs }) => Some((
                 429,
-                vec![("Retry-After".to_string(), retry_after_secs.to_string())],
+                vec![
+                    ("Retry-After".to_string(), retry_after_secs.to_string()),
+                    // As Docker Hub does: the pull quota left in the window.
+                    ("RateLimit-Remaining".to_string(), "0;w=21600".to_string()),
+                ],
             )),
             Some(Fault::Redirect(base)) => {
                 // `base` may carry a query (a signed URL): it goes after the path.
