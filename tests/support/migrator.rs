@@ -64,10 +64,13 @@ impl Workdir {
         cmd
     }
 
+    /// The report, checked against the published schema and for a summary that adds up.
     pub fn report(&self) -> Value {
         let text = std::fs::read_to_string(self.report_path())
             .unwrap_or_else(|e| panic!("no report at {}: {e}", self.report_path().display()));
-        serde_json::from_str(&text).unwrap()
+        let report = serde_json::from_str(&text).unwrap();
+        super::sync::check_report(&report);
+        report
     }
 
     pub fn report_text(&self) -> String {
