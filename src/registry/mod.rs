@@ -8,7 +8,7 @@ mod url;
 
 use limit::Semaphore;
 use url::next_link;
-pub use url::resolve_url;
+use url::resolve_url;
 
 use std::collections::HashMap;
 use std::io::Read;
