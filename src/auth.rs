@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use ureq::http::Method;
 
-use crate::config::AuthEntry;
+use crate::config::Credentials;
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::{Body, RequestStats, Transport};
 
@@ -48,9 +48,15 @@ pub fn parse_challenge(header: &str) -> Option<Challenge> {
         .then_some(Challenge::Basic)
 }
 
-/// `Authorization: Basic …` for an auth.json entry with both username and password.
-pub fn basic_header(entry: Option<&AuthEntry>) -> Option<String> {
-    let (user, password) = entry?.credentials()?;
+/// `Authorization: Basic …` for a username and password.
+pub fn basic_header(credentials: &Credentials) -> Option<String> {
+    let Credentials::Basic {
+        username: user,
+        password,
+    } = credentials
+    else {
+        return None;
+    };
     let encoded = base64::engine::general_purpose::STANDARD.encode(format!(
         "{}:{}",
         user.expose(),
@@ -73,7 +79,9 @@ pub struct TokenRequest<'a> {
     pub service: Option<&'a str>,
     /// Space-separated scopes, push scope first.
     pub scope: &'a str,
-    pub entry: Option<&'a AuthEntry>,
+    pub credentials: &'a Credentials,
+    /// Tells credentials apart in the cache (see `credentials::Resolved::key`).
+    pub credentials_key: &'a str,
     /// The token service is reached without certificate verification.
     pub insecure: bool,
 }
@@ -96,7 +104,7 @@ impl TokenCache {
         request: &TokenRequest<'_>,
         stats: &RequestStats,
     ) -> Result<String> {
-        let key = cache_key(request.registry, request.entry, request.scope);
+        let key = cache_key(request.registry, request.credentials_key, request.scope);
         let slot = self.slots.lock().unwrap().entry(key).or_default().clone();
         let mut slot = slot.lock().unwrap();
         if let Some(token) = slot.as_ref()
@@ -104,14 +112,16 @@ impl TokenCache {
         {
             return Ok(token.value.clone());
         }
-        let token = transport.retrying(stats, || fetch_token(transport, request, stats))?;
+        // One attempt: every request that needs a token runs inside the retry loop of the
+        // operation the report counts, so retrying here too would multiply the requests.
+        let token = fetch_token(transport, request, stats)?;
         *slot = Some(token.clone());
         Ok(token.value)
     }
 
     /// Forgets a token the registry refused.
-    pub fn invalidate(&self, registry: &str, entry: Option<&AuthEntry>, scope: &str) {
-        let key = cache_key(registry, entry, scope);
+    pub fn invalidate(&self, registry: &str, credentials_key: &str, scope: &str) {
+        let key = cache_key(registry, credentials_key, scope);
         let slot = self.slots.lock().unwrap().get(&key).cloned();
         if let Some(slot) = slot {
             *slot.lock().unwrap() = None;
@@ -119,10 +129,10 @@ impl TokenCache {
     }
 }
 
-fn cache_key(registry: &str, entry: Option<&AuthEntry>, scope: &str) -> TokenKey {
+fn cache_key(registry: &str, credentials_key: &str, scope: &str) -> TokenKey {
     (
         registry.to_string(),
-        entry.map(|e| e.key.clone()).unwrap_or_default(),
+        credentials_key.to_string(),
         scope.to_string(),
     )
 }
@@ -137,8 +147,9 @@ fn fetch_token(
         realm,
         service,
         scope,
-        entry,
+        credentials,
         insecure,
+        ..
     } = *request;
     let mut url = realm.to_string();
     let mut separator = if realm.contains('?') { '&' } else { '?' };
@@ -155,16 +166,43 @@ fn fetch_token(
     for part in scope.split(' ').filter(|s| !s.is_empty()) {
         add("scope", part);
     }
-    if let Some((user, _)) = entry.and_then(AuthEntry::credentials) {
-        add("account", user.expose());
+    if let Credentials::Basic { username, .. } = credentials {
+        add("account", username.expose());
     }
     let mut headers = Vec::new();
-    if let Some(basic) = basic_header(entry) {
+    if let Some(basic) = basic_header(credentials) {
         headers.push(("authorization", basic));
     }
-    let response = transport
-        .send(Method::GET, &url, &headers, Body::Empty, insecure, stats)
-        .map_err(|e| e.context(format!("token request for {registry}")))?;
+    let response = match credentials {
+        // An identity token is an OAuth2 refresh token: exchanged with a POST, as Docker does.
+        Credentials::IdentityToken(token) => {
+            let mut form = format!(
+                "grant_type=refresh_token&client_id=image-migrator&refresh_token={}",
+                percent_encode(token.expose())
+            );
+            if let Some(service) = service {
+                form.push_str(&format!("&service={}", percent_encode(service)));
+            }
+            let scopes: Vec<&str> = scope.split(' ').filter(|s| !s.is_empty()).collect();
+            if !scopes.is_empty() {
+                form.push_str(&format!("&scope={}", percent_encode(&scopes.join(" "))));
+            }
+            let headers = [(
+                "content-type",
+                "application/x-www-form-urlencoded".to_string(),
+            )];
+            transport.send(
+                Method::POST,
+                realm,
+                &headers,
+                Body::Bytes(form.as_bytes()),
+                insecure,
+                stats,
+            )
+        }
+        _ => transport.send(Method::GET, &url, &headers, Body::Empty, insecure, stats),
+    }
+    .map_err(|e| e.context(format!("token request for {registry}")))?;
     if response.status != 200 {
         let status = response.status;
         let mut error = response.describe_error(&format!("token request for {registry}"));
@@ -172,8 +210,8 @@ fn fetch_token(
             error = Error {
                 kind: ErrorKind::Auth,
                 message: format!(
-                    "{registry}: authentication failed ({}); check the username and password \
-                     in auth.json for this registry",
+                    "{registry}: authentication failed ({}); check the credentials \
+                     for this registry (validate names where they come from)",
                     error.message
                 ),
                 ..error

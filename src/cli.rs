@@ -45,6 +45,11 @@ pub struct FileArgs {
     #[arg(long, value_name = "FILE")]
     pub auth: Option<PathBuf>,
 
+    /// Use only auth.json: no Docker config, credential helpers, containers auth file or
+    /// DOCKER_AUTH_CONFIG for registries it does not cover.
+    #[arg(long)]
+    pub no_docker_config: bool,
+
     /// Rules file: source → target.
     /// Example: --images ci/images.json
     #[arg(long, value_name = "FILE", default_value = "images.json")]

@@ -2,10 +2,13 @@
 //! first, each image's blobs before its manifest, the top manifest last — so a tag never
 //! points at missing content. Blobs go: already there → mount from another repository of
 //! the same registry → stream source→target with size and sha256 verified on the way.
+//! Where a registry answers a mount from the repository itself (probed once), that one
+//! request replaces the `HEAD` + `POST` of each new blob; once a target repository lacks a
+//! tag, its tag list spares the `HEAD`s of the other tags it does not list.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Instant;
 
 use rayon::prelude::*;
@@ -150,10 +153,71 @@ impl BlobLedger {
     }
 }
 
+/// What the run knows of each target repository's manifests, to skip `HEAD`s whose
+/// answer is known: its tags when first listed, and the child manifests pushed since.
+#[derive(Default)]
+struct TargetRepos {
+    repos: Mutex<HashMap<(String, String), Arc<TargetRepo>>>,
+}
+
+#[derive(Default)]
+struct TargetRepo {
+    /// Listed after the first `HEAD` that found a tag missing; `None` inside when the
+    /// list could not be read (every tag is then checked with `HEAD`).
+    tags: OnceLock<Option<HashSet<String>>>,
+    /// Child manifests of indexes pushed to it in this run.
+    children: Mutex<HashSet<Digest>>,
+}
+
+impl TargetRepos {
+    fn get(&self, target: &Repo) -> Arc<TargetRepo> {
+        let key = (target.registry().to_string(), target.name().to_string());
+        self.repos.lock().unwrap().entry(key).or_default().clone()
+    }
+
+    /// Whether the tag list, if read, shows `tag` absent (then no `HEAD` is needed).
+    fn listed_absent(&self, target: &Repo, tag: &str) -> bool {
+        matches!(self.get(target).tags.get(), Some(Some(tags)) if !tags.contains(tag))
+    }
+
+    /// After a `HEAD` found a tag missing: reads the repository's tag list, once.
+    fn list(&self, target: &Repo, stats: &RequestStats) {
+        self.get(target)
+            .tags
+            .get_or_init(|| match target.list_tags_if_any(stats) {
+                Ok(tags) => Some(tags.unwrap_or_default().into_iter().collect()),
+                Err(_) => None,
+            });
+    }
+
+    /// Whether `child` must be checked with `HEAD`: not when it was pushed in this run
+    /// (`Some(false)`: nothing to do), nor when the repository had no tag when listed
+    /// (`None`: copy it; at worst an interrupted run's child is pushed again).
+    fn child_needs_head(&self, target: &Repo, child: &Digest) -> Option<bool> {
+        let repo = self.get(target);
+        if repo.children.lock().unwrap().contains(child) {
+            return Some(false);
+        }
+        match repo.tags.get() {
+            Some(Some(tags)) if tags.is_empty() => None,
+            _ => Some(true),
+        }
+    }
+
+    fn pushed_child(&self, target: &Repo, child: &Digest) {
+        self.get(target)
+            .children
+            .lock()
+            .unwrap()
+            .insert(child.clone());
+    }
+}
+
 /// Copies jobs; shared by all worker threads of a run.
 pub struct Copier<'c> {
     client: &'c Client,
     ledger: BlobLedger,
+    targets: TargetRepos,
     dry_run: bool,
     /// Platforms to keep in indexes; empty = all.
     platforms: Vec<PlatformSpec>,
@@ -164,6 +228,7 @@ impl<'c> Copier<'c> {
         Copier {
             client,
             ledger: BlobLedger::default(),
+            targets: TargetRepos::default(),
             dry_run,
             platforms,
         }
@@ -263,7 +328,18 @@ impl<'c> Copier<'c> {
             .tag
             .clone()
             .unwrap_or_else(|| push_digest.to_string());
-        if let Some(head) = target.head_manifest(&target_ref, stats)? {
+        let head = match &job.target.tag {
+            Some(tag) if self.targets.listed_absent(&target, tag) => None,
+            Some(_) => {
+                let head = target.head_manifest(&target_ref, stats)?;
+                if head.is_none() {
+                    self.targets.list(&target, stats);
+                }
+                head
+            }
+            None => target.head_manifest(&target_ref, stats)?,
+        };
+        if let Some(head) = head {
             let target_digest = match head.digest {
                 Some(d) => Some(d),
                 None => target
@@ -288,12 +364,19 @@ impl<'c> Copier<'c> {
         match manifest::content(&manifest)? {
             Content::Index { children } => {
                 children.par_iter().try_for_each(|(child, _size)| {
-                    if target.head_manifest(child.as_str(), stats)?.is_some() {
+                    let present = match self.targets.child_needs_head(&target, child) {
+                        Some(true) => target.head_manifest(child.as_str(), stats)?.is_some(),
+                        Some(false) => true,
+                        None => false,
+                    };
+                    if present {
                         return Ok(());
                     }
                     let child_manifest = source.get_manifest(child.as_str(), stats)?;
                     self.copy_image(&source, &target, &child_manifest, tally)?;
-                    target.put_manifest(child.as_str(), &child_manifest, stats)
+                    target.put_manifest(child.as_str(), &child_manifest, stats)?;
+                    self.targets.pushed_child(&target, child);
+                    Ok(())
                 })?;
             }
             Content::Image { .. } => self.copy_image(&source, &target, &manifest, tally)?,
@@ -361,15 +444,37 @@ impl<'c> Copier<'c> {
         tally: &Tally,
     ) -> Result<()> {
         let stats = &tally.stats;
+        // Same registry, other repository: a mount needs no transfer at all.
+        let same_registry =
+            source.registry() == target.registry() && source.name() != target.name();
+        if target.mounts_in_place() {
+            if same_registry {
+                return self.mount_or_stream(source, target, source.name(), digest, size, tally);
+            }
+            // One request: 201 = the repository has it; 202 = the upload session for it.
+            match target.mount_blob(digest, target.name(), stats) {
+                Ok(Mount::Mounted) => {
+                    tally.skipped.fetch_add(1, Ordering::Relaxed);
+                    return Ok(());
+                }
+                Ok(Mount::Upload(url)) => {
+                    return self.stream_blob(source, target, digest, size, Some(url), tally);
+                }
+                Err(e) if e.kind == ErrorKind::Cancelled => return Err(e),
+                Err(_) => {} // the ladder below, request by request
+            }
+        }
         if target.blob_exists(digest, stats)? {
             tally.skipped.fetch_add(1, Ordering::Relaxed);
+            target.probe_self_mount(digest, stats);
             return Ok(());
         }
-        // Same registry, other repository: a mount needs no transfer at all.
-        if source.registry() == target.registry() && source.name() != target.name() {
+        if same_registry {
             return self.mount_or_stream(source, target, source.name(), digest, size, tally);
         }
-        self.stream_blob(source, target, digest, size, None, tally)
+        self.stream_blob(source, target, digest, size, None, tally)?;
+        target.probe_self_mount(digest, stats);
+        Ok(())
     }
 
     /// A cross-repository mount; when the registry opens an upload instead (no mount

@@ -1,17 +1,30 @@
-//! The only module that uses ureq: agents (one pooled agent for verified TLS, one for
-//! `insecure` registries), CA roots, timeouts, the User-Agent, and the retry loop with
-//! exponential backoff, jitter and `Retry-After`. Redirects are not followed here: the
-//! registry client follows them itself so that credentials never leave the registry host.
+//! The only module that uses ureq: the one agent builder (User-Agent, timeouts, TLS, proxy)
+//! for registries and the Kubernetes API, the pooled agents (verified TLS, `insecure`
+//! registries, hosts with their own CAs or client certificate in certs.d), and the retry
+//! loop with exponential backoff, jitter and `Retry-After`. Redirects are not followed
+//! here: the registry client follows them itself so that credentials never leave the
+//! registry host.
 
+mod proxy;
+mod tls;
+
+pub use proxy::{ProxyPolicy, check_proxy_url};
+pub use tls::{
+    ClientIdentity, DOCKER_CERTS_D, Roots, is_tls_failure, pem_certificates, tls_config,
+};
+
+use std::collections::HashMap;
 use std::io::Read;
-use std::path::Path;
-use std::sync::Arc;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use ureq::Agent;
+use ureq::config::ConfigBuilder;
 use ureq::http::{self, HeaderMap, Method};
-use ureq::tls::{Certificate, RootCerts, TlsConfig};
+use ureq::tls::{Certificate, TlsConfig};
+use ureq::typestate::AgentScope;
+use ureq::{Agent, Proxy};
 
 use crate::error::{Error, Result};
 
@@ -32,6 +45,8 @@ pub struct TransportOptions {
     pub ca_file: Option<std::path::PathBuf>,
     /// Connections kept per host (≥ the number of parallel requests).
     pub max_idle_per_host: usize,
+    /// Docker's per-registry trust directory (`/etc/docker/certs.d`).
+    pub certs_d: Option<PathBuf>,
 }
 
 /// Counters shared by everything done for one job.
@@ -138,42 +153,120 @@ fn registry_error_text(body: &[u8]) -> Option<String> {
     (!text.is_empty()).then(|| text.join("; "))
 }
 
+/// The settings every agent shares, registries and the Kubernetes API alike: the
+/// User-Agent, statuses as answers, no compression, a connect timeout, and `tls`. The
+/// proxy is chosen per request (see [`ProxyPolicy`]), so none is set here.
+pub fn agent_config(tls: TlsConfig) -> ConfigBuilder<AgentScope> {
+    Agent::config_builder()
+        .http_status_as_error(false)
+        .user_agent(USER_AGENT)
+        .accept_encoding("identity")
+        .timeout_connect(Some(Duration::from_secs(30)))
+        .proxy(None)
+        .tls_config(tls)
+}
+
+/// A pooled agent for registries: the shared settings, no redirects followed, long
+/// transfers allowed, and enough idle connections for the parallel jobs.
+fn pooled_agent(tls: TlsConfig, max_idle_per_host: usize) -> Agent {
+    agent_config(tls)
+        .max_redirects(0)
+        .timeout_recv_response(Some(Duration::from_secs(300)))
+        .timeout_per_read(Some(Duration::from_secs(120)))
+        .timeout_per_write(Some(Duration::from_secs(120)))
+        .max_idle_connections(max_idle_per_host * 4)
+        .max_idle_connections_per_host(max_idle_per_host)
+        .build()
+        .new_agent()
+}
+
+/// Sends `request` through `proxy` (or directly).
+fn run_via(
+    agent: &Agent,
+    proxy: Option<Proxy>,
+    request: http::Request<impl ureq::AsSendBody>,
+) -> std::result::Result<http::Response<ureq::Body>, ureq::Error> {
+    agent.run(agent.configure_request(request).proxy(proxy).build())
+}
+
 /// The pooled HTTP agents plus the retry policy.
 pub struct Transport {
     verified: Agent,
     unverified: Agent,
+    /// `--ca-file`'s CAs, layered on the system roots.
+    extra_roots: Vec<Certificate<'static>>,
+    certs_d: Option<PathBuf>,
+    /// Agents for hosts with a certs.d directory, by `host[:port]`; `None` = the shared one.
+    per_host: Mutex<HashMap<String, std::result::Result<Option<Agent>, String>>>,
+    proxies: ProxyPolicy,
+    max_idle_per_host: usize,
     retries: u32,
     cancelled: Arc<AtomicBool>,
 }
 
 impl Transport {
     pub fn new(options: &TransportOptions, cancelled: Arc<AtomicBool>) -> Result<Self> {
-        let roots = match &options.ca_file {
-            Some(path) => RootCerts::new_with_certs(&roots_with_extra(path)?),
-            None => RootCerts::WebPki,
+        let extra_roots = match &options.ca_file {
+            Some(path) => tls::pem_file_certificates(path, "--ca-file (or SSL_CERT_FILE)")
+                .map_err(Error::protocol)?,
+            None => Vec::new(),
         };
-        let agent = |tls: TlsConfig| {
-            Agent::config_builder()
-                .http_status_as_error(false)
-                .max_redirects(0)
-                .user_agent(USER_AGENT)
-                .accept_encoding("identity")
-                .timeout_connect(Some(Duration::from_secs(30)))
-                .timeout_recv_response(Some(Duration::from_secs(300)))
-                .timeout_per_read(Some(Duration::from_secs(120)))
-                .timeout_per_write(Some(Duration::from_secs(120)))
-                .max_idle_connections(options.max_idle_per_host.max(8) * 4)
-                .max_idle_connections_per_host(options.max_idle_per_host.max(8))
-                .tls_config(tls)
-                .build()
-                .new_agent()
-        };
+        let proxies =
+            ProxyPolicy::from_env(&|name| std::env::var(name).ok()).map_err(Error::protocol)?;
+        let max_idle_per_host = options.max_idle_per_host.max(8);
         Ok(Transport {
-            verified: agent(TlsConfig::builder().root_certs(roots).build()),
-            unverified: agent(TlsConfig::builder().disable_verification(true).build()),
+            verified: pooled_agent(
+                tls::tls_config(&Roots::System(extra_roots.clone()), None),
+                max_idle_per_host,
+            ),
+            unverified: pooled_agent(tls::tls_config(&Roots::Unverified, None), max_idle_per_host),
+            extra_roots,
+            certs_d: options.certs_d.clone(),
+            per_host: Mutex::new(HashMap::new()),
+            proxies,
+            max_idle_per_host,
             retries: options.retries,
             cancelled,
         })
+    }
+
+    /// Where requests go through a proxy, and per-host exceptions to it.
+    pub fn proxies(&self) -> &ProxyPolicy {
+        &self.proxies
+    }
+
+    /// The agent for a verified request to `url`: the shared one, or the host's own when
+    /// certs.d has a directory for it (read once per run).
+    fn verified_agent(&self, url: &str) -> Result<Agent> {
+        let Some(root) = &self.certs_d else {
+            return Ok(self.verified.clone());
+        };
+        let authority = url
+            .split_once("://")
+            .map_or(url, |(_, rest)| rest)
+            .split(['/', '?', '#'])
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let mut per_host = self.per_host.lock().unwrap();
+        let entry = per_host.entry(authority.clone()).or_insert_with(|| {
+            let trust = tls::host_trust(root, &authority)?;
+            Ok(trust.map(|trust| {
+                let mut roots = self.extra_roots.clone();
+                roots.extend(trust.cas);
+                pooled_agent(
+                    tls::tls_config(&Roots::System(roots), trust.identity.as_ref()),
+                    self.max_idle_per_host,
+                )
+            }))
+        });
+        match entry {
+            Ok(Some(agent)) => Ok(agent.clone()),
+            Ok(None) => Ok(self.verified.clone()),
+            Err(e) => Err(Error::protocol(format!(
+                "{authority}: Docker's certs.d: {e}"
+            ))),
+        }
     }
 
     pub fn is_cancelled(&self) -> bool {
@@ -193,10 +286,14 @@ impl Transport {
     ) -> Result<Response> {
         stats.requests.fetch_add(1, Ordering::Relaxed);
         let agent = if insecure {
-            &self.unverified
+            self.unverified.clone()
         } else {
-            &self.verified
+            self.verified_agent(url)?
         };
+        let proxy = self.proxies.for_url(url);
+        let run = |request| run_via(&agent, proxy.clone(), request);
+        let run_stream = |request| run_via(&agent, proxy.clone(), request);
+        let run_empty = |request| run_via(&agent, proxy.clone(), request);
         let mut builder = http::Request::builder().method(method.clone()).uri(url);
         for (name, value) in headers {
             builder = builder.header(*name, value);
@@ -204,19 +301,18 @@ impl Transport {
         let result = match body {
             // POST/PUT/PATCH without content still say `Content-Length: 0`: without it ureq
             // sends an empty chunked body, which some registries and proxies refuse.
-            Body::Empty if matches!(method, Method::POST | Method::PUT | Method::PATCH) => builder
-                .header("content-length", 0)
-                .body(&[][..])
-                .map(|r| agent.run(r)),
-            Body::Empty => builder.body(()).map(|r| agent.run(r)),
+            Body::Empty if matches!(method, Method::POST | Method::PUT | Method::PATCH) => {
+                builder.header("content-length", 0).body(&[][..]).map(run)
+            }
+            Body::Empty => builder.body(()).map(run_empty),
             Body::Bytes(bytes) => builder
                 .header("content-length", bytes.len())
                 .body(bytes)
-                .map(|r| agent.run(r)),
+                .map(run),
             Body::Stream(reader, len) => builder
                 .header("content-length", len)
                 .body(ureq::SendBody::from_reader(reader))
-                .map(|r| agent.run(r)),
+                .map(run_stream),
         };
         let response = result
             .map_err(|e| Error::protocol(format!("{method} {}: {e}", redact_url(url))))?
@@ -275,7 +371,7 @@ fn classify_transport_error(method: &Method, url: &str, error: ureq::Error) -> E
         return Error::new(
             crate::error::ErrorKind::Network,
             format!(
-                "{message} (TLS failed; pass --ca-file with the registry's CA, or set \"insecure\": true for this registry in auth.json if it is plain HTTP or self-signed)"
+                "{message} (TLS failed; trust the registry's CA through the system store, /etc/docker/certs.d/<host:port>/ca.crt or --ca-file, or set \"insecure\": true for this registry in auth.json if it is plain HTTP or self-signed)"
             ),
         );
     }
@@ -285,68 +381,7 @@ fn classify_transport_error(method: &Method, url: &str, error: ureq::Error) -> E
     }
 }
 
-/// A TLS failure: reported by ureq directly, or (handshake failures, e.g. a plain-HTTP
-/// server answering a ClientHello) as an I/O error wrapping the rustls error.
-fn is_tls_failure(error: &ureq::Error) -> bool {
-    match error {
-        ureq::Error::Tls(_) | ureq::Error::Rustls(_) => true,
-        ureq::Error::Io(io) => io
-            .get_ref()
-            .is_some_and(|inner| inner.is::<rustls::Error>()),
-        _ => false,
-    }
-}
-
 /// The URL without its query string (upload URLs carry state tokens).
 pub fn redact_url(url: &str) -> &str {
     url.split_once('?').map_or(url, |(base, _)| base)
-}
-
-/// The built-in roots plus the PEM certificates in `path`.
-fn roots_with_extra(path: &Path) -> Result<Vec<Certificate<'static>>> {
-    use rustls_pki_types::pem::PemObject;
-    let mut certs: Vec<Certificate<'static>> = webpki_root_certs()?;
-    let extra = rustls_pki_types::CertificateDer::pem_file_iter(path)
-        .map_err(|e| {
-            Error::protocol(format!(
-                "--ca-file (or SSL_CERT_FILE) {}: {e}",
-                path.display()
-            ))
-        })?
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| {
-            Error::protocol(format!(
-                "--ca-file (or SSL_CERT_FILE) {}: {e}",
-                path.display()
-            ))
-        })?;
-    if extra.is_empty() {
-        return Err(Error::protocol(format!(
-            "--ca-file (or SSL_CERT_FILE) {}: no PEM certificate found",
-            path.display()
-        )));
-    }
-    certs.extend(
-        extra
-            .into_iter()
-            .map(|der| Certificate::from_der(der.as_ref()).to_owned()),
-    );
-    Ok(certs)
-}
-
-/// The system's CA bundle when present (so `--ca-file` adds to, not replaces, the usual
-/// roots); an empty list otherwise.
-fn webpki_root_certs() -> Result<Vec<Certificate<'static>>> {
-    use rustls_pki_types::pem::PemObject;
-    let system = Path::new("/etc/ssl/certs/ca-certificates.crt");
-    if !system.exists() {
-        return Ok(Vec::new());
-    }
-    Ok(rustls_pki_types::CertificateDer::pem_file_iter(system)
-        .map(|iter| {
-            iter.filter_map(|c| c.ok())
-                .map(|der| Certificate::from_der(der.as_ref()).to_owned())
-                .collect()
-        })
-        .unwrap_or_default())
 }

@@ -1,14 +1,15 @@
 //! image-migrator: copy container images between registries, exactly and incrementally.
 //!
 //! The data flows one way: `cli` → `config` → `plan` → `copy` → `report`, with
-//! `registry`/`auth`/`http` underneath. Only `app` and `main` choose threads, write files
+//! `registry`/`auth`/`http` underneath. Only `commands` and `main` choose threads, write files
 //! and pick exit codes.
 
-pub mod app;
 pub mod auth;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod copy;
+pub mod credentials;
 pub mod digest;
 pub mod error;
 pub mod github;

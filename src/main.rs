@@ -4,21 +4,31 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::Parser;
-use image_migrator::app;
 use image_migrator::cli::{Cli, Command, ReportCommand};
+use image_migrator::commands::{self, Outcome};
 
 fn main() {
     let cli = Cli::parse();
     let cancelled = Arc::new(AtomicBool::new(false));
     watch_for_cancellation(cancelled.clone());
-    let code = match &cli.command {
-        None => app::sync(&cli.sync, cancelled),
-        Some(Command::Sync(args)) => app::sync(args, cancelled),
-        Some(Command::Validate(args)) => app::validate(args),
-        Some(Command::Config(args)) => app::discover(args),
-        Some(Command::Report(ReportCommand::Merge(args))) => app::merge_reports(args),
+    let outcome = match &cli.command {
+        None => commands::sync(&cli.sync, cancelled),
+        Some(Command::Sync(args)) => commands::sync(args, cancelled),
+        Some(Command::Validate(args)) => commands::validate(args),
+        Some(Command::Config(args)) => commands::discover(args),
+        Some(Command::Report(ReportCommand::Merge(args))) => commands::merge_reports(args),
     };
-    std::process::exit(code);
+    std::process::exit(exit_code(outcome));
+}
+
+/// The exit codes of the contract: 0 done, 1 something failed, 2 bad input (nothing done).
+/// Usage errors exit 2 from clap itself; a second cancellation signal exits 130.
+fn exit_code(outcome: Outcome) -> i32 {
+    match outcome {
+        Outcome::Success => 0,
+        Outcome::Failed => 1,
+        Outcome::InvalidInput => 2,
+    }
 }
 
 /// SIGINT/SIGTERM (CI cancellation): stop starting new work, let in-flight transfers end,

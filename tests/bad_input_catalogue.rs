@@ -223,6 +223,18 @@ fn every_bad_input_is_refused_before_any_request() {
             text(format!(r#"{{"{h}": {{"password": "${{CATALOGUE_USER"}}}}"#)),
             "unterminated",
         ),
+        auth_case(
+            "auth proxy not a proxy URL",
+            text(format!(
+                r#"{{"{h}": {{"proxy": "ftp://user:Pr0xyPass@x"}}}}"#
+            )),
+            "proxy: not a proxy URL",
+        ),
+        auth_case(
+            "auth proxy not a string",
+            text(format!(r#"{{"{h}": {{"proxy": 3128}}}}"#)),
+            "invalid type",
+        ),
         auth_case("auth huge file", text(huge), "larger than"),
         auth_case("auth explicit missing", Content::Missing, "auth.json"),
         // images.json

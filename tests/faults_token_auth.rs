@@ -209,3 +209,67 @@ fn a_wrong_password_is_a_clear_auth_error() {
     assert!(tokens.requests().iter().all(|r| r.status == 401));
     assert_eq!(seeder.manifest_digest("dst/app", "one"), None);
 }
+
+/// One retry level: the token fetch makes one attempt inside the retry loop of the
+/// operation the report counts, so a token service failing transiently sees one request
+/// per try, and the report's `attempts` is the number of tries.
+#[test]
+fn a_token_service_answering_503_is_retried_once_per_try() {
+    let (tokens, registry) = token_registry();
+    let seeder = seeder(&tokens, &registry);
+    seed_images(&seeder, "src/app", &["one", "two"], 29, 1000);
+    let host = registry.host.as_str();
+
+    // Three 503s then success: exactly 4 token requests for the first token, 3 retries.
+    let work = Workdir::new(
+        &auth_for(&[host], PASSWORD),
+        &tag_rules(host, "src/app", host, "dst/app", &["one"]),
+    );
+    tokens.fail_next(3);
+    let output = work.sync().args(["--retries", "3"]).output().unwrap();
+    let log = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{log}");
+    let requests = tokens.requests();
+    let first_ok = requests
+        .iter()
+        .position(|r| r.status == 200)
+        .expect("a token");
+    assert_eq!(first_ok, 3, "three 503s, then the 4th request succeeds");
+    assert!(requests[..3].iter().all(|r| r.status == 503));
+    let report = work.report();
+    let result = result_for(&report, &format!("{host}/src/app:one"));
+    assert_eq!(result["status"], "copied", "{result:#}");
+
+    // Five 503s with --retries 3: the image fails after 4 token requests, no more.
+    let before = tokens.requests().len();
+    let work = Workdir::new(
+        &auth_for(&[host], PASSWORD),
+        &tag_rules(host, "src/app", host, "dst/app", &["two"]),
+    );
+    tokens.fail_next(5);
+    let output = work.sync().args(["--retries", "3"]).output().unwrap();
+    let log = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{log}");
+    let requests = tokens.requests()[before..].to_vec();
+    assert_eq!(
+        requests.len(),
+        4,
+        "retries + 1 token requests: {requests:?}"
+    );
+    assert!(requests.iter().all(|r| r.status == 503));
+    let report = work.report();
+    let failed: Vec<_> = report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["status"] == "failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "{report:#}");
+    assert_eq!(
+        failed[0]["attempts"], 4,
+        "attempts = real tries: {:#}",
+        failed[0]
+    );
+    tokens.fail_next(0);
+    assert_eq!(seeder.manifest_digest("dst/app", "two"), None);
+}

@@ -222,6 +222,25 @@ fn github_action_copies_reports_and_summarises() {
             "{line} missing in:\n{outputs}"
         );
     }
+    // action.yml declares every output the tool writes.
+    let action =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("action.yml")).unwrap();
+    let declared: Vec<&str> = action
+        .split("\noutputs:\n")
+        .nth(1)
+        .expect("action.yml has outputs")
+        .lines()
+        .take_while(|l| l.is_empty() || l.starts_with(' '))
+        .filter(|l| l.starts_with("  ") && !l.starts_with("   "))
+        .filter_map(|l| l.trim().strip_suffix(':'))
+        .collect();
+    for line in outputs.lines() {
+        let key = line.split_once('=').map_or(line, |(k, _)| k);
+        assert!(
+            declared.contains(&key),
+            "output {key} is written but not declared in action.yml ({declared:?})"
+        );
+    }
     // The job summary: a table with both images.
     let summary = std::fs::read_to_string(ws.join("_file_commands/summary")).unwrap();
     assert!(summary.contains("## image-migrator"), "{summary}");

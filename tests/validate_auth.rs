@@ -374,3 +374,89 @@ fn a_key_must_be_a_registry_or_registry_namespace() {
         );
     }
 }
+
+/// `(source_credentials, target_credentials)` of every rule.
+fn sources(rules: &[Value]) -> Vec<(String, String)> {
+    rules
+        .iter()
+        .map(|r| {
+            (
+                r["source_credentials"].as_str().unwrap().to_string(),
+                r["target_credentials"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn validate_names_where_each_credential_comes_from_in_the_documented_order() {
+    let project = Project::with_images(
+        r#"{
+  "a.io/x/app:1": "docker.io/team/app",
+  "helper.io/x/app:1": "store.io/team/app",
+  "pod.io/x/app:1": "gl.io/team/app"
+}"#,
+    );
+    project.write("auth.json", format!(r#"{{"a.io": {CREDS}}}"#));
+    let dir = project.dir.path();
+    std::fs::create_dir(dir.join("docker")).unwrap();
+    let secret_auth = "dXNlcjpTM2NyZXQtSW4tQ29uZmln"; // user:S3cret-In-Config
+    std::fs::write(
+        dir.join("docker/config.json"),
+        format!(
+            r#"{{"auths": {{"a.io": {{"auth": "{secret_auth}"}},
+                          "https://index.docker.io/v1/": {{"auth": "{secret_auth}"}},
+                          "pod.io": {{"auth": "{secret_auth}"}}}},
+                "credHelpers": {{"helper.io": "ecr-login"}}}}"#
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("containers-auth.json"),
+        format!(r#"{{"auths": {{"pod.io": {{"auth": "{secret_auth}"}}}}}}"#),
+    )
+    .unwrap();
+    let gitlab = format!(r#"{{"auths": {{"gl.io": {{"auth": "{secret_auth}"}}}}}}"#);
+    let run = |extra: &[&str]| {
+        let mut cmd = project.validate(extra);
+        cmd.env("DOCKER_CONFIG", dir.join("docker"))
+            .env("REGISTRY_AUTH_FILE", dir.join("containers-auth.json"))
+            .env("DOCKER_AUTH_CONFIG", &gitlab);
+        cmd
+    };
+    let pair = |a: &str, b: &str| (a.to_string(), b.to_string());
+    assert_eq!(
+        sources(&rules_of(&mut run(&["--format", "json"]))),
+        [
+            // auth.json beats the Docker config; Docker Hub's v1 key is docker.io.
+            pair("auth.json", "docker-config"),
+            // No credsStore: a registry without a helper falls through to anonymous.
+            pair("credential-helper:ecr-login", "anonymous"),
+            // The Docker config beats the containers auth file.
+            pair("docker-config", "DOCKER_AUTH_CONFIG"),
+        ]
+    );
+    let output = run(&["--no-docker-config"]).output().unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        !text.contains("S3cret") && !text.contains(secret_auth),
+        "{text}"
+    );
+    assert!(
+        text.contains("source auth: a.io, target auth: anonymous"),
+        "{text}"
+    );
+    assert!(!text.contains("docker-config"), "{text}");
+    let text = String::from_utf8_lossy(&run(&[]).output().unwrap().stdout).into_owned();
+    assert!(
+        text.contains("source auth: credential-helper:ecr-login, target auth: anonymous"),
+        "{text}"
+    );
+
+    // Without the Docker config, the containers auth file is next.
+    std::fs::remove_file(dir.join("docker/config.json")).unwrap();
+    assert_eq!(
+        sources(&rules_of(&mut run(&["--format", "json"])))[2],
+        pair("containers-auth", "DOCKER_AUTH_CONFIG")
+    );
+}

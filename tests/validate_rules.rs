@@ -47,9 +47,11 @@ fn the_spec_example_resolves_to_three_rules_with_their_lines() {
                 "line",
                 "source",
                 "source_auth",
+                "source_credentials",
                 "tags",
                 "target",
-                "target_auth"
+                "target_auth",
+                "target_credentials"
             ]
         );
     }

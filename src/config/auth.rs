@@ -47,6 +47,8 @@ pub struct AuthEntry {
     pub username: Option<Secret>,
     pub password: Option<Secret>,
     pub insecure: bool,
+    /// A forward proxy for this registry; `""` = direct, whatever the environment says.
+    pub proxy: Option<String>,
     pub line: usize,
 }
 
@@ -69,6 +71,7 @@ struct RawEntry {
     username: Option<String>,
     password: Option<String>,
     insecure: Option<bool>,
+    proxy: Option<String>,
 }
 
 impl AuthConfig {
@@ -114,7 +117,7 @@ impl AuthConfig {
                         &entry.key,
                         format!(
                             "{message} (an entry is an object with optional \"username\", \
-                             \"password\" strings and an \"insecure\" boolean)"
+                             \"password\", \"proxy\" strings and an \"insecure\" boolean)"
                         ),
                     ));
                     continue;
@@ -131,6 +134,12 @@ impl AuthConfig {
             };
             let username = expand_field("username", raw.username);
             let password = expand_field("password", raw.password);
+            let proxy = expand_field("proxy", raw.proxy).map(|p| p.expose().to_string());
+            if let Some(proxy) = &proxy
+                && let Err(e) = crate::http::check_proxy_url(proxy)
+            {
+                errors.push(at(format!("proxy: {e}")));
+            }
             entries.push(AuthEntry {
                 key: entry.key.clone(),
                 registry,
@@ -138,6 +147,7 @@ impl AuthConfig {
                 username,
                 password,
                 insecure: raw.insecure.unwrap_or(false),
+                proxy,
                 line: entry.line,
             });
         }
@@ -172,6 +182,18 @@ impl AuthConfig {
         self.entries
             .iter()
             .any(|e| e.registry == registry && e.insecure)
+    }
+
+    /// Per-registry proxies: (registry, proxy URL or `""`), from registry-only entries
+    /// or, failing that, any entry of the registry (the transport is per host).
+    pub fn proxies(&self) -> Vec<(&str, &str)> {
+        let mut out: Vec<(&str, &str)> = Vec::new();
+        for entry in self.entries.iter().filter(|e| e.proxy.is_some()) {
+            if !out.iter().any(|(r, _)| *r == entry.registry) {
+                out.push((&entry.registry, entry.proxy.as_deref().unwrap_or_default()));
+            }
+        }
+        out
     }
 
     /// Every non-empty secret value, for masking in CI logs.
@@ -295,6 +317,7 @@ mod tests {
             username: None,
             password: None,
             insecure: false,
+            proxy: None,
             line: 1,
         }
     }

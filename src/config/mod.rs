@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod images;
+pub mod machine;
 mod source;
 
 use std::fmt;
@@ -11,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 pub use auth::{AuthConfig, AuthEntry, Secret};
 pub use images::{Defaults, Rule, TagSelection};
+pub use machine::{CredentialSource, Credentials, Found, MachineCredentials};
 
 /// One problem found in a configuration file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,12 +82,17 @@ pub struct ConfigPaths {
     /// `None` = the default `auth.json`, which may be absent (anonymous everywhere).
     pub auth: Option<PathBuf>,
     pub images: PathBuf,
+    /// Read the machine's credentials (Docker config, containers auth, DOCKER_AUTH_CONFIG)
+    /// where auth.json has none (`--no-docker-config` turns this off).
+    pub machine_credentials: bool,
 }
 
 /// Both files, read and checked.
 #[derive(Debug)]
 pub struct Config {
     pub auth: AuthConfig,
+    /// Empty when `machine_credentials` is off.
+    pub machine: MachineCredentials,
     pub rules: Vec<Rule>,
 }
 
@@ -108,12 +115,24 @@ impl Config {
             errors.append(&mut e.0);
             AuthConfig::default()
         });
+        let machine = if paths.machine_credentials {
+            MachineCredentials::load(env).unwrap_or_else(|mut e| {
+                errors.append(&mut e.0);
+                MachineCredentials::default()
+            })
+        } else {
+            MachineCredentials::default()
+        };
         let rules = images::load(&paths.images, defaults).unwrap_or_else(|mut e| {
             errors.append(&mut e.0);
             Vec::new()
         });
         if errors.is_empty() {
-            Ok(Config { auth, rules })
+            Ok(Config {
+                auth,
+                machine,
+                rules,
+            })
         } else {
             Err(ConfigErrors(errors))
         }

@@ -1,12 +1,14 @@
 //! A small read-only client for the Kubernetes API server: TLS as the kubeconfig says
-//! (CA, client certificate, or no verification), bearer/basic credentials, and paged list
-//! calls. It only GETs JSON; it knows nothing about images.
+//! (CA, client certificate, or no verification) on the shared agent builder of
+//! `crate::http`, bearer/basic credentials, and paged list calls. It only GETs JSON; it
+//! knows nothing about images.
 
 use std::time::Duration;
 
 use base64::Engine as _;
 use serde_json::Value;
-use ureq::tls::{Certificate, ClientCert, PemItem, PrivateKey, RootCerts, TlsConfig};
+
+use crate::http::{self, ClientIdentity, ProxyPolicy, Roots};
 
 use super::KubeError;
 use super::kubeconfig::{ClusterAccess, Credentials};
@@ -31,29 +33,30 @@ pub struct Client {
 impl Client {
     /// Builds the client; an error is a problem of the kubeconfig's TLS material.
     pub fn new(access: &ClusterAccess) -> Result<Client, String> {
-        let kubeconfig_error = |message: String| message;
-        let mut tls = TlsConfig::builder();
-        if access.insecure {
-            tls = tls.disable_verification(true);
+        // A kubeconfig CA replaces the system roots, as kubectl does.
+        let roots = if access.insecure {
+            Roots::Unverified
         } else if let Some(pem) = &access.ca_pem {
-            let certs = pem_certificates(pem)
-                .map_err(|e| kubeconfig_error(format!("certificate authority: {e}")))?;
-            tls = tls.root_certs(RootCerts::new_with_certs(&certs));
-        }
-        if let Some(identity) = &access.identity {
-            let chain = pem_certificates(&identity.cert_pem)
-                .map_err(|e| kubeconfig_error(format!("client certificate: {e}")))?;
-            let key = PrivateKey::from_pem(&identity.key_pem)
-                .map_err(|e| kubeconfig_error(format!("client key: {e}")))?;
-            check_client_identity(&chain, &identity.key_pem).map_err(kubeconfig_error)?;
-            tls = tls.client_cert(Some(ClientCert::new_with_certs(&chain, key)));
-        }
-        let agent = ureq::Agent::config_builder()
-            .tls_config(tls.build())
-            .http_status_as_error(false)
+            Roots::Only(
+                http::pem_certificates(pem).map_err(|e| format!("certificate authority: {e}"))?,
+            )
+        } else {
+            Roots::System(Vec::new())
+        };
+        let identity = match &access.identity {
+            Some(identity) => Some(ClientIdentity::from_pem(
+                &identity.cert_pem,
+                &identity.key_pem,
+            )?),
+            None => None,
+        };
+        // The API server is reached through the environment's proxy, as kubectl does.
+        let proxy =
+            ProxyPolicy::from_env(&|name| std::env::var(name).ok())?.for_url(&access.server);
+        let agent = http::agent_config(http::tls_config(&roots, identity.as_ref()))
             .timeout_connect(Some(Duration::from_secs(15)))
             .timeout_global(Some(Duration::from_secs(120)))
-            .user_agent(concat!("image-migrator/", env!("CARGO_PKG_VERSION")))
+            .proxy(proxy)
             .build()
             .new_agent();
         let authorization = match &access.credentials {
@@ -171,8 +174,7 @@ fn status_message(body: &Value) -> String {
 
 fn connect_error(url: &str, error: ureq::Error) -> KubeError {
     let text = error.to_string();
-    let lower = text.to_ascii_lowercase();
-    let hint = if lower.contains("certificate") || lower.contains("tls") {
+    let hint = if http::is_tls_failure(&error) {
         " (the server's TLS certificate could not be verified: set certificate-authority or \
          certificate-authority-data for the cluster in the kubeconfig, or \
          insecure-skip-tls-verify: true to skip verification)"
@@ -182,45 +184,4 @@ fn connect_error(url: &str, error: ureq::Error) -> KubeError {
     KubeError::Cluster {
         message: format!("cannot reach the API server at {url}: {text}{hint}"),
     }
-}
-
-/// ureq panics when rustls rejects a client certificate/key pair (mismatched or unsupported
-/// key), so the same check is made here first, with a message instead.
-fn check_client_identity(chain: &[Certificate<'static>], key_pem: &[u8]) -> Result<(), String> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let certs = chain
-        .iter()
-        .map(|c| CertificateDer::from(c.der().to_vec()))
-        .collect();
-    let key = PrivateKeyDer::from_pem_slice(key_pem)
-        .map_err(|e| format!("client key: invalid PEM: {e}"))?;
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(rustls::RootCertStore::empty())
-        .with_client_auth_cert(certs, key)
-        .map(|_| ())
-        .map_err(|e| match e {
-            rustls::Error::InconsistentKeys(_) => {
-                "the client key does not belong to the client certificate".to_string()
-            }
-            e => format!("client certificate or key not usable: {e}"),
-        })
-}
-
-fn pem_certificates(pem: &[u8]) -> Result<Vec<Certificate<'static>>, String> {
-    let mut certs = Vec::new();
-    for item in ureq::tls::parse_pem(pem) {
-        match item {
-            Ok(PemItem::Certificate(cert)) => certs.push(cert),
-            Ok(_) => {}
-            Err(e) => return Err(format!("invalid PEM: {e}")),
-        }
-    }
-    if certs.is_empty() {
-        return Err("no PEM certificate found".into());
-    }
-    Ok(certs)
 }

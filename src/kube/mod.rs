@@ -73,7 +73,7 @@ fn parse_target(value: &str) -> Result<Target, String> {
     Target::parse(value)
 }
 
-/// Why `config` failed. [`KubeError::exit_code`] maps each to the process exit code.
+/// Why `config` failed; the `config` command maps each to an outcome (bad input or failure).
 #[derive(Debug, thiserror::Error)]
 pub enum KubeError {
     /// A flag's value is wrong.
@@ -94,17 +94,6 @@ pub enum KubeError {
         path: PathBuf,
         source: std::io::Error,
     },
-}
-
-impl KubeError {
-    /// 2 for bad flags, kubeconfig or input (fix the command line and rerun); 1 for
-    /// failures talking to the cluster or writing the output.
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            KubeError::Usage(_) | KubeError::Kubeconfig { .. } | KubeError::Input { .. } => 2,
-            KubeError::Cluster { .. } | KubeError::Output { .. } => 1,
-        }
-    }
 }
 
 /// Runs `image-migrator config`: collects images, builds rules, writes them. Warnings go to

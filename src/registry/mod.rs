@@ -12,13 +12,13 @@ use url::resolve_url;
 
 use std::collections::HashMap;
 use std::io::Read;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 
 use ureq::http::Method;
 
 use crate::auth::{Challenge, TokenCache};
-use crate::config::{AuthConfig, AuthEntry};
+use crate::credentials::CredentialStore;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::http::{Body, RequestStats, Response, Transport};
@@ -38,7 +38,15 @@ struct Endpoint {
     permits: Semaphore,
     /// Set once the registry refused a monolithic upload.
     chunked: AtomicBool,
+    /// Whether a mount from the repository itself answers 201 when the repository has
+    /// the blob: one of the `SELF_MOUNT_*` values, settled by [`Repo::probe_self_mount`].
+    self_mount: AtomicU8,
 }
+
+const SELF_MOUNT_UNKNOWN: u8 = 0;
+const SELF_MOUNT_PROBING: u8 = 1;
+const SELF_MOUNT_YES: u8 = 2;
+const SELF_MOUNT_NO: u8 = 3;
 
 /// Access wanted on a repository; decides the token scope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,21 +58,32 @@ pub enum Access {
 /// The registry client shared by all jobs: one transport, one token cache.
 pub struct Client {
     transport: Transport,
-    auth: AuthConfig,
+    credentials: CredentialStore,
     tokens: TokenCache,
     endpoints: Mutex<HashMap<String, Arc<Endpoint>>>,
     per_registry_limit: usize,
 }
 
 impl Client {
-    pub fn new(transport: Transport, auth: AuthConfig, per_registry_limit: usize) -> Self {
-        Client {
+    pub fn new(
+        transport: Transport,
+        credentials: CredentialStore,
+        per_registry_limit: usize,
+    ) -> Result<Self> {
+        // A registry's own proxy choice (auth.json `"proxy"`) covers its API host.
+        for (registry, proxy) in credentials.auth().proxies() {
+            let host = api_host(registry);
+            transport.proxies().set_for_host(host, proxy).map_err(|e| {
+                Error::protocol(format!("auth.json entry for {registry}: \"proxy\": {e}"))
+            })?;
+        }
+        Ok(Client {
             transport,
-            auth,
+            credentials,
             tokens: TokenCache::default(),
             endpoints: Mutex::new(HashMap::new()),
             per_registry_limit,
-        }
+        })
     }
 
     pub fn transport(&self) -> &Transport {
@@ -82,10 +101,11 @@ impl Client {
                 Arc::new(Endpoint {
                     registry: registry.to_string(),
                     base: Mutex::new(None),
-                    insecure: self.auth.is_insecure(registry),
+                    insecure: self.credentials.auth().is_insecure(registry),
                     challenge: Mutex::new(None),
                     permits: Semaphore::new(self.per_registry_limit),
                     chunked: AtomicBool::new(false),
+                    self_mount: AtomicU8::new(SELF_MOUNT_UNKNOWN),
                 })
             })
             .clone();
@@ -93,9 +113,17 @@ impl Client {
             client: self,
             endpoint,
             name: repository.to_string(),
-            entry: self.auth.lookup(registry, repository).cloned(),
             access,
         }
+    }
+}
+
+/// Where a registry's API lives: Docker Hub's is registry-1.docker.io.
+fn api_host(registry: &str) -> &str {
+    if registry == crate::reference::DOCKER_HUB {
+        "registry-1.docker.io"
+    } else {
+        registry
     }
 }
 
@@ -118,7 +146,6 @@ pub struct Repo<'c> {
     client: &'c Client,
     endpoint: Arc<Endpoint>,
     name: String,
-    entry: Option<AuthEntry>,
     access: Access,
 }
 
@@ -133,6 +160,16 @@ impl Repo<'_> {
 
     /// Every tag, following `Link` pagination.
     pub fn list_tags(&self, stats: &RequestStats) -> Result<Vec<String>> {
+        self.tags(false, stats).map(Option::unwrap_or_default)
+    }
+
+    /// Every tag, or `None` when the registry does not know the repository (`404` on
+    /// the first page): a target repository that the run is about to create.
+    pub fn list_tags_if_any(&self, stats: &RequestStats) -> Result<Option<Vec<String>>> {
+        self.tags(true, stats)
+    }
+
+    fn tags(&self, absent_is_none: bool, stats: &RequestStats) -> Result<Option<Vec<String>>> {
         #[derive(serde::Deserialize)]
         struct TagList {
             #[serde(default)]
@@ -147,6 +184,9 @@ impl Repo<'_> {
                 return Err(Error::protocol("tag list pagination does not end"));
             }
             let response = self.retrying_request(Method::GET, &path, &[], stats)?;
+            if response.status == 404 && absent_is_none && pages == 1 {
+                return Ok(None);
+            }
             if response.status != 200 {
                 return Err(response.describe_error(&format!("listing tags of {}", self.display())));
             }
@@ -161,7 +201,7 @@ impl Repo<'_> {
         }
         tags.sort();
         tags.dedup();
-        Ok(tags)
+        Ok(Some(tags))
     }
 
     /// `HEAD` a manifest; `None` when it does not exist.
@@ -264,15 +304,17 @@ impl Repo<'_> {
         }
     }
 
-    /// Asks the registry to mount `digest` from repository `from` of the same registry.
+    /// Asks the registry to mount `digest` from repository `from` of the same registry
+    /// (`from` may be this repository: see [`Repo::mounts_in_place`]).
     pub fn mount_blob(&self, digest: &Digest, from: &str, stats: &RequestStats) -> Result<Mount> {
         let path = format!(
             "/v2/{}/blobs/uploads/?mount={digest}&from={}",
             self.name,
             crate::auth::percent_encode(from)
         );
+        let other = (from != self.name).then_some(from);
         let response = self.client.transport.retrying(stats, || {
-            self.request_scoped(Method::POST, &path, &[], Body::Empty, Some(from), stats)
+            self.request_scoped(Method::POST, &path, &[], Body::Empty, other, stats)
         })?;
         match response.status {
             201 => Ok(Mount::Mounted),
@@ -283,12 +325,53 @@ impl Repo<'_> {
         }
     }
 
-    /// Opens an upload session; returns its absolute URL (query kept).
+    /// Whether this registry is known to answer a mount from the repository itself with
+    /// `201` when the repository has the blob (and `202` with an upload session when it
+    /// does not): then one request replaces the `HEAD` + `POST` before an upload.
+    pub fn mounts_in_place(&self) -> bool {
+        self.endpoint.self_mount.load(Ordering::Relaxed) == SELF_MOUNT_YES
+    }
+
+    /// Once per registry: asks for a mount of `digest`, which this repository is known to
+    /// have, from the repository itself. `201` settles [`Repo::mounts_in_place`] as true;
+    /// anything else as false (an upload session opened instead is cancelled). Later calls
+    /// send nothing.
+    pub fn probe_self_mount(&self, digest: &Digest, stats: &RequestStats) {
+        let won = self.endpoint.self_mount.compare_exchange(
+            SELF_MOUNT_UNKNOWN,
+            SELF_MOUNT_PROBING,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+        if won.is_err() {
+            return;
+        }
+        let path = format!(
+            "/v2/{}/blobs/uploads/?mount={digest}&from={}",
+            self.name,
+            crate::auth::percent_encode(&self.name)
+        );
+        let answer = match self.request(Method::POST, &path, &[], Body::Empty, stats) {
+            Ok(response) if response.status == 201 => SELF_MOUNT_YES,
+            Ok(response) => {
+                if response.status == 202
+                    && let Ok(session) = self.upload_location(&response)
+                {
+                    // Best effort: an abandoned session is purged by the registry anyway.
+                    let _ = self.request(Method::DELETE, &session, &[], Body::Empty, stats);
+                }
+                SELF_MOUNT_NO
+            }
+            Err(_) => SELF_MOUNT_NO,
+        };
+        self.endpoint.self_mount.store(answer, Ordering::Relaxed);
+    }
+
+    /// Opens an upload session; returns its absolute URL (query kept). One attempt; the
+    /// caller retries the whole transfer.
     pub fn start_upload(&self, stats: &RequestStats) -> Result<String> {
         let path = format!("/v2/{}/blobs/uploads/", self.name);
-        let response = self.client.transport.retrying(stats, || {
-            self.request(Method::POST, &path, &[], Body::Empty, stats)
-        })?;
+        let response = self.request(Method::POST, &path, &[], Body::Empty, stats)?;
         if response.status != 202 {
             return Err(response.describe_error(&format!("starting upload to {}", self.display())));
         }

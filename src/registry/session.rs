@@ -8,6 +8,8 @@ use ureq::http::Method;
 use super::url::{resolve_url, same_origin};
 use super::{Access, Repo};
 use crate::auth::{Challenge, TokenRequest, basic_header, parse_challenge};
+use crate::config::{CredentialSource, Credentials};
+use crate::credentials::Resolved;
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::{Body, RequestStats, Response, redact_url};
 use crate::reference::DOCKER_HUB;
@@ -58,7 +60,8 @@ impl Repo<'_> {
         let scope = self.scope(mount_from);
         let resendable = !matches!(body, Body::Stream(..));
         for attempt in 0..2 {
-            let authorization = self.authorization(&scope, stats)?;
+            let resolved = self.credentials()?;
+            let authorization = self.authorization(&resolved, &scope, stats)?;
             let mut all_headers: Vec<(&str, String)> = headers.to_vec();
             if let Some(value) = authorization.clone() {
                 all_headers.push(("authorization", value));
@@ -80,7 +83,7 @@ impl Repo<'_> {
                 )?
             };
             if response.status == 401 && attempt == 0 && resendable {
-                self.refresh_auth(&response, &scope);
+                self.refresh_auth(&response, &resolved, &scope);
                 continue;
             }
             if response.status == 401
@@ -92,7 +95,7 @@ impl Repo<'_> {
                 // A bearer token can expire while a stream is under way; the stream cannot
                 // be resent here, so forget the token and let the caller's retry loop
                 // restart the whole transfer with a fresh one.
-                self.refresh_auth(&response, &scope);
+                self.refresh_auth(&response, &resolved, &scope);
                 let error = response.describe_error(&format!(
                     "{}: bearer token refused (expired?)",
                     self.display()
@@ -103,7 +106,7 @@ impl Repo<'_> {
                 });
             }
             if response.status == 401 {
-                return Err(self.auth_error(response, authorization.is_some()));
+                return Err(self.auth_error(response, &resolved));
             }
             if matches!(method, Method::GET | Method::HEAD) && is_redirect(response.status) {
                 return self.follow_redirects(method, &url, response, headers, stats);
@@ -113,15 +116,19 @@ impl Repo<'_> {
         unreachable!("the loop returns on its second pass")
     }
 
-    fn auth_error(&self, response: Response, sent_credentials: bool) -> Error {
+    fn auth_error(&self, response: Response, resolved: &Resolved) -> Error {
         let registry = self.endpoint.registry.clone();
         let error = response.describe_error(&self.display());
-        let hint = match (&self.entry, sent_credentials) {
-            (Some(entry), _) if entry.credentials().is_some() => format!(
+        let hint = match &resolved.source {
+            CredentialSource::AuthJson => format!(
                 "the credentials of auth.json entry {:?} were refused",
-                entry.key
+                resolved.key.trim_start_matches("auth.json:")
             ),
-            _ => "no credentials in auth.json match this registry/namespace".to_string(),
+            CredentialSource::Anonymous => "no credentials in auth.json (or the Docker config, \
+                 credential helpers, containers auth file, DOCKER_AUTH_CONFIG) match this \
+                 registry/namespace"
+                .to_string(),
+            source => format!("the credentials from {source} were refused"),
         };
         Error {
             kind: ErrorKind::Auth,
@@ -154,7 +161,8 @@ impl Repo<'_> {
             url = resolve_url(&url, location);
             let mut all_headers: Vec<(&str, String)> = headers.to_vec();
             if same_origin(&url, &base)
-                && let Some(value) = self.authorization(&self.scope(None), stats)?
+                && let Some(value) =
+                    self.authorization(&self.credentials()?, &self.scope(None), stats)?
             {
                 all_headers.push(("authorization", value));
             }
@@ -189,19 +197,35 @@ impl Repo<'_> {
         scope
     }
 
+    /// This repository's credentials (a credential helper runs on first use).
+    fn credentials(&self) -> Result<Resolved> {
+        self.client
+            .credentials
+            .get(&self.endpoint.registry, &self.name)
+    }
+
     /// The `Authorization` value for this repository and scope, if any is needed.
-    fn authorization(&self, scope: &str, stats: &RequestStats) -> Result<Option<String>> {
+    fn authorization(
+        &self,
+        resolved: &Resolved,
+        scope: &str,
+        stats: &RequestStats,
+    ) -> Result<Option<String>> {
+        if let Credentials::RegistryToken(token) = &resolved.credentials {
+            return Ok(Some(format!("Bearer {}", token.expose())));
+        }
         let challenge = self.challenge(stats)?;
         match challenge {
             Challenge::Anonymous => Ok(None),
-            Challenge::Basic => Ok(basic_header(self.entry.as_ref())),
+            Challenge::Basic => Ok(basic_header(&resolved.credentials)),
             Challenge::Bearer { realm, service } => {
                 let request = TokenRequest {
                     registry: &self.endpoint.registry,
                     realm: &realm,
                     service: service.as_deref(),
                     scope,
-                    entry: self.entry.as_ref(),
+                    credentials: &resolved.credentials,
+                    credentials_key: &resolved.key,
                     insecure: self.endpoint.insecure,
                 };
                 let token = self
@@ -213,11 +237,15 @@ impl Repo<'_> {
         }
     }
 
-    /// After a 401: forget the token, and learn the challenge if it changed.
-    fn refresh_auth(&self, response: &Response, scope: &str) {
+    /// After a 401: forget the token (and a helper's answer, so the helper is asked once
+    /// more), and learn the challenge if it changed.
+    fn refresh_auth(&self, response: &Response, resolved: &Resolved, scope: &str) {
         self.client
             .tokens
-            .invalidate(&self.endpoint.registry, self.entry.as_ref(), scope);
+            .invalidate(&self.endpoint.registry, &resolved.key, scope);
+        self.client
+            .credentials
+            .refused(resolved, &self.endpoint.registry, &self.name);
         if let Some(challenge) = response
             .header("www-authenticate")
             .and_then(parse_challenge)
@@ -234,21 +262,21 @@ impl Repo<'_> {
             return Ok(challenge);
         }
         let base = self.base()?;
-        let response = self.client.transport.retrying(stats, || {
+        // One attempt: the ping runs inside the retry loop of the operation that needs it.
+        let response = {
             let _permit = self.endpoint.permits.acquire();
-            let response = self.client.transport.send(
+            self.client.transport.send(
                 Method::GET,
                 &format!("{base}/v2/"),
                 &[],
                 Body::Empty,
                 self.endpoint.insecure,
                 stats,
-            )?;
-            if is_transient(response.status) {
-                return Err(response.describe_error(&format!("pinging {}", self.endpoint.registry)));
-            }
-            Ok(response)
-        })?;
+            )?
+        };
+        if is_transient(response.status) {
+            return Err(response.describe_error(&format!("pinging {}", self.endpoint.registry)));
+        }
         let challenge = match response.status {
             200..=299 => Challenge::Anonymous,
             401 => response
@@ -267,6 +295,21 @@ impl Repo<'_> {
                 )));
             }
         };
+        if let Challenge::Bearer { realm, .. } = &challenge {
+            // The token service goes the way the registry goes (its own proxy choice).
+            let authority = |url: &str| {
+                url.split_once("://")
+                    .map_or(url, |(_, rest)| rest)
+                    .split(['/', '?'])
+                    .next()
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            self.client
+                .transport
+                .proxies()
+                .follow(&authority(realm), &authority(&base));
+        }
         *known = Some(challenge.clone());
         Ok(challenge)
     }

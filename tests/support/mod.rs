@@ -5,16 +5,20 @@
 //! - [`seed`]: push real images/indexes over the plain HTTP API and read them back.
 //! - [`sync`]: run the binary on auth.json/images.json, check its report, read registry logs.
 //! - [`fault_proxy`]: a fault-injecting HTTP proxy in front of a registry.
+//! - [`forward_proxy`]: a real tinyproxy on loopback that logs its CONNECTs.
 //! - [`token_server`]: a bearer token server issuing signed JWTs a registry accepts.
 //! - [`blob_server`]: the "object storage" that redirected blob downloads land on.
 //! - [`project`]: a scratch directory with auth.json/images.json and `validate` run in it.
 //! - [`migrator`]: run the binary in a scratch directory and read its report.
+//! - [`private_mounts`]: run it in a private mount namespace with test files over system paths.
 #![allow(dead_code)]
 
 pub mod apiserver;
 pub mod blob_server;
 pub mod fault_proxy;
+pub mod forward_proxy;
 pub mod migrator;
+pub mod private_mounts;
 pub mod project;
 pub mod registry;
 pub mod seed;
@@ -23,11 +27,15 @@ pub mod token_server;
 
 /// Environment a CI runner or a developer's shell may have that would change what the
 /// binary does; every test run of the binary starts without it.
-pub const CLEARED_ENV: [&str; 13] = [
+pub const CLEARED_ENV: [&str; 17] = [
     "DEFAULT_REGISTRY",
     "DEFAULT_NAMESPACE",
     "IMAGE_MIGRATOR_SHARD",
     "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "REGISTRY_AUTH_FILE",
+    "DOCKER_AUTH_CONFIG",
+    "XDG_RUNTIME_DIR",
     "KUBECONFIG",
     "HTTPS_PROXY",
     "https_proxy",
@@ -46,6 +54,12 @@ pub fn migrator_std() -> std::process::Command {
     for var in CLEARED_ENV {
         cmd.env_remove(var);
     }
+    // The machine's own `docker login` must not leak in; tests that want a Docker config
+    // set DOCKER_CONFIG themselves.
+    cmd.env(
+        "DOCKER_CONFIG",
+        "/nonexistent/image-migrator-test-docker-config",
+    );
     cmd
 }
 

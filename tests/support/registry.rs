@@ -47,6 +47,26 @@ pub struct TestRegistry {
     pub credentials: Option<(String, String)>,
     /// Serving HTTPS ([`TestRegistry::start_tls`]).
     pub tls: bool,
+    /// The client certificate and key (PEM) an mTLS registry demands
+    /// ([`TestRegistry::start_mtls`]).
+    pub client_identity: Option<(String, String)>,
+}
+
+/// A ureq TLS config that skips verification (test setup only), with a client
+/// certificate when one is given.
+pub fn setup_tls(identity: Option<&(String, String)>) -> ureq::tls::TlsConfig {
+    let mut tls = ureq::tls::TlsConfig::builder().disable_verification(true);
+    if let Some((cert, key)) = identity {
+        let chain: Vec<ureq::tls::Certificate<'static>> = ureq::tls::parse_pem(cert.as_bytes())
+            .filter_map(|item| match item {
+                Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+                _ => None,
+            })
+            .collect();
+        let key = ureq::tls::PrivateKey::from_pem(key.as_bytes()).expect("client key");
+        tls = tls.client_cert(Some(ureq::tls::ClientCert::new_with_certs(&chain, key)));
+    }
+    tls.build()
 }
 
 impl TestRegistry {
@@ -66,6 +86,27 @@ impl TestRegistry {
             ("server.key", key_pem.as_bytes().to_vec()),
         ];
         Self::launch(&env, &files, true)
+    }
+
+    /// HTTPS that demands a client certificate signed by `client_ca_pem` (Docker's mTLS
+    /// registries); `client_identity` is what the test setup itself connects with.
+    pub fn start_mtls(
+        cert_pem: &str,
+        key_pem: &str,
+        client_ca_pem: &str,
+        client_identity: (String, String),
+    ) -> TestRegistry {
+        let env = [
+            ("REGISTRY_HTTP_TLS_CERTIFICATE", "/auth/server.crt"),
+            ("REGISTRY_HTTP_TLS_KEY", "/auth/server.key"),
+            ("REGISTRY_HTTP_TLS_CLIENTCAS", "[/auth/client-ca.pem]"),
+        ];
+        let files = [
+            ("server.crt", cert_pem.as_bytes().to_vec()),
+            ("server.key", key_pem.as_bytes().to_vec()),
+            ("client-ca.pem", client_ca_pem.as_bytes().to_vec()),
+        ];
+        Self::launch_with(&env, &files, true, Some(client_identity))
     }
 
     /// A registry with `auth: token`: clients are sent to `realm` for tokens, which must
@@ -148,6 +189,15 @@ impl TestRegistry {
     /// Starts the container with `env`; `files` are written to a host directory mounted
     /// at `/auth`.
     fn launch(env: &[(&str, &str)], files: &[(&str, Vec<u8>)], tls: bool) -> TestRegistry {
+        Self::launch_with(env, files, tls, None)
+    }
+
+    fn launch_with(
+        env: &[(&str, &str)],
+        files: &[(&str, Vec<u8>)],
+        tls: bool,
+        client_identity: Option<(String, String)>,
+    ) -> TestRegistry {
         static DOCKER: OnceLock<Cli> = OnceLock::new();
         let docker = DOCKER.get_or_init(Cli::default);
         let image = Self::image();
@@ -178,6 +228,7 @@ impl TestRegistry {
             host,
             credentials: None,
             tls,
+            client_identity,
         };
         reg.wait_ready();
         reg
@@ -187,11 +238,7 @@ impl TestRegistry {
     fn wait_ready(&self) {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .tls_config(
-                ureq::tls::TlsConfig::builder()
-                    .disable_verification(true)
-                    .build(),
-            )
+            .tls_config(setup_tls(self.client_identity.as_ref()))
             .timeout_global(Some(Duration::from_secs(2)))
             .build()
             .into();

@@ -196,6 +196,17 @@ impl Seeder {
         }
     }
 
+    /// Connects with this client certificate and key (an mTLS registry).
+    pub fn with_client_identity(mut self, identity: &(String, String)) -> Seeder {
+        self.agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(120)))
+            .tls_config(super::registry::setup_tls(Some(identity)))
+            .build()
+            .into();
+        self
+    }
+
     /// HTTPS (certificate not verified: test setup only).
     pub fn https(mut self) -> Seeder {
         self.scheme = "https";
@@ -222,6 +233,10 @@ impl Seeder {
         let seeder = match &reg.credentials {
             Some((u, p)) => Seeder::with_basic_auth(&reg.host, u, p),
             None => Seeder::new(&reg.host),
+        };
+        let seeder = match &reg.client_identity {
+            Some(identity) => seeder.with_client_identity(identity),
+            None => seeder,
         };
         if reg.tls { seeder.https() } else { seeder }
     }

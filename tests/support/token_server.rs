@@ -49,6 +49,8 @@ struct State {
     users: Vec<(String, String, Grants)>,
     lifetime: Mutex<Duration>,
     log: Mutex<Vec<TokenRequest>>,
+    /// How many of the next requests are answered 503 (a struggling token service).
+    unavailable: Mutex<u32>,
 }
 
 pub struct TokenServer {
@@ -101,6 +103,7 @@ impl TokenServer {
                 .collect(),
             lifetime: Mutex::new(Duration::from_secs(300)),
             log: Mutex::new(Vec::new()),
+            unavailable: Mutex::new(0),
         });
         let server_state = state.clone();
         thread::spawn(move || {
@@ -124,6 +127,11 @@ impl TokenServer {
     /// How long tokens issued from now on work (default 300 s).
     pub fn set_lifetime(&self, lifetime: Duration) {
         *self.state.lifetime.lock().unwrap() = lifetime;
+    }
+
+    /// The next `count` token requests are answered 503 Service Unavailable.
+    pub fn fail_next(&self, count: u32) {
+        *self.state.unavailable.lock().unwrap() = count;
     }
 
     /// A token for `access` ([(repository, actions)]) without any request, for seeding.
@@ -247,7 +255,18 @@ fn serve(stream: TcpStream, state: &State) -> std::io::Result<()> {
                 .find(|(name, password, _)| name == u && password == p)
         });
     let lifetime = *state.lifetime.lock().unwrap();
+    let unavailable = {
+        let mut left = state.unavailable.lock().unwrap();
+        let fail = *left > 0;
+        *left = left.saturating_sub(1);
+        fail
+    };
     let (status, body, token) = match (user, &authorization) {
+        _ if unavailable => (
+            503,
+            r#"{"errors":[{"code":"UNAVAILABLE","message":"try again later"}]}"#.to_string(),
+            String::new(),
+        ),
         (None, Some(_)) => (
             401,
             r#"{"errors":[{"code":"UNAUTHORIZED","message":"invalid username or password"}]}"#
@@ -297,7 +316,11 @@ fn serve(stream: TcpStream, state: &State) -> std::io::Result<()> {
         status,
         token,
     });
-    let reason = if status == 200 { "OK" } else { "Unauthorized" };
+    let reason = match status {
+        200 => "OK",
+        503 => "Service Unavailable",
+        _ => "Unauthorized",
+    };
     write!(
         writer,
         "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",

@@ -1,7 +1,5 @@
-//! Wiring: configuration → plan → parallel copy → report. The only place that chooses
-//! threads, prints the human log, writes files and decides the exit code.
+//! `image-migrator sync` (and no subcommand): plan, copy in parallel, write the report.
 
-use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -9,9 +7,10 @@ use std::time::{Instant, SystemTime};
 
 use rayon::prelude::*;
 
-use crate::cli::{FileArgs, Format, SyncArgs, ValidateArgs};
-use crate::config::{Config, ConfigErrors, ConfigPaths, images::check_defaults};
+use super::{Outcome, load_config, print_config_errors, print_summary, write_file};
+use crate::cli::{FileArgs, SyncArgs};
 use crate::copy::{Copier, JobOutcome};
+use crate::credentials::CredentialStore;
 use crate::github;
 use crate::http::{Transport, TransportOptions};
 use crate::plan::{self, Job, RuleFailure};
@@ -19,177 +18,21 @@ use crate::progress::{Progress, human_bytes};
 use crate::registry::Client;
 use crate::report::{Failure, ImageResult, Report, Settings, Status, Summary, junit_xml};
 
-/// Exit codes of the contract.
-pub const EXIT_OK: i32 = 0;
-pub const EXIT_FAILED: i32 = 1;
-pub const EXIT_CONFIG: i32 = 2;
-
-fn env_lookup(name: &str) -> Option<String> {
-    std::env::var(name).ok()
-}
-
-/// Loads and checks both files, or prints every problem and says why it stops.
-fn load_config(files: &FileArgs) -> Result<Config, ConfigErrors> {
-    let defaults = files.defaults();
-    if let Err(message) = check_defaults(&defaults) {
-        return Err(ConfigErrors(vec![crate::config::ConfigError::file(
-            Path::new("command line"),
-            message,
-        )]));
-    }
-    let paths = ConfigPaths {
-        auth: files.auth.clone(),
-        images: files.images.clone(),
-    };
-    Config::load(&paths, &defaults, &env_lookup)
-}
-
-fn print_config_errors(errors: &ConfigErrors) {
-    if github::active() {
-        github::annotate_config_errors(errors);
-    }
-    let mut stderr = std::io::stderr().lock();
-    let _ = writeln!(
-        stderr,
-        "error: configuration is invalid ({} problem{}); nothing was copied:",
-        errors.0.len(),
-        if errors.0.len() == 1 { "" } else { "s" }
-    );
-    for error in &errors.0 {
-        let _ = writeln!(stderr, "  {error}");
-    }
-}
-
-/// `image-migrator validate`.
-pub fn validate(args: &ValidateArgs) -> i32 {
-    let config = match load_config(&args.files) {
-        Ok(config) => config,
-        Err(errors) => {
-            print_config_errors(&errors);
-            return EXIT_CONFIG;
-        }
-    };
-    let rules: Vec<serde_json::Value> = config
-        .rules
-        .iter()
-        .map(|rule| {
-            // The entry whose credentials are used; null = anonymous (no matching key, or
-            // the matching entry has no username and password, e.g. `{}`).
-            let auth_key = |registry: &str, repository: &str| {
-                config
-                    .auth
-                    .lookup(registry, repository)
-                    .filter(|e| e.credentials().is_some())
-                    .map(|e| e.key.clone())
-            };
-            serde_json::json!({
-                "source": rule.source.name(),
-                "target": rule.target.to_string(),
-                "tags": rule.tags_label(),
-                "source_auth": auth_key(&rule.source.registry, &rule.source.repository),
-                "target_auth": auth_key(&rule.target.registry, &rule.target.repository),
-                "line": rule.line,
-            })
-        })
-        .collect();
-    let mut stdout = std::io::stdout().lock();
-    match args.format {
-        Format::Json => {
-            let doc = serde_json::json!({ "rules": rules });
-            let _ = writeln!(stdout, "{}", serde_json::to_string_pretty(&doc).unwrap());
-        }
-        Format::Text => {
-            for rule in &rules {
-                let auth = |v: &serde_json::Value| v.as_str().unwrap_or("anonymous").to_string();
-                let _ = writeln!(
-                    stdout,
-                    "line {}: {} [{}] → {}  (source auth: {}, target auth: {})",
-                    rule["line"],
-                    rule["source"].as_str().unwrap_or_default(),
-                    rule["tags"].as_str().unwrap_or_default(),
-                    rule["target"].as_str().unwrap_or_default(),
-                    auth(&rule["source_auth"]),
-                    auth(&rule["target_auth"]),
-                );
-            }
-            let _ = writeln!(stdout, "{} rule(s) valid", rules.len());
-        }
-    }
-    EXIT_OK
-}
-
-/// `image-migrator config`: images.json from a Kubernetes cluster.
-pub fn discover(args: &crate::kube::ConfigArgs) -> i32 {
-    match crate::kube::run(args) {
-        Ok(()) => EXIT_OK,
-        Err(error) => {
-            eprintln!("error: {error}");
-            error.exit_code()
-        }
-    }
-}
-
-/// `image-migrator report merge`.
-pub fn merge_reports(args: &crate::cli::MergeArgs) -> i32 {
-    let mut reports = Vec::new();
-    for path in &args.reports {
-        let parsed = std::fs::read_to_string(path)
-            .map_err(|e| e.to_string())
-            .and_then(|text| serde_json::from_str::<Report>(&text).map_err(|e| e.to_string()));
-        match parsed {
-            Ok(report) if report.schema_version == crate::report::SCHEMA_VERSION => {
-                reports.push(report)
-            }
-            Ok(report) => {
-                eprintln!(
-                    "error: {}: schema version {} is not {}",
-                    path.display(),
-                    report.schema_version,
-                    crate::report::SCHEMA_VERSION
-                );
-                return EXIT_CONFIG;
-            }
-            Err(e) => {
-                eprintln!(
-                    "error: {}: not an image-migrator report: {e}",
-                    path.display()
-                );
-                return EXIT_CONFIG;
-            }
-        }
-    }
-    let Some(merged) = crate::report::merge(reports) else {
-        return EXIT_CONFIG;
-    };
-    if let Err(e) = write_file(
-        &args.output,
-        &(serde_json::to_string_pretty(&merged).unwrap() + "\n"),
-    ) {
-        eprintln!("error: writing {}: {e}", args.output.display());
-        return EXIT_FAILED;
-    }
-    print_summary(&merged, &args.output);
-    if merged.summary.failed + merged.summary.cancelled > 0 {
-        EXIT_FAILED
-    } else {
-        EXIT_OK
-    }
-}
-
 /// `image-migrator sync` (and no subcommand).
-pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> i32 {
+pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> Outcome {
     let started_at = SystemTime::now();
     let started = Instant::now();
     let config = match load_config(&args.files) {
         Ok(config) => config,
         Err(errors) => {
             print_config_errors(&errors);
-            return EXIT_CONFIG;
+            return Outcome::InvalidInput;
         }
     };
     let in_github = github::active();
     if in_github {
         github::mask_secrets(&config.auth.secret_values());
+        github::mask_secrets(&config.machine.secret_values());
     }
     if let Some(ca_file) = &args.ca_file
         && !ca_file.is_file()
@@ -198,18 +41,19 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> i32 {
             "error: --ca-file (or SSL_CERT_FILE) {}: no such file; nothing was copied",
             ca_file.display()
         );
-        return EXIT_CONFIG;
+        return Outcome::InvalidInput;
     }
     let options = TransportOptions {
         retries: args.retries,
         ca_file: args.ca_file.clone(),
         max_idle_per_host: usize::from(args.proc) * 2,
+        certs_d: Some(crate::http::DOCKER_CERTS_D.into()),
     };
     let transport = match Transport::new(&options, cancelled) {
         Ok(transport) => transport,
         Err(e) => {
             eprintln!("error: {e}; nothing was copied");
-            return EXIT_CONFIG;
+            return Outcome::InvalidInput;
         }
     };
     let pool = match rayon::ThreadPoolBuilder::new()
@@ -219,14 +63,26 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> i32 {
         Ok(pool) => pool,
         Err(e) => {
             eprintln!("error: cannot start worker threads: {e}");
-            return EXIT_FAILED;
+            return Outcome::Failed;
         }
     };
-    let client = Client::new(
+    let on_secret: Box<dyn Fn(&str) + Send + Sync> = if in_github {
+        Box::new(|secret| github::mask_secrets(&[secret]))
+    } else {
+        Box::new(|_| {})
+    };
+    let credentials = CredentialStore::new(config.auth, config.machine, on_secret);
+    let client = match Client::new(
         transport,
-        config.auth,
+        credentials,
         usize::from(args.registry_concurrency),
-    );
+    ) {
+        Ok(client) => client,
+        Err(e) => {
+            eprintln!("error: {e}; nothing was copied");
+            return Outcome::InvalidInput;
+        }
+    };
     eprintln!(
         "image-migrator {}: {} rule(s){}",
         env!("CARGO_PKG_VERSION"),
@@ -302,22 +158,22 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> i32 {
         summary,
     };
     let mut exit = if report.summary.failed + report.summary.cancelled > 0 {
-        EXIT_FAILED
+        Outcome::Failed
     } else {
-        EXIT_OK
+        Outcome::Success
     };
     if let Err(e) = write_file(
         &args.report,
         &(serde_json::to_string_pretty(&report).unwrap() + "\n"),
     ) {
         eprintln!("error: writing report {}: {e}", args.report.display());
-        exit = EXIT_FAILED;
+        exit = Outcome::Failed;
     }
     if let Some(junit) = &args.junit
         && let Err(e) = write_file(junit, &junit_xml(&report))
     {
         eprintln!("error: writing JUnit file {}: {e}", junit.display());
-        exit = EXIT_FAILED;
+        exit = Outcome::Failed;
     }
     print_summary(&report, &args.report);
     if in_github {
@@ -326,7 +182,7 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> i32 {
             .and_then(|()| github::write_summary(&report, &args.report));
         if let Err(e) = written {
             eprintln!("error: writing GitHub step outputs/summary: {e}");
-            exit = EXIT_FAILED;
+            exit = Outcome::Failed;
         }
     }
     exit
@@ -340,13 +196,6 @@ fn effective_auth_file(files: &FileArgs) -> Option<String> {
             .exists()
             .then(|| crate::config::auth::DEFAULT_PATH.to_string()),
     }
-}
-
-fn write_file(path: &Path, content: &str) -> std::io::Result<()> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)?;
-    }
-    std::fs::write(path, content)
 }
 
 fn job_result(job: &Job, outcome: JobOutcome) -> ImageResult {
@@ -425,24 +274,4 @@ fn log_line(result: &ImageResult) -> String {
         if detail.is_empty() { "" } else { "  " },
         detail
     )
-}
-
-fn print_summary(report: &Report, report_path: &Path) {
-    let s = &report.summary;
-    eprintln!(
-        "summary: {} image(s): {} copied, {} unchanged, {} failed, {} would copy, {} cancelled; \
-         {} in {} blob(s), {} mounted, {} already present; {:.1}s; report: {}",
-        s.total,
-        s.copied,
-        s.unchanged,
-        s.failed,
-        s.would_copy,
-        s.cancelled,
-        human_bytes(s.bytes_transferred),
-        s.blobs_transferred,
-        s.blobs_mounted,
-        s.blobs_skipped,
-        report.duration_seconds,
-        report_path.display()
-    );
 }

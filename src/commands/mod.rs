@@ -1,0 +1,97 @@
+//! The subcommands, one module each: wiring from configuration to plan, copy and report.
+//! The only place that chooses threads, prints the human log and writes files. Each command
+//! returns an [`Outcome`]; `main` alone turns it into the process exit code.
+
+mod config;
+mod merge;
+mod sync;
+mod validate;
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::cli::FileArgs;
+use crate::config::{Config, ConfigErrors, ConfigPaths, images::check_defaults};
+use crate::github;
+use crate::progress::human_bytes;
+use crate::report::Report;
+
+pub use config::discover;
+pub use merge::merge_reports;
+pub use sync::sync;
+pub use validate::validate;
+
+/// How a command ended, as the contract's exit codes distinguish it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Everything asked for was done (exit 0).
+    Success,
+    /// Something failed at run time: an image, the cluster, writing a file (exit 1).
+    Failed,
+    /// The input (flags, files) is invalid; nothing was done (exit 2).
+    InvalidInput,
+}
+
+fn env_lookup(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// Loads and checks both files, or prints every problem and says why it stops.
+pub(crate) fn load_config(files: &FileArgs) -> Result<Config, ConfigErrors> {
+    let defaults = files.defaults();
+    if let Err(message) = check_defaults(&defaults) {
+        return Err(ConfigErrors(vec![crate::config::ConfigError::file(
+            Path::new("command line"),
+            message,
+        )]));
+    }
+    let paths = ConfigPaths {
+        auth: files.auth.clone(),
+        images: files.images.clone(),
+        machine_credentials: !files.no_docker_config,
+    };
+    Config::load(&paths, &defaults, &env_lookup)
+}
+
+pub(crate) fn print_config_errors(errors: &ConfigErrors) {
+    if github::active() {
+        github::annotate_config_errors(errors);
+    }
+    let mut stderr = std::io::stderr().lock();
+    let _ = writeln!(
+        stderr,
+        "error: configuration is invalid ({} problem{}); nothing was copied:",
+        errors.0.len(),
+        if errors.0.len() == 1 { "" } else { "s" }
+    );
+    for error in &errors.0 {
+        let _ = writeln!(stderr, "  {error}");
+    }
+}
+
+pub(crate) fn write_file(path: &Path, content: &str) -> std::io::Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::write(path, content)
+}
+
+pub(crate) fn print_summary(report: &Report, report_path: &Path) {
+    let s = &report.summary;
+    eprintln!(
+        "summary: {} image(s): {} copied, {} unchanged, {} failed, {} would copy, {} cancelled; \
+         {} in {} blob(s), {} mounted, {} already present; {:.1}s; report: {}",
+        s.total,
+        s.copied,
+        s.unchanged,
+        s.failed,
+        s.would_copy,
+        s.cancelled,
+        human_bytes(s.bytes_transferred),
+        s.blobs_transferred,
+        s.blobs_mounted,
+        s.blobs_skipped,
+        report.duration_seconds,
+        report_path.display()
+    );
+}

@@ -1,0 +1,255 @@
+//! Which credentials a repository is accessed with: its auth.json entry, else what the
+//! machine has (`config::machine`), else anonymous. Credential helpers
+//! (`docker-credential-<name> get`) run here, at most once per registry per run and once
+//! more after the registry refused what they gave (ECR tokens expire). What a helper
+//! says is a secret: it is handed to `on_secret` (masking in CI) and never printed.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::config::{AuthConfig, CredentialSource, Credentials, Found, MachineCredentials, Secret};
+use crate::error::{Error, ErrorKind, Result};
+
+/// How long a helper may take to answer.
+const HELPER_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Credentials for one repository, with where they came from.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub credentials: Credentials,
+    pub source: CredentialSource,
+    /// Tells credentials apart in token caches (changes when a helper is asked again).
+    pub key: String,
+}
+
+#[derive(Default)]
+struct HelperSlot {
+    answer: Option<std::result::Result<Credentials, String>>,
+    runs: u32,
+}
+
+/// (helper name, server URL).
+type HelperKey = (String, String);
+
+/// All credential sources of a run.
+pub struct CredentialStore {
+    auth: AuthConfig,
+    machine: MachineCredentials,
+    helpers: Mutex<HashMap<HelperKey, Arc<Mutex<HelperSlot>>>>,
+    on_secret: Box<dyn Fn(&str) + Send + Sync>,
+}
+
+impl CredentialStore {
+    /// `on_secret` sees every secret a helper returns before it is used.
+    pub fn new(
+        auth: AuthConfig,
+        machine: MachineCredentials,
+        on_secret: Box<dyn Fn(&str) + Send + Sync>,
+    ) -> Self {
+        CredentialStore {
+            auth,
+            machine,
+            helpers: Mutex::new(HashMap::new()),
+            on_secret,
+        }
+    }
+
+    pub fn auth(&self) -> &AuthConfig {
+        &self.auth
+    }
+
+    /// Where the credentials for a repository come from, without running any helper.
+    pub fn source(&self, registry: &str, repository: &str) -> CredentialSource {
+        if self.auth_entry(registry, repository).is_some() {
+            return CredentialSource::AuthJson;
+        }
+        match self.machine.lookup(registry, repository) {
+            Some(Found::Static(source, _)) => source,
+            Some(Found::Helper { name, .. }) => CredentialSource::Helper(name),
+            None => CredentialSource::Anonymous,
+        }
+    }
+
+    /// The credentials for a repository; a helper that fails is an error naming it and the
+    /// registry.
+    pub fn get(&self, registry: &str, repository: &str) -> Result<Resolved> {
+        if let Some((key, username, password)) = self.auth_entry(registry, repository) {
+            return Ok(Resolved {
+                credentials: Credentials::Basic { username, password },
+                source: CredentialSource::AuthJson,
+                key: format!("auth.json:{key}"),
+            });
+        }
+        match self.machine.lookup(registry, repository) {
+            Some(Found::Static(source, credentials)) => Ok(Resolved {
+                key: format!("{source}:{registry}"),
+                credentials,
+                source,
+            }),
+            Some(Found::Helper { name, server_url }) => {
+                let slot = self.slot(&name, &server_url);
+                let mut slot = slot.lock().unwrap();
+                if slot.answer.is_none() {
+                    slot.runs += 1;
+                    let answer = run_helper(&name, &server_url);
+                    if let Ok(credentials) = &answer {
+                        for secret in secrets(credentials) {
+                            (self.on_secret)(secret);
+                        }
+                    }
+                    slot.answer = Some(answer);
+                }
+                let credentials = slot.answer.clone().unwrap().map_err(|message| {
+                    Error::new(
+                        ErrorKind::Auth,
+                        format!(
+                            "{registry}: credential helper docker-credential-{name}: {message}"
+                        ),
+                    )
+                })?;
+                Ok(Resolved {
+                    credentials,
+                    source: CredentialSource::Helper(name.clone()),
+                    key: format!("helper:{name}:{server_url}:{}", slot.runs),
+                })
+            }
+            None => Ok(Resolved {
+                credentials: Credentials::Anonymous,
+                source: CredentialSource::Anonymous,
+                key: String::new(),
+            }),
+        }
+    }
+
+    /// The registry refused `resolved`: a helper's answer is forgotten so the helper is
+    /// asked once more (only once per run). Returns whether anything changed.
+    pub fn refused(&self, resolved: &Resolved, registry: &str, repository: &str) -> bool {
+        let CredentialSource::Helper(name) = &resolved.source else {
+            return false;
+        };
+        let Some(Found::Helper { server_url, .. }) = self.machine.lookup(registry, repository)
+        else {
+            return false;
+        };
+        let slot = self.slot(name, &server_url);
+        let mut slot = slot.lock().unwrap();
+        let current = format!("helper:{name}:{server_url}:{}", slot.runs);
+        if slot.runs >= 2 || current != resolved.key {
+            // Asked again already (by this job or a parallel one).
+            return current != resolved.key;
+        }
+        slot.answer = None;
+        true
+    }
+
+    fn slot(&self, name: &str, server_url: &str) -> Arc<Mutex<HelperSlot>> {
+        self.helpers
+            .lock()
+            .unwrap()
+            .entry((name.to_string(), server_url.to_string()))
+            .or_default()
+            .clone()
+    }
+
+    fn auth_entry(&self, registry: &str, repository: &str) -> Option<(String, Secret, Secret)> {
+        let entry = self.auth.lookup(registry, repository)?;
+        let (username, password) = entry.credentials()?;
+        Some((entry.key.clone(), username.clone(), password.clone()))
+    }
+}
+
+fn secrets(credentials: &Credentials) -> Vec<&str> {
+    match credentials {
+        Credentials::Anonymous => vec![],
+        Credentials::Basic { username, password } => vec![username.expose(), password.expose()],
+        Credentials::IdentityToken(t) | Credentials::RegistryToken(t) => vec![t.expose()],
+    }
+}
+
+/// `docker-credential-<name> get` with the server URL on stdin. "credentials not found"
+/// means anonymous, as for Docker. Errors never carry what the helper printed on stdout.
+fn run_helper(name: &str, server_url: &str) -> std::result::Result<Credentials, String> {
+    let program = format!("docker-credential-{name}");
+    let mut child = Command::new(&program)
+        .arg("get")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => format!("{program} is not on PATH"),
+            _ => format!("cannot start {program}: {e}"),
+        })?;
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(server_url.as_bytes());
+    }
+    let mut stdout = child.stdout.take().expect("piped");
+    let mut stderr = child.stderr.take().expect("piped");
+    let out = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stdout.read_to_end(&mut buf);
+        buf
+    });
+    let err = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stderr.read_to_end(&mut buf);
+        buf
+    });
+    let started = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if started.elapsed() > HELPER_TIMEOUT => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("no answer within {}s", HELPER_TIMEOUT.as_secs()));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+            Err(e) => return Err(format!("waiting for it failed: {e}")),
+        }
+    };
+    let stdout = out.join().unwrap_or_default();
+    let stderr = err.join().unwrap_or_default();
+    if !status.success() {
+        let said = String::from_utf8_lossy(&stdout);
+        if said.to_ascii_lowercase().contains("credentials not found") {
+            return Ok(Credentials::Anonymous);
+        }
+        let first_line = String::from_utf8_lossy(&stderr)
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .chars()
+            .take(200)
+            .collect::<String>();
+        let detail = if first_line.trim().is_empty() {
+            String::new()
+        } else {
+            format!(": {}", first_line.trim())
+        };
+        return Err(format!("get failed ({status}){detail}"));
+    }
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        #[serde(rename = "Username", default)]
+        username: String,
+        #[serde(rename = "Secret", default)]
+        secret: String,
+    }
+    let answer: Answer = serde_json::from_slice(&stdout)
+        .map_err(|_| "the answer is not JSON with \"Username\" and \"Secret\"".to_string())?;
+    if answer.secret.is_empty() {
+        return Ok(Credentials::Anonymous);
+    }
+    Ok(if answer.username == "<token>" {
+        Credentials::IdentityToken(Secret::new(answer.secret))
+    } else {
+        Credentials::Basic {
+            username: Secret::new(answer.username),
+            password: Secret::new(answer.secret),
+        }
+    })
+}
