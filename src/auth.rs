@@ -11,7 +11,7 @@ use ureq::http::Method;
 
 use crate::config::Credentials;
 use crate::error::{Error, ErrorKind, Result};
-use crate::http::{Body, RequestStats, Transport};
+use crate::http::{Body, Exchange, RequestStats, Transport, bounds};
 
 /// How a registry wants to be authenticated, learnt from `GET /v2/`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -196,11 +196,18 @@ fn fetch_token(
                 realm,
                 &headers,
                 Body::Bytes(form.as_bytes()),
-                insecure,
+                Exchange::whole(insecure),
                 stats,
             )
         }
-        _ => transport.send(Method::GET, &url, &headers, Body::Empty, insecure, stats),
+        _ => transport.send(
+            Method::GET,
+            &url,
+            &headers,
+            Body::Empty,
+            Exchange::whole(insecure),
+            stats,
+        ),
     }
     .map_err(|e| e.context(format!("token request for {registry}")))?;
     if response.status != 200 {
@@ -228,7 +235,10 @@ fn fetch_token(
         #[serde(default)]
         expires_in: Option<u64>,
     }
-    let body = response.read_limited(1024 * 1024)?;
+    let body = response.read_bounded(
+        bounds::MAX_TOKEN_BYTES,
+        &format!("token response from {registry}"),
+    )?;
     let parsed: TokenResponse = serde_json::from_slice(&body)
         .map_err(|e| Error::protocol(format!("token response from {registry}: {e}")))?;
     let value = if parsed.token.is_empty() {

@@ -152,6 +152,35 @@ pub struct SyncArgs {
     /// Example: --registry-concurrency 32
     #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub registry_concurrency: u16,
+
+    /// Deadline of one request: until the end of the answer for manifests, tokens and tag
+    /// lists; until the answer's headers for blobs (--min-speed bounds their bodies). A
+    /// request over it fails as a transient error (retried).
+    /// Example: --request-timeout 2m
+    #[arg(long, value_name = "DURATION", default_value = "300s", value_parser = positive_duration)]
+    pub request_timeout: humantime::Duration,
+
+    /// Speed floor, bytes per second: an answer slower than this over a whole
+    /// --min-speed-window is aborted as a transient error (retried); 0 turns it off.
+    /// Example: --min-speed 10240
+    #[arg(long, value_name = "BYTES_PER_SECOND", default_value_t = 1024)]
+    pub min_speed: u64,
+
+    /// The window over which --min-speed is measured.
+    /// Example: --min-speed-window 30s
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = positive_duration)]
+    pub min_speed_window: humantime::Duration,
+}
+
+/// A duration such as `90s`, `5m` or `1h 30m`, more than zero.
+fn positive_duration(value: &str) -> Result<humantime::Duration, String> {
+    let duration: humantime::Duration = value
+        .parse()
+        .map_err(|e| format!("{value:?}: {e} (expected e.g. 90s, 5m, 1h)"))?;
+    if duration.is_zero() {
+        return Err(format!("{value:?}: must be more than zero"));
+    }
+    Ok(duration)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -195,6 +224,15 @@ pub struct MergeArgs {
 }
 
 impl SyncArgs {
+    /// The request deadline and speed floor.
+    pub fn time_bounds(&self) -> crate::http::TimeBounds {
+        crate::http::TimeBounds {
+            request_timeout: *self.request_timeout,
+            min_speed: self.min_speed,
+            min_speed_window: *self.min_speed_window,
+        }
+    }
+
     /// The platform filter: `--platform` entries plus every `--os` × `--arch` pair (a
     /// missing side matches any).
     pub fn platforms(&self) -> Vec<crate::manifest::PlatformSpec> {

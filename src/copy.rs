@@ -361,28 +361,51 @@ impl<'c> Copier<'c> {
             None => source.get_manifest(digest.as_str(), stats)?,
         };
         facts.media_type = Some(manifest.media_type.clone());
-        match manifest::content(&manifest)? {
-            Content::Index { children } => {
-                children.par_iter().try_for_each(|(child, _size)| {
-                    let present = match self.targets.child_needs_head(&target, child) {
-                        Some(true) => target.head_manifest(child.as_str(), stats)?.is_some(),
-                        Some(false) => true,
-                        None => false,
-                    };
-                    if present {
-                        return Ok(());
-                    }
-                    let child_manifest = source.get_manifest(child.as_str(), stats)?;
-                    self.copy_image(&source, &target, &child_manifest, tally)?;
-                    target.put_manifest(child.as_str(), &child_manifest, stats)?;
-                    self.targets.pushed_child(&target, child);
-                    Ok(())
-                })?;
-            }
-            Content::Image { .. } => self.copy_image(&source, &target, &manifest, tally)?,
-        }
+        self.copy_tree(&source, &target, &manifest, 1, tally)?;
         target.put_manifest(&target_ref, &manifest, stats)?;
         Ok(Status::Copied)
+    }
+
+    /// What a manifest references, before the manifest itself: an image's blobs, or an
+    /// index's children (each child's own tree first, then the child), in parallel.
+    /// `depth` counts the indexes from the top one down to `manifest`; more than
+    /// [`manifest::MAX_INDEX_DEPTH`] fails, naming the index that nests too deep.
+    fn copy_tree(
+        &self,
+        source: &Repo,
+        target: &Repo,
+        manifest: &Manifest,
+        depth: usize,
+        tally: &Tally,
+    ) -> Result<()> {
+        let stats = &tally.stats;
+        let Content::Index { children } = manifest::content(manifest)? else {
+            return self.copy_image(source, target, manifest, tally);
+        };
+        if depth > manifest::MAX_INDEX_DEPTH {
+            return Err(Error::protocol(format!(
+                "index {} in {}/{} nests indexes more than {} levels deep",
+                manifest.digest,
+                source.registry(),
+                source.name(),
+                manifest::MAX_INDEX_DEPTH
+            )));
+        }
+        children.par_iter().try_for_each(|(child, _size)| {
+            let present = match self.targets.child_needs_head(target, child) {
+                Some(true) => target.head_manifest(child.as_str(), stats)?.is_some(),
+                Some(false) => true,
+                None => false,
+            };
+            if present {
+                return Ok(());
+            }
+            let child_manifest = source.get_manifest(child.as_str(), stats)?;
+            self.copy_tree(source, target, &child_manifest, depth + 1, tally)?;
+            target.put_manifest(child.as_str(), &child_manifest, stats)?;
+            self.targets.pushed_child(target, child);
+            Ok(())
+        })
     }
 
     /// Every blob of an image manifest, in parallel.
@@ -395,7 +418,7 @@ impl<'c> Copier<'c> {
     ) -> Result<()> {
         let Content::Image { blobs } = manifest::content(manifest)? else {
             return Err(Error::protocol(format!(
-                "index {} lists another index as a child; nested indexes are not supported",
+                "manifest {} is an index where an image was expected",
                 manifest.digest
             )));
         };

@@ -254,6 +254,7 @@ mod tests {
             },
             summary: crate::report::Summary::of(&results),
             results,
+            warnings: Vec::new(),
         };
         let text = markdown_summary(&report, Path::new("out/report.json"), 3);
         let rows: Vec<&str> = text

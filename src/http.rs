@@ -3,10 +3,14 @@
 //! registries, hosts with their own CAs or client certificate in certs.d), and the retry
 //! loop with exponential backoff, jitter and `Retry-After`. Redirects are not followed
 //! here: the registry client follows them itself so that credentials never leave the
-//! registry host.
+//! registry host. Every response is read within the bounds of [`bounds`]: a deadline per
+//! request, a floor on speed, and a size limit for each body read into memory.
 
+pub mod bounds;
 mod proxy;
 mod tls;
+
+pub use bounds::TimeBounds;
 
 pub use proxy::{ProxyPolicy, check_proxy_url};
 pub use tls::{
@@ -47,6 +51,35 @@ pub struct TransportOptions {
     pub max_idle_per_host: usize,
     /// Docker's per-registry trust directory (`/etc/docker/certs.d`).
     pub certs_d: Option<PathBuf>,
+    /// Request deadline and speed floor.
+    pub time: TimeBounds,
+}
+
+/// How one request is sent: with or without certificate verification, and whether the
+/// request deadline covers the whole exchange or only until the answer's headers (blob
+/// transfers, whose length is unbounded; the speed floor bounds their bodies).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exchange {
+    pub insecure: bool,
+    pub streamed: bool,
+}
+
+impl Exchange {
+    /// A request whose answer is read whole (manifests, tokens, tag lists, pings).
+    pub fn whole(insecure: bool) -> Self {
+        Exchange {
+            insecure,
+            streamed: false,
+        }
+    }
+
+    /// A blob transfer.
+    pub fn streamed(insecure: bool) -> Self {
+        Exchange {
+            insecure,
+            streamed: true,
+        }
+    }
 }
 
 /// Counters shared by everything done for one job.
@@ -69,6 +102,7 @@ pub struct Response {
     pub status: u16,
     pub headers: HeaderMap,
     pub body: ureq::Body,
+    time: TimeBounds,
 }
 
 impl Response {
@@ -76,18 +110,31 @@ impl Response {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
-    /// Reads a body of at most `limit` bytes.
-    pub fn read_limited(mut self, limit: u64) -> Result<Vec<u8>> {
-        self.body
-            .with_config()
-            .limit(limit)
-            .read_to_vec()
-            .map_err(|e| Error::network(format!("reading response body: {e}")))
+    /// Reads a body of at most `limit` bytes (see [`bounds`]); `what` names it in errors.
+    /// A larger body fails without being read further (at once when its
+    /// `Content-Length` says so); a slow or cut body fails as a transient network error.
+    pub fn read_bounded(self, limit: u64, what: &str) -> Result<Vec<u8>> {
+        let announced = self
+            .header("content-length")
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if announced.is_some_and(|length| length > limit) {
+            return Err(Error::protocol(bounds::too_large(what, limit)));
+        }
+        let reader = bounds::SpeedFloor::new(self.body.into_reader(), &self.time);
+        let mut bytes = Vec::new();
+        reader
+            .take(limit + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| Error::network(format!("reading {what}: {e}")))?;
+        if bytes.len() as u64 > limit {
+            return Err(Error::protocol(bounds::too_large(what, limit)));
+        }
+        Ok(bytes)
     }
 
-    /// The body as a stream, for blobs.
+    /// The body as a stream, for blobs; slower than the speed floor fails.
     pub fn into_reader(self) -> impl Read + Send + 'static {
-        self.body.into_reader()
+        bounds::SpeedFloor::new(self.body.into_reader(), &self.time)
     }
 
     /// `Retry-After` as seconds or an HTTP date.
@@ -111,7 +158,9 @@ impl Response {
         let quota = self
             .header("ratelimit-remaining")
             .map(|v| v.split(';').next().unwrap_or(v).trim().to_string());
-        let body = self.read_limited(64 * 1024).unwrap_or_default();
+        let body = self
+            .read_bounded(bounds::MAX_ERROR_BODY_BYTES, "error body")
+            .unwrap_or_default();
         let detail = registry_error_text(&body);
         let mut message = match detail {
             Some(detail) => format!("{what}: HTTP {status}: {detail}"),
@@ -166,27 +215,35 @@ pub fn agent_config(tls: TlsConfig) -> ConfigBuilder<AgentScope> {
         .tls_config(tls)
 }
 
-/// A pooled agent for registries: the shared settings, no redirects followed, long
-/// transfers allowed, and enough idle connections for the parallel jobs.
-fn pooled_agent(tls: TlsConfig, max_idle_per_host: usize) -> Agent {
+/// A pooled agent for registries: the shared settings, no redirects followed, an answer's
+/// headers within the request deadline, long transfers allowed (the speed floor bounds
+/// them), and enough idle connections for the parallel jobs.
+fn pooled_agent(tls: TlsConfig, max_idle_per_host: usize, time: &TimeBounds) -> Agent {
+    let per_io = time.request_timeout.min(Duration::from_secs(120));
     agent_config(tls)
         .max_redirects(0)
-        .timeout_recv_response(Some(Duration::from_secs(300)))
-        .timeout_per_read(Some(Duration::from_secs(120)))
-        .timeout_per_write(Some(Duration::from_secs(120)))
+        .timeout_recv_response(Some(time.request_timeout))
+        .timeout_per_read(Some(per_io))
+        .timeout_per_write(Some(per_io))
         .max_idle_connections(max_idle_per_host * 4)
         .max_idle_connections_per_host(max_idle_per_host)
         .build()
         .new_agent()
 }
 
-/// Sends `request` through `proxy` (or directly).
+/// Sends `request` through `proxy` (or directly), within `deadline` for the whole exchange
+/// when one is given.
 fn run_via(
     agent: &Agent,
     proxy: Option<Proxy>,
+    deadline: Option<Duration>,
     request: http::Request<impl ureq::AsSendBody>,
 ) -> std::result::Result<http::Response<ureq::Body>, ureq::Error> {
-    agent.run(agent.configure_request(request).proxy(proxy).build())
+    let mut config = agent.configure_request(request).proxy(proxy);
+    if deadline.is_some() {
+        config = config.timeout_per_call(deadline);
+    }
+    agent.run(config.build())
 }
 
 /// The pooled HTTP agents plus the retry policy.
@@ -201,6 +258,7 @@ pub struct Transport {
     proxies: ProxyPolicy,
     max_idle_per_host: usize,
     retries: u32,
+    time: TimeBounds,
     cancelled: Arc<AtomicBool>,
 }
 
@@ -218,14 +276,20 @@ impl Transport {
             verified: pooled_agent(
                 tls::tls_config(&Roots::System(extra_roots.clone()), None),
                 max_idle_per_host,
+                &options.time,
             ),
-            unverified: pooled_agent(tls::tls_config(&Roots::Unverified, None), max_idle_per_host),
+            unverified: pooled_agent(
+                tls::tls_config(&Roots::Unverified, None),
+                max_idle_per_host,
+                &options.time,
+            ),
             extra_roots,
             certs_d: options.certs_d.clone(),
             per_host: Mutex::new(HashMap::new()),
             proxies,
             max_idle_per_host,
             retries: options.retries,
+            time: options.time,
             cancelled,
         })
     }
@@ -257,6 +321,7 @@ impl Transport {
                 pooled_agent(
                     tls::tls_config(&Roots::System(roots), trust.identity.as_ref()),
                     self.max_idle_per_host,
+                    &self.time,
                 )
             }))
         });
@@ -274,26 +339,29 @@ impl Transport {
     }
 
     /// One attempt. Any HTTP status is a successful `Response`; only transport failures
-    /// are errors. `insecure` skips certificate verification for this request.
+    /// are errors. `exchange.insecure` skips certificate verification for this request; a
+    /// streamed body (either way) is not under the whole-exchange deadline.
     pub fn send(
         &self,
         method: Method,
         url: &str,
         headers: &[(&str, String)],
         body: Body<'_>,
-        insecure: bool,
+        exchange: Exchange,
         stats: &RequestStats,
     ) -> Result<Response> {
         stats.requests.fetch_add(1, Ordering::Relaxed);
-        let agent = if insecure {
+        let agent = if exchange.insecure {
             self.unverified.clone()
         } else {
             self.verified_agent(url)?
         };
         let proxy = self.proxies.for_url(url);
-        let run = |request| run_via(&agent, proxy.clone(), request);
-        let run_stream = |request| run_via(&agent, proxy.clone(), request);
-        let run_empty = |request| run_via(&agent, proxy.clone(), request);
+        let streamed = exchange.streamed || matches!(body, Body::Stream(..));
+        let deadline = (!streamed).then_some(self.time.request_timeout);
+        let run = |request| run_via(&agent, proxy.clone(), deadline, request);
+        let run_stream = |request| run_via(&agent, proxy.clone(), deadline, request);
+        let run_empty = |request| run_via(&agent, proxy.clone(), deadline, request);
         let mut builder = http::Request::builder().method(method.clone()).uri(url);
         for (name, value) in headers {
             builder = builder.header(*name, value);
@@ -322,6 +390,7 @@ impl Transport {
             status: parts.status.as_u16(),
             headers: parts.headers,
             body,
+            time: self.time,
         })
     }
 
@@ -377,6 +446,9 @@ fn classify_transport_error(method: &Method, url: &str, error: ureq::Error) -> E
     }
     match error {
         ureq::Error::BadUri(_) | ureq::Error::Http(_) => Error::protocol(message),
+        ureq::Error::Timeout(_) => Error::network(format!(
+            "{message} (no answer in time: --request-timeout bounds each request)"
+        )),
         _ => Error::network(message),
     }
 }

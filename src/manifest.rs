@@ -1,6 +1,8 @@
 //! Manifest media types and the little we need to read from a manifest: its children
 //! (for an index) or its config and layers (for an image). Manifests are never
-//! re-serialised: the raw bytes are what gets pushed, so digests stay identical.
+//! re-serialised: the raw bytes are what gets pushed, so digests stay identical. What a
+//! registry sends is bounded and checked before use: size, media types, digests, and
+//! how many children an index has and how deep indexes nest.
 
 use serde::Deserialize;
 
@@ -14,6 +16,10 @@ pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 
 /// Largest manifest accepted (distribution refuses larger ones too).
 pub const MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
+/// Levels of indexes above an image manifest: an index of indexes of images has 2.
+pub const MAX_INDEX_DEPTH: usize = 3;
+/// Children of one index, and blobs of one image manifest.
+pub const MAX_MANIFEST_CHILDREN: usize = 10_000;
 
 /// The `Accept` header for manifest requests.
 pub const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
@@ -176,6 +182,12 @@ pub fn media_type_of(bytes: &[u8], header: Option<&str>) -> Result<String> {
         ));
     }
     if let Some(media_type) = shape.media_type.filter(|m| !m.is_empty()) {
+        if !is_valid_media_type(&media_type) {
+            return Err(Error::protocol(format!(
+                "manifest declares an invalid media type {}",
+                escaped(&media_type)
+            )));
+        }
         return Ok(media_type);
     }
     let header = header
@@ -186,6 +198,27 @@ pub fn media_type_of(bytes: &[u8], header: Option<&str>) -> Result<String> {
         (None, true) => OCI_INDEX.to_string(),
         (None, false) => OCI_MANIFEST.to_string(),
     })
+}
+
+/// RFC 6838 `type/subtype`: each a restricted name of 1 to 127 characters (letters,
+/// digits and `!#$&-^_.+`, starting with a letter or digit), no parameters.
+pub fn is_valid_media_type(value: &str) -> bool {
+    let restricted = |name: &str| {
+        (1..=127).contains(&name.len())
+            && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "!#$&-^_.+".contains(c))
+    };
+    value
+        .split_once('/')
+        .is_some_and(|(kind, subtype)| restricted(kind) && restricted(subtype))
+}
+
+/// A value from the wire, quoted with control characters escaped and cut to 100 chars.
+fn escaped(value: &str) -> String {
+    let short: String = value.chars().take(100).collect();
+    format!("{short:?}")
 }
 
 pub fn is_index(media_type: &str) -> bool {
@@ -201,10 +234,29 @@ pub fn content(manifest: &Manifest) -> Result<Content> {
     let shape: Shape = serde_json::from_slice(&manifest.bytes)
         .map_err(|e| Error::protocol(format!("manifest {}: {e}", manifest.digest)))?;
     let parse = |d: &Descriptor| {
+        if !d.media_type.is_empty() && !is_valid_media_type(&d.media_type) {
+            return Err(Error::protocol(format!(
+                "manifest {}: a descriptor has an invalid media type {}",
+                manifest.digest,
+                escaped(&d.media_type)
+            )));
+        }
         Digest::parse(&d.digest)
             .map(|digest| (digest, d.size))
             .map_err(|e| Error::protocol(format!("manifest {}: {e}", manifest.digest)))
     };
+    let fan_out = shape
+        .manifests
+        .as_ref()
+        .map_or(0, Vec::len)
+        .max(shape.layers.len() + 1);
+    if fan_out > MAX_MANIFEST_CHILDREN {
+        return Err(Error::protocol(format!(
+            "manifest {} references {fan_out} manifests or blobs, more than the {} this tool \
+             follows",
+            manifest.digest, MAX_MANIFEST_CHILDREN
+        )));
+    }
     if is_index(&manifest.media_type) {
         let children = shape.manifests.unwrap_or_default();
         return Ok(Content::Index {
@@ -275,5 +327,49 @@ mod tests {
             DOCKER_MANIFEST
         );
         assert!(media_type_of(br#"{"schemaVersion":1}"#, None).is_err());
+        let injected = br#"{"schemaVersion":2,"mediaType":"application/x\r\nX-Evil: 1"}"#;
+        let error = media_type_of(injected, None).unwrap_err();
+        assert!(
+            error.message.contains(r#""application/x\r\nX-Evil: 1""#),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn media_type_grammar() {
+        for good in [OCI_INDEX, DOCKER_MANIFEST, "application/vnd.x+json", "a/b"] {
+            assert!(is_valid_media_type(good), "{good}");
+        }
+        let long = format!("application/{}", "x".repeat(128));
+        for bad in [
+            "",
+            "a",
+            "a/",
+            "/b",
+            "a/b/c",
+            "a/b; charset=utf-8",
+            "a /b",
+            &long,
+        ] {
+            assert!(!is_valid_media_type(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn fan_out_is_bounded_and_named() {
+        let child = format!(
+            r#"{{"mediaType":"{OCI_MANIFEST}","digest":"sha256:{}","size":1}}"#,
+            "a".repeat(64)
+        );
+        let many = vec![child; MAX_MANIFEST_CHILDREN + 1].join(",");
+        let bytes = format!(r#"{{"schemaVersion":2,"manifests":[{many}]}}"#).into_bytes();
+        let index = Manifest {
+            digest: Digest::sha256_of(&bytes),
+            bytes,
+            media_type: OCI_INDEX.into(),
+        };
+        let error = content(&index).unwrap_err();
+        assert!(error.message.contains(index.digest.as_str()), "{error}");
+        assert!(error.message.contains("10000"), "{error}");
     }
 }

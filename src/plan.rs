@@ -1,12 +1,14 @@
 //! Rules → jobs: lists the tags of whole-repository rules (in parallel) and expands every
 //! rule into source tag → target tag jobs. A rule whose tags cannot be listed becomes a
-//! failure of its own; the other rules go on.
+//! failure of its own; the other rules go on. Listed names that are not tags are skipped
+//! with a warning.
 
 use rayon::prelude::*;
 
 use crate::config::{Rule, TagSelection};
 use crate::error::Error;
 use crate::http::RequestStats;
+use crate::http::bounds::escaped;
 use crate::reference::Reference;
 use crate::registry::{Access, Client};
 
@@ -77,19 +79,25 @@ pub struct RuleFailure {
 pub struct Plan {
     pub jobs: Vec<Job>,
     pub failures: Vec<RuleFailure>,
+    /// What was skipped on the way (names from tag lists that are not tags), escaped.
+    pub warnings: Vec<String>,
 }
+
+/// Bad names quoted in a warning; the rest are counted.
+const NAMES_SHOWN: usize = 5;
 
 /// Expands rules into jobs, keeping file order; a job with the same source and target
 /// as an earlier one (another rule naming the same image) is dropped, so the first rule
 /// owns it.
 pub fn plan(client: &Client, rules: &[Rule]) -> Plan {
-    let expanded: Vec<Result<Vec<Job>, Box<RuleFailure>>> =
+    let expanded: Vec<Result<Expanded, Box<RuleFailure>>> =
         rules.par_iter().map(|rule| expand(client, rule)).collect();
     let mut plan = Plan::default();
     let mut seen = std::collections::HashSet::new();
     for item in expanded {
         match item {
-            Ok(jobs) => {
+            Ok((jobs, warning)) => {
+                plan.warnings.extend(warning);
                 for job in jobs {
                     if seen.insert((job.source.to_string(), job.target.to_string())) {
                         plan.jobs.push(job);
@@ -102,7 +110,10 @@ pub fn plan(client: &Client, rules: &[Rule]) -> Plan {
     plan
 }
 
-fn expand(client: &Client, rule: &Rule) -> Result<Vec<Job>, Box<RuleFailure>> {
+/// A rule's jobs, and a warning about what its tag list held that is not a tag.
+type Expanded = (Vec<Job>, Option<String>);
+
+fn expand(client: &Client, rule: &Rule) -> Result<Expanded, Box<RuleFailure>> {
     let job = |source: Reference, target: Reference| Job {
         rule: rule.key.clone(),
         rule_line: rule.line,
@@ -110,16 +121,19 @@ fn expand(client: &Client, rule: &Rule) -> Result<Vec<Job>, Box<RuleFailure>> {
         target,
     };
     match &rule.selection {
-        TagSelection::Tag(tag) => Ok(vec![job(
-            rule.source.with_tag(tag),
-            rule.target.with_tag(&rule.target_tag_for(tag)),
-        )]),
+        TagSelection::Tag(tag) => Ok((
+            vec![job(
+                rule.source.with_tag(tag),
+                rule.target.with_tag(&rule.target_tag_for(tag)),
+            )],
+            None,
+        )),
         TagSelection::Digest(digest) => {
             let source = Reference {
                 digest: Some(digest.clone()),
                 ..rule.source.clone()
             };
-            Ok(vec![job(source, rule.target.clone())])
+            Ok((vec![job(source, rule.target.clone())], None))
         }
         TagSelection::All => {
             let stats = RequestStats::default();
@@ -134,12 +148,42 @@ fn expand(client: &Client, rule: &Rule) -> Result<Vec<Job>, Box<RuleFailure>> {
                     attempts: 1 + stats.retries.load(std::sync::atomic::Ordering::Relaxed),
                 })
             })?;
-            Ok(tags
+            let jobs = tags
+                .valid
                 .iter()
                 .map(|tag| job(rule.source.with_tag(tag), rule.target.with_tag(tag)))
-                .collect())
+                .collect();
+            Ok((jobs, rejected_warning(rule, &tags.rejected)))
         }
     }
+}
+
+/// `rule "k" (line n): the tag list of src has 3 name(s) that are not valid tags,
+/// skipped: "../x", "a\u{1b}b", "" `.
+fn rejected_warning(rule: &Rule, rejected: &[String]) -> Option<String> {
+    if rejected.is_empty() {
+        return None;
+    }
+    let shown: Vec<String> = rejected
+        .iter()
+        .take(NAMES_SHOWN)
+        .map(|name| escaped(name, 64))
+        .collect();
+    let more = rejected.len().saturating_sub(NAMES_SHOWN);
+    Some(format!(
+        "rule {:?} (line {}): the tag list of {} has {} name(s) that are not valid tags, \
+         skipped: {}{}",
+        rule.key,
+        rule.line,
+        rule.source,
+        rejected.len(),
+        shown.join(", "),
+        if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        }
+    ))
 }
 
 #[cfg(test)]

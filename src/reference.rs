@@ -327,6 +327,12 @@ fn valid_component(component: &str) -> bool {
     true
 }
 
+/// Whether `tag` matches the tag grammar (`[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`): what a tag
+/// read from a registry's tag list must be before it is used in a URL or a log line.
+pub fn is_valid_tag(tag: &str) -> bool {
+    validate_tag(tag, tag).is_ok()
+}
+
 fn validate_tag(value: &str, tag: &str) -> Result<(), ReferenceError> {
     if tag.is_empty() {
         return Err(error(value, "tag is empty"));

@@ -23,6 +23,10 @@ pub struct Report {
     pub settings: Settings,
     pub results: Vec<ImageResult>,
     pub summary: Summary,
+    /// What the run skipped and why (e.g. names in a tag list that are not valid tags),
+    /// with names from the wire escaped.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// The effective settings of the run (never secrets).
@@ -150,6 +154,7 @@ pub fn merge(reports: Vec<Report>) -> Option<Report> {
             merged.finished_at = report.finished_at;
         }
         merged.results.extend(report.results);
+        merged.warnings.extend(report.warnings);
     }
     let parse = |t: &str| humantime::parse_rfc3339(t).ok();
     if let (Some(start), Some(end)) = (parse(&merged.started_at), parse(&merged.finished_at)) {

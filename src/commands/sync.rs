@@ -48,6 +48,7 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> Outcome {
         ca_file: args.ca_file.clone(),
         max_idle_per_host: usize::from(args.proc) * 2,
         certs_d: Some(crate::http::DOCKER_CERTS_D.into()),
+        time: args.time_bounds(),
     };
     let transport = match Transport::new(&options, cancelled) {
         Ok(transport) => transport,
@@ -110,6 +111,9 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> Outcome {
     }
     let (plan, outcomes) = pool.install(|| {
         let plan = plan::plan(&client, &rules);
+        for warning in &plan.warnings {
+            eprintln!("warning: {warning}");
+        }
         let progress = Progress::start(plan.jobs.len());
         for failure in &plan.failures {
             progress.line(&log_line(&failure_result(failure)));
@@ -156,6 +160,7 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> Outcome {
         },
         results,
         summary,
+        warnings: plan.warnings,
     };
     let mut exit = if report.summary.failed + report.summary.cancelled > 0 {
         Outcome::Failed

@@ -10,7 +10,7 @@ use limit::Semaphore;
 use url::next_link;
 use url::resolve_url;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
@@ -21,8 +21,9 @@ use crate::auth::{Challenge, TokenCache};
 use crate::credentials::CredentialStore;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::http::{Body, RequestStats, Response, Transport};
+use crate::http::{Body, RequestStats, Response, Transport, bounds, redact_url};
 use crate::manifest::{self, Manifest};
+use crate::reference::is_valid_tag;
 
 const TAGS_PAGE: usize = 1000;
 /// Size of each `PATCH` when a registry needs chunked uploads.
@@ -127,6 +128,14 @@ fn api_host(registry: &str) -> &str {
     }
 }
 
+/// A repository's tag list: the tags (sorted, once each), and the names it listed that
+/// do not match the tag grammar (skipped: never used in a URL or a file name).
+#[derive(Debug, Default)]
+pub struct Tags {
+    pub valid: Vec<String>,
+    pub rejected: Vec<String>,
+}
+
 /// What `HEAD` on a manifest tells.
 #[derive(Debug, Clone)]
 pub struct ManifestHead {
@@ -158,30 +167,40 @@ impl Repo<'_> {
         &self.name
     }
 
-    /// Every tag, following `Link` pagination.
-    pub fn list_tags(&self, stats: &RequestStats) -> Result<Vec<String>> {
+    /// Every tag, following `Link` pagination, and the names it listed that are not tags.
+    pub fn list_tags(&self, stats: &RequestStats) -> Result<Tags> {
         self.tags(false, stats).map(Option::unwrap_or_default)
     }
 
     /// Every tag, or `None` when the registry does not know the repository (`404` on
     /// the first page): a target repository that the run is about to create.
     pub fn list_tags_if_any(&self, stats: &RequestStats) -> Result<Option<Vec<String>>> {
-        self.tags(true, stats)
+        Ok(self.tags(true, stats)?.map(|tags| tags.valid))
     }
 
-    fn tags(&self, absent_is_none: bool, stats: &RequestStats) -> Result<Option<Vec<String>>> {
+    /// Follows the pages until one has no `next` link. Bounded: a page of at most
+    /// [`bounds::MAX_TAG_PAGE_BYTES`], a link to a page already read is a loop, and more
+    /// than [`bounds::MAX_TAGS_PER_REPOSITORY`] names is an error, never a truncation.
+    fn tags(&self, absent_is_none: bool, stats: &RequestStats) -> Result<Option<Tags>> {
         #[derive(serde::Deserialize)]
         struct TagList {
             #[serde(default)]
             tags: Option<Vec<String>>,
         }
-        let mut tags = Vec::new();
-        let mut next = Some(format!("/v2/{}/tags/list?n={TAGS_PAGE}", self.name));
+        let what = format!("tag list of {}", self.display());
+        let mut names: Vec<String> = Vec::new();
+        let first = format!("/v2/{}/tags/list?n={TAGS_PAGE}", self.name);
+        let base = self.base()?;
+        let mut visited = HashSet::from([resolve_url(&base, &first)]);
+        let mut next = Some(first);
         let mut pages = 0;
         while let Some(path) = next.take() {
             pages += 1;
-            if pages > 100_000 {
-                return Err(Error::protocol("tag list pagination does not end"));
+            if pages > bounds::MAX_TAGS_PER_REPOSITORY {
+                return Err(Error::protocol(format!(
+                    "{what}: more than {} pages; the pagination does not end",
+                    bounds::MAX_TAGS_PER_REPOSITORY
+                )));
             }
             let response = self.retrying_request(Method::GET, &path, &[], stats)?;
             if response.status == 404 && absent_is_none && pages == 1 {
@@ -194,14 +213,34 @@ impl Repo<'_> {
                 .header("link")
                 .and_then(next_link)
                 .map(|link| link.to_string());
-            let body = response.read_limited(64 * 1024 * 1024)?;
+            let body = response.read_bounded(
+                bounds::MAX_TAG_PAGE_BYTES,
+                &format!("{what}, page {pages},"),
+            )?;
             let page: TagList = serde_json::from_slice(&body)
-                .map_err(|e| Error::protocol(format!("tag list of {}: {e}", self.display())))?;
-            tags.extend(page.tags.unwrap_or_default());
+                .map_err(|e| Error::protocol(format!("{what}: {e}")))?;
+            names.extend(page.tags.unwrap_or_default());
+            if names.len() > bounds::MAX_TAGS_PER_REPOSITORY {
+                return Err(Error::protocol(format!(
+                    "{what}: more than {} tags, the most this tool lists for one repository; \
+                     name the tags in the rule instead",
+                    bounds::MAX_TAGS_PER_REPOSITORY
+                )));
+            }
+            if let Some(link) = &next
+                && !visited.insert(resolve_url(&base, link))
+            {
+                return Err(Error::protocol(format!(
+                    "{what}: the pagination loops (page {pages} links back to {}, a page already read)",
+                    bounds::escaped(redact_url(link), 200)
+                )));
+            }
         }
-        tags.sort();
-        tags.dedup();
-        Ok(Some(tags))
+        let (mut valid, rejected): (Vec<String>, Vec<String>) =
+            names.into_iter().partition(|tag| is_valid_tag(tag));
+        valid.sort();
+        valid.dedup();
+        Ok(Some(Tags { valid, rejected }))
     }
 
     /// `HEAD` a manifest; `None` when it does not exist.
@@ -239,7 +278,10 @@ impl Repo<'_> {
             let content_type = response.header("content-type").map(str::to_string);
             Ok((
                 content_type,
-                response.read_limited(manifest::MAX_MANIFEST_BYTES)?,
+                response.read_bounded(
+                    manifest::MAX_MANIFEST_BYTES,
+                    &format!("manifest {}:{reference}", self.display()),
+                )?,
             ))
         })?;
         let digest = Digest::sha256_of(&bytes);
@@ -314,7 +356,14 @@ impl Repo<'_> {
         );
         let other = (from != self.name).then_some(from);
         let response = self.client.transport.retrying(stats, || {
-            self.request_scoped(Method::POST, &path, &[], Body::Empty, other, stats)
+            let call = session::Call {
+                method: Method::POST,
+                path_or_url: &path,
+                headers: &[],
+                mount_from: other,
+                streamed: false,
+            };
+            self.request_scoped(call, Body::Empty, stats)
         })?;
         match response.status {
             201 => Ok(Mount::Mounted),
@@ -468,7 +517,14 @@ impl Repo<'_> {
     /// One attempt; the caller retries the whole transfer.
     pub fn get_blob(&self, digest: &Digest, stats: &RequestStats) -> Result<Response> {
         let path = format!("/v2/{}/blobs/{digest}", self.name);
-        let response = self.request(Method::GET, &path, &[], Body::Empty, stats)?;
+        let call = session::Call {
+            method: Method::GET,
+            path_or_url: &path,
+            headers: &[],
+            mount_from: None,
+            streamed: true,
+        };
+        let response = self.request_scoped(call, Body::Empty, stats)?;
         if response.status != 200 {
             return Err(
                 response.describe_error(&format!("fetching blob {digest} from {}", self.display()))

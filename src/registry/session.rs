@@ -1,7 +1,9 @@
 //! How one request to a registry is made: authentication (challenge, basic, bearer
 //! token for the repository's scope, renewal after a 401), redirects followed without
 //! credentials off the registry's origin, the per-registry request cap, and the choice
-//! of HTTPS or plain HTTP for `insecure` registries.
+//! of HTTPS or plain HTTP for `insecure` registries. A token realm over plain HTTP for an
+//! HTTPS registry is refused (credentials would travel in clear), and redirects stay
+//! on http(s) for at most `bounds::MAX_REDIRECTS` hops.
 
 use ureq::http::Method;
 
@@ -11,10 +13,20 @@ use crate::auth::{Challenge, TokenRequest, basic_header, parse_challenge};
 use crate::config::{CredentialSource, Credentials};
 use crate::credentials::Resolved;
 use crate::error::{Error, ErrorKind, Result};
-use crate::http::{Body, RequestStats, Response, redact_url};
+use crate::http::bounds::{self, MAX_REDIRECTS};
+use crate::http::{Body, Exchange, RequestStats, Response, redact_url};
 use crate::reference::DOCKER_HUB;
 
-const MAX_REDIRECTS: usize = 5;
+/// What a request is, besides its body.
+pub(super) struct Call<'a> {
+    pub method: Method,
+    pub path_or_url: &'a str,
+    pub headers: &'a [(&'a str, String)],
+    /// A cross-repository mount also needs pull access to this repository.
+    pub mount_from: Option<&'a str>,
+    /// The answer's body is a blob: the request deadline stops at its headers.
+    pub streamed: bool,
+}
 
 impl Repo<'_> {
     pub(super) fn retrying_request(
@@ -41,24 +53,39 @@ impl Repo<'_> {
         body: Body<'_>,
         stats: &RequestStats,
     ) -> Result<Response> {
-        self.request_scoped(method, path_or_url, headers, body, None, stats)
+        let call = Call {
+            method,
+            path_or_url,
+            headers,
+            mount_from: None,
+            streamed: false,
+        };
+        self.request_scoped(call, body, stats)
     }
 
     /// One request with authentication: on a 401 the token is renewed and the request
     /// sent once more (bodies that are streams cannot be resent and fail instead).
     pub(super) fn request_scoped(
         &self,
-        method: Method,
-        path_or_url: &str,
-        headers: &[(&str, String)],
+        call: Call<'_>,
         mut body: Body<'_>,
-        mount_from: Option<&str>,
         stats: &RequestStats,
     ) -> Result<Response> {
+        let Call {
+            method,
+            path_or_url,
+            headers,
+            mount_from,
+            streamed,
+        } = call;
         let base = self.base()?;
         let url = resolve_url(&base, path_or_url);
         let scope = self.scope(mount_from);
         let resendable = !matches!(body, Body::Stream(..));
+        let exchange = Exchange {
+            insecure: self.endpoint.insecure,
+            streamed,
+        };
         for attempt in 0..2 {
             let resolved = self.credentials()?;
             let authorization = self.authorization(&resolved, &scope, stats)?;
@@ -78,7 +105,7 @@ impl Repo<'_> {
                     &url,
                     &all_headers,
                     this_body,
-                    self.endpoint.insecure,
+                    exchange,
                     stats,
                 )?
             };
@@ -109,7 +136,7 @@ impl Repo<'_> {
                 return Err(self.auth_error(response, &resolved));
             }
             if matches!(method, Method::GET | Method::HEAD) && is_redirect(response.status) {
-                return self.follow_redirects(method, &url, response, headers, stats);
+                return self.follow_redirects(method, &url, response, headers, exchange, stats);
             }
             return Ok(response);
         }
@@ -140,13 +167,15 @@ impl Repo<'_> {
         }
     }
 
-    /// Follows GET/HEAD redirects; `Authorization` only goes to the registry's origin.
+    /// Follows GET/HEAD redirects, to http(s) URLs only and at most [`MAX_REDIRECTS`]
+    /// hops; `Authorization` only goes to the registry's origin.
     fn follow_redirects(
         &self,
         method: Method,
         from_url: &str,
         mut response: Response,
         headers: &[(&str, String)],
+        exchange: Exchange,
         stats: &RequestStats,
     ) -> Result<Response> {
         let base = self.base()?;
@@ -158,6 +187,13 @@ impl Repo<'_> {
                     redact_url(&url)
                 ))
             })?;
+            if has_other_scheme(location) {
+                return Err(Error::protocol(format!(
+                    "redirect from {} to {}: only http and https are followed",
+                    redact_url(&url),
+                    bounds::escaped(redact_url(location), 200)
+                )));
+            }
             url = resolve_url(&url, location);
             let mut all_headers: Vec<(&str, String)> = headers.to_vec();
             if same_origin(&url, &base)
@@ -172,7 +208,7 @@ impl Repo<'_> {
                 &url,
                 &all_headers,
                 Body::Empty,
-                self.endpoint.insecure,
+                exchange,
                 stats,
             )?;
             if !is_redirect(response.status) {
@@ -180,7 +216,7 @@ impl Repo<'_> {
             }
         }
         Err(Error::protocol(format!(
-            "more than {MAX_REDIRECTS} redirects from {}",
+            "more than {MAX_REDIRECTS} redirects from {} (a redirect loop?)",
             redact_url(from_url)
         )))
     }
@@ -219,6 +255,7 @@ impl Repo<'_> {
             Challenge::Anonymous => Ok(None),
             Challenge::Basic => Ok(basic_header(&resolved.credentials)),
             Challenge::Bearer { realm, service } => {
+                self.check_realm(&realm)?;
                 let request = TokenRequest {
                     registry: &self.endpoint.registry,
                     realm: &realm,
@@ -235,6 +272,35 @@ impl Repo<'_> {
                 Ok(Some(format!("Bearer {token}")))
             }
         }
+    }
+
+    /// A token realm must be http(s), and HTTPS for an HTTPS registry unless the registry
+    /// is `insecure`: credentials go to the realm, and must not travel in clear.
+    fn check_realm(&self, realm: &str) -> Result<()> {
+        let lower = realm.to_ascii_lowercase();
+        let shown = bounds::escaped(redact_url(realm), 200);
+        if !lower.starts_with("https://") && !lower.starts_with("http://") {
+            return Err(Error::new(
+                ErrorKind::Auth,
+                format!(
+                    "{}: the token realm {shown} is not an http(s) URL; refused",
+                    self.endpoint.registry
+                ),
+            ));
+        }
+        let registry_is_https = self.base()?.starts_with("https://");
+        if lower.starts_with("http://") && registry_is_https && !self.endpoint.insecure {
+            return Err(Error::new(
+                ErrorKind::Auth,
+                format!(
+                    "{}: the registry is HTTPS but its token realm {shown} is plain HTTP: \
+                     credentials would travel in clear, so none were sent (mark the registry \
+                     \"insecure\": true in auth.json only if that is intended)",
+                    self.endpoint.registry
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// After a 401: forget the token (and a helper's answer, so the helper is asked once
@@ -270,7 +336,7 @@ impl Repo<'_> {
                 &format!("{base}/v2/"),
                 &[],
                 Body::Empty,
-                self.endpoint.insecure,
+                Exchange::whole(self.endpoint.insecure),
                 stats,
             )?
         };
@@ -334,7 +400,7 @@ impl Repo<'_> {
                 &format!("{https}/v2/"),
                 &[],
                 Body::Empty,
-                true,
+                Exchange::whole(true),
                 &RequestStats::default(),
             );
             match probe {
@@ -353,6 +419,42 @@ pub(super) fn is_transient(status: u16) -> bool {
     matches!(status, 408 | 429 | 500..=599)
 }
 
+/// Whether a `Location` names a scheme other than http(s) (`ftp:`, `file:`, `data:`…);
+/// a path or an http(s) URL does not.
+fn has_other_scheme(location: &str) -> bool {
+    let Some((scheme, _)) = location.split_once(':') else {
+        return false;
+    };
+    let is_scheme = scheme
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
+    is_scheme && !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https")
+}
+
 fn is_redirect(status: u16) -> bool {
     matches!(status, 301 | 302 | 303 | 307 | 308)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirect_schemes() {
+        for followed in ["/v2/x", "x?y=a:b", "https://s3/x", "HTTP://h/x", "//h/x"] {
+            assert!(!has_other_scheme(followed), "{followed}");
+        }
+        for refused in [
+            "ftp://h/x",
+            "file:///etc/passwd",
+            "data:text/plain,x",
+            "gopher:x",
+        ] {
+            assert!(has_other_scheme(refused), "{refused}");
+        }
+    }
 }

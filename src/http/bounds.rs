@@ -1,0 +1,236 @@
+//! Bounds against broken or hostile servers: how large a response the tool reads into
+//! memory, how many redirects and tags it follows, and how long and how slowly a response
+//! may take (the manifest's own bounds, size and fan-out, are in `manifest`). A server
+//! that breaks one of them fails that image or rule with an error saying which bound; the
+//! other rules go on.
+
+use std::io::{self, Read};
+use std::time::{Duration, Instant};
+
+/// Largest token-service answer read.
+pub const MAX_TOKEN_BYTES: u64 = 1024 * 1024;
+/// Largest tag-list page read.
+pub const MAX_TAG_PAGE_BYTES: u64 = 8 * 1024 * 1024;
+/// Largest error body read (for the registry's error message; the rest is ignored).
+pub const MAX_ERROR_BODY_BYTES: u64 = 64 * 1024;
+/// Redirect hops followed for one request.
+pub const MAX_REDIRECTS: usize = 10;
+/// Tags listed for one repository; more is an error, never a silent truncation.
+pub const MAX_TAGS_PER_REPOSITORY: usize = 100_000;
+
+/// Default of `--request-timeout`.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
+/// Default of `--min-speed`, bytes per second.
+pub const DEFAULT_MIN_SPEED: u64 = 1024;
+/// Default of `--min-speed-window`.
+pub const DEFAULT_MIN_SPEED_WINDOW: Duration = Duration::from_secs(60);
+
+/// How long and how slowly a response may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeBounds {
+    /// Deadline of one request: until its answer's headers for blob transfers, until the
+    /// end of the body for everything else (manifests, tokens, tag lists).
+    pub request_timeout: Duration,
+    /// A body slower than this (bytes per second) over a whole window is aborted; 0 = never.
+    pub min_speed: u64,
+    pub min_speed_window: Duration,
+}
+
+impl Default for TimeBounds {
+    fn default() -> Self {
+        TimeBounds {
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            min_speed: DEFAULT_MIN_SPEED,
+            min_speed_window: DEFAULT_MIN_SPEED_WINDOW,
+        }
+    }
+}
+
+/// A reader that fails (as a timeout, which the retry loop treats as transient) once
+/// fewer than `min_speed × window` bytes arrived during a whole window. Each read still
+/// has the transport's per-read timeout, so a silent server is noticed too.
+pub struct SpeedFloor<R> {
+    inner: R,
+    min_speed: u64,
+    window: Duration,
+    window_start: Instant,
+    window_bytes: u64,
+}
+
+impl<R> SpeedFloor<R> {
+    pub fn new(inner: R, bounds: &TimeBounds) -> Self {
+        SpeedFloor {
+            inner,
+            min_speed: bounds.min_speed,
+            window: bounds.min_speed_window,
+            window_start: Instant::now(),
+            window_bytes: 0,
+        }
+    }
+}
+
+impl<R: Read> Read for SpeedFloor<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if self.min_speed == 0 || self.window.is_zero() {
+            return Ok(n);
+        }
+        self.window_bytes += n as u64;
+        let elapsed = self.window_start.elapsed();
+        if n > 0 && elapsed >= self.window {
+            let floor = (self.min_speed as f64 * elapsed.as_secs_f64()) as u64;
+            if self.window_bytes < floor {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "the response is slower than the floor of {} B/s: {} byte(s) in {:.1}s \
+                         (--min-speed, --min-speed-window)",
+                        self.min_speed,
+                        self.window_bytes,
+                        elapsed.as_secs_f64()
+                    ),
+                ));
+            }
+            self.window_start = Instant::now();
+            self.window_bytes = 0;
+        }
+        Ok(n)
+    }
+}
+
+/// Reads at most `limit` bytes of `reader`; one byte more fails with a message naming
+/// `what` and the limit, and nothing more is read.
+pub fn read_at_most(reader: impl Read, limit: u64, what: &str) -> Result<Vec<u8>, String> {
+    let mut bytes = Vec::new();
+    reader
+        .take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("reading {what}: {e}"))?;
+    if bytes.len() as u64 > limit {
+        return Err(too_large(what, limit));
+    }
+    Ok(bytes)
+}
+
+/// The error for a response over its size bound.
+pub fn too_large(what: &str, limit: u64) -> String {
+    format!(
+        "{what} is larger than {}, the most this tool reads; the server is broken or is not \
+         a registry",
+        human_limit(limit)
+    )
+}
+
+/// `4 MiB`, `64 KiB`, `100 B`.
+fn human_limit(bytes: u64) -> String {
+    if bytes >= 1024 * 1024 && bytes % (1024 * 1024) == 0 {
+        format!("{} MiB", bytes / (1024 * 1024))
+    } else if bytes >= 1024 && bytes % 1024 == 0 {
+        format!("{} KiB", bytes / 1024)
+    } else {
+        format!("{bytes} B")
+    }
+}
+
+/// A name from the wire made safe for a log line: control characters and quotes
+/// escaped, at most `max` characters kept.
+pub fn escaped(name: &str, max: usize) -> String {
+    let mut short: String = name.chars().take(max).collect();
+    if name.chars().count() > max {
+        short.push('…');
+    }
+    format!("{short:?}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Gives `chunk` bytes per read, sleeping `pause` before each.
+    struct Trickle {
+        left: usize,
+        chunk: usize,
+        pause: Duration,
+    }
+
+    impl Read for Trickle {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            std::thread::sleep(self.pause);
+            let n = self.chunk.min(self.left).min(buf.len());
+            buf[..n].fill(b'x');
+            self.left -= n;
+            Ok(n)
+        }
+    }
+
+    fn bounds(min_speed: u64, window_ms: u64) -> TimeBounds {
+        TimeBounds {
+            request_timeout: Duration::from_secs(5),
+            min_speed,
+            min_speed_window: Duration::from_millis(window_ms),
+        }
+    }
+
+    #[test]
+    fn a_trickle_under_the_floor_is_aborted_as_a_timeout() {
+        let trickle = Trickle {
+            left: 1000,
+            chunk: 1,
+            pause: Duration::from_millis(10),
+        };
+        let started = Instant::now();
+        let error = std::io::copy(
+            &mut SpeedFloor::new(trickle, &bounds(1000, 100)),
+            &mut io::sink(),
+        )
+        .unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+        assert!(error.to_string().contains("1000 B/s"), "{error}");
+        assert!(started.elapsed() < Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_body_over_the_floor_passes() {
+        let fast = Trickle {
+            left: 50_000,
+            chunk: 1000,
+            pause: Duration::from_millis(5),
+        };
+        let copied = std::io::copy(
+            &mut SpeedFloor::new(fast, &bounds(1000, 20)),
+            &mut io::sink(),
+        )
+        .unwrap();
+        assert_eq!(copied, 50_000);
+        let slow_but_unbounded = Trickle {
+            left: 10,
+            chunk: 1,
+            pause: Duration::from_millis(5),
+        };
+        let copied = std::io::copy(
+            &mut SpeedFloor::new(slow_but_unbounded, &bounds(0, 1)),
+            &mut io::sink(),
+        )
+        .unwrap();
+        assert_eq!(copied, 10);
+    }
+
+    #[test]
+    fn reads_stop_one_byte_past_the_limit() {
+        assert_eq!(read_at_most(&b"abcd"[..], 4, "x").unwrap(), b"abcd");
+        let mut endless = io::repeat(b'a');
+        let error = read_at_most(&mut endless, 4 * 1024 * 1024, "manifest a:b").unwrap_err();
+        assert!(
+            error.starts_with("manifest a:b is larger than 4 MiB"),
+            "{error}"
+        );
+        assert!(too_large("x", 64 * 1024).contains("64 KiB"));
+        assert!(too_large("x", 100).contains("100 B"));
+    }
+
+    #[test]
+    fn names_are_escaped_and_shortened() {
+        assert_eq!(escaped("a\u{1b}[31mb\n", 80), r#""a\u{1b}[31mb\n""#);
+        assert_eq!(escaped(&"x".repeat(100), 3), "\"xxx…\"");
+    }
+}
