@@ -21,7 +21,7 @@ use crate::auth::{Challenge, TokenCache};
 use crate::credentials::CredentialStore;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::http::{Body, RequestStats, Response, Transport, bounds, redact_url};
+use crate::http::{Body, RequestStats, Response, Transport, bounds};
 use crate::manifest::{self, Manifest};
 use crate::reference::is_valid_tag;
 
@@ -232,7 +232,7 @@ impl Repo<'_> {
             {
                 return Err(Error::protocol(format!(
                     "{what}: the pagination loops (page {pages} links back to {}, a page already read)",
-                    bounds::escaped(redact_url(link), 200)
+                    bounds::escaped(link, 200)
                 )));
             }
         }
