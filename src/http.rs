@@ -139,15 +139,7 @@ impl Response {
 
     /// `Retry-After` as seconds or an HTTP date.
     pub fn retry_after(&self) -> Option<Duration> {
-        let value = self.header("retry-after")?.trim();
-        let wait = match value.parse::<u64>() {
-            Ok(seconds) => Duration::from_secs(seconds),
-            Err(_) => httpdate::parse_http_date(value)
-                .ok()?
-                .duration_since(SystemTime::now())
-                .unwrap_or_default(),
-        };
-        Some(wait.min(MAX_RETRY_AFTER))
+        parse_retry_after(self.header("retry-after")?)
     }
 
     /// A short description of an error response: status plus the registry's error codes.
@@ -178,6 +170,20 @@ impl Response {
         }
         Error::from_status(status, message).with_retry_after(retry_after)
     }
+}
+
+/// A `Retry-After` value (seconds, or an HTTP date from now), at most 120 s; `None` when
+/// it is neither.
+pub fn parse_retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    let wait = match value.parse::<u64>() {
+        Ok(seconds) => Duration::from_secs(seconds),
+        Err(_) => httpdate::parse_http_date(value)
+            .ok()?
+            .duration_since(SystemTime::now())
+            .unwrap_or_default(),
+    };
+    Some(wait.min(MAX_RETRY_AFTER))
 }
 
 /// The distribution spec's `{"errors":[{"code","message"}]}` body, summarised.

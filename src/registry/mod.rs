@@ -7,7 +7,7 @@ mod session;
 mod url;
 
 use limit::Semaphore;
-use url::next_link;
+pub use url::next_link;
 use url::resolve_url;
 
 use std::collections::{HashMap, HashSet};

@@ -2,7 +2,7 @@
 //! path, or relative), origins (credentials stay on the registry's), `Link` pagination.
 
 /// The `rel="next"` target of a `Link` header.
-pub(super) fn next_link(header: &str) -> Option<&str> {
+pub fn next_link(header: &str) -> Option<&str> {
     header.split(',').find_map(|part| {
         let (target, params) = part.split_once(';')?;
         params
