@@ -121,15 +121,9 @@ impl Response {
             return Err(Error::protocol(bounds::too_large(what, limit)));
         }
         let reader = bounds::SpeedFloor::new(self.body.into_reader(), &self.time);
-        let mut bytes = Vec::new();
-        reader
-            .take(limit + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|e| Error::network(format!("reading {what}: {e}")))?;
-        if bytes.len() as u64 > limit {
-            return Err(Error::protocol(bounds::too_large(what, limit)));
-        }
-        Ok(bytes)
+        bounds::read_at_most(reader, limit)
+            .map_err(|e| Error::network(format!("reading {what}: {e}")))?
+            .ok_or_else(|| Error::protocol(bounds::too_large(what, limit)))
     }
 
     /// The body as a stream, for blobs; slower than the speed floor fails.
@@ -186,7 +180,8 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
     Some(wait.min(MAX_RETRY_AFTER))
 }
 
-/// The distribution spec's `{"errors":[{"code","message"}]}` body, summarised.
+/// The distribution spec's `{"errors":[{"code","message"}]}` body, summarised (the first
+/// five errors, 300 characters each, control characters escaped).
 fn registry_error_text(body: &[u8]) -> Option<String> {
     #[derive(serde::Deserialize)]
     struct Errors {
@@ -200,10 +195,12 @@ fn registry_error_text(body: &[u8]) -> Option<String> {
         message: String,
     }
     let errors: Errors = serde_json::from_slice(body).ok()?;
+    // The server's words go into logs and reports: escaped, and not too many of them.
     let text: Vec<String> = errors
         .errors
         .iter()
-        .map(|e| format!("{} {}", e.code, e.message).trim().to_string())
+        .take(5)
+        .map(|e| bounds::printable(format!("{} {}", e.code, e.message).trim(), 300))
         .collect();
     (!text.is_empty()).then(|| text.join("; "))
 }

@@ -98,18 +98,12 @@ impl<R: Read> Read for SpeedFloor<R> {
     }
 }
 
-/// Reads at most `limit` bytes of `reader`; one byte more fails with a message naming
-/// `what` and the limit, and nothing more is read.
-pub fn read_at_most(reader: impl Read, limit: u64, what: &str) -> Result<Vec<u8>, String> {
+/// Reads `reader` to its end if that is at most `limit` bytes; `None` as soon as one byte
+/// more arrives (nothing further is read).
+pub fn read_at_most(reader: impl Read, limit: u64) -> io::Result<Option<Vec<u8>>> {
     let mut bytes = Vec::new();
-    reader
-        .take(limit + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| format!("reading {what}: {e}"))?;
-    if bytes.len() as u64 > limit {
-        return Err(too_large(what, limit));
-    }
-    Ok(bytes)
+    reader.take(limit + 1).read_to_end(&mut bytes)?;
+    Ok((bytes.len() as u64 <= limit).then_some(bytes))
 }
 
 /// The error for a response over its size bound.
@@ -140,6 +134,24 @@ pub fn escaped(name: &str, max: usize) -> String {
         short.push('…');
     }
     format!("{short:?}")
+}
+
+/// Text from the wire made safe for a log line without quoting it: control characters
+/// escaped (`\u{1b}`), at most `max` characters kept.
+pub fn printable(text: &str, max: usize) -> String {
+    let mut out = String::new();
+    for (i, c) in text.chars().enumerate() {
+        if i == max {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -217,9 +229,10 @@ mod tests {
 
     #[test]
     fn reads_stop_one_byte_past_the_limit() {
-        assert_eq!(read_at_most(&b"abcd"[..], 4, "x").unwrap(), b"abcd");
+        assert_eq!(read_at_most(&b"abcd"[..], 4).unwrap().unwrap(), b"abcd");
         let mut endless = io::repeat(b'a');
-        let error = read_at_most(&mut endless, 4 * 1024 * 1024, "manifest a:b").unwrap_err();
+        assert_eq!(read_at_most(&mut endless, 4 * 1024 * 1024).unwrap(), None);
+        let error = too_large("manifest a:b", 4 * 1024 * 1024);
         assert!(
             error.starts_with("manifest a:b is larger than 4 MiB"),
             "{error}"
@@ -232,5 +245,10 @@ mod tests {
     fn names_are_escaped_and_shortened() {
         assert_eq!(escaped("a\u{1b}[31mb\n", 80), r#""a\u{1b}[31mb\n""#);
         assert_eq!(escaped(&"x".repeat(100), 3), "\"xxx…\"");
+        assert_eq!(
+            printable("blob unknown\u{1b}[2J\r\n", 80),
+            r"blob unknown\u{1b}[2J\r\n"
+        );
+        assert_eq!(printable("abcdef", 3), "abc…");
     }
 }

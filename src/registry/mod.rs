@@ -257,7 +257,12 @@ impl Repo<'_> {
                 digest: response
                     .header("docker-content-digest")
                     .and_then(|d| Digest::parse(d.trim()).ok()),
-                media_type: response.header("content-type").map(str::to_string),
+                // Reported as it is: only a well-formed media type.
+                media_type: response
+                    .header("content-type")
+                    .map(|v| v.split(';').next().unwrap_or(v).trim())
+                    .filter(|m| manifest::is_valid_media_type(m))
+                    .map(str::to_string),
             })),
             404 => Ok(None),
             _ => Err(response.describe_error(&format!("checking {}:{reference}", self.display()))),
