@@ -299,6 +299,16 @@ fn a_plain_http_token_realm_for_an_https_registry_gets_no_credentials() {
     assert_eq!(hostile.token_requests(), 0, "credentials went to the realm");
     assert!(!run.output.contains(password));
     assert!(!scene.work.report_text().contains(password));
+
+    // Marked `insecure`, the same registry is trusted with its plain-HTTP realm.
+    let mut auth = json!({ hostile.host.clone():
+        { "username": "robot", "password": password, "insecure": true } });
+    auth[scene.registry.host.as_str()] = json!({ "insecure": true });
+    std::fs::write(scene.work.path().join("auth.json"), auth.to_string()).unwrap();
+    let run = self::run(&scene.work, &args);
+    assert_eq!(run.code, Some(0), "{}", run.output);
+    assert!(hostile.token_requests() >= 1);
+    assert!(scene.seeder.manifest_digest("dst/bad", TAG).is_some());
 }
 
 /// Not a failure: names that are not tags are skipped with an escaped warning, never

@@ -206,17 +206,32 @@ fn tls_config(certs: &Certs) -> Arc<ServerConfig> {
     Arc::new(config)
 }
 
-/// A plain-HTTP "token service" that only counts who calls it (and answers nothing useful).
+/// A plain-HTTP token service that counts who calls it and hands out a token the
+/// hostile registry (which checks nothing) accepts.
 fn start_token_service(count: Arc<AtomicUsize>) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let realm = format!("http://{}/token", listener.local_addr().unwrap());
     thread::spawn(move || {
         for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
+            let Ok(stream) = stream else { continue };
             count.fetch_add(1, Ordering::SeqCst);
-            let _ = stream.write_all(
-                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 15\r\n\
-                  Connection: close\r\n\r\n{\"token\":\"t0\"}",
+            let mut reader = BufReader::new(stream);
+            loop {
+                let mut line = String::new();
+                match reader.read_line(&mut line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) if line.trim().is_empty() => break,
+                    Ok(_) => {}
+                }
+            }
+            let body = br#"{"token":"t0","expires_in":300}"#;
+            let mut out = reader.into_inner();
+            let _ = answer(
+                &mut out,
+                "200 OK",
+                &[("Content-Type", "application/json")],
+                body,
+                "GET",
             );
         }
     });
