@@ -10,7 +10,7 @@ use crate::error::Error;
 use crate::http::RequestStats;
 use crate::http::bounds::escaped;
 use crate::reference::Reference;
-use crate::registry::{Access, Client};
+use crate::registry::{Access, Client, Tags};
 
 /// One of N deterministic slices of the work (`--shard K/N`, K from 1). A source
 /// repository always falls in the same slice, whatever the machine.
@@ -83,9 +83,6 @@ pub struct Plan {
     pub warnings: Vec<String>,
 }
 
-/// Bad names quoted in a warning; the rest are counted.
-const NAMES_SHOWN: usize = 5;
-
 /// Expands rules into jobs, keeping file order; a job with the same source and target
 /// as an earlier one (another rule naming the same image) is dropped, so the first rule
 /// owns it.
@@ -153,30 +150,26 @@ fn expand(client: &Client, rule: &Rule) -> Result<Expanded, Box<RuleFailure>> {
                 .iter()
                 .map(|tag| job(rule.source.with_tag(tag), rule.target.with_tag(tag)))
                 .collect();
-            Ok((jobs, rejected_warning(rule, &tags.rejected)))
+            Ok((jobs, rejected_warning(rule, &tags)))
         }
     }
 }
 
 /// `rule "k" (line n): the tag list of src has 3 name(s) that are not valid tags,
 /// skipped: "../x", "a\u{1b}b", "" `.
-fn rejected_warning(rule: &Rule, rejected: &[String]) -> Option<String> {
-    if rejected.is_empty() {
+fn rejected_warning(rule: &Rule, tags: &Tags) -> Option<String> {
+    if tags.rejected_count == 0 {
         return None;
     }
-    let shown: Vec<String> = rejected
-        .iter()
-        .take(NAMES_SHOWN)
-        .map(|name| escaped(name, 64))
-        .collect();
-    let more = rejected.len().saturating_sub(NAMES_SHOWN);
+    let shown: Vec<String> = tags.rejected.iter().map(|name| escaped(name, 64)).collect();
+    let more = tags.rejected_count.saturating_sub(shown.len());
     Some(format!(
         "rule {:?} (line {}): the tag list of {} has {} name(s) that are not valid tags, \
          skipped: {}{}",
         rule.key,
         rule.line,
         rule.source,
-        rejected.len(),
+        tags.rejected_count,
         shown.join(", "),
         if more > 0 {
             format!(" and {more} more")

@@ -129,12 +129,18 @@ fn api_host(registry: &str) -> &str {
 }
 
 /// A repository's tag list: the tags (sorted, once each), and the names it listed that
-/// do not match the tag grammar (skipped: never used in a URL or a file name).
+/// do not match the tag grammar (skipped: never used in a URL or a file name): how many,
+/// and the first few of them.
 #[derive(Debug, Default)]
 pub struct Tags {
     pub valid: Vec<String>,
     pub rejected: Vec<String>,
+    pub rejected_count: usize,
 }
+
+/// Names kept of those a tag list holds that are not tags (the rest are only counted, so
+/// that a hostile list of long names takes no memory).
+pub const REJECTED_TAGS_KEPT: usize = 5;
 
 /// What `HEAD` on a manifest tells.
 #[derive(Debug, Clone)]
@@ -188,7 +194,7 @@ impl Repo<'_> {
             tags: Option<Vec<String>>,
         }
         let what = format!("tag list of {}", self.display());
-        let mut names: Vec<String> = Vec::new();
+        let mut tags = Tags::default();
         let first = format!("/v2/{}/tags/list?n={TAGS_PAGE}", self.name);
         let base = self.base()?;
         let mut visited = HashSet::from([resolve_url(&base, &first)]);
@@ -219,8 +225,17 @@ impl Repo<'_> {
             )?;
             let page: TagList = serde_json::from_slice(&body)
                 .map_err(|e| Error::protocol(format!("{what}: {e}")))?;
-            names.extend(page.tags.unwrap_or_default());
-            if names.len() > bounds::MAX_TAGS_PER_REPOSITORY {
+            for name in page.tags.unwrap_or_default() {
+                if is_valid_tag(&name) {
+                    tags.valid.push(name);
+                } else {
+                    tags.rejected_count += 1;
+                    if tags.rejected.len() < REJECTED_TAGS_KEPT {
+                        tags.rejected.push(name);
+                    }
+                }
+            }
+            if tags.valid.len() + tags.rejected_count > bounds::MAX_TAGS_PER_REPOSITORY {
                 return Err(Error::protocol(format!(
                     "{what}: more than {} tags, the most this tool lists for one repository; \
                      name the tags in the rule instead",
@@ -236,11 +251,9 @@ impl Repo<'_> {
                 )));
             }
         }
-        let (mut valid, rejected): (Vec<String>, Vec<String>) =
-            names.into_iter().partition(|tag| is_valid_tag(tag));
-        valid.sort();
-        valid.dedup();
-        Ok(Some(Tags { valid, rejected }))
+        tags.valid.sort();
+        tags.valid.dedup();
+        Ok(Some(tags))
     }
 
     /// `HEAD` a manifest; `None` when it does not exist.
