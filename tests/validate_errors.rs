@@ -360,3 +360,25 @@ fn no_secret_value_ever_appears_in_the_output() {
         }
     }
 }
+
+/// A proxy variable that is not a proxy URL: validate and sync both stop at it, naming the
+/// variable and never its value (which may hold the proxy's password).
+#[test]
+fn a_proxy_variable_that_is_not_a_url_is_a_configuration_error() {
+    let project = Project::with_images(&format!("{{\n  {GOOD_RULE}\n}}"));
+    let bad = "http://user:Pr0xy-Secret@[broken";
+    let mut validate = project.validate(&[]);
+    validate.env("https_proxy", bad);
+    let stderr = config_error(&mut validate);
+    assert!(
+        stderr.contains("environment: HTTPS_PROXY (or https_proxy): not a proxy URL"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("Pr0xy-Secret"), "{stderr}");
+    let mut sync = assert_cmd::Command::cargo_bin("image-migrator").unwrap();
+    sync.current_dir(project.dir.path())
+        .env_remove("DEFAULT_REGISTRY")
+        .env_remove("DEFAULT_NAMESPACE")
+        .env("https_proxy", bad);
+    assert_eq!(config_error(&mut sync), stderr);
+}

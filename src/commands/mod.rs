@@ -45,6 +45,13 @@ pub(crate) fn load_config(files: &FileArgs) -> Result<Config, ConfigErrors> {
             message,
         )]));
     }
+    // A proxy variable sync could not use is a configuration error that validate shows too.
+    if let Err(message) = crate::http::ProxyPolicy::from_env(&env_lookup) {
+        return Err(ConfigErrors(vec![crate::config::ConfigError::file(
+            Path::new("environment"),
+            message,
+        )]));
+    }
     let paths = ConfigPaths {
         auth: files.auth.clone(),
         images: files.images.clone(),

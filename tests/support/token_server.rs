@@ -29,6 +29,8 @@ pub struct TokenRequest {
     pub scopes: Vec<String>,
     pub account: Option<String>,
     pub authorization: Option<String>,
+    /// `refresh_token` for an OAuth2 POST (Docker's identity token flow), else `None`.
+    pub grant: Option<String>,
     pub status: u16,
     /// The token issued (empty when refused).
     pub token: String,
@@ -215,45 +217,72 @@ fn serve(stream: TcpStream, state: &State) -> std::io::Result<()> {
     let mut request_line = String::new();
     reader.read_line(&mut request_line)?;
     let mut authorization = None;
+    let mut content_length = 0usize;
     loop {
         let mut line = String::new();
         if reader.read_line(&mut line)? == 0 || line.trim().is_empty() {
             break;
         }
-        if let Some((k, v)) = line.split_once(':')
-            && k.trim().eq_ignore_ascii_case("authorization")
-        {
-            authorization = Some(v.trim().to_string());
+        if let Some((k, v)) = line.split_once(':') {
+            if k.trim().eq_ignore_ascii_case("authorization") {
+                authorization = Some(v.trim().to_string());
+            } else if k.trim().eq_ignore_ascii_case("content-length") {
+                content_length = v.trim().parse().unwrap_or(0);
+            }
         }
     }
-    let target = request_line.split_whitespace().nth(1).unwrap_or("/");
-    let query = target.split_once('?').map_or("", |(_, q)| q);
+    let mut parts = request_line.split_whitespace();
+    let method = parts.next().unwrap_or("GET").to_string();
+    let target = parts.next().unwrap_or("/");
+    // GET carries its parameters in the query; an OAuth2 POST in a form body, where
+    // `scope` holds the scopes separated by spaces.
+    let form = if method == "POST" {
+        let mut body = vec![0u8; content_length.min(64 * 1024)];
+        std::io::Read::read_exact(&mut reader, &mut body)?;
+        String::from_utf8_lossy(&body).into_owned()
+    } else {
+        target.split_once('?').map_or("", |(_, q)| q).to_string()
+    };
     let mut service = None;
     let mut scopes = Vec::new();
     let mut account = None;
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
+    let mut grant = None;
+    for pair in form.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let v = super::percent_decode(v);
+        let v = super::percent_decode(&v.replace('+', " "));
         match k {
             "service" => service = Some(v),
+            "scope" if method == "POST" => scopes.extend(v.split(' ').map(str::to_string)),
             "scope" => scopes.push(v),
             "account" => account = Some(v),
+            "refresh_token" => grant = Some(v),
             _ => {}
         }
     }
-    // Who is asking: basic credentials must match a user exactly.
-    let user = authorization
-        .as_deref()
-        .and_then(|a| a.strip_prefix("Basic "))
-        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
-        .and_then(|b| String::from_utf8(b).ok())
-        .and_then(|creds| {
-            let (u, p) = creds.split_once(':')?;
+    // Who is asking: basic credentials must match a user exactly; a refresh token must be
+    // a user's password (the identity token `docker login` stored for that user).
+    let user = if method == "POST" {
+        grant.as_deref().and_then(|token| {
             state
                 .users
                 .iter()
-                .find(|(name, password, _)| name == u && password == p)
-        });
+                .find(|(_, password, _)| password == token)
+        })
+    } else {
+        authorization
+            .as_deref()
+            .and_then(|a| a.strip_prefix("Basic "))
+            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|creds| {
+                let (u, p) = creds.split_once(':')?;
+                state
+                    .users
+                    .iter()
+                    .find(|(name, password, _)| name == u && password == p)
+            })
+    };
+    let presented = authorization.is_some() || grant.is_some();
     let lifetime = *state.lifetime.lock().unwrap();
     let unavailable = {
         let mut left = state.unavailable.lock().unwrap();
@@ -261,13 +290,13 @@ fn serve(stream: TcpStream, state: &State) -> std::io::Result<()> {
         *left = left.saturating_sub(1);
         fail
     };
-    let (status, body, token) = match (user, &authorization) {
+    let (status, body, token) = match (user, presented) {
         _ if unavailable => (
             503,
             r#"{"errors":[{"code":"UNAVAILABLE","message":"try again later"}]}"#.to_string(),
             String::new(),
         ),
-        (None, Some(_)) => (
+        (None, true) => (
             401,
             r#"{"errors":[{"code":"UNAUTHORIZED","message":"invalid username or password"}]}"#
                 .to_string(),
@@ -313,6 +342,7 @@ fn serve(stream: TcpStream, state: &State) -> std::io::Result<()> {
         scopes,
         account,
         authorization,
+        grant,
         status,
         token,
     });
