@@ -18,7 +18,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::http::RequestStats;
 use crate::manifest::{self, Content, Manifest, PlatformSpec};
 use crate::plan::Job;
-use crate::registry::{Access, Client, Mount, Repo};
+use crate::registry::{Access, Client, Mount, Repo, UploadError};
 use crate::report::Status;
 
 /// What copying one job did.
@@ -363,21 +363,23 @@ impl<'c> Copier<'c> {
         facts.media_type = Some(manifest.media_type.clone());
         match manifest::content(&manifest)? {
             Content::Index { children } => {
-                children.par_iter().try_for_each(|(child, _size)| {
-                    let present = match self.targets.child_needs_head(&target, child) {
-                        Some(true) => target.head_manifest(child.as_str(), stats)?.is_some(),
-                        Some(false) => true,
-                        None => false,
-                    };
-                    if present {
-                        return Ok(());
-                    }
-                    let child_manifest = source.get_manifest(child.as_str(), stats)?;
-                    self.copy_image(&source, &target, &child_manifest, tally)?;
-                    target.put_manifest(child.as_str(), &child_manifest, stats)?;
-                    self.targets.pushed_child(&target, child);
-                    Ok(())
-                })?;
+                children
+                    .par_iter()
+                    .try_for_each(|(child, _size)| -> Result<()> {
+                        let present = match self.targets.child_needs_head(&target, child) {
+                            Some(true) => target.head_manifest(child.as_str(), stats)?.is_some(),
+                            Some(false) => true,
+                            None => false,
+                        };
+                        if present {
+                            return Ok(());
+                        }
+                        let child_manifest = source.get_manifest(child.as_str(), stats)?;
+                        self.copy_image(&source, &target, &child_manifest, tally)?;
+                        target.put_manifest(child.as_str(), &child_manifest, stats)?;
+                        self.targets.pushed_child(&target, child);
+                        Ok(())
+                    })?;
             }
             Content::Image { .. } => self.copy_image(&source, &target, &manifest, tally)?,
         }
@@ -514,7 +516,7 @@ impl<'c> Copier<'c> {
     ) -> Result<()> {
         let stats = &tally.stats;
         self.client.transport().retrying(stats, || {
-            let attempt = |url: Option<String>| -> Result<()> {
+            let attempt = |url: Option<String>| -> std::result::Result<(), UploadError> {
                 let url = match url {
                     Some(url) => url,
                     None => target.start_upload(stats)?,
@@ -524,21 +526,20 @@ impl<'c> Copier<'c> {
                 let result = target.upload_blob(&url, digest, &mut reader, size, stats);
                 if let Some(problem) = reader.failure() {
                     // Corruption on the way: retry (it may be the network), else fail.
-                    return Err(Error {
+                    return Err(UploadError::Failed(Error {
                         retryable: true,
                         ..Error::digest(format!(
                             "blob from {}/{}: {problem}",
                             source.registry(),
                             source.name()
                         ))
-                    });
+                    }));
                 }
                 result
             };
-            let monolithic = !target.prefers_chunks();
             match attempt(upload_url.take()) {
                 // The registry refused the whole body at once: again, in chunks.
-                Err(_) if monolithic && target.prefers_chunks() => attempt(None)?,
+                Err(UploadError::MonolithicRefused(_)) => attempt(None)?,
                 other => other?,
             }
             tally.bytes.fetch_add(size, Ordering::Relaxed);

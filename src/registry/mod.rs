@@ -28,6 +28,28 @@ const TAGS_PAGE: usize = 1000;
 /// Size of each `PATCH` when a registry needs chunked uploads.
 const UPLOAD_CHUNK: u64 = 16 * 1024 * 1024;
 
+/// Why a blob upload failed: the registry would not take the whole body in one `PUT`
+/// (try again in chunks), or anything else.
+#[derive(Debug)]
+pub enum UploadError {
+    MonolithicRefused(Error),
+    Failed(Error),
+}
+
+impl From<Error> for UploadError {
+    fn from(error: Error) -> Self {
+        UploadError::Failed(error)
+    }
+}
+
+impl From<UploadError> for Error {
+    fn from(error: UploadError) -> Self {
+        match error {
+            UploadError::MonolithicRefused(e) | UploadError::Failed(e) => e,
+        }
+    }
+}
+
 /// Registry-wide state: where its API lives and how it authenticates.
 struct Endpoint {
     registry: String,
@@ -381,8 +403,8 @@ impl Repo<'_> {
     /// Uploads a blob's content into an open upload session: one monolithic `PUT`, or —
     /// once this registry has refused that — `PATCH` chunks and a closing `PUT`. One
     /// attempt: the stream cannot be replayed, so the caller retries the whole transfer.
-    /// A refused monolithic `PUT` is reported as [`ErrorKind::Http`] with
-    /// `retryable: false`; [`Repo::prefers_chunks`] then says to try again in chunks.
+    /// A refused monolithic `PUT` is [`UploadError::MonolithicRefused`]: the registry is
+    /// then marked to take chunks, and the caller tries again with a fresh stream.
     pub fn upload_blob(
         &self,
         upload_url: &str,
@@ -390,7 +412,7 @@ impl Repo<'_> {
         content: &mut dyn Read,
         size: u64,
         stats: &RequestStats,
-    ) -> Result<()> {
+    ) -> std::result::Result<(), UploadError> {
         let what = || format!("uploading {digest} to {}", self.display());
         let chunked = self.prefers_chunks();
         let (url, closing_body) = if chunked {
@@ -410,9 +432,11 @@ impl Repo<'_> {
             // A registry (or a proxy in front of it) that will not take the whole body at once.
             400 | 405 | 411 | 413 | 415 | 416 | 501 if !chunked => {
                 self.endpoint.chunked.store(true, Ordering::Relaxed);
-                Err(response.describe_error(&what()))
+                Err(UploadError::MonolithicRefused(
+                    response.describe_error(&what()),
+                ))
             }
-            _ => Err(response.describe_error(&what())),
+            _ => Err(response.describe_error(&what()).into()),
         }
     }
 

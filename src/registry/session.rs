@@ -10,7 +10,7 @@ use super::{Access, Repo};
 use crate::auth::{Challenge, TokenRequest, basic_header, parse_challenge};
 use crate::config::{CredentialSource, Credentials};
 use crate::credentials::Resolved;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Result, StatusClass};
 use crate::http::{Body, RequestStats, Response, redact_url};
 use crate::reference::DOCKER_HUB;
 
@@ -26,7 +26,7 @@ impl Repo<'_> {
     ) -> Result<Response> {
         self.client.transport.retrying(stats, || {
             let response = self.request(method.clone(), path, headers, Body::Empty, stats)?;
-            if is_transient(response.status) {
+            if StatusClass::of(response.status) == StatusClass::Transient {
                 return Err(response.describe_error(&format!("{method} {}", self.display())));
             }
             Ok(response)
@@ -274,7 +274,7 @@ impl Repo<'_> {
                 stats,
             )?
         };
-        if is_transient(response.status) {
+        if StatusClass::of(response.status) == StatusClass::Transient {
             return Err(response.describe_error(&format!("pinging {}", self.endpoint.registry)));
         }
         let challenge = match response.status {
@@ -347,10 +347,6 @@ impl Repo<'_> {
         *base = Some(chosen.clone());
         Ok(chosen)
     }
-}
-
-pub(super) fn is_transient(status: u16) -> bool {
-    matches!(status, 408 | 429 | 500..=599)
 }
 
 fn is_redirect(status: u16) -> bool {
