@@ -548,3 +548,70 @@ impl<'c> Copier<'c> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn digest(n: u8) -> Digest {
+        Digest::sha256_of(&[n])
+    }
+
+    #[test]
+    fn the_ledger_gives_one_owner_then_mounts_then_presence() {
+        let ledger = BlobLedger::default();
+        let blob = digest(1);
+        assert!(matches!(ledger.claim("r.io", &blob, "a/one"), Claim::Owner));
+        ledger.record("r.io", &blob, "a/one");
+        assert!(matches!(
+            ledger.claim("r.io", &blob, "a/one"),
+            Claim::Present
+        ));
+        match ledger.claim("r.io", &blob, "b/two") {
+            Claim::MountFrom(repo) => assert_eq!(repo, "a/one"),
+            _ => panic!("another repository of the same registry mounts"),
+        }
+        // Another registry knows nothing of it.
+        assert!(matches!(ledger.claim("s.io", &blob, "a/one"), Claim::Owner));
+    }
+
+    #[test]
+    fn a_failed_owner_releases_and_a_waiter_takes_over() {
+        let ledger = Arc::new(BlobLedger::default());
+        let blob = digest(2);
+        assert!(matches!(ledger.claim("r.io", &blob, "a/one"), Claim::Owner));
+        let waiter = {
+            let ledger = ledger.clone();
+            let blob = blob.clone();
+            std::thread::spawn(move || matches!(ledger.claim("r.io", &blob, "a/two"), Claim::Owner))
+        };
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert!(
+            !waiter.is_finished(),
+            "the waiter waits while the owner uploads"
+        );
+        ledger.release("r.io", &blob);
+        assert!(
+            waiter.join().unwrap(),
+            "after a release the waiter owns the upload"
+        );
+    }
+
+    #[test]
+    fn a_waiter_sees_the_owners_success() {
+        let ledger = Arc::new(BlobLedger::default());
+        let blob = digest(3);
+        assert!(matches!(ledger.claim("r.io", &blob, "a/one"), Claim::Owner));
+        let waiter = {
+            let ledger = ledger.clone();
+            let blob = blob.clone();
+            std::thread::spawn(move || match ledger.claim("r.io", &blob, "a/two") {
+                Claim::MountFrom(repo) => repo,
+                _ => String::from("not a mount"),
+            })
+        };
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        ledger.record("r.io", &blob, "a/one");
+        assert_eq!(waiter.join().unwrap(), "a/one");
+    }
+}
