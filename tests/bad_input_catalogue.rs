@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use assert_cmd::Command;
+mod support;
 
 /// A TCP listener on loopback that counts connection attempts.
 struct Canary {
@@ -59,13 +59,8 @@ fn run_case(canary: &Canary, case: &Case) {
         }
     }
     let before = canary.connections.load(Ordering::SeqCst);
-    let output = Command::cargo_bin("image-migrator")
-        .unwrap()
+    let output = support::migrator()
         .current_dir(dir.path())
-        .env_remove("DEFAULT_REGISTRY")
-        .env_remove("DEFAULT_NAMESPACE")
-        .env_remove("IMAGE_MIGRATOR_SHARD")
-        .env_remove("SSL_CERT_FILE")
         .env("CATALOGUE_USER", "catalogue-user")
         .args(&case.args)
         .timeout(Duration::from_secs(30))
@@ -439,8 +434,7 @@ fn the_canary_does_count_connections() {
         format!(r#"{{"{h}/team/app:1.0": "{h}/mirror/app"}}"#),
     )
     .unwrap();
-    let output = Command::cargo_bin("image-migrator")
-        .unwrap()
+    let output = support::migrator()
         .current_dir(dir.path())
         .args(["--retries", "0"])
         .timeout(Duration::from_secs(60))

@@ -54,10 +54,8 @@ fn sync_refuses_the_same_configuration_before_copying_anything() {
     let project = Project::with_images("{\n  \"nginx\": \"r.example.com/ns/nginx\"\n}");
     let mut cmd = project.validate(&[]);
     // Same command without the subcommand = sync; it must stop at the configuration.
-    let mut sync = assert_cmd::Command::cargo_bin("image-migrator").unwrap();
-    sync.current_dir(project.dir.path())
-        .env_remove("DEFAULT_REGISTRY")
-        .env_remove("DEFAULT_NAMESPACE");
+    let mut sync = support::migrator();
+    sync.current_dir(project.dir.path());
     let validate_err = config_error(&mut cmd);
     let sync_err = config_error(&mut sync);
     assert_eq!(validate_err, sync_err);
@@ -375,10 +373,7 @@ fn a_proxy_variable_that_is_not_a_url_is_a_configuration_error() {
         "{stderr}"
     );
     assert!(!stderr.contains("Pr0xy-Secret"), "{stderr}");
-    let mut sync = assert_cmd::Command::cargo_bin("image-migrator").unwrap();
-    sync.current_dir(project.dir.path())
-        .env_remove("DEFAULT_REGISTRY")
-        .env_remove("DEFAULT_NAMESPACE")
-        .env("https_proxy", bad);
+    let mut sync = support::migrator();
+    sync.current_dir(project.dir.path()).env("https_proxy", bad);
     assert_eq!(config_error(&mut sync), stderr);
 }

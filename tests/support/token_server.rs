@@ -8,7 +8,7 @@
 //! set 60 s earlier than that to cancel the registry's 60 s clock-skew leeway, so the
 //! registry really refuses the token once `lifetime` has passed.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::BufReader;
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -17,6 +17,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+
+use super::http1::{Request, form_pairs, respond};
 
 /// The registry's leeway on `exp`/`nbf` (distribution `registry/auth/token`).
 const REGISTRY_LEEWAY: u64 = 60;
@@ -214,43 +216,24 @@ fn serve(stream: TcpStream, state: &State) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut writer = stream;
-    let mut request_line = String::new();
-    reader.read_line(&mut request_line)?;
-    let mut authorization = None;
-    let mut content_length = 0usize;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 || line.trim().is_empty() {
-            break;
-        }
-        if let Some((k, v)) = line.split_once(':') {
-            if k.trim().eq_ignore_ascii_case("authorization") {
-                authorization = Some(v.trim().to_string());
-            } else if k.trim().eq_ignore_ascii_case("content-length") {
-                content_length = v.trim().parse().unwrap_or(0);
-            }
-        }
-    }
-    let mut parts = request_line.split_whitespace();
-    let method = parts.next().unwrap_or("GET").to_string();
-    let target = parts.next().unwrap_or("/");
+    let Some(request) = Request::read(&mut reader)? else {
+        return Ok(());
+    };
+    let authorization = request.header("authorization").map(str::to_string);
+    let method = request.method.as_str();
     // GET carries its parameters in the query; an OAuth2 POST in a form body, where
     // `scope` holds the scopes separated by spaces.
-    let form = if method == "POST" {
-        let mut body = vec![0u8; content_length.min(64 * 1024)];
-        std::io::Read::read_exact(&mut reader, &mut body)?;
-        String::from_utf8_lossy(&body).into_owned()
+    let pairs = if method == "POST" {
+        form_pairs(&String::from_utf8_lossy(&request.body))
     } else {
-        target.split_once('?').map_or("", |(_, q)| q).to_string()
+        request.query()
     };
     let mut service = None;
     let mut scopes = Vec::new();
     let mut account = None;
     let mut grant = None;
-    for pair in form.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let v = super::percent_decode(&v.replace('+', " "));
-        match k {
+    for (k, v) in pairs {
+        match k.as_str() {
             "service" => service = Some(v),
             "scope" if method == "POST" => scopes.extend(v.split(' ').map(str::to_string)),
             "scope" => scopes.push(v),
@@ -346,15 +329,11 @@ fn serve(stream: TcpStream, state: &State) -> std::io::Result<()> {
         status,
         token,
     });
-    let reason = match status {
-        200 => "OK",
-        503 => "Service Unavailable",
-        _ => "Unauthorized",
-    };
-    write!(
-        writer,
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )?;
-    writer.flush()
+    respond(
+        &mut writer,
+        status,
+        &[("Content-Type", "application/json")],
+        body.as_bytes(),
+        true,
+    )
 }
