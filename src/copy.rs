@@ -6,6 +6,9 @@
 //! request replaces the `HEAD` + `POST` of each new blob; once a target repository lacks a
 //! tag, its tag list spares the `HEAD`s of the other tags it does not list.
 
+mod source_manifests;
+
+use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
@@ -18,8 +21,9 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::http::RequestStats;
 use crate::manifest::{self, Content, Manifest, PlatformSpec};
 use crate::plan::Job;
-use crate::registry::{Access, Client, Mount, Repo, UploadError};
+use crate::registry::{Access, Client, Mount, Repo, TreeGuard, UploadError};
 use crate::report::Status;
+use source_manifests::SourceManifests;
 
 /// What copying one job did.
 #[derive(Debug)]
@@ -59,6 +63,28 @@ struct Tally {
 thread_local! {
     /// How many blob waits this thread is running other work inside of.
     static NESTED_WAITS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// How many manifest trees this thread holds (rayon runs other jobs inside waits).
+    static TREES_HELD: Cell<usize> = const { Cell::new(0) };
+}
+
+/// A manifest tree this thread is fetching (see [`Repo::enter_tree`]).
+struct HeldTree<'r> {
+    _guard: TreeGuard<'r>,
+}
+
+impl<'r> HeldTree<'r> {
+    fn enter(source: &'r Repo) -> Self {
+        let nested = TREES_HELD.with(|held| held.get() > 0);
+        let guard = source.enter_tree(nested);
+        TREES_HELD.with(|held| held.set(held.get() + 1));
+        HeldTree { _guard: guard }
+    }
+}
+
+impl Drop for HeldTree<'_> {
+    fn drop(&mut self) {
+        TREES_HELD.with(|held| held.set(held.get() - 1));
+    }
 }
 /// Bounds the stack depth of work run while waiting for a blob.
 const MAX_NESTED_WAITS: usize = 8;
@@ -165,7 +191,7 @@ struct TargetRepo {
     /// Listed after the first `HEAD` that found a tag missing; `None` inside when the
     /// list could not be read (every tag is then checked with `HEAD`).
     tags: OnceLock<Option<HashSet<String>>>,
-    /// Child manifests of indexes pushed to it in this run.
+    /// Child manifests of indexes it is known to have: found there or pushed in this run.
     children: Mutex<HashSet<Digest>>,
 }
 
@@ -190,7 +216,7 @@ impl TargetRepos {
             });
     }
 
-    /// Whether `child` must be checked with `HEAD`: not when it was pushed in this run
+    /// Whether `child` must be checked with `HEAD`: not when it is known there already
     /// (`Some(false)`: nothing to do), nor when the repository had no tag when listed
     /// (`None`: copy it; at worst an interrupted run's child is pushed again).
     fn child_needs_head(&self, target: &Repo, child: &Digest) -> Option<bool> {
@@ -204,7 +230,8 @@ impl TargetRepos {
         }
     }
 
-    fn pushed_child(&self, target: &Repo, child: &Digest) {
+    /// Records that the target repository has `child` (found, or pushed in this run).
+    fn known_child(&self, target: &Repo, child: &Digest) {
         self.get(target)
             .children
             .lock()
@@ -218,6 +245,7 @@ pub struct Copier<'c> {
     client: &'c Client,
     ledger: BlobLedger,
     targets: TargetRepos,
+    manifests: SourceManifests,
     dry_run: bool,
     /// Platforms to keep in indexes; empty = all.
     platforms: Vec<PlatformSpec>,
@@ -229,6 +257,7 @@ impl<'c> Copier<'c> {
             client,
             ledger: BlobLedger::default(),
             targets: TargetRepos::default(),
+            manifests: SourceManifests::default(),
             dry_run,
             platforms,
         }
@@ -284,7 +313,9 @@ impl<'c> Copier<'c> {
         };
 
         // The source digest: HEAD (free on Docker Hub's rate limit), else GET.
-        let mut fetched: Option<Manifest> = None;
+        let mut fetched: Option<Arc<Manifest>> = None;
+        // Entered before the first manifest GET of this job, left when it ends.
+        let mut tree: Option<HeldTree> = None;
         let digest = match source.head_manifest(&source_ref, stats)? {
             None => {
                 return Err(Error::new(
@@ -296,9 +327,10 @@ impl<'c> Copier<'c> {
                 (_, Some(pinned)) => pinned.clone(),
                 (Some(digest), None) => digest,
                 (None, None) => {
+                    tree.get_or_insert_with(|| HeldTree::enter(&source));
                     let manifest = source.get_manifest(&source_ref, stats)?;
                     let digest = manifest.digest.clone();
-                    fetched = Some(manifest);
+                    fetched = Some(self.manifests.keep(&source, manifest));
                     digest
                 }
             },
@@ -308,12 +340,13 @@ impl<'c> Copier<'c> {
         // With a platform filter, an index is reduced to the wanted platforms: its bytes,
         // and so its digest, change. Only the comparison with the target needs it early.
         if !self.platforms.is_empty() {
+            tree.get_or_insert_with(|| HeldTree::enter(&source));
             let manifest = match fetched.take() {
                 Some(manifest) => manifest,
-                None => source.get_manifest(digest.as_str(), stats)?,
+                None => self.manifests.get(&source, &digest, stats)?,
             };
             fetched = Some(if manifest::is_index(&manifest.media_type) {
-                manifest::filter_index(&manifest, &self.platforms)?
+                Arc::new(manifest::filter_index(&manifest, &self.platforms)?)
             } else {
                 manifest
             });
@@ -356,9 +389,10 @@ impl<'c> Copier<'c> {
             return Ok(Status::WouldCopy);
         }
 
+        tree.get_or_insert_with(|| HeldTree::enter(&source));
         let manifest = match fetched {
             Some(manifest) => manifest,
-            None => source.get_manifest(digest.as_str(), stats)?,
+            None => self.manifests.get(&source, &digest, stats)?,
         };
         facts.media_type = Some(manifest.media_type.clone());
         match manifest::content(&manifest)? {
@@ -368,16 +402,18 @@ impl<'c> Copier<'c> {
                     .try_for_each(|(child, _size)| -> Result<()> {
                         let present = match self.targets.child_needs_head(&target, child) {
                             Some(true) => target.head_manifest(child.as_str(), stats)?.is_some(),
-                            Some(false) => true,
+                            Some(false) => return Ok(()),
                             None => false,
                         };
                         if present {
+                            // Known from now on: no other job HEADs it again.
+                            self.targets.known_child(&target, child);
                             return Ok(());
                         }
-                        let child_manifest = source.get_manifest(child.as_str(), stats)?;
+                        let child_manifest = self.manifests.get(&source, child, stats)?;
                         self.copy_image(&source, &target, &child_manifest, tally)?;
                         target.put_manifest(child.as_str(), &child_manifest, stats)?;
-                        self.targets.pushed_child(&target, child);
+                        self.targets.known_child(&target, child);
                         Ok(())
                     })?;
             }

@@ -18,7 +18,8 @@ pub enum ErrorKind {
     NotFound,
     /// Content did not match its digest or size.
     Digest,
-    /// Rate limited (429) after all retries.
+    /// Rate limited (429) after all retries, or a pull quota that is gone.
+    #[serde(rename = "rate-limit")]
     RateLimited,
     /// Any other unexpected HTTP status.
     Http,

@@ -114,9 +114,8 @@ impl Response {
                 message.push_str(&format!(" (pulls remaining in this window: {quota})"));
             }
             message.push_str(
-                "; the registry is rate-limiting this client: credentials in auth.json usually \
-                 raise the limit (Docker Hub: anonymous pulls are limited per IP), or run later \
-                 with fewer --proc",
+                "; the registry is rate-limiting this client: credentials (auth.json or docker \
+                 login) usually raise the limit (Docker Hub: anonymous pulls are limited per IP)",
             );
         }
         Error::from_status(status, message).with_retry_after(retry_after)

@@ -2,6 +2,8 @@
 //! (`schema/report.schema.json`), per-tag results and a summary; plus the JUnit XML that
 //! GitLab shows in merge requests. Only types and rendering live here — no I/O.
 
+use std::collections::BTreeMap;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -112,6 +114,10 @@ pub struct Summary {
     pub blobs_transferred: u64,
     pub blobs_mounted: u64,
     pub blobs_skipped: u64,
+    /// Manifest `GET`s sent to each source registry in the run (what Docker Hub counts
+    /// against its pull quota; `HEAD`s are free): one per distinct manifest at most.
+    #[serde(default)]
+    pub manifest_gets: BTreeMap<String, u64>,
 }
 
 impl Summary {
@@ -142,7 +148,8 @@ impl Summary {
 pub fn merge(reports: Vec<Report>) -> Option<Report> {
     let mut reports = reports.into_iter();
     let mut merged = reports.next()?;
-    for report in reports {
+    let others: Vec<Report> = reports.collect();
+    for report in others.iter().cloned() {
         if report.started_at < merged.started_at {
             merged.started_at = report.started_at;
         }
@@ -156,7 +163,14 @@ pub fn merge(reports: Vec<Report>) -> Option<Report> {
         merged.duration_seconds = end.duration_since(start).unwrap_or_default().as_secs_f64();
     }
     merged.settings.shard = None;
+    let mut manifest_gets = merged.summary.manifest_gets.clone();
+    for report in &others {
+        for (registry, count) in &report.summary.manifest_gets {
+            *manifest_gets.entry(registry.clone()).or_default() += count;
+        }
+    }
     merged.summary = Summary::of(&merged.results);
+    merged.summary.manifest_gets = manifest_gets;
     Some(merged)
 }
 

@@ -134,7 +134,8 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> Outcome {
 
     let mut results: Vec<ImageResult> = plan.failures.iter().map(failure_result).collect();
     results.extend(outcomes);
-    let summary = Summary::of(&results);
+    let mut summary = Summary::of(&results);
+    summary.manifest_gets = client.manifest_gets();
     let report = Report {
         schema_version: crate::report::SCHEMA_VERSION,
         tool: "image-migrator".into(),

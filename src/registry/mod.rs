@@ -3,8 +3,12 @@
 //! and capped lives in `session`; URL arithmetic in `url`. Never prints.
 
 mod limit;
+mod quota;
 mod session;
 mod url;
+
+pub use quota::LOW_QUOTA;
+use quota::Quota;
 
 use limit::Semaphore;
 use url::next_link;
@@ -63,6 +67,10 @@ struct Endpoint {
     /// Whether a mount from the repository itself answers 201 when the repository has
     /// the blob: one of the `SELF_MOUNT_*` values, settled by [`Repo::probe_self_mount`].
     self_mount: AtomicU8,
+    /// What the registry said of its pull quota.
+    quota: Quota,
+    /// Manifest trees (a top manifest and its children) being fetched from this registry.
+    trees: TreeGate,
 }
 
 const SELF_MOUNT_UNKNOWN: u8 = 0;
@@ -112,6 +120,17 @@ impl Client {
         &self.transport
     }
 
+    /// Manifest `GET`s sent so far, by registry (those that were sent any).
+    pub fn manifest_gets(&self) -> std::collections::BTreeMap<String, u64> {
+        self.endpoints
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(registry, endpoint)| (registry.clone(), endpoint.quota.manifest_gets()))
+            .filter(|(_, count)| *count > 0)
+            .collect()
+    }
+
     /// A handle on one repository with the credentials auth.json gives it.
     pub fn repo(&self, registry: &str, repository: &str, access: Access) -> Repo<'_> {
         let endpoint = self
@@ -128,6 +147,8 @@ impl Client {
                     permits: Semaphore::new(self.per_registry_limit),
                     chunked: AtomicBool::new(false),
                     self_mount: AtomicU8::new(SELF_MOUNT_UNKNOWN),
+                    quota: Quota::new(),
+                    trees: TreeGate::default(),
                 })
             })
             .clone();
@@ -178,6 +199,33 @@ impl Repo<'_> {
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// `registry/repo:tag` or `registry/repo@sha256:…`, for messages.
+    fn reference(&self, reference: &str) -> String {
+        let separator = if Digest::parse(reference).is_ok() {
+            '@'
+        } else {
+            ':'
+        };
+        format!("{}{separator}{reference}", self.display())
+    }
+
+    /// Pulls left in the source registry's quota window, when it has said.
+    pub fn quota_remaining(&self) -> Option<i64> {
+        self.endpoint.quota.remaining()
+    }
+
+    /// Enters a manifest tree (a top manifest and its children) about to be fetched.
+    /// While the quota is low, a new tree waits until the trees already started are done,
+    /// so that a small quota copies whole images rather than parts of many. `nested`:
+    /// this thread already holds a tree (rayon ran this job inside another's wait), which
+    /// must never wait for itself.
+    pub fn enter_tree(&self, nested: bool) -> TreeGuard<'_> {
+        let low = self
+            .quota_remaining()
+            .is_some_and(|left| left < quota::LOW_QUOTA);
+        self.endpoint.trees.enter(low && !nested)
     }
 
     /// Every tag, following `Link` pagination.
@@ -235,6 +283,7 @@ impl Repo<'_> {
         let path = format!("/v2/{}/manifests/{reference}", self.name);
         let headers = [("accept", manifest::ACCEPT.to_string())];
         let response = self.retrying_request(Method::HEAD, &path, &headers, stats)?;
+        self.endpoint.quota.observe(&response);
         match response.status {
             200 => Ok(Some(ManifestHead {
                 digest: response
@@ -243,7 +292,7 @@ impl Repo<'_> {
                 media_type: response.header("content-type").map(str::to_string),
             })),
             404 => Ok(None),
-            _ => Err(response.describe_error(&format!("checking {}:{reference}", self.display()))),
+            _ => Err(response.describe_error(&format!("checking {}", self.reference(reference)))),
         }
     }
 
@@ -252,11 +301,20 @@ impl Repo<'_> {
     pub fn get_manifest(&self, reference: &str, stats: &RequestStats) -> Result<Manifest> {
         let path = format!("/v2/{}/manifests/{reference}", self.name);
         let headers = [("accept", manifest::ACCEPT.to_string())];
-        let what = format!("fetching manifest {}:{reference}", self.display());
+        let what = format!("fetching manifest {}", self.reference(reference));
+        let quota = &self.endpoint.quota;
         let (content_type, bytes) = self.client.transport.retrying(stats, || {
+            quota.before_pull()?;
             let response = self.request(Method::GET, &path, &headers, Body::Empty, stats)?;
+            quota.observe(&response);
             if response.status != 200 {
-                return Err(response.describe_error(&what));
+                let none_left = Quota::none_left(&response);
+                let retry_after = response.header("retry-after").is_some();
+                let error = response.describe_error(&what);
+                if Quota::says_exhausted(none_left, retry_after, &error) {
+                    return Err(quota.exhaust(self.registry()));
+                }
+                return Err(error);
             }
             let content_type = response.header("content-type").map(str::to_string);
             Ok((
@@ -290,7 +348,7 @@ impl Repo<'_> {
     ) -> Result<()> {
         let path = format!("/v2/{}/manifests/{reference}", self.name);
         let headers = [("content-type", manifest.media_type.clone())];
-        let what = format!("pushing manifest {}:{reference}", self.display());
+        let what = format!("pushing manifest {}", self.reference(reference));
         self.client.transport.retrying(stats, || {
             let response = self.request(
                 Method::PUT,
@@ -510,5 +568,33 @@ impl Repo<'_> {
             .header("location")
             .ok_or_else(|| Error::protocol("upload response without Location header"))?;
         Ok(resolve_url(&self.base()?, location))
+    }
+}
+
+/// The manifest trees in progress on one source registry (see [`Repo::enter_tree`]).
+#[derive(Default)]
+struct TreeGate {
+    open: Mutex<usize>,
+    closed: std::sync::Condvar,
+}
+
+impl TreeGate {
+    fn enter(&self, wait_for_others: bool) -> TreeGuard<'_> {
+        let mut open = self.open.lock().unwrap();
+        while wait_for_others && *open > 0 {
+            open = self.closed.wait(open).unwrap();
+        }
+        *open += 1;
+        TreeGuard(self)
+    }
+}
+
+/// Leaves the tree when dropped.
+pub struct TreeGuard<'a>(&'a TreeGate);
+
+impl Drop for TreeGuard<'_> {
+    fn drop(&mut self) {
+        *self.0.open.lock().unwrap() -= 1;
+        self.0.closed.notify_all();
     }
 }

@@ -149,6 +149,8 @@ struct Shared {
     /// Requests between their head being read and their response head being sent.
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
+    /// Docker Hub's pull quota, when set: (pulls per window, manifest GETs counted so far).
+    quota: Mutex<Option<(u64, u64)>>,
 }
 
 /// Counts a request as in flight until dropped.
@@ -188,6 +190,7 @@ impl FaultProxy {
             delay: Mutex::new(Duration::ZERO),
             in_flight: AtomicUsize::new(0),
             max_in_flight: AtomicUsize::new(0),
+            quota: Mutex::new(None),
         });
         let accept_shared = shared.clone();
         thread::spawn(move || {
@@ -216,6 +219,31 @@ impl FaultProxy {
     /// Removes every rule.
     pub fn clear(&self) {
         self.shared.rules.lock().unwrap().clear();
+    }
+
+    /// Plays Docker Hub's pull quota from now on (a new window): manifest `GET`s count,
+    /// `HEAD`s are free, every manifest answer carries `RateLimit-Limit: <pulls>;w=21600`
+    /// and `RateLimit-Remaining`, and the `GET` after the last pull is answered 429
+    /// `TOOMANYREQUESTS` without `Retry-After`, as Docker Hub does.
+    pub fn set_pull_quota(&self, pulls: u64) {
+        *self.shared.quota.lock().unwrap() = Some((pulls, 0));
+    }
+
+    /// Manifest `GET`s the proxy received (answered or refused).
+    pub fn manifest_gets(&self) -> usize {
+        self.log()
+            .iter()
+            .filter(|r| r.method == "GET" && r.path.contains("/manifests/"))
+            .count()
+    }
+
+    /// Manifest `GET`s answered 429.
+    pub fn refused_pulls(&self) -> usize {
+        self.log()
+            .iter()
+            .filter(|r| r.method == "GET" && r.path.contains("/manifests/"))
+            .filter(|r| r.status == Some(429))
+            .count()
     }
 
     /// Waits this long before handling each request (a slow registry).
@@ -392,6 +420,36 @@ fn handle(client: TcpStream, shared: &Shared) -> std::io::Result<()> {
             }
         };
 
+        // Docker Hub's pull quota: the headers every manifest answer carries, or the 429.
+        let mut quota_headers = Vec::new();
+        if head.path.contains("/manifests/")
+            && let Some((pulls, used)) = shared.quota.lock().unwrap().as_mut()
+        {
+            let counted = head.method == "GET";
+            if counted {
+                *used += 1;
+            }
+            let limit = format!("{pulls};w=21600");
+            if counted && *used > *pulls {
+                relay_request(&mut reader, &mut std::io::sink())?;
+                let body = r#"{"errors":[{"code":"TOOMANYREQUESTS","message":"You have reached your unauthenticated pull rate limit. https://www.docker.com/increase-rate-limit"}]}"#;
+                let out = format!(
+                    "HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\n\
+                     RateLimit-Limit: {limit}\r\nRateLimit-Remaining: 0;w=21600\r\n\
+                     Content-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                writer.write_all(out.as_bytes())?;
+                set_status(429);
+                continue;
+            }
+            quota_headers.push(("RateLimit-Limit".to_string(), limit));
+            quota_headers.push((
+                "RateLimit-Remaining".to_string(),
+                format!("{};w=21600", pulls.saturating_sub(*used)),
+            ));
+        }
+
         if let Some(Fault::PaginateTags { page }) = &fault {
             relay_request(&mut reader, &mut std::io::sink())?;
             let (headers, body) = tag_page(&shared.upstream, &head.path, *page);
@@ -509,6 +567,9 @@ fn handle(client: TcpStream, shared: &Shared) -> std::io::Result<()> {
             } else {
                 v.clone()
             };
+            out.push_str(&format!("{k}: {v}\r\n"));
+        }
+        for (k, v) in &quota_headers {
             out.push_str(&format!("{k}: {v}\r\n"));
         }
         out.push_str("\r\n");
