@@ -180,7 +180,9 @@ impl BlobLedger {
 }
 
 /// What the run knows of each target repository's manifests, to skip `HEAD`s whose
-/// answer is known: its tags when first listed, and the child manifests pushed since.
+/// answer is known (its tags when first listed) and to copy each child manifest of an
+/// index once, even when several jobs reach the same index at the same time (tags that
+/// alias each other): a registry may lose one of two concurrent `PUT`s of one manifest.
 #[derive(Default)]
 struct TargetRepos {
     repos: Mutex<HashMap<(String, String), Arc<TargetRepo>>>,
@@ -191,8 +193,37 @@ struct TargetRepo {
     /// Listed after the first `HEAD` that found a tag missing; `None` inside when the
     /// list could not be read (every tag is then checked with `HEAD`).
     tags: OnceLock<Option<HashSet<String>>>,
-    /// Child manifests of indexes it is known to have: found there or pushed in this run.
-    children: Mutex<HashSet<Digest>>,
+    /// Child manifests of indexes: known there, or being copied by a job.
+    children: Mutex<HashMap<Digest, ChildState>>,
+    child_done: Condvar,
+}
+
+#[derive(PartialEq)]
+enum ChildState {
+    /// By the job on this thread.
+    Copying(std::thread::ThreadId),
+    Present,
+}
+
+/// How long a thread that holds a child claim of its own waits for another thread's copy
+/// of a child before copying it too (two such threads could be waiting on each other).
+const NESTED_CHILD_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// What a job does about one child manifest of an index.
+#[derive(Debug, PartialEq)]
+enum ChildClaim {
+    /// Known to be in the target repository.
+    Present,
+    /// This job copies it (after a `HEAD` when `check` says so) and reports back.
+    Owner { check: bool },
+    /// Another job is copying it and this thread may not wait for it (see
+    /// [`TargetRepos::claim_child`]): it copies the child too.
+    Duplicate,
+}
+
+thread_local! {
+    /// Child claims this thread holds (rayon runs other jobs inside a holder's waits).
+    static CHILDREN_HELD: Cell<usize> = const { Cell::new(0) };
 }
 
 impl TargetRepos {
@@ -216,27 +247,60 @@ impl TargetRepos {
             });
     }
 
-    /// Whether `child` must be checked with `HEAD`: not when it is known there already
-    /// (`Some(false)`: nothing to do), nor when the repository had no tag when listed
-    /// (`None`: copy it; at worst an interrupted run's child is pushed again).
-    fn child_needs_head(&self, target: &Repo, child: &Digest) -> Option<bool> {
+    /// Claims `child` for copying, or learns it is there. While another thread copies it,
+    /// a job waits; a thread that holds a child claim of its own (rayon ran this job inside
+    /// that copy) waits at most [`NESTED_CHILD_WAIT`], since two such threads could be
+    /// waiting on each other, and a thread never waits for itself: then it copies the
+    /// child too.
+    fn claim_child(&self, target: &Repo, child: &Digest) -> ChildClaim {
         let repo = self.get(target);
-        if repo.children.lock().unwrap().contains(child) {
-            return Some(false);
-        }
-        match repo.tags.get() {
-            Some(Some(tags)) if tags.is_empty() => None,
-            _ => Some(true),
+        // No HEAD when the repository had no tag when listed: copy it (at worst an
+        // interrupted run's child is pushed again).
+        let check = !matches!(repo.tags.get(), Some(Some(tags)) if tags.is_empty());
+        let me = std::thread::current().id();
+        let nested = CHILDREN_HELD.with(Cell::get) > 0;
+        let started = Instant::now();
+        let mut children = repo.children.lock().unwrap();
+        loop {
+            match children.get(child) {
+                Some(ChildState::Present) => return ChildClaim::Present,
+                Some(ChildState::Copying(owner)) if *owner == me => return ChildClaim::Duplicate,
+                Some(ChildState::Copying(_)) if nested && started.elapsed() > NESTED_CHILD_WAIT => {
+                    return ChildClaim::Duplicate;
+                }
+                Some(ChildState::Copying(_)) => {
+                    children = repo.child_done.wait_timeout(children, WAIT_POLL).unwrap().0;
+                }
+                None => {
+                    children.insert(child.clone(), ChildState::Copying(me));
+                    CHILDREN_HELD.with(|held| held.set(held.get() + 1));
+                    return ChildClaim::Owner { check };
+                }
+            }
         }
     }
 
-    /// Records that the target repository has `child` (found, or pushed in this run).
-    fn known_child(&self, target: &Repo, child: &Digest) {
-        self.get(target)
-            .children
-            .lock()
-            .unwrap()
-            .insert(child.clone());
+    fn child_present(&self, target: &Repo, child: &Digest) -> bool {
+        let repo = self.get(target);
+        let children = repo.children.lock().unwrap();
+        children.get(child) == Some(&ChildState::Present)
+    }
+
+    /// Ends an owner's claim: `present` when the child is now there, else others may try.
+    fn finish_child(&self, target: &Repo, child: &Digest, claim: &ChildClaim, present: bool) {
+        let repo = self.get(target);
+        let mut children = repo.children.lock().unwrap();
+        if present {
+            children.insert(child.clone(), ChildState::Present);
+        } else if matches!(claim, ChildClaim::Owner { .. })
+            && matches!(children.get(child), Some(ChildState::Copying(_)))
+        {
+            children.remove(child);
+        }
+        if matches!(claim, ChildClaim::Owner { .. }) {
+            CHILDREN_HELD.with(|held| held.set(held.get() - 1));
+        }
+        repo.child_done.notify_all();
     }
 }
 
@@ -400,27 +464,44 @@ impl<'c> Copier<'c> {
                 children
                     .par_iter()
                     .try_for_each(|(child, _size)| -> Result<()> {
-                        let present = match self.targets.child_needs_head(&target, child) {
-                            Some(true) => target.head_manifest(child.as_str(), stats)?.is_some(),
-                            Some(false) => return Ok(()),
-                            None => false,
-                        };
-                        if present {
-                            // Known from now on: no other job HEADs it again.
-                            self.targets.known_child(&target, child);
+                        let claim = self.targets.claim_child(&target, child);
+                        if claim == ChildClaim::Present {
                             return Ok(());
                         }
-                        let child_manifest = self.manifests.get(&source, child, stats)?;
-                        self.copy_image(&source, &target, &child_manifest, tally)?;
-                        target.put_manifest(child.as_str(), &child_manifest, stats)?;
-                        self.targets.known_child(&target, child);
-                        Ok(())
+                        let result = self.copy_child(&source, &target, child, &claim, tally);
+                        self.targets
+                            .finish_child(&target, child, &claim, result.is_ok());
+                        result
                     })?;
             }
             Content::Image { .. } => self.copy_image(&source, &target, &manifest, tally)?,
         }
         target.put_manifest(&target_ref, &manifest, stats)?;
         Ok(Status::Copied)
+    }
+
+    /// One child manifest of an index: `HEAD` when the claim says so, else (or when
+    /// absent) its blobs and then the manifest itself.
+    fn copy_child(
+        &self,
+        source: &Repo,
+        target: &Repo,
+        child: &Digest,
+        claim: &ChildClaim,
+        tally: &Tally,
+    ) -> Result<()> {
+        let stats = &tally.stats;
+        let check = matches!(claim, ChildClaim::Owner { check: true });
+        if check && target.head_manifest(child.as_str(), stats)?.is_some() {
+            return Ok(());
+        }
+        let child_manifest = self.manifests.get(source, child, stats)?;
+        self.copy_image(source, target, &child_manifest, tally)?;
+        // A job rayon ran on this thread during the blobs may have pushed it meanwhile.
+        if self.targets.child_present(target, child) {
+            return Ok(());
+        }
+        target.put_manifest(child.as_str(), &child_manifest, stats)
     }
 
     /// Every blob of an image manifest, in parallel.

@@ -3,11 +3,10 @@
 //! alias each other (`1.27` = `mainline` = `latest`) or indexes that share children would
 //! otherwise spend it several times. Jobs that need the same manifest at the same time wait
 //! for the one fetch (it does no rayon work, so waiting cannot deadlock). The bytes are
-//! kept up to a budget; past it, a manifest is still fetched once at a time, but a later
-//! job asks again.
+//! kept up to a budget, the oldest dropped first (tags that share a manifest are usually
+//! copied close together), so that a 20,000-tag run stays small in memory.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::digest::Digest;
@@ -16,9 +15,8 @@ use crate::http::RequestStats;
 use crate::manifest::Manifest;
 use crate::registry::Repo;
 
-/// Manifest bytes kept for the run (a manifest is typically 1–10 KiB; the 4 MiB ones are
-/// rare): enough for tens of thousands of tags.
-const BUDGET_BYTES: usize = 256 * 1024 * 1024;
+/// Manifest bytes kept (a manifest is typically 1–10 KiB): thousands of recent manifests.
+const BUDGET_BYTES: usize = 8 * 1024 * 1024;
 
 type Key = (String, String, Digest);
 type Slot = Arc<OnceLock<Result<Arc<Manifest>>>>;
@@ -26,7 +24,8 @@ type Slot = Arc<OnceLock<Result<Arc<Manifest>>>>;
 #[derive(Default)]
 pub(super) struct SourceManifests {
     slots: Mutex<HashMap<Key, Slot>>,
-    kept_bytes: AtomicUsize,
+    /// Manifests kept, oldest first, and their total size.
+    kept: Mutex<(VecDeque<(Key, usize)>, usize)>,
 }
 
 impl SourceManifests {
@@ -49,22 +48,18 @@ impl SourceManifests {
             .entry(key.clone())
             .or_default()
             .clone();
+        let mut fetched_here = false;
         let result = slot
-            .get_or_init(|| source.get_manifest(digest.as_str(), stats).map(Arc::new))
+            .get_or_init(|| {
+                fetched_here = true;
+                source.get_manifest(digest.as_str(), stats).map(Arc::new)
+            })
             .clone();
         match &result {
             // Failures are not kept: a later job may try again (within its own retries).
             Err(_) => self.forget(&key, &slot),
-            Ok(manifest) => {
-                let kept = self
-                    .kept_bytes
-                    .fetch_add(manifest.bytes.len(), Ordering::Relaxed);
-                if kept + manifest.bytes.len() > BUDGET_BYTES {
-                    self.kept_bytes
-                        .fetch_sub(manifest.bytes.len(), Ordering::Relaxed);
-                    self.forget(&key, &slot);
-                }
-            }
+            Ok(manifest) if fetched_here => self.account(key, manifest.bytes.len()),
+            Ok(_) => {}
         }
         result
     }
@@ -77,9 +72,31 @@ impl SourceManifests {
             manifest.digest.clone(),
         );
         let manifest = Arc::new(manifest);
-        let slot = self.slots.lock().unwrap().entry(key).or_default().clone();
-        let _ = slot.set(Ok(manifest.clone()));
+        let slot = self
+            .slots
+            .lock()
+            .unwrap()
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        if slot.set(Ok(manifest.clone())).is_ok() {
+            self.account(key, manifest.bytes.len());
+        }
         manifest
+    }
+
+    /// Counts a newly kept manifest, and drops the oldest past the budget.
+    fn account(&self, key: Key, size: usize) {
+        let mut kept = self.kept.lock().unwrap();
+        kept.0.push_back((key, size));
+        kept.1 += size;
+        while kept.1 > BUDGET_BYTES {
+            let Some((old, old_size)) = kept.0.pop_front() else {
+                break;
+            };
+            kept.1 -= old_size;
+            self.slots.lock().unwrap().remove(&old);
+        }
     }
 
     fn forget(&self, key: &Key, slot: &Slot) {
