@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::source::{SourceFile, without_value};
 use super::{ConfigError, ConfigErrors};
-use crate::reference::parse_location;
+use crate::reference::Location;
 
 /// The file read when `--auth` is not given; its absence means anonymous access.
 pub const DEFAULT_PATH: &str = "auth.json";
@@ -82,7 +82,10 @@ impl AuthConfig {
         let mut entries: Vec<AuthEntry> = Vec::new();
         for entry in source.entries(path)? {
             let at = |message: String| ConfigError::at(path, entry.line, &entry.key, message);
-            let (registry, namespace) = match parse_location(&entry.key) {
+            let Location {
+                registry,
+                namespace,
+            } = match Location::parse(&entry.key) {
                 Ok(location) => location,
                 Err(e) => {
                     errors.push(at(format!(

@@ -10,7 +10,7 @@ use serde_json::value::RawValue;
 use super::source::SourceFile;
 use super::{ConfigError, ConfigErrors};
 use crate::digest::Digest;
-use crate::reference::{Reference, parse_location};
+use crate::reference::{Location, Reference, check_namespace};
 
 /// Where an empty target (`""`) sends an image.
 #[derive(Debug, Clone, Default)]
@@ -246,9 +246,9 @@ fn default_target(
 /// Checks `--default-registry`/`--default-namespace` values.
 pub fn check_defaults(defaults: &Defaults) -> Result<(), String> {
     if let Some(registry) = &defaults.registry {
-        let (_, namespace) = parse_location(registry)
+        let location = Location::parse(registry)
             .map_err(|e| format!("--default-registry {registry:?}: {}", e.reason))?;
-        if namespace.is_some() {
+        if location.namespace.is_some() {
             return Err(format!(
                 "--default-registry {registry:?}: give only the registry host; the namespace \
                  goes in --default-namespace"
@@ -256,7 +256,7 @@ pub fn check_defaults(defaults: &Defaults) -> Result<(), String> {
         }
     }
     if let Some(namespace) = &defaults.namespace {
-        parse_location(&format!("example.com/{namespace}"))
+        check_namespace(namespace)
             .map_err(|e| format!("--default-namespace {namespace:?}: {}", e.reason))?;
     }
     Ok(())

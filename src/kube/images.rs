@@ -8,7 +8,7 @@ use std::fmt;
 
 use serde_json::Value;
 
-use crate::reference::Reference;
+use crate::reference::{Location, Reference};
 
 /// The workload kinds read from a cluster, in the order they are listed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -231,21 +231,21 @@ impl Target {
             Some((first, _)) if crate::reference::looks_like_registry(first) => {}
             _ => return Err(format!("invalid target {value:?}: {hint}")),
         }
-        // Check the grammar by parsing a reference inside the target.
-        let probe = Reference::parse(&format!("{value}/probe"))
-            .map_err(|e| format!("invalid target {value:?}: {}; {hint}", e.reason))?;
-        if probe.tag.is_some() {
+        if value
+            .split_once('/')
+            .is_some_and(|(_, path)| path.contains(':'))
+        {
             return Err(format!(
                 "invalid target {value:?}: must not contain a tag; {hint}"
             ));
         }
-        let namespace = probe
-            .repository
-            .strip_suffix("/probe")
-            .unwrap_or_default()
-            .to_string();
+        let location = Location::parse(value)
+            .map_err(|e| format!("invalid target {value:?}: {}; {hint}", e.reason))?;
+        let Some(namespace) = location.namespace else {
+            return Err(format!("invalid target {value:?}: {hint}"));
+        };
         Ok(Target {
-            registry: probe.registry,
+            registry: location.registry,
             namespace,
         })
     }
