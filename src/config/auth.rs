@@ -59,6 +59,20 @@ impl AuthEntry {
     }
 }
 
+/// Whether a key's namespace (none = the whole registry) covers `repository`: equal, or
+/// a prefix ending at a `/` boundary.
+pub fn namespace_covers(namespace: Option<&str>, repository: &str) -> bool {
+    match namespace {
+        None => true,
+        Some(ns) => {
+            repository == ns
+                || repository
+                    .strip_prefix(ns)
+                    .is_some_and(|rest| rest.starts_with('/'))
+        }
+    }
+}
+
 /// The whole auth.json.
 #[derive(Debug, Clone, Default)]
 pub struct AuthConfig {
@@ -167,15 +181,7 @@ impl AuthConfig {
         self.entries
             .iter()
             .filter(|e| e.registry == registry)
-            .filter(|e| match &e.namespace {
-                None => true,
-                Some(ns) => {
-                    repository == ns
-                        || repository
-                            .strip_prefix(ns.as_str())
-                            .is_some_and(|rest| rest.starts_with('/'))
-                }
-            })
+            .filter(|e| namespace_covers(e.namespace.as_deref(), repository))
             .max_by_key(|e| e.namespace.as_ref().map_or(0, |ns| ns.len() + 1))
     }
 
