@@ -48,6 +48,7 @@ pub(crate) fn load_config(files: &FileArgs) -> Result<Config, ConfigErrors> {
     let paths = ConfigPaths {
         auth: files.auth.clone(),
         images: files.images.clone(),
+        combined: files.config.clone(),
         machine_credentials: !files.no_docker_config,
     };
     Config::load(&paths, &defaults, &env_lookup)

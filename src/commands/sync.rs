@@ -144,7 +144,7 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> Outcome {
         duration_seconds: started.elapsed().as_secs_f64(),
         settings: Settings {
             auth_file: effective_auth_file(&args.files),
-            images_file: args.files.images.display().to_string(),
+            images_file: args.files.images_file().display().to_string(),
             default_registry: args.files.defaults().registry,
             default_namespace: args.files.defaults().namespace,
             proc: usize::from(args.proc),
@@ -190,6 +190,9 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> Outcome {
 
 /// The auth file actually read, if any (the default one only when it exists).
 fn effective_auth_file(files: &FileArgs) -> Option<String> {
+    if let Some(config) = &files.config {
+        return Some(config.display().to_string());
+    }
     match &files.auth {
         Some(path) => Some(path.display().to_string()),
         None => Path::new(crate::config::auth::DEFAULT_PATH)
