@@ -44,6 +44,7 @@ fn the_spec_example_resolves_to_three_rules_with_their_lines() {
         assert_eq!(
             keys,
             [
+                "filters",
                 "line",
                 "source",
                 "source_auth",
@@ -80,46 +81,76 @@ fn text_format_lists_each_rule_on_its_line_and_counts_them() {
         .stdout(predicate::str::ends_with("2 rule(s) valid\n"));
 }
 
-// Rules 1–3: the largest unit is one repository, written registry/namespace/repository.
+// Rules 1–3: the largest unit is one repository. As image-syncer (and docker pull) read
+// them, Docker Hub short names and repositories without a namespace are accepted.
 
 #[test]
-fn a_source_without_namespace_is_refused_with_a_docker_hub_hint() {
-    for source in ["nginx", "nginx:1.25", "library/nginx"] {
-        let project = Project::with_images(&format!(r#"{{"{source}": "r.example.com/ns/nginx"}}"#));
-        let stderr = config_error(&mut project.validate(&[]));
-        assert!(
-            stderr.contains(&format!("images.json:1: {source:?}")),
-            "{stderr}"
-        );
-        assert!(
-            stderr.contains("docker.io/library/nginx"),
-            "hint missing: {stderr}"
-        );
-    }
+fn docker_hub_short_names_are_read_as_docker_pull_reads_them() {
+    let project = Project::with_images(
+        r#"{
+  "nginx": "r.example.com/ns/nginx",
+  "nginx:1.25": "r.example.com/ns/nginx",
+  "library/nginx:1.26": "calico/nginx-mirror",
+  "calico/node:v3.27.0": "",
+  "registry.hub.docker.com/library/redis:7": "r.example.com/ns/redis"
+}"#,
+    );
+    let rules = project.rules(&["--default-registry", "h.io", "--default-namespace", "m"]);
+    assert_eq!(
+        rules.iter().map(triple).collect::<Vec<_>>(),
+        vec![
+            t("docker.io/library/nginx", "r.example.com/ns/nginx", "all"),
+            t(
+                "docker.io/library/nginx",
+                "r.example.com/ns/nginx:1.25",
+                "1.25"
+            ),
+            t(
+                "docker.io/library/nginx",
+                "docker.io/calico/nginx-mirror:1.26",
+                "1.26"
+            ),
+            t("docker.io/calico/node", "h.io/m/node:v3.27.0", "v3.27.0"),
+            t("docker.io/library/redis", "r.example.com/ns/redis:7", "7"),
+        ]
+    );
 }
 
 #[test]
-fn a_whole_registry_or_namespace_cannot_be_a_source() {
-    for source in ["quay.io", "quay.io/coreos", "quay.io/etcd:3.5"] {
-        let project = Project::with_images(&format!(r#"{{"{source}": "r.example.com/ns/etcd"}}"#));
+fn repositories_without_a_namespace_are_sources_and_targets() {
+    let project = Project::with_images(
+        r#"{
+  "registry.k8s.io/pause:3.9": "",
+  "localhost:5000/app": "r.example.com/app",
+  "quay.io/coreos/etcd:3.5": "r.example.com/etcd"
+}"#,
+    );
+    let rules = project.rules(&["--default-registry", "h.io", "--default-namespace", "m"]);
+    assert_eq!(
+        rules.iter().map(triple).collect::<Vec<_>>(),
+        vec![
+            t("registry.k8s.io/pause", "h.io/m/pause:3.9", "3.9"),
+            t("localhost:5000/app", "r.example.com/app", "all"),
+            t("quay.io/coreos/etcd", "r.example.com/etcd:3.5", "3.5"),
+        ]
+    );
+}
+
+#[test]
+fn a_whole_registry_cannot_be_a_source_or_a_target() {
+    for (source, target) in [
+        ("quay.io", "r.example.com/ns/etcd"),
+        ("quay.io:3.5", "r.example.com/ns/etcd"),
+        ("quay.io/coreos/etcd", "r.example.com"),
+    ] {
+        let project = Project::with_images(&format!(r#"{{"{source}": "{target}"}}"#));
         let stderr = config_error(&mut project.validate(&[]));
         assert!(
-            stderr.contains("registry/namespace/repository") || stderr.contains("registry host"),
+            stderr.contains("names a registry, not a repository"),
             "{source}: {stderr}"
         );
         assert!(stderr.contains(&format!("{source:?}")), "{stderr}");
     }
-}
-
-#[test]
-fn a_target_without_namespace_is_refused_too() {
-    let project = Project::with_images(r#"{"quay.io/coreos/etcd:3.5": "r.example.com/etcd"}"#);
-    let stderr = config_error(&mut project.validate(&[]));
-    assert!(
-        stderr.contains("target needs at least registry/namespace/repository"),
-        "{stderr}"
-    );
-    assert!(stderr.contains("docker.io/library/nginx"), "{stderr}");
 }
 
 #[test]

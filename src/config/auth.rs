@@ -118,7 +118,7 @@ impl AuthConfig {
                 Err(e) => {
                     let message =
                         without_value(&e.to_string()).replace("struct RawEntry", "an object");
-                    let line = field_line(&entry.value, &message).unwrap_or(entry.line);
+                    let line = field_line(&entry.value).unwrap_or(entry.line);
                     errors.push(ConfigError::at(
                         path,
                         line,
@@ -216,15 +216,18 @@ impl AuthConfig {
     }
 }
 
-/// The line of the field an error names (`unknown field `pasword``), when it can be told.
-fn field_line(value: &super::source::Node, message: &str) -> Option<usize> {
+/// The line of the field that makes an entry invalid: the first field that fails on its own
+/// (a wrong type, an unknown name).
+fn field_line(value: &super::source::Node) -> Option<usize> {
     let super::source::NodeKind::Map(fields) = &value.kind else {
         return None;
     };
-    let named = message.split('`').nth(1)?;
     fields
         .iter()
-        .find(|(key, _)| key == named)
+        .find(|(key, node)| {
+            let alone = serde_json::json!({ key.as_str(): node.to_json() });
+            serde_json::from_value::<RawEntry>(alone).is_err()
+        })
         .map(|(_, node)| node.line)
 }
 

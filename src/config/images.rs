@@ -87,6 +87,8 @@ pub fn load(
 struct RuleValue {
     targets: Vec<(String, usize)>,
     filters: Option<TagFilters>,
+    /// Items of a target list that are not strings (the others are still checked).
+    problems: Vec<(usize, String)>,
 }
 
 /// Checks the rules of an images file (or of the `images` object of a `--config` file).
@@ -107,7 +109,10 @@ pub fn from_entries(
     for entry in &entries {
         let at = |line: usize, message: String| ConfigError::at(path, line, &entry.key, message);
         let value = match rule_value(&entry.value) {
-            Ok(value) => value,
+            Ok(mut value) => {
+                errors.extend(value.problems.drain(..).map(|(line, m)| at(line, m)));
+                value
+            }
             Err(problems) => {
                 errors.extend(problems.into_iter().map(|(line, m)| at(line, m)));
                 continue;
@@ -174,11 +179,16 @@ fn rule_value(node: &Node) -> Result<RuleValue, Vec<(usize, String)>> {
         NodeKind::Scalar(Value::String(target)) => Ok(RuleValue {
             targets: vec![(target.clone(), node.line)],
             filters: None,
+            problems: Vec::new(),
         }),
-        NodeKind::List(_) => Ok(RuleValue {
-            targets: target_list(node)?,
-            filters: None,
-        }),
+        NodeKind::List(_) => {
+            let (targets, problems) = target_list(node);
+            Ok(RuleValue {
+                targets,
+                filters: None,
+                problems,
+            })
+        }
         NodeKind::Map(fields) => {
             let mut problems = Vec::new();
             let mut targets = None;
@@ -189,10 +199,11 @@ fn rule_value(node: &Node) -> Result<RuleValue, Vec<(usize, String)>> {
                         NodeKind::Scalar(Value::String(t)) => {
                             targets = Some(vec![(t.clone(), value.line)]);
                         }
-                        NodeKind::List(_) => match target_list(value) {
-                            Ok(list) => targets = Some(list),
-                            Err(mut p) => problems.append(&mut p),
-                        },
+                        NodeKind::List(_) => {
+                            let (list, mut p) = target_list(value);
+                            problems.append(&mut p);
+                            targets = Some(list);
+                        }
                         _ => problems.push((
                             value.line,
                             format!(
@@ -226,6 +237,7 @@ fn rule_value(node: &Node) -> Result<RuleValue, Vec<(usize, String)>> {
                 Some(targets) if problems.is_empty() => Ok(RuleValue {
                     targets,
                     filters: Some(filters.unwrap_or_default()),
+                    problems: Vec::new(),
                 }),
                 _ => Err(problems),
             }
@@ -233,19 +245,26 @@ fn rule_value(node: &Node) -> Result<RuleValue, Vec<(usize, String)>> {
         _ => Err(vec![(
             node.line,
             format!(
-                "the target must be a string, a list of strings or an object, not {}",
+                "the target must be a string or a list of strings, not {} (or an object with \"target\" and \"tags\")",
                 node.type_name()
             ),
         )]),
     }
 }
 
-fn target_list(node: &Node) -> Result<Vec<(String, usize)>, Vec<(usize, String)>> {
+/// The string items of a target list, and a problem for each item that is not one.
+fn target_list(node: &Node) -> (Vec<(String, usize)>, Vec<(usize, String)>) {
     let NodeKind::List(items) = &node.kind else {
-        return Err(vec![(node.line, "expected a list of targets".into())]);
+        return (
+            Vec::new(),
+            vec![(node.line, "expected a list of targets".into())],
+        );
     };
     if items.is_empty() {
-        return Err(vec![(node.line, "the list of targets is empty".into())]);
+        return (
+            Vec::new(),
+            vec![(node.line, "the list of targets is empty".into())],
+        );
     }
     let mut targets = Vec::new();
     let mut problems = Vec::new();
@@ -258,11 +277,7 @@ fn target_list(node: &Node) -> Result<Vec<(String, usize)>, Vec<(usize, String)>
             )),
         }
     }
-    if problems.is_empty() {
-        Ok(targets)
-    } else {
-        Err(problems)
-    }
+    (targets, problems)
 }
 
 /// The tag part of a key or target: none, a list (`:v1,v2`, one tag is a list of one), or
@@ -401,7 +416,7 @@ fn check_rule(
         && source_digest.as_ref() != Some(&digest)
     {
         return Err(
-            "a target can name a digest only when it is the source's own digest; the digest is \
+            "a target cannot name a digest other than the source's own; the digest is \
              preserved by the copy"
                 .into(),
         );

@@ -31,7 +31,7 @@ pub fn parse(text: &str) -> Result<Option<Node>, YamlError> {
     }
     if builder.documents.len() > 1 {
         return Err(YamlError {
-            line: builder.documents[1].line,
+            line: builder.document_starts.get(1).copied().unwrap_or(0),
             message: "holds more than one YAML document (---); put every entry in one".into(),
         });
     }
@@ -44,7 +44,8 @@ enum Open {
         line: usize,
         anchor: usize,
         entries: Vec<(String, Node)>,
-        pending_key: Option<String>,
+        /// A key read, waiting for its value, and the key's line.
+        pending_key: Option<(String, usize)>,
     },
     List {
         line: usize,
@@ -58,6 +59,8 @@ struct TreeBuilder {
     stack: Vec<Open>,
     documents: Vec<Node>,
     anchors: HashMap<usize, Node>,
+    /// Line of each document's start (`---`, or its first line).
+    document_starts: Vec<usize>,
     error: Option<YamlError>,
 }
 
@@ -86,13 +89,23 @@ impl TreeBuilder {
                 pending_key,
                 ..
             }) => match pending_key.take() {
-                Some(key) => entries.push((key, node)),
+                // A value is placed at its key's line (a block list or mapping starts on
+                // the next one); its items keep their own lines.
+                Some((key, key_line)) => entries.push((
+                    key,
+                    Node {
+                        line: key_line,
+                        ..node
+                    },
+                )),
                 None => match node.kind {
-                    NodeKind::Scalar(serde_json::Value::String(key)) => *pending_key = Some(key),
+                    NodeKind::Scalar(serde_json::Value::String(key)) => {
+                        *pending_key = Some((key, line));
+                    }
                     NodeKind::Scalar(serde_json::Value::Null) => {
                         self.fail(line, "a mapping key is empty");
                     }
-                    NodeKind::Scalar(other) => *pending_key = Some(other.to_string()),
+                    NodeKind::Scalar(other) => *pending_key = Some((other.to_string(), line)),
                     _ => self.fail(line, "a mapping key must be a plain string"),
                 },
             },
@@ -159,11 +172,8 @@ impl MarkedEventReceiver for TreeBuilder {
                 ),
                 None => {}
             },
-            Event::Nothing
-            | Event::StreamStart
-            | Event::StreamEnd
-            | Event::DocumentStart
-            | Event::DocumentEnd => {}
+            Event::DocumentStart => self.document_starts.push(line),
+            Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentEnd => {}
         }
     }
 }
