@@ -252,6 +252,7 @@ mod tests {
                 platforms: vec![],
                 shard: None,
             },
+            rules: Vec::new(),
             summary: crate::report::Summary::of(&results),
             results,
         };

@@ -16,7 +16,7 @@ use crate::http::{Transport, TransportOptions};
 use crate::plan::{self, Job, RuleFailure};
 use crate::progress::{Progress, human_bytes};
 use crate::registry::Client;
-use crate::report::{Failure, ImageResult, Report, Settings, Status, Summary, junit_xml};
+use crate::report::{Failure, ImageResult, Report, RuleTags, Settings, Status, Summary, junit_xml};
 
 /// `image-migrator sync` (and no subcommand).
 pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> Outcome {
@@ -154,6 +154,17 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> Outcome {
             platforms: args.platforms().iter().map(ToString::to_string).collect(),
             shard: args.shard.map(|s| s.to_string()),
         },
+        rules: plan
+            .tag_counts
+            .iter()
+            .map(|count| RuleTags {
+                rule: count.rule.clone(),
+                rule_line: count.rule_line,
+                source: count.source.clone(),
+                tags_listed: count.tags_listed,
+                tags_selected: count.tags_selected,
+            })
+            .collect(),
         results,
         summary,
     };
