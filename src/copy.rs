@@ -519,8 +519,12 @@ impl<'c> Copier<'c> {
                     Some(url) => url,
                     None => target.start_upload(stats)?,
                 };
-                let response = source.get_blob(digest, stats)?;
-                let mut reader = VerifyingReader::new(response.into_reader(), digest.clone(), size);
+                // A config read while planning (tag filters) is not fetched again.
+                let body: Box<dyn std::io::Read> = match source.held_blob(digest) {
+                    Some(bytes) => Box::new(std::io::Cursor::new(bytes.to_vec())),
+                    None => Box::new(source.get_blob(digest, stats)?.into_reader()),
+                };
+                let mut reader = VerifyingReader::new(body, digest.clone(), size);
                 let result = target.upload_blob(&url, digest, &mut reader, size, stats);
                 if let Some(problem) = reader.failure() {
                     // Corruption on the way: retry (it may be the network), else fail.

@@ -65,6 +65,8 @@ pub struct Client {
     /// Manifests fetched during planning (tag filters read creation times), handed to the
     /// first `GET` of the same digest so that no manifest is fetched twice in a run.
     held_manifests: Mutex<HashMap<String, Manifest>>,
+    /// Image configs read during planning, likewise handed to the copy.
+    held_blobs: Mutex<HashMap<String, Arc<Vec<u8>>>>,
 }
 
 impl Client {
@@ -87,6 +89,7 @@ impl Client {
             endpoints: Mutex::new(HashMap::new()),
             per_registry_limit,
             held_manifests: Mutex::new(HashMap::new()),
+            held_blobs: Mutex::new(HashMap::new()),
         })
     }
 
@@ -238,7 +241,8 @@ impl Repo<'_> {
                 .held_manifests
                 .lock()
                 .unwrap()
-                .remove(&format!("{}@{reference}", self.display()))
+                .get(&format!("{}@{reference}", self.display()))
+                .cloned()
         {
             return Ok(held);
         }
@@ -500,7 +504,8 @@ impl Repo<'_> {
         Ok(response)
     }
 
-    /// `GET` a small blob (an image config) whole, retried, and checked against its digest.
+    /// `GET` a small blob (an image config) whole, retried, and checked against its digest;
+    /// kept for the copy, which then does not fetch it again.
     pub fn get_small_blob(
         &self,
         digest: &Digest,
@@ -517,7 +522,21 @@ impl Repo<'_> {
                 self.display()
             )));
         }
+        self.client.held_blobs.lock().unwrap().insert(
+            format!("{}@{digest}", self.display()),
+            Arc::new(bytes.clone()),
+        );
         Ok(bytes)
+    }
+
+    /// A blob [`Repo::get_small_blob`] already read in this run, if any.
+    pub fn held_blob(&self, digest: &Digest) -> Option<Arc<Vec<u8>>> {
+        self.client
+            .held_blobs
+            .lock()
+            .unwrap()
+            .get(&format!("{}@{digest}", self.display()))
+            .cloned()
     }
 
     fn display(&self) -> String {
