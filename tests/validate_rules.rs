@@ -484,3 +484,130 @@ fn a_malformed_digest_is_refused() {
         "{stderr}"
     );
 }
+
+// Forms image-syncer users bring.
+
+#[test]
+fn variables_in_keys_and_targets_are_expanded_and_an_unset_one_is_named() {
+    let project = Project::with_images(
+        r#"{
+  "${SRC_REGISTRY}/coreos/etcd:3.5": "$DST_REPO",
+  "quay.io/coreos/etcd:3.4": "${DST}/etcd"
+}"#,
+    );
+    let mut cmd = project.validate(&["--format", "json"]);
+    cmd.env("SRC_REGISTRY", "quay.io")
+        .env("DST", "r.example.com/ns")
+        .env("DST_REPO", "r.example.com/ns/etcd");
+    let rules = support::project::rules_of(&mut cmd);
+    assert_eq!(
+        rules.iter().map(triple).collect::<Vec<_>>(),
+        vec![
+            t("quay.io/coreos/etcd", "r.example.com/ns/etcd:3.5", "3.5"),
+            t("quay.io/coreos/etcd", "r.example.com/ns/etcd:3.4", "3.4"),
+        ]
+    );
+    let mut cmd = project.validate(&[]);
+    cmd.env("SRC_REGISTRY", "quay.io")
+        .env("DST_REPO", "r.example.com/ns/etcd");
+    let stderr = config_error(&mut cmd);
+    assert!(
+        stderr.contains("images.json:3: \"quay.io/coreos/etcd:3.4\": → \"${DST}/etcd\": target: environment variable DST is not set"),
+        "{stderr}"
+    );
+    // A `$` that is not `${VAR}` or a whole `$VAR` value stays literal (and is refused here).
+    let project = Project::with_images(r#"{"quay.io/coreos/etcd:3.5": "r.example.com/ns$x/etcd"}"#);
+    let stderr = config_error(&mut project.validate(&[]));
+    assert!(stderr.contains("invalid path component"), "{stderr}");
+}
+
+#[test]
+fn a_digest_target_must_be_the_sources_own_digest() {
+    let same = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+    let other = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+    let project = Project::with_images(&format!(
+        r#"{{"quay.io/coreos/etcd@{same}": "r.example.com/ns/etcd@{same}"}}"#
+    ));
+    let rules = project.rules(&[]);
+    assert_eq!(
+        triple(&rules[0]),
+        t("quay.io/coreos/etcd", "r.example.com/ns/etcd", same)
+    );
+    let project = Project::with_images(&format!(
+        r#"{{"quay.io/coreos/etcd@{same}": "r.example.com/ns/etcd@{other}"}}"#
+    ));
+    let stderr = config_error(&mut project.validate(&[]));
+    assert!(stderr.contains("other than the source's own"), "{stderr}");
+}
+
+#[test]
+fn registry_hub_docker_com_and_a_trailing_slash_are_auth_keys_like_the_others() {
+    let project = Project::with_images(
+        r#"{"registry.hub.docker.com/library/nginx:1.25": "r.example.com/team/nginx"}"#,
+    );
+    project.write(
+        "auth.json",
+        r#"{
+  "registry.hub.docker.com": {"username": "hub", "password": "pw"},
+  "r.example.com/team/": {"username": "team", "password": "pw"}
+}"#,
+    );
+    let rules = project.rules(&["--no-docker-config"]);
+    assert_eq!(rules[0]["source"], "docker.io/library/nginx");
+    assert_eq!(rules[0]["source_auth"], "registry.hub.docker.com");
+    assert_eq!(rules[0]["target_auth"], "r.example.com/team/");
+}
+
+#[test]
+fn tag_lists_map_in_order_and_a_count_mismatch_is_an_error() {
+    let project =
+        Project::with_images(r#"{"quay.io/coreos/etcd:v1,v2": "r.example.com/ns/etcd:one,two"}"#);
+    let rules = project.rules(&[]);
+    assert_eq!(
+        rules.iter().map(triple).collect::<Vec<_>>(),
+        vec![
+            t("quay.io/coreos/etcd", "r.example.com/ns/etcd:one", "v1"),
+            t("quay.io/coreos/etcd", "r.example.com/ns/etcd:two", "v2"),
+        ]
+    );
+    let project =
+        Project::with_images(r#"{"quay.io/coreos/etcd:v1,v2": "r.example.com/ns/etcd:one"}"#);
+    let stderr = config_error(&mut project.validate(&[]));
+    assert!(
+        stderr.contains("the source names 2 tag(s) and the target 1"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn validate_prints_each_rules_filters() {
+    let project = Project::with_images(
+        r#"{
+  "quay.io/coreos/etcd": {
+    "target": ["r.example.com/ns/etcd", ""],
+    "tags": {"include": ["^v3\\."], "exclude": ["-rc", "alpha"], "semver": ">=3.4.0, <4",
+             "latest": 5, "newest": 3, "created_within": "90d"}
+  }
+}"#,
+    );
+    let rules = project.rules(&["--default-registry", "h.io", "--default-namespace", "m"]);
+    assert_eq!(rules.len(), 2);
+    assert_eq!(rules[1]["target"], "h.io/m/etcd");
+    for rule in &rules {
+        assert_eq!(rule["tags"], "selected");
+        assert_eq!(
+            rule["filters"],
+            serde_json::json!({"include": ["^v3\\."], "exclude": ["-rc", "alpha"],
+                "semver": ">=3.4.0, <4", "created_within": "90d", "latest": 5, "newest": 3})
+        );
+    }
+    let output = project
+        .validate(&["--default-registry", "h.io", "--default-namespace", "m"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.contains("line 3: quay.io/coreos/etcd [selected: include /^v3\\./; exclude /-rc/ /alpha/; semver >=3.4.0, <4; created within 90d; latest 5; newest 3] → r.example.com/ns/etcd "),
+        "{text}"
+    );
+}
