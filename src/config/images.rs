@@ -83,12 +83,17 @@ pub fn load(
     from_entries(path, source.entries(path)?, defaults, env)
 }
 
+/// Targets with the line each is written on.
+type Targets = Vec<(String, usize)>;
+/// Problems with their lines.
+type Problems = Vec<(usize, String)>;
+
 /// A rule's value: one or more targets, and the tag filters of an object value.
 struct RuleValue {
-    targets: Vec<(String, usize)>,
+    targets: Targets,
     filters: Option<TagFilters>,
     /// Items of a target list that are not strings (the others are still checked).
-    problems: Vec<(usize, String)>,
+    problems: Problems,
 }
 
 /// Checks the rules of an images file (or of the `images` object of a `--config` file).
@@ -174,7 +179,7 @@ pub fn from_entries(
 }
 
 /// A string, a list of strings, or `{"target": …, "tags": {…}}`; problems with their lines.
-fn rule_value(node: &Node) -> Result<RuleValue, Vec<(usize, String)>> {
+fn rule_value(node: &Node) -> Result<RuleValue, Problems> {
     match &node.kind {
         NodeKind::Scalar(Value::String(target)) => Ok(RuleValue {
             targets: vec![(target.clone(), node.line)],
@@ -253,7 +258,7 @@ fn rule_value(node: &Node) -> Result<RuleValue, Vec<(usize, String)>> {
 }
 
 /// The string items of a target list, and a problem for each item that is not one.
-fn target_list(node: &Node) -> (Vec<(String, usize)>, Vec<(usize, String)>) {
+fn target_list(node: &Node) -> (Targets, Problems) {
     let NodeKind::List(items) = &node.kind else {
         return (
             Vec::new(),
