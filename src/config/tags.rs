@@ -28,7 +28,8 @@ impl TagRegex {
             })
             .map_err(|e| {
                 let detail = e.to_string();
-                let last = detail.lines().last().unwrap_or_default().trim().to_string();
+                let last = detail.lines().last().unwrap_or_default().trim();
+                let last = last.strip_prefix("error: ").unwrap_or(last);
                 format!("the regular expression /{text}/ does not compile: {last}")
             })
     }
