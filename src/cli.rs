@@ -131,6 +131,16 @@ pub struct SyncArgs {
     #[arg(long)]
     pub dry_run: bool,
 
+    /// Push manifests even when the target already has the same digest (blobs the target
+    /// has are still skipped), as image-syncer's --force.
+    #[arg(long)]
+    pub force: bool,
+
+    /// Also write the human log (one line per image, the summary) to FILE.
+    /// Example: --log migration.log
+    #[arg(long, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+
     /// Extra CA certificates (PEM) trusted besides the system roots.
     /// Example: --ca-file /etc/ssl/private-ca.pem
     #[arg(long, env = "SSL_CERT_FILE", value_name = "FILE")]

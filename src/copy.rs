@@ -221,6 +221,8 @@ pub struct Copier<'c> {
     dry_run: bool,
     /// Platforms to keep in indexes; empty = all.
     platforms: Vec<PlatformSpec>,
+    /// `--force`: push manifests even when the target already has the digest.
+    force: bool,
 }
 
 impl<'c> Copier<'c> {
@@ -231,7 +233,15 @@ impl<'c> Copier<'c> {
             targets: TargetRepos::default(),
             dry_run,
             platforms,
+            force: false,
         }
+    }
+
+    /// `--force`: manifests are pushed again even when the target has the same digest
+    /// (blobs the target has are still skipped).
+    pub fn force(mut self, force: bool) -> Self {
+        self.force = force;
+        self
     }
 
     /// Runs one job to its outcome; never panics on registry errors.
@@ -347,7 +357,7 @@ impl<'c> Copier<'c> {
                     .ok()
                     .map(|m| m.digest),
             };
-            if target_digest.as_ref() == Some(&push_digest) {
+            if target_digest.as_ref() == Some(&push_digest) && !self.force {
                 facts.media_type = head.media_type;
                 return Ok(Status::Unchanged);
             }
@@ -364,11 +374,12 @@ impl<'c> Copier<'c> {
         match manifest::content(&manifest)? {
             Content::Index { children } => {
                 children.par_iter().try_for_each(|(child, _size)| {
-                    let present = match self.targets.child_needs_head(&target, child) {
-                        Some(true) => target.head_manifest(child.as_str(), stats)?.is_some(),
-                        Some(false) => true,
-                        None => false,
-                    };
+                    let present = !self.force
+                        && match self.targets.child_needs_head(&target, child) {
+                            Some(true) => target.head_manifest(child.as_str(), stats)?.is_some(),
+                            Some(false) => true,
+                            None => false,
+                        };
                     if present {
                         return Ok(());
                     }

@@ -248,6 +248,7 @@ mod tests {
                 proc: 1,
                 retries: 0,
                 dry_run: false,
+                force: false,
                 ca_file: None,
                 platforms: vec![],
                 shard: None,

@@ -50,6 +50,9 @@ pub struct Settings {
     pub proc: usize,
     pub retries: u32,
     pub dry_run: bool,
+    /// `--force`: manifests pushed even where the target had the digest.
+    #[serde(default)]
+    pub force: bool,
     pub ca_file: Option<String>,
     /// `--platform` filter (empty = every platform).
     pub platforms: Vec<String>,

@@ -22,6 +22,15 @@ use crate::report::{Failure, ImageResult, Report, RuleTags, Settings, Status, Su
 pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> Outcome {
     let started_at = SystemTime::now();
     let started = Instant::now();
+    if let Some(path) = &args.log {
+        match std::fs::File::create(path) {
+            Ok(file) => crate::progress::tee_to(file),
+            Err(e) => {
+                eprintln!("error: --log {}: {e}; nothing was copied", path.display());
+                return Outcome::InvalidInput;
+            }
+        }
+    }
     let config = match load_config(&args.files) {
         Ok(config) => config,
         Err(errors) => {
@@ -83,7 +92,7 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> Outcome {
             return Outcome::InvalidInput;
         }
     };
-    eprintln!(
+    crate::progress::log(&format!(
         "image-migrator {}: {} rule(s){}",
         env!("CARGO_PKG_VERSION"),
         config.rules.len(),
@@ -92,7 +101,7 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> Outcome {
         } else {
             ""
         }
-    );
+    ));
 
     if in_github {
         github::group("image-migrator: images");
@@ -106,7 +115,10 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> Outcome {
         None => config.rules,
     };
     if let Some(shard) = args.shard {
-        eprintln!("shard {shard}: {} rule(s) in this slice", rules.len());
+        crate::progress::log(&format!(
+            "shard {shard}: {} rule(s) in this slice",
+            rules.len()
+        ));
     }
     let (plan, outcomes) = pool.install(|| {
         let plan = plan::plan(&client, &rules);
@@ -114,7 +126,7 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> Outcome {
         for failure in &plan.failures {
             progress.line(&log_line(&failure_result(failure)));
         }
-        let copier = Copier::new(&client, args.dry_run, args.platforms());
+        let copier = Copier::new(&client, args.dry_run, args.platforms()).force(args.force);
         let outcomes: Vec<ImageResult> = plan
             .jobs
             .par_iter()
@@ -150,6 +162,7 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> Outcome {
             proc: usize::from(args.proc),
             retries: args.retries,
             dry_run: args.dry_run,
+            force: args.force,
             ca_file: args.ca_file.as_ref().map(|p| p.display().to_string()),
             platforms: args.platforms().iter().map(ToString::to_string).collect(),
             shard: args.shard.map(|s| s.to_string()),
