@@ -280,7 +280,8 @@ fn github_action_annotates_configuration_errors_at_their_line() {
     let ws = scene.workspace.path();
     std::fs::write(
         ws.join("images.json"),
-        "{\n  \"docker.io/library/nginx:1\": \"nginx\"\n}\n",
+        // A bare registry as the target (`nginx` alone would be Docker Hub's nginx).
+        "{\n  \"docker.io/library/nginx:1\": \"quay.io\"\n}\n",
     )
     .unwrap();
     let out = run_as_github_action(ws, &[("fail_on_error", "false")]);

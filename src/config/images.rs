@@ -299,7 +299,7 @@ enum TagSpec<'a> {
 fn split_tag_spec(value: &str) -> (&str, TagSpec<'_>) {
     // `:/…/` can only be a regex: a port is digits, and a path follows a `/`, not `:/`.
     if let Some(i) = value.find(":/")
-        && value.len() >= i + 3
+        && value.len() >= i + 4
         && value.ends_with('/')
     {
         return (&value[..i], TagSpec::Regex(&value[i + 2..value.len() - 1]));
@@ -517,4 +517,35 @@ pub fn check_defaults(defaults: &Defaults) -> Result<(), String> {
             .map_err(|e| format!("--default-namespace {namespace:?}: {}", e.reason))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tag_parts_are_split_before_the_reference_grammar() {
+        assert_eq!(
+            split_tag_spec("quay.io/a/b:/^v3\\.[0-9]+/x/"),
+            ("quay.io/a/b", TagSpec::Regex("^v3\\.[0-9]+/x"))
+        );
+        assert_eq!(
+            split_tag_spec("localhost:5000/a:v1,v2"),
+            ("localhost:5000/a", TagSpec::List(vec!["v1", "v2"]))
+        );
+        assert_eq!(
+            split_tag_spec("localhost:5000/a"),
+            ("localhost:5000/a", TagSpec::None)
+        );
+        assert_eq!(
+            split_tag_spec("[::1]:5000/a/b"),
+            ("[::1]:5000/a/b", TagSpec::None)
+        );
+        // `://` is no regex (an empty one would match every tag): left to the grammar.
+        assert_eq!(split_tag_spec("q.io/a://"), ("q.io/a://", TagSpec::None));
+        assert!(parse_repository("q.io/a://", "source").is_err());
+        let digest =
+            "q.io/a@sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        assert_eq!(split_tag_spec(digest), (digest, TagSpec::None));
+    }
 }
