@@ -47,6 +47,11 @@ struct Case {
     extra_file: Option<(&'static str, String)>,
 }
 
+/// An expected message built at run time (it names the canary's address).
+fn leak(s: String) -> &'static str {
+    Box::leak(s.into_boxed_str())
+}
+
 fn text(s: impl Into<String>) -> Content {
     Content::Text(s.into())
 }
@@ -315,43 +320,57 @@ fn every_bad_input_is_refused_before_any_request() {
         images_case(
             "images empty item in a tag list",
             text(format!("{{\n\"{h}/a/b:v1,,v2\": \"{h}/c/d\"\n}}")),
-            "images.json:2: ",
+            leak(format!(
+                "images.json:2: \"{h}/a/b:v1,,v2\": → \"{h}/c/d\": source: the tag list \"v1,,v2\" has an empty item"
+            )),
         ),
         images_case(
             "images tag list count mismatch",
-            text(format!(r#"{{"{h}/a/b:v1,v2": "{h}/c/d:n1,n2,n3"}}"#)),
-            "counts must match",
+            text(format!("{{\n\"{h}/a/b:v1,v2\": \"{h}/c/d:n1,n2,n3\"\n}}")),
+            leak(format!(
+                "images.json:2: \"{h}/a/b:v1,v2\": → \"{h}/c/d:n1,n2,n3\": the source names 2 tag(s) and the target 3"
+            )),
         ),
         images_case(
             "images regex that does not compile",
             text(format!("{{\n\"{h}/a/b:/v(1/\": \"{h}/c/d\"\n}}")),
-            "/v(1/ does not compile",
+            leak(format!(
+                "images.json:2: \"{h}/a/b:/v(1/\": → \"{h}/c/d\": source: the regular expression /v(1/ does not compile"
+            )),
         ),
         images_case(
             "images unset variable in a key",
-            text(format!(r#"{{"${{NOT_SET_ANYWHERE}}/a/b": "{h}/c/d"}}"#)),
-            "NOT_SET_ANYWHERE is not set",
+            text(format!(
+                "{{\n\"${{NOT_SET_ANYWHERE}}/a/b\": \"{h}/c/d\"\n}}"
+            )),
+            "images.json:2: \"${NOT_SET_ANYWHERE}/a/b\": source: environment variable NOT_SET_ANYWHERE is not set",
         ),
         images_case(
             "images latest 0",
             text(format!(
                 "{{\n\"{h}/a/b\": {{\"target\": \"{h}/c/d\", \"tags\": {{\"latest\": 0}}}}\n}}"
             )),
-            "images.json:2: ",
+            leak(format!(
+                "images.json:2: \"{h}/a/b\": \"tags\".latest must be at least 1"
+            )),
         ),
         images_case(
             "images semver range that does not parse",
             text(format!(
-                r#"{{"{h}/a/b": {{"target": "{h}/c/d", "tags": {{"semver": ">=x.y"}}}}}}"#
+                "{{\n\"{h}/a/b\": {{\"target\": \"{h}/c/d\", \"tags\": {{\"semver\": \">=x.y\"}}}}\n}}"
             )),
-            "not a semver range",
+            leak(format!(
+                "images.json:2: \"{h}/a/b\": \"tags\".semver \">=x.y\" is not a semver range"
+            )),
         ),
         images_case(
             "images object rule key with a tag",
             text(format!(
-                r#"{{"{h}/a/b:1.0": {{"target": "{h}/c/d", "tags": {{"latest": 2}}}}}}"#
+                "{{\n\"{h}/a/b:1.0\": {{\"target\": \"{h}/c/d\", \"tags\": {{\"latest\": 2}}}}\n}}"
             )),
-            "must be a repository without a tag",
+            leak(format!(
+                "images.json:2: \"{h}/a/b:1.0\": a rule with a \"tags\" object selects among all tags, so its key must be a repository without a tag"
+            )),
         ),
         images_case(
             "images unknown field in tags",
