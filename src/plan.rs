@@ -163,8 +163,21 @@ fn expand(client: &Client, rule: &Rule, now: SystemTime) -> Expanded {
             let selected = if rule.filters.is_empty() {
                 tags.clone()
             } else {
-                let created = |tag: &str| created_of(&repo, tag, &stats);
-                rule.filters.select(&tags, now, &created).map_err(fail)?
+                let candidates = rule.filters.prefilter(&tags);
+                // Creation times only for what the cheap filters left, fetched in parallel.
+                let candidates = if rule.filters.needs_created() {
+                    candidates
+                        .into_par_iter()
+                        .map(|tag| {
+                            let created = created_of(&repo, &tag, &stats)?;
+                            Ok((tag, created))
+                        })
+                        .collect::<crate::error::Result<Vec<_>>>()
+                        .map_err(fail)?
+                } else {
+                    candidates.into_iter().map(|tag| (tag, None)).collect()
+                };
+                rule.filters.finish(candidates, now)
             };
             let count = TagCount {
                 rule: rule.key.clone(),

@@ -213,54 +213,52 @@ impl TagFilters {
         parts.join("; ")
     }
 
-    /// The tags to copy, in listing order. `created` gives a tag's creation time (`None`
-    /// when the image says nothing: such a tag is dropped by the time-based filters); it
-    /// is called only for the candidates the cheaper filters left, once per tag.
-    pub fn select<E>(
-        &self,
-        tags: &[String],
-        now: SystemTime,
-        created: &dyn Fn(&str) -> Result<Option<SystemTime>, E>,
-    ) -> Result<Vec<String>, E> {
-        let mut kept: Vec<&String> = tags
-            .iter()
+    /// The first, cheap step: `include`, `exclude` and `semver`, in listing order. What is
+    /// left are the only tags whose creation time is ever needed.
+    pub fn prefilter(&self, tags: &[String]) -> Vec<String> {
+        tags.iter()
             .filter(|t| self.include.is_empty() || self.include.iter().any(|r| r.is_match(t)))
             .filter(|t| !self.exclude.iter().any(|r| r.is_match(t)))
-            .collect();
-        if let Some((_, range)) = &self.semver {
-            kept.retain(|t| version_of(t).is_some_and(|v| range.matches(&v)));
-        }
-        let mut times: Vec<(&String, Option<SystemTime>)> = Vec::with_capacity(kept.len());
-        if self.needs_created() {
-            for tag in &kept {
-                times.push((tag, created(tag)?));
-            }
-        } else {
-            times = kept.iter().map(|t| (*t, None)).collect();
-        }
+            .filter(|t| match &self.semver {
+                Some((_, range)) => version_of(t).is_some_and(|v| range.matches(&v)),
+                None => true,
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// The second step, on the prefiltered tags with their creation times (`None` = not
+    /// read, or the image does not say; such tags are dropped by the time-based filters):
+    /// `created_within`, `latest`, `newest`. Listing order is kept.
+    pub fn finish(
+        &self,
+        candidates: Vec<(String, Option<SystemTime>)>,
+        now: SystemTime,
+    ) -> Vec<String> {
+        let mut kept = candidates;
         if let Some((_, within)) = &self.created_within {
             let since = now.checked_sub(*within).unwrap_or(SystemTime::UNIX_EPOCH);
-            times.retain(|(_, time)| time.is_some_and(|t| t >= since));
+            kept.retain(|(_, time)| time.is_some_and(|t| t >= since));
         }
         if let Some(n) = self.latest {
-            let mut versioned: Vec<(semver::Version, &String)> = times
+            let mut versioned: Vec<(semver::Version, String)> = kept
                 .iter()
-                .filter_map(|(t, _)| version_of(t).map(|v| (v, *t)))
+                .filter_map(|(t, _)| version_of(t).map(|v| (v, t.clone())))
                 .collect();
             versioned.sort_by(|a, b| b.0.cmp(&a.0));
-            let highest: Vec<&String> = versioned.into_iter().take(n).map(|(_, t)| t).collect();
-            times.retain(|(t, _)| highest.contains(t));
+            let highest: Vec<String> = versioned.into_iter().take(n).map(|(_, t)| t).collect();
+            kept.retain(|(t, _)| highest.contains(t));
         }
         if let Some(n) = self.newest {
-            let mut dated: Vec<(SystemTime, &String)> = times
+            let mut dated: Vec<(SystemTime, String)> = kept
                 .iter()
-                .filter_map(|(t, time)| time.map(|x| (x, *t)))
+                .filter_map(|(t, time)| time.map(|x| (x, t.clone())))
                 .collect();
             dated.sort_by_key(|(time, _)| Reverse(*time));
-            let newest: Vec<&String> = dated.into_iter().take(n).map(|(_, t)| t).collect();
-            times.retain(|(t, _)| newest.contains(t));
+            let newest: Vec<String> = dated.into_iter().take(n).map(|(_, t)| t).collect();
+            kept.retain(|(t, _)| newest.contains(t));
         }
-        Ok(times.into_iter().map(|(t, _)| t.clone()).collect())
+        kept.into_iter().map(|(t, _)| t).collect()
     }
 }
 
@@ -294,25 +292,29 @@ mod tests {
     }
 
     fn select(f: &TagFilters) -> Vec<String> {
-        let created = |tag: &str| -> Result<Option<SystemTime>, ()> {
+        let created = |tag: &str| {
             let day = match tag {
                 "v3.4.0" => 1,
                 "v3.5.2" => 3,
                 "3.6.0" => 5,
                 "v4.0.0" => 4,
                 "latest" => 5,
-                _ => return Ok(None),
+                _ => return None,
             };
-            Ok(Some(
-                SystemTime::UNIX_EPOCH + Duration::from_secs(day * 86_400),
-            ))
+            Some(SystemTime::UNIX_EPOCH + Duration::from_secs(day * 86_400))
         };
-        f.select(
-            &tags(),
+        let candidates = f
+            .prefilter(&tags())
+            .into_iter()
+            .map(|t| {
+                let time = created(&t);
+                (t, time)
+            })
+            .collect();
+        f.finish(
+            candidates,
             SystemTime::UNIX_EPOCH + Duration::from_secs(6 * 86_400),
-            &created,
         )
-        .unwrap()
     }
 
     #[test]
