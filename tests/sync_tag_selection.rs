@@ -107,6 +107,13 @@ fn tag_lists_regexes_and_filters_select_from_a_real_registry() {
     wanted.sort();
     assert_eq!(would, wanted, "{}", dry.pretty());
     assert!(
+        dry.stderr.contains(&format!(
+            "tags       {s}/team/etcd (line 4): 2 selected of 8 listed"
+        )),
+        "{}",
+        dry.stderr
+    );
+    assert!(
         migrator_requests_since(&dst, dst_before)
             .iter()
             .all(|a| !a.is_write()),

@@ -123,6 +123,16 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> Outcome {
     let (plan, outcomes) = pool.install(|| {
         let plan = plan::plan(&client, &rules);
         let progress = Progress::start(plan.jobs.len());
+        for count in plan
+            .tag_counts
+            .iter()
+            .filter(|c| c.tags_selected != c.tags_listed)
+        {
+            progress.line(&format!(
+                "tags       {} (line {}): {} selected of {} listed",
+                count.source, count.rule_line, count.tags_selected, count.tags_listed
+            ));
+        }
         for failure in &plan.failures {
             progress.line(&log_line(&failure_result(failure)));
         }
