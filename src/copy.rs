@@ -313,6 +313,8 @@ pub struct Copier<'c> {
     dry_run: bool,
     /// Platforms to keep in indexes; empty = all.
     platforms: Vec<PlatformSpec>,
+    /// `--force`: push manifests even when the target already has the digest.
+    force: bool,
 }
 
 impl<'c> Copier<'c> {
@@ -324,7 +326,15 @@ impl<'c> Copier<'c> {
             manifests: SourceManifests::default(),
             dry_run,
             platforms,
+            force: false,
         }
+    }
+
+    /// `--force`: manifests are pushed again even when the target has the same digest
+    /// (blobs the target has are still skipped).
+    pub fn force(mut self, force: bool) -> Self {
+        self.force = force;
+        self
     }
 
     /// Runs one job to its outcome; never panics on registry errors.
@@ -444,7 +454,7 @@ impl<'c> Copier<'c> {
                     .ok()
                     .map(|m| m.digest),
             };
-            if target_digest.as_ref() == Some(&push_digest) {
+            if target_digest.as_ref() == Some(&push_digest) && !self.force {
                 facts.media_type = head.media_type;
                 return Ok(Status::Unchanged);
             }
@@ -491,7 +501,7 @@ impl<'c> Copier<'c> {
         tally: &Tally,
     ) -> Result<()> {
         let stats = &tally.stats;
-        let check = matches!(claim, ChildClaim::Owner { check: true });
+        let check = !self.force && matches!(claim, ChildClaim::Owner { check: true });
         if check && target.head_manifest(child.as_str(), stats)?.is_some() {
             return Ok(());
         }
@@ -638,8 +648,12 @@ impl<'c> Copier<'c> {
                     Some(url) => url,
                     None => target.start_upload(stats)?,
                 };
-                let response = source.get_blob(digest, stats)?;
-                let mut reader = VerifyingReader::new(response.into_reader(), digest.clone(), size);
+                // A config read while planning (tag filters) is not fetched again.
+                let body: Box<dyn std::io::Read> = match source.held_blob(digest) {
+                    Some(bytes) => Box::new(std::io::Cursor::new(bytes.to_vec())),
+                    None => Box::new(source.get_blob(digest, stats)?.into_reader()),
+                };
+                let mut reader = VerifyingReader::new(body, digest.clone(), size);
                 let result = target.upload_blob(&url, digest, &mut reader, size, stats);
                 if let Some(problem) = reader.failure() {
                     // Corruption on the way: retry (it may be the network), else fail.

@@ -248,10 +248,12 @@ mod tests {
                 proc: 1,
                 retries: 0,
                 dry_run: false,
+                force: false,
                 ca_file: None,
                 platforms: vec![],
                 shard: None,
             },
+            rules: Vec::new(),
             summary: crate::report::Summary::of(&results),
             results,
         };

@@ -10,7 +10,12 @@ use crate::digest::Digest;
 pub const DOCKER_HUB: &str = "docker.io";
 
 /// Names Docker treats as Docker Hub.
-const DOCKER_HUB_ALIASES: [&str; 3] = ["docker.io", "index.docker.io", "registry-1.docker.io"];
+const DOCKER_HUB_ALIASES: [&str; 4] = [
+    "docker.io",
+    "index.docker.io",
+    "registry-1.docker.io",
+    "registry.hub.docker.com",
+];
 
 /// Longest accepted repository name, registry included (distribution's `NameTotalLengthMax`).
 pub const NAME_MAX: usize = 255;

@@ -280,7 +280,8 @@ fn github_action_annotates_configuration_errors_at_their_line() {
     let ws = scene.workspace.path();
     std::fs::write(
         ws.join("images.json"),
-        "{\n  \"docker.io/library/nginx:1\": \"nginx\"\n}\n",
+        // A bare registry as the target (`nginx` alone would be Docker Hub's nginx).
+        "{\n  \"docker.io/library/nginx:1\": \"quay.io\"\n}\n",
     )
     .unwrap();
     let out = run_as_github_action(ws, &[("fail_on_error", "false")]);
@@ -348,4 +349,35 @@ fn gitlab_job_script_writes_junit() {
     assert!(!stdout.contains(SECRET_PASSWORD) && !text(&out.stderr).contains(SECRET_PASSWORD));
     let copied = Seeder::for_registry(&scene.target).manifest_digest("mirror/web", "1.0");
     assert_eq!(copied.as_deref(), Some(scene.digest.as_str()));
+}
+
+#[test]
+fn github_action_reads_an_image_syncer_config_file() {
+    let scene = scene();
+    let ws = scene.workspace.path();
+    let auth = std::fs::read_to_string(ws.join("auth.json")).unwrap();
+    let images = std::fs::read_to_string(ws.join("images.json")).unwrap();
+    // auth.json and images.json stay in the workspace, untouched: the action must not
+    // pass them along with --config (that would be a usage error).
+    std::fs::write(
+        ws.join("config.json"),
+        format!(
+            "{{\"auth\": {auth}, \"images\": {}}}",
+            images.replace("apps/missing", "apps/web")
+        ),
+    )
+    .unwrap();
+    let out = run_as_github_action(ws, &[("config_file", "config.json")]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(ws.join("image-migrator-report.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(report["settings"]["images_file"], "config.json");
+    assert_eq!(
+        Seeder::for_registry(&scene.target)
+            .manifest_digest("mirror/web", "1.0")
+            .as_deref(),
+        Some(scene.digest.as_str())
+    );
 }
