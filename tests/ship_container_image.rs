@@ -209,7 +209,8 @@ fn image_carries_oci_labels_and_names_its_commit() {
     assert_eq!(
         label("revision"),
         commit,
-        "image built from another commit?"
+        "{} was built from another commit: rebuild it with ci/image",
+        image()
     );
     assert_eq!(label("licenses"), env!("CARGO_PKG_LICENSE"));
     let source = std::env::var("IMAGE_MIGRATOR_SOURCE")
