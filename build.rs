@@ -15,11 +15,12 @@ fn main() {
     println!("cargo:rerun-if-env-changed=IMAGE_MIGRATOR_COMMIT");
     let commit = match std::env::var("IMAGE_MIGRATOR_COMMIT") {
         Ok(given) if !given.trim().is_empty() => shorten(given.trim()),
-        _ => {
+        _ if is_own_checkout() => {
             watch_git_head();
             git(&["rev-parse", &format!("--short={SHORT_COMMIT}"), "HEAD"])
                 .unwrap_or_else(|| "unknown".to_string())
         }
+        _ => "unknown".to_string(),
     };
     println!("cargo:rustc-env=IMAGE_MIGRATOR_BUILD_COMMIT={commit}");
 }
@@ -30,6 +31,17 @@ fn shorten(commit: &str) -> String {
         commit[..SHORT_COMMIT].to_string()
     } else {
         commit.to_string()
+    }
+}
+
+/// True when this crate is the top of a git work tree, not sources unpacked inside some
+/// other repository (a crate from a registry, a vendored copy), whose HEAD is not ours.
+fn is_own_checkout() -> bool {
+    let top = git(&["rev-parse", "--show-toplevel"]).map(PathBuf::from);
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    match (top.and_then(|t| t.canonicalize().ok()), here.canonicalize()) {
+        (Some(top), Ok(here)) => top == here,
+        _ => false,
     }
 }
 
