@@ -7,6 +7,15 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::Defaults;
 
+/// What `--version` prints after the name: the crate version and the commit it was built
+/// from (set by build.rs; "unknown" outside a git checkout without `IMAGE_MIGRATOR_COMMIT`).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("IMAGE_MIGRATOR_BUILD_COMMIT"),
+    ")"
+);
+
 /// Migrate container images between registries, exactly and incrementally.
 ///
 /// With no subcommand, runs `sync`: reads ./auth.json and ./images.json and copies every
@@ -14,7 +23,7 @@ use crate::config::Defaults;
 #[derive(Debug, Parser)]
 #[command(
     name = "image-migrator",
-    version,
+    version = VERSION,
     args_conflicts_with_subcommands = true
 )]
 pub struct Cli {
