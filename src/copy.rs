@@ -6,8 +6,6 @@
 //! request replaces the `HEAD` + `POST` of each new blob; once a target repository lacks a
 //! tag, its tag list spares the `HEAD`s of the other tags it does not list.
 
-mod source_manifests;
-
 use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,7 +21,6 @@ use crate::manifest::{self, Content, Manifest, PlatformSpec};
 use crate::plan::Job;
 use crate::registry::{Access, Client, Mount, Repo, TreeGuard, UploadError};
 use crate::report::Status;
-use source_manifests::SourceManifests;
 
 /// What copying one job did.
 #[derive(Debug)]
@@ -309,7 +306,6 @@ pub struct Copier<'c> {
     client: &'c Client,
     ledger: BlobLedger,
     targets: TargetRepos,
-    manifests: SourceManifests,
     dry_run: bool,
     /// Platforms to keep in indexes; empty = all.
     platforms: Vec<PlatformSpec>,
@@ -323,7 +319,6 @@ impl<'c> Copier<'c> {
             client,
             ledger: BlobLedger::default(),
             targets: TargetRepos::default(),
-            manifests: SourceManifests::default(),
             dry_run,
             platforms,
             force: false,
@@ -404,7 +399,7 @@ impl<'c> Copier<'c> {
                     tree.get_or_insert_with(|| HeldTree::enter(&source));
                     let manifest = source.get_manifest(&source_ref, stats)?;
                     let digest = manifest.digest.clone();
-                    fetched = Some(self.manifests.keep(&source, manifest));
+                    fetched = Some(manifest);
                     digest
                 }
             },
@@ -417,7 +412,7 @@ impl<'c> Copier<'c> {
             tree.get_or_insert_with(|| HeldTree::enter(&source));
             let manifest = match fetched.take() {
                 Some(manifest) => manifest,
-                None => self.manifests.get(&source, &digest, stats)?,
+                None => source.get_manifest(digest.as_str(), stats)?,
             };
             fetched = Some(if manifest::is_index(&manifest.media_type) {
                 Arc::new(manifest::filter_index(&manifest, &self.platforms)?)
@@ -452,7 +447,7 @@ impl<'c> Copier<'c> {
                 None => target
                     .get_manifest(&target_ref, stats)
                     .ok()
-                    .map(|m| m.digest),
+                    .map(|m| m.digest.clone()),
             };
             if target_digest.as_ref() == Some(&push_digest) && !self.force {
                 facts.media_type = head.media_type;
@@ -466,7 +461,7 @@ impl<'c> Copier<'c> {
         tree.get_or_insert_with(|| HeldTree::enter(&source));
         let manifest = match fetched {
             Some(manifest) => manifest,
-            None => self.manifests.get(&source, &digest, stats)?,
+            None => source.get_manifest(digest.as_str(), stats)?,
         };
         facts.media_type = Some(manifest.media_type.clone());
         match manifest::content(&manifest)? {
@@ -505,7 +500,7 @@ impl<'c> Copier<'c> {
         if check && target.head_manifest(child.as_str(), stats)?.is_some() {
             return Ok(());
         }
-        let child_manifest = self.manifests.get(source, child, stats)?;
+        let child_manifest = source.get_manifest(child.as_str(), stats)?;
         self.copy_image(source, target, &child_manifest, tally)?;
         // A job rayon ran on this thread during the blobs may have pushed it meanwhile.
         if self.targets.child_present(target, child) {

@@ -198,22 +198,20 @@ fn expand(client: &Client, rule: &Rule, now: SystemTime) -> Expanded {
 }
 
 /// When the image a tag names was created: its config's `created`; an index counts as its
-/// newest child. The manifests fetched here are held for the copy, which then does not
-/// fetch them again.
+/// newest child. The registry client keeps the manifests fetched here for the copy, which
+/// then does not fetch them again.
 fn created_of(
     repo: &Repo,
     tag: &str,
     stats: &RequestStats,
 ) -> crate::error::Result<Option<SystemTime>> {
     let manifest = repo.get_manifest(tag, stats)?;
-    repo.hold_manifest(&manifest);
     match manifest::content(&manifest)? {
         Content::Image { .. } => image_created(repo, &manifest, stats),
         Content::Index { children } => {
             let mut newest = None;
             for (child, _) in children {
                 let child = repo.get_manifest(child.as_str(), stats)?;
-                repo.hold_manifest(&child);
                 if matches!(manifest::content(&child)?, Content::Image { .. }) {
                     newest = newest.max(image_created(repo, &child, stats)?);
                 }

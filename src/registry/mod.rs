@@ -3,10 +3,12 @@
 //! and capped lives in `session`; URL arithmetic in `url`. Never prints.
 
 mod limit;
+mod manifest_cache;
 mod quota;
 mod session;
 mod url;
 
+use manifest_cache::ManifestCache;
 pub use quota::LOW_QUOTA;
 use quota::Quota;
 
@@ -92,9 +94,9 @@ pub struct Client {
     tokens: TokenCache,
     endpoints: Mutex<HashMap<String, Arc<Endpoint>>>,
     per_registry_limit: usize,
-    /// Manifests fetched during planning (tag filters read creation times), handed to the
-    /// first `GET` of the same digest so that no manifest is fetched twice in a run.
-    held_manifests: Mutex<HashMap<String, Manifest>>,
+    /// Every manifest fetched in the run (by planning's tag filters or by the copy), so
+    /// that none is fetched twice.
+    manifests: ManifestCache,
     /// Image configs read during planning, likewise handed to the copy.
     held_blobs: Mutex<HashMap<String, Arc<Vec<u8>>>>,
 }
@@ -118,7 +120,7 @@ impl Client {
             tokens: TokenCache::default(),
             endpoints: Mutex::new(HashMap::new()),
             per_registry_limit,
-            held_manifests: Mutex::new(HashMap::new()),
+            manifests: ManifestCache::default(),
             held_blobs: Mutex::new(HashMap::new()),
         })
     }
@@ -303,20 +305,27 @@ impl Repo<'_> {
         }
     }
 
-    /// `GET` a manifest, keeping its bytes; when `reference` is a digest the bytes must
-    /// hash to it.
-    pub fn get_manifest(&self, reference: &str, stats: &RequestStats) -> Result<Manifest> {
-        if Digest::parse(reference).is_ok()
-            && let Some(held) = self
+    /// A manifest with its bytes as served; when `reference` is a digest the bytes must
+    /// hash to it. Fetched once per run: later calls for the same digest (or for the digest
+    /// of a manifest first fetched by tag) are answered from memory.
+    pub fn get_manifest(&self, reference: &str, stats: &RequestStats) -> Result<Arc<Manifest>> {
+        let key = |digest: Digest| (self.registry().to_string(), self.name.clone(), digest);
+        match Digest::parse(reference) {
+            Ok(digest) => self
                 .client
-                .held_manifests
-                .lock()
-                .unwrap()
-                .get(&format!("{}@{reference}", self.display()))
-                .cloned()
-        {
-            return Ok(held);
+                .manifests
+                .get(key(digest), || self.fetch_manifest(reference, stats)),
+            Err(_) => {
+                let manifest = self.fetch_manifest(reference, stats)?;
+                Ok(self
+                    .client
+                    .manifests
+                    .keep(key(manifest.digest.clone()), manifest))
+            }
         }
+    }
+
+    fn fetch_manifest(&self, reference: &str, stats: &RequestStats) -> Result<Manifest> {
         let path = format!("/v2/{}/manifests/{reference}", self.name);
         let headers = [("accept", manifest::ACCEPT.to_string())];
         let what = format!("fetching manifest {}", self.reference(reference));
@@ -355,15 +364,6 @@ impl Repo<'_> {
             media_type,
             digest,
         })
-    }
-
-    /// Keeps a fetched manifest for the next `get_manifest` of its digest (one run fetches
-    /// each manifest once, even when planning needed it first).
-    pub fn hold_manifest(&self, manifest: &Manifest) {
-        self.client.held_manifests.lock().unwrap().insert(
-            format!("{}@{}", self.display(), manifest.digest),
-            manifest.clone(),
-        );
     }
 
     /// `PUT` a manifest under a tag or its digest; the registry must agree on the digest.
