@@ -2,7 +2,7 @@
 //! The only place that chooses threads, prints the human log and writes files. Each command
 //! returns an [`Outcome`]; `main` alone turns it into the process exit code.
 
-mod config;
+mod discover;
 mod merge;
 mod sync;
 mod validate;
@@ -15,7 +15,7 @@ use crate::github;
 use crate::progress::human_bytes;
 use crate::report::Report;
 
-pub use config::discover;
+pub use discover::discover;
 pub use merge::merge_reports;
 pub use sync::sync;
 pub use validate::validate;
