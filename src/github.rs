@@ -219,6 +219,9 @@ mod tests {
             blobs_transferred: 0,
             blobs_mounted: 0,
             blobs_skipped: 0,
+            referrers_copied: 0,
+            referrers_unchanged: 0,
+            referrers: Vec::new(),
             duration_seconds: 0.0,
             attempts: 1,
             error: (status == Status::Failed).then(|| crate::report::Failure {
