@@ -254,6 +254,7 @@ mod tests {
                 ca_file: None,
                 platforms: vec![],
                 shard: None,
+                referrers: false,
             },
             summary: crate::report::Summary::of(&results),
             results,

@@ -296,9 +296,9 @@ pub fn merge_referrers(existing: Option<&Manifest>, added: &[Referrer]) -> Resul
     }
     let entries = value["manifests"].as_array_mut().expect("an array");
     for referrer in added {
-        let listed = entries.iter().any(|e| {
-            e.get("digest").and_then(|d| d.as_str()) == Some(referrer.digest.as_str())
-        });
+        let listed = entries
+            .iter()
+            .any(|e| e.get("digest").and_then(|d| d.as_str()) == Some(referrer.digest.as_str()));
         if !listed {
             entries.push(referrer.descriptor.clone());
         }
@@ -399,6 +399,9 @@ mod tests {
         assert_eq!(media_type_of(&fresh.bytes, None).unwrap(), OCI_INDEX);
         let subject = Digest::parse(&a).unwrap();
         assert_eq!(fallback_tag(&subject), format!("sha256-{}", "a".repeat(64)));
-        assert_eq!(cosign_tags(&subject)[0], format!("sha256-{}.sig", "a".repeat(64)));
+        assert_eq!(
+            cosign_tags(&subject)[0],
+            format!("sha256-{}.sig", "a".repeat(64))
+        );
     }
 }

@@ -111,7 +111,11 @@ impl ReferrerState {
                     return SubjectClaim::Duplicate;
                 }
                 Some(SubjectState::Handling(_)) => {
-                    subjects = self.subject_done.wait_timeout(subjects, WAIT_POLL).unwrap().0;
+                    subjects = self
+                        .subject_done
+                        .wait_timeout(subjects, WAIT_POLL)
+                        .unwrap()
+                        .0;
                 }
                 None => {
                     subjects.insert(key, SubjectState::Handling(me));
@@ -212,7 +216,10 @@ impl Copier<'_> {
             .map_err(|e| referrer_error(format!("looking up referrers of {subject}"), e))?;
         let mut cosign = Vec::new();
         for tag in manifest::cosign_tags(subject) {
-            if source_tags.as_ref().is_some_and(|tags| !tags.contains(&tag)) {
+            if source_tags
+                .as_ref()
+                .is_some_and(|tags| !tags.contains(&tag))
+            {
                 continue;
             }
             let head = source
@@ -238,7 +245,10 @@ impl Copier<'_> {
         let there = target
             .referrers(subject, target_tags.as_ref(), stats)
             .map_err(|e| {
-                referrer_error(format!("looking up referrers of {subject} in the target"), e)
+                referrer_error(
+                    format!("looking up referrers of {subject} in the target"),
+                    e,
+                )
             })?;
         let present: HashSet<&Digest> = there.referrers.iter().map(|r| &r.digest).collect();
         let mut total = 0;
@@ -255,7 +265,13 @@ impl Copier<'_> {
                 );
                 self.copy_referrer(source, target, &referrer.digest, None, tally)
                     .map_err(|e| referrer_error(what, e))?;
-                self.note(referrer.digest.clone(), referrer.kind(), subject, None, tally);
+                self.note(
+                    referrer.digest.clone(),
+                    referrer.kind(),
+                    subject,
+                    None,
+                    tally,
+                );
                 added.push(referrer.clone());
             }
             if depth < MAX_DEPTH {
@@ -294,7 +310,14 @@ impl Copier<'_> {
         Ok(total)
     }
 
-    fn note(&self, digest: Digest, kind: &str, subject: &Digest, tag: Option<String>, tally: &Tally) {
+    fn note(
+        &self,
+        digest: Digest,
+        kind: &str,
+        subject: &Digest,
+        tag: Option<String>,
+        tally: &Tally,
+    ) {
         tally.referrers.copied.fetch_add(1, Ordering::Relaxed);
         tally.referrers.notes.lock().unwrap().push(ReferrerNote {
             digest,

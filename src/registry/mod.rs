@@ -420,9 +420,8 @@ impl Repo<'_> {
             }
             Err(e) => return Err(e),
         };
-        let referrers = manifest::referrers_of(&index.bytes).map_err(|e| {
-            e.context(format!("referrers index {}", self.reference(&tag)))
-        })?;
+        let referrers = manifest::referrers_of(&index.bytes)
+            .map_err(|e| e.context(format!("referrers index {}", self.reference(&tag))))?;
         Ok(ReferrerListing {
             api: false,
             fallback_index: Some(index),
