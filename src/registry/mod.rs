@@ -452,9 +452,17 @@ impl Repo<'_> {
                     .header("content-type")
                     .is_some_and(|t| t.starts_with(manifest::OCI_INDEX));
             if first && (response.status == 404 || (response.status == 200 && !index)) {
-                self.endpoint
-                    .referrers_api
-                    .store(REFERRERS_NO_API, Ordering::Relaxed);
+                // A registry with the API may say the repository is unknown (a dry run's
+                // target): that settles nothing about the registry.
+                let status = response.status;
+                let body = response.read_limited(64 * 1024).unwrap_or_default();
+                let repository_unknown =
+                    status == 404 && String::from_utf8_lossy(&body).contains("NAME_UNKNOWN");
+                if !repository_unknown {
+                    self.endpoint
+                        .referrers_api
+                        .store(REFERRERS_NO_API, Ordering::Relaxed);
+                }
                 return Ok(None);
             }
             if !index {
