@@ -355,6 +355,27 @@ fn signatures_sboms_and_cosign_tags_follow_images_into_a_renamed_target() {
     );
 }
 
+/// The digests a registry's referrers API lists for `subject`.
+fn api_listing(api: &FaultProxy, repo: &str, subject: &str) -> BTreeSet<String> {
+    let text = ureq::get(&format!(
+        "http://{}/v2/{repo}/referrers/{subject}",
+        api.host
+    ))
+    .call()
+    .expect("referrers API")
+    .body_mut()
+    .read_to_string()
+    .unwrap();
+    let answer: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(answer["mediaType"], OCI_INDEX);
+    answer["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["digest"].as_str().unwrap().to_string())
+        .collect()
+}
+
 #[test]
 fn the_referrers_api_is_used_on_either_side() {
     let src_registry = TestRegistry::start();
@@ -371,7 +392,12 @@ fn the_referrers_api_is_used_on_either_side() {
             .iter()
             .any(|t| t.starts_with("sha256-"))
     );
-    // A target that answers the API too, for the second rule.
+    // A source without the API: its referrers under the fallback tag.
+    let plain_source = Seeder::for_registry(&src_registry);
+    let old = image(&plain_source, "team/old", "1", 22, "amd64");
+    let old_sig = plain_source.push_referrer_of("team/old", &old, SIGNATURE_TYPE, b"old signature");
+    plain_source.push_fallback_index("team/old", &old.manifest_digest, &[&old_sig]);
+    // A target that answers the API too, for the other rules.
     let api_target = FaultProxy::start_with_referrers_api(&dst_registry.host);
     let target = Seeder::for_registry(&dst_registry);
 
@@ -387,9 +413,26 @@ fn the_referrers_api_is_used_on_either_side() {
             &format!("{}/team/app:1.0", api_source.host),
             &format!("{}/api/app:1.0", api_target.host),
         )
+        .insecure(&src_registry.host)
+        .rule(
+            &format!("{}/team/old:1", src_registry.host),
+            &format!("{}/api/old:1", api_target.host),
+        )
         .arg("--referrers")
         .run();
     run.assert_all("copied");
+    // Fallback source → API target: pushed with its subject, no fallback tag.
+    assert_eq!(
+        run.result_for(&format!("{}/api/old:1", api_target.host))["referrers_copied"],
+        1,
+        "{}",
+        run.pretty()
+    );
+    assert_eq!(
+        api_listing(&api_target, "api/old", &old.manifest_digest),
+        set(&[&old_sig.digest])
+    );
+    assert_eq!(target.tags("api/old"), ["1"]);
     for target_name in [
         format!("{}/fallback/app:1.0", dst_registry.host),
         format!("{}/api/app:1.0", api_target.host),
@@ -415,26 +458,10 @@ fn the_referrers_api_is_used_on_either_side() {
         "no fallback tag on a target with the API: {:?}",
         target.tags("api/app")
     );
-    let answer: serde_json::Value = serde_json::from_str(
-        &ureq::get(&format!(
-            "http://{}/v2/api/app/referrers/{}",
-            api_target.host, app.manifest_digest
-        ))
-        .call()
-        .unwrap()
-        .body_mut()
-        .read_to_string()
-        .unwrap(),
-    )
-    .unwrap();
-    let listed_api: BTreeSet<String> = answer["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["digest"].as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(listed_api, set(&[&sig.digest, &sbom.digest]));
-    assert_eq!(answer["mediaType"], OCI_INDEX);
+    assert_eq!(
+        api_listing(&api_target, "api/app", &app.manifest_digest),
+        set(&[&sig.digest, &sbom.digest])
+    );
     for repo in ["fallback/app", "api/app"] {
         assert_eq!(
             target.get_manifest(repo, &sig.digest).map(|(_, b)| b),
