@@ -290,7 +290,8 @@ impl Copier<'_> {
             let absent = target_tags.as_ref().is_some_and(|tags| !tags.contains(tag));
             let same = !absent
                 && target
-                    .head_manifest(tag, stats)?
+                    .head_manifest(tag, stats)
+                    .map_err(|e| referrer_error(format!("checking cosign tag {tag}"), e))?
                     .and_then(|head| head.digest)
                     .as_ref()
                     == Some(digest);

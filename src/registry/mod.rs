@@ -24,7 +24,7 @@ use ureq::http::Method;
 use crate::auth::{Challenge, TokenCache};
 use crate::credentials::CredentialStore;
 use crate::digest::Digest;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, StatusClass};
 use crate::http::{Body, RequestStats, Response, Transport};
 use crate::manifest::{self, Manifest};
 
@@ -446,26 +446,9 @@ impl Repo<'_> {
                 return Err(Error::protocol(format!("{what}: pagination does not end")));
             }
             let response = self.retrying_request(Method::GET, &path, &headers, stats)?;
-            let first = pages == 1;
-            let index = response.status == 200
-                && response
-                    .header("content-type")
-                    .is_some_and(|t| t.starts_with(manifest::OCI_INDEX));
-            if first && (response.status == 404 || (response.status == 200 && !index)) {
-                // A registry with the API may say the repository is unknown (a dry run's
-                // target): that settles nothing about the registry.
-                let status = response.status;
-                let body = response.read_limited(64 * 1024).unwrap_or_default();
-                let repository_unknown =
-                    status == 404 && String::from_utf8_lossy(&body).contains("NAME_UNKNOWN");
-                if !repository_unknown {
-                    self.endpoint
-                        .referrers_api
-                        .store(REFERRERS_NO_API, Ordering::Relaxed);
-                }
-                return Ok(None);
-            }
-            if !index {
+            let status = response.status;
+            let refused = matches!(StatusClass::of(status), StatusClass::Auth);
+            if refused || (status != 200 && pages > 1) {
                 return Err(response.describe_error(&what));
             }
             next = response
@@ -473,7 +456,32 @@ impl Repo<'_> {
                 .and_then(next_link)
                 .map(|link| link.to_string());
             let body = response.read_limited(manifest::MAX_MANIFEST_BYTES)?;
-            referrers.extend(manifest::referrers_of(&body).map_err(|e| e.context(&what))?);
+            // An index is the API's answer; a 404 (or 400, 405, …: a route the registry
+            // does not have) or anything but an index on the first page means no API. A
+            // registry with the API may still say the repository is unknown (a dry run's
+            // target): that settles nothing about the registry.
+            let page = match status {
+                200 => manifest::referrers_of(&body).ok(),
+                _ => None,
+            };
+            match page {
+                Some(page) => referrers.extend(page),
+                None if pages == 1 => {
+                    let repository_unknown =
+                        status == 404 && String::from_utf8_lossy(&body).contains("NAME_UNKNOWN");
+                    if !repository_unknown {
+                        self.endpoint
+                            .referrers_api
+                            .store(REFERRERS_NO_API, Ordering::Relaxed);
+                    }
+                    return Ok(None);
+                }
+                None => {
+                    return Err(Error::protocol(format!(
+                        "{what}: page {pages} is not a referrers index"
+                    )));
+                }
+            }
         }
         self.endpoint
             .referrers_api
