@@ -279,6 +279,22 @@ pub fn cosign_tags(subject: &Digest) -> [String; 3] {
     [".sig", ".att", ".sbom"].map(|suffix| format!("{base}{suffix}"))
 }
 
+/// Whether `tag` is a referrers tag schema tag (`sha256-<hex>`) or a cosign tag
+/// (`sha256-<hex>.sig`, `.att`, `.sbom`).
+pub fn is_referrer_tag(tag: &str) -> bool {
+    let Some(rest) = tag.strip_prefix("sha256-") else {
+        return false;
+    };
+    let hex = [".sig", ".att", ".sbom"]
+        .iter()
+        .find_map(|suffix| rest.strip_suffix(suffix))
+        .unwrap_or(rest);
+    hex.len() == 64
+        && hex
+            .chars()
+            .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+}
+
 /// A fallback index with `added` appended to what `existing` lists (nothing dropped,
 /// nothing listed twice; everything else in `existing` kept).
 pub fn merge_referrers(existing: Option<&Manifest>, added: &[Referrer]) -> Result<Manifest> {

@@ -81,10 +81,14 @@ pub struct Plan {
 
 /// Expands rules into jobs, keeping file order; a job with the same source and target
 /// as an earlier one (another rule naming the same image) is dropped, so the first rule
-/// owns it.
-pub fn plan(client: &Client, rules: &[Rule]) -> Plan {
-    let expanded: Vec<Result<Vec<Job>, Box<RuleFailure>>> =
-        rules.par_iter().map(|rule| expand(client, rule)).collect();
+/// owns it. With `referrers` (`--referrers`), whole-repository rules leave out the
+/// referrers tag schema's and cosign's tags (`sha256-<hex>[.sig|.att|.sbom]`): they
+/// travel with their images, and a fallback index is merged rather than overwritten.
+pub fn plan(client: &Client, rules: &[Rule], referrers: bool) -> Plan {
+    let expanded: Vec<Result<Vec<Job>, Box<RuleFailure>>> = rules
+        .par_iter()
+        .map(|rule| expand(client, rule, referrers))
+        .collect();
     let mut plan = Plan::default();
     let mut seen = std::collections::HashSet::new();
     for item in expanded {
@@ -102,7 +106,7 @@ pub fn plan(client: &Client, rules: &[Rule]) -> Plan {
     plan
 }
 
-fn expand(client: &Client, rule: &Rule) -> Result<Vec<Job>, Box<RuleFailure>> {
+fn expand(client: &Client, rule: &Rule, referrers: bool) -> Result<Vec<Job>, Box<RuleFailure>> {
     let job = |source: Reference, target: Reference| Job {
         rule: rule.key.clone(),
         rule_line: rule.line,
@@ -136,6 +140,7 @@ fn expand(client: &Client, rule: &Rule) -> Result<Vec<Job>, Box<RuleFailure>> {
             })?;
             Ok(tags
                 .iter()
+                .filter(|tag| !(referrers && crate::manifest::is_referrer_tag(tag)))
                 .map(|tag| job(rule.source.with_tag(tag), rule.target.with_tag(tag)))
                 .collect())
         }

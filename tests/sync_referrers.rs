@@ -561,3 +561,48 @@ fn validate_shows_the_referrers_setting() {
         .run();
     assert!(!plain.stdout.contains("referrers"), "{}", plain.stdout);
 }
+
+#[test]
+fn a_whole_repository_rule_leaves_referrer_tags_to_their_images() {
+    let src = TestRegistry::start();
+    let dst = TestRegistry::start();
+    let source = Seeder::for_registry(&src);
+    let app = image(&source, "team/app", "1.0", 41, "amd64");
+    let sig = source.push_referrer_of("team/app", &app, SIGNATURE_TYPE, b"whole repository");
+    source.push_fallback_index("team/app", &app.manifest_digest, &[&sig]);
+    let cosign = source.push_cosign_signature("team/app", &app.manifest_digest, 42);
+    let fallback = fallback_tag(&app.manifest_digest);
+    let sig_tag = format!("{fallback}.sig");
+    assert_eq!(
+        source.tags("team/app"),
+        ["1.0", fallback.as_str(), sig_tag.as_str()]
+    );
+
+    let run = SyncRun::new()
+        .insecure(&src.host)
+        .insecure(&dst.host)
+        .rule(
+            &format!("{}/team/app", src.host),
+            &format!("{}/mirror/app", dst.host),
+        )
+        .arg("--referrers")
+        .run();
+    run.assert_all("copied");
+    assert_eq!(
+        run.count("total"),
+        1,
+        "only the image is a job: {}",
+        run.pretty()
+    );
+    assert_eq!(run.count("referrers_copied"), 2, "{}", run.pretty());
+    let target = Seeder::for_registry(&dst);
+    assert_eq!(target.tags("mirror/app"), source.tags("team/app"));
+    assert_eq!(
+        listed(&target, "mirror/app", &app.manifest_digest),
+        set(&[&sig.digest])
+    );
+    assert_eq!(
+        target.manifest_digest("mirror/app", &sig_tag).as_deref(),
+        Some(cosign.manifest_digest.as_str())
+    );
+}

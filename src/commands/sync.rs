@@ -116,7 +116,7 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> Outcome {
         eprintln!("shard {shard}: {} rule(s) in this slice", rules.len());
     }
     let (plan, outcomes) = pool.install(|| {
-        let plan = plan::plan(&client, &rules);
+        let plan = plan::plan(&client, &rules, args.referrers);
         let progress = Progress::start(plan.jobs.len());
         for failure in &plan.failures {
             progress.line(&log_line(&failure_result(failure), args.dry_run));
