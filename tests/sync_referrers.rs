@@ -209,6 +209,11 @@ fn signatures_sboms_and_cosign_tags_follow_images_into_a_renamed_target() {
         dry.stderr
     );
     assert!(dry.stderr.contains("as tag sha256-"), "{}", dry.stderr);
+    assert!(
+        dry.stderr.contains("; 7 referrer(s) to copy, 1 present;"),
+        "{}",
+        dry.stderr
+    );
     let multi_dry = dry.result_for(&format!("{}/mirror/multi:latest", dst.host));
     assert_eq!(multi_dry["status"], "would-copy");
     assert_eq!(multi_dry["referrers_copied"], 2, "{}", dry.pretty());
@@ -235,6 +240,11 @@ fn signatures_sboms_and_cosign_tags_follow_images_into_a_renamed_target() {
     assert_eq!(multi["status"], "copied");
     assert_eq!(multi["referrers_copied"], 2, "{}", run.pretty());
     assert_eq!(run.count("referrers_copied"), 7);
+    assert!(
+        run.stderr.contains("; 7 referrer(s) copied, 1 present;"),
+        "{}",
+        run.stderr
+    );
 
     // Every referrer is in the target by digest, bytes and blobs unchanged.
     for referrer in [&s.sig1, &s.sig2, &s.sbom, &s.sbom_sig, &s.sbom_sig_sig] {
