@@ -581,11 +581,13 @@ fn a_whole_repository_rule_leaves_referrer_tags_to_their_images() {
     let sig = source.push_referrer_of("team/app", &app, SIGNATURE_TYPE, b"whole repository");
     source.push_fallback_index("team/app", &app.manifest_digest, &[&sig]);
     let cosign = source.push_cosign_signature("team/app", &app.manifest_digest, 42);
+    // Another tag of the same image: its referrers are handled once.
+    source.push_manifest("team/app", "latest", &app.media_type, &app.manifest_bytes);
     let fallback = fallback_tag(&app.manifest_digest);
     let sig_tag = format!("{fallback}.sig");
     assert_eq!(
         source.tags("team/app"),
-        ["1.0", fallback.as_str(), sig_tag.as_str()]
+        ["1.0", "latest", fallback.as_str(), sig_tag.as_str()]
     );
 
     let run = SyncRun::new()
@@ -600,11 +602,17 @@ fn a_whole_repository_rule_leaves_referrer_tags_to_their_images() {
     run.assert_all("copied");
     assert_eq!(
         run.count("total"),
-        1,
-        "only the image is a job: {}",
+        2,
+        "only the image's tags are jobs: {}",
         run.pretty()
     );
-    assert_eq!(run.count("referrers_copied"), 2, "{}", run.pretty());
+    assert_eq!(
+        run.count("referrers_copied"),
+        2,
+        "copied once: {}",
+        run.pretty()
+    );
+    assert_eq!(run.count("referrers_unchanged"), 2, "{}", run.pretty());
     let target = Seeder::for_registry(&dst);
     assert_eq!(target.tags("mirror/app"), source.tags("team/app"));
     assert_eq!(
