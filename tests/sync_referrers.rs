@@ -507,9 +507,10 @@ fn a_referrer_that_cannot_be_copied_fails_its_image_only() {
     let proxy = FaultProxy::start(&registry.host);
     let source = Seeder::for_registry(&registry);
     let bad = image(&source, "team/bad", "1", 31, "amd64");
+    let first_sig = source.push_referrer_of("team/bad", &bad, SBOM_TYPE, b"copied before");
     let bad_sig =
         source.push_referrer_of("team/bad", &bad, SIGNATURE_TYPE, b"corrupted on the way");
-    source.push_fallback_index("team/bad", &bad.manifest_digest, &[&bad_sig]);
+    source.push_fallback_index("team/bad", &bad.manifest_digest, &[&first_sig, &bad_sig]);
     let good = image(&source, "team/good", "1", 32, "amd64");
     let good_sig = source.push_referrer_of("team/good", &good, SIGNATURE_TYPE, b"fine");
     source.push_fallback_index("team/good", &good.manifest_digest, &[&good_sig]);
@@ -521,7 +522,7 @@ fn a_referrer_that_cannot_be_copied_fails_its_image_only() {
         Fault::FlipByte,
     );
 
-    let run = SyncRun::new()
+    let sync = SyncRun::new()
         .insecure(&proxy.host)
         .insecure(&dst.host)
         .rule(
@@ -534,8 +535,8 @@ fn a_referrer_that_cannot_be_copied_fails_its_image_only() {
         )
         .arg("--referrers")
         .arg("--retries")
-        .arg("0")
-        .run();
+        .arg("0");
+    let run = sync.run();
     run.assert_code(1);
     let failed = run.result_for(&format!("{}/mirror/bad:1", dst.host));
     assert_eq!(failed["status"], "failed");
@@ -543,9 +544,13 @@ fn a_referrer_that_cannot_be_copied_fails_its_image_only() {
     let message = failed["error"]["message"].as_str().unwrap();
     assert!(message.contains(&bad_sig.digest), "{message}");
     assert!(message.contains(SIGNATURE_TYPE), "{message}");
-    // Not listed in the target's fallback index: cosign would not find a broken one.
+    // Not listed in the target's fallback index (cosign would not find a broken one);
+    // the one copied before it is.
     let target = Seeder::for_registry(&dst);
-    assert!(listed(&target, "mirror/bad", &bad.manifest_digest).is_empty());
+    assert_eq!(
+        listed(&target, "mirror/bad", &bad.manifest_digest),
+        set(&[&first_sig.digest])
+    );
 
     let ok = run.result_for(&format!("{}/mirror/good:1", dst.host));
     assert_eq!(ok["status"], "copied", "{}", run.pretty());
@@ -553,6 +558,24 @@ fn a_referrer_that_cannot_be_copied_fails_its_image_only() {
     assert_eq!(
         listed(&target, "mirror/good", &good.manifest_digest),
         set(&[&good_sig.digest])
+    );
+
+    // Once the fault is gone, a re-run copies only what was missing.
+    proxy.clear();
+    let again = sync.run();
+    again.assert_all("unchanged");
+    let fixed = again.result_for(&format!("{}/mirror/bad:1", dst.host));
+    assert_eq!(fixed["referrers_copied"], 1, "{}", again.pretty());
+    assert_eq!(fixed["referrers_unchanged"], 1, "{}", again.pretty());
+    assert_eq!(
+        listed(&target, "mirror/bad", &bad.manifest_digest),
+        set(&[&first_sig.digest, &bad_sig.digest])
+    );
+    assert_eq!(
+        target
+            .get_manifest("mirror/bad", &bad_sig.digest)
+            .map(|(_, b)| b),
+        Some(bad_sig.bytes.clone())
     );
 }
 

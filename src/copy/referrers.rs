@@ -228,11 +228,12 @@ impl Copier<'_> {
             if let Some(head) = head {
                 let digest = match head.digest {
                     Some(digest) => digest,
-                    None => self
-                        .manifests
-                        .keep(source, source.get_manifest(&tag, stats)?)
-                        .digest
-                        .clone(),
+                    None => {
+                        let manifest = source
+                            .get_manifest(&tag, stats)
+                            .map_err(|e| referrer_error(format!("fetching cosign tag {tag}"), e))?;
+                        self.manifests.keep(source, manifest).digest.clone()
+                    }
                 };
                 cosign.push((tag, digest));
             }
@@ -253,37 +254,32 @@ impl Copier<'_> {
         let present: HashSet<&Digest> = there.referrers.iter().map(|r| &r.digest).collect();
         let mut total = 0;
         let mut added: Vec<Referrer> = Vec::new();
+        let mut failure = None;
         for referrer in &listing.referrers {
-            total += 1;
-            if present.contains(&referrer.digest) {
-                tally.referrers.unchanged.fetch_add(1, Ordering::Relaxed);
-            } else {
-                let what = format!(
-                    "referrer {} ({}) of {subject}",
-                    referrer.digest,
-                    referrer.kind()
-                );
-                self.copy_referrer(source, target, &referrer.digest, None, tally)
-                    .map_err(|e| referrer_error(what, e))?;
-                self.note(
-                    referrer.digest.clone(),
-                    referrer.kind(),
-                    subject,
-                    None,
-                    tally,
-                );
-                added.push(referrer.clone());
-            }
-            if depth < MAX_DEPTH {
-                total += self.referrers_of(source, target, &referrer.digest, depth + 1, tally)?;
+            match self.listed_referrer(source, target, subject, referrer, &present, depth, tally) {
+                Ok((count, copied)) => {
+                    total += count;
+                    if copied {
+                        added.push(referrer.clone());
+                    }
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
             }
         }
+        // What was copied is listed even when a later referrer failed: a re-run then
+        // only has the failed one left to copy.
         if !added.is_empty() && !there.api && !self.dry_run {
             let tag = manifest::fallback_tag(subject);
             let merged = manifest::merge_referrers(there.fallback_index.as_ref(), &added)?;
             target
                 .put_manifest(&tag, &merged, stats)
                 .map_err(|e| referrer_error(format!("referrers index {tag} of {subject}"), e))?;
+        }
+        if let Some(failure) = failure {
+            return Err(failure);
         }
         for (tag, digest) in &cosign {
             total += 1;
@@ -309,6 +305,46 @@ impl Copier<'_> {
             }
         }
         Ok(total)
+    }
+
+    /// One referrer a listing names: found in the target by digest, or copied; then its
+    /// own referrers, within the depth. How many the target has now, and whether it was
+    /// copied (to be added to a fallback index).
+    #[allow(clippy::too_many_arguments)]
+    fn listed_referrer(
+        &self,
+        source: &Repo,
+        target: &Repo,
+        subject: &Digest,
+        referrer: &Referrer,
+        present: &HashSet<&Digest>,
+        depth: usize,
+        tally: &Tally,
+    ) -> Result<(u64, bool)> {
+        let copied = !present.contains(&referrer.digest);
+        if copied {
+            let what = format!(
+                "referrer {} ({}) of {subject}",
+                referrer.digest,
+                referrer.kind()
+            );
+            self.copy_referrer(source, target, &referrer.digest, None, tally)
+                .map_err(|e| referrer_error(what, e))?;
+            self.note(
+                referrer.digest.clone(),
+                referrer.kind(),
+                subject,
+                None,
+                tally,
+            );
+        } else {
+            tally.referrers.unchanged.fetch_add(1, Ordering::Relaxed);
+        }
+        let mut total = 1;
+        if depth < MAX_DEPTH {
+            total += self.referrers_of(source, target, &referrer.digest, depth + 1, tally)?;
+        }
+        Ok((total, copied))
     }
 
     fn note(
