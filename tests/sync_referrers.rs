@@ -647,3 +647,61 @@ fn a_whole_repository_rule_leaves_referrer_tags_to_their_images() {
         Some(cosign.manifest_digest.as_str())
     );
 }
+
+#[test]
+fn with_a_platform_filter_the_kept_children_keep_their_referrers() {
+    let src = TestRegistry::start();
+    let dst = TestRegistry::start();
+    let source = Seeder::for_registry(&src);
+    let amd = image(&source, "team/multi", "c-amd64", 51, "amd64");
+    let arm = image(&source, "team/multi", "c-arm64", 52, "arm64");
+    let index = source.push_index_of("team/multi", "1", &[&amd, &arm], Media::Oci);
+    let sboms: Vec<SeededReferrer> = [&amd, &arm]
+        .iter()
+        .map(|child| {
+            let sbom = source.push_referrer_of(
+                "team/multi",
+                child,
+                SBOM_TYPE,
+                child.platform.1.as_bytes(),
+            );
+            source.push_fallback_index("team/multi", &child.manifest_digest, &[&sbom]);
+            sbom
+        })
+        .collect();
+    let (_, index_bytes) = source.get_manifest("team/multi", "1").unwrap();
+    let index_sig = source.push_referrer(
+        "team/multi",
+        (&index, OCI_INDEX, index_bytes.len()),
+        SIGNATURE_TYPE,
+        b"of the whole index",
+    );
+    source.push_fallback_index("team/multi", &index, &[&index_sig]);
+
+    let run = SyncRun::new()
+        .insecure(&src.host)
+        .insecure(&dst.host)
+        .rule(
+            &format!("{}/team/multi:1", src.host),
+            &format!("{}/mirror/multi:1", dst.host),
+        )
+        .arg("--referrers")
+        .arg("--platform")
+        .arg("linux/arm64")
+        .run();
+    run.assert_all("copied");
+    assert_eq!(run.count("referrers_copied"), 1, "{}", run.pretty());
+    let target = Seeder::for_registry(&dst);
+    assert_eq!(
+        listed(&target, "mirror/multi", &arm.manifest_digest),
+        set(&[&sboms[1].digest])
+    );
+    assert!(listed(&target, "mirror/multi", &amd.manifest_digest).is_empty());
+    // The rewritten index has another digest: the source index's signature stays behind.
+    assert!(listed(&target, "mirror/multi", &index).is_empty());
+    assert!(
+        target
+            .get_manifest("mirror/multi", &index_sig.digest)
+            .is_none()
+    );
+}
