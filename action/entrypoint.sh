@@ -4,8 +4,12 @@
 set -u
 
 set -- sync
-[ -n "${INPUT_AUTH_FILE:-}" ] && set -- "$@" --auth "$INPUT_AUTH_FILE"
-[ -n "${INPUT_IMAGES_FILE:-}" ] && set -- "$@" --images "$INPUT_IMAGES_FILE"
+if [ -n "${INPUT_CONFIG_FILE:-}" ]; then
+  set -- "$@" --config "$INPUT_CONFIG_FILE"
+else
+  [ -n "${INPUT_AUTH_FILE:-}" ] && set -- "$@" --auth "$INPUT_AUTH_FILE"
+  [ -n "${INPUT_IMAGES_FILE:-}" ] && set -- "$@" --images "$INPUT_IMAGES_FILE"
+fi
 [ -n "${INPUT_DEFAULT_REGISTRY:-}" ] && set -- "$@" --default-registry "$INPUT_DEFAULT_REGISTRY"
 [ -n "${INPUT_DEFAULT_NAMESPACE:-}" ] && set -- "$@" --default-namespace "$INPUT_DEFAULT_NAMESPACE"
 [ -n "${INPUT_PROC:-}" ] && set -- "$@" --proc "$INPUT_PROC"

@@ -326,6 +326,8 @@ pub struct Copier<'c> {
     /// Whether referrers (signatures, SBOMs, attestations) follow their images.
     referrers: bool,
     referrer_state: ReferrerState,
+    /// `--force`: push manifests even when the target already has the digest.
+    force: bool,
 }
 
 impl<'c> Copier<'c> {
@@ -339,12 +341,20 @@ impl<'c> Copier<'c> {
             platforms,
             referrers: false,
             referrer_state: ReferrerState::default(),
+            force: false,
         }
     }
 
     /// With `on`, referrers follow every image copied or found unchanged.
     pub fn with_referrers(mut self, on: bool) -> Self {
         self.referrers = on;
+        self
+    }
+
+    /// `--force`: manifests are pushed again even when the target has the same digest
+    /// (blobs the target has are still skipped).
+    pub fn force(mut self, force: bool) -> Self {
+        self.force = force;
         self
     }
 
@@ -502,7 +512,7 @@ impl<'c> Copier<'c> {
                     .ok()
                     .map(|m| m.digest),
             };
-            if target_digest.as_ref() == Some(&push_digest) {
+            if target_digest.as_ref() == Some(&push_digest) && !self.force {
                 if self.referrers {
                     // The children of an index, read from the target's copy (its
                     // digest is known; the source's pull quota is spared).
@@ -571,7 +581,7 @@ impl<'c> Copier<'c> {
         tally: &Tally,
     ) -> Result<()> {
         let stats = &tally.stats;
-        let check = matches!(claim, ChildClaim::Owner { check: true });
+        let check = !self.force && matches!(claim, ChildClaim::Owner { check: true });
         if check && target.head_manifest(child.as_str(), stats)?.is_some() {
             return Ok(());
         }
@@ -718,8 +728,12 @@ impl<'c> Copier<'c> {
                     Some(url) => url,
                     None => target.start_upload(stats)?,
                 };
-                let response = source.get_blob(digest, stats)?;
-                let mut reader = VerifyingReader::new(response.into_reader(), digest.clone(), size);
+                // A config read while planning (tag filters) is not fetched again.
+                let body: Box<dyn std::io::Read> = match source.held_blob(digest) {
+                    Some(bytes) => Box::new(std::io::Cursor::new(bytes.to_vec())),
+                    None => Box::new(source.get_blob(digest, stats)?.into_reader()),
+                };
+                let mut reader = VerifyingReader::new(body, digest.clone(), size);
                 let result = target.upload_blob(&url, digest, &mut reader, size, stats);
                 if let Some(problem) = reader.failure() {
                     // Corruption on the way: retry (it may be the network), else fail.

@@ -251,11 +251,13 @@ mod tests {
                 proc: 1,
                 retries: 0,
                 dry_run: false,
+                force: false,
                 ca_file: None,
                 platforms: vec![],
                 shard: None,
                 referrers: false,
             },
+            rules: Vec::new(),
             summary: crate::report::Summary::of(&results),
             results,
         };

@@ -1,14 +1,18 @@
-//! Rules → jobs: lists the tags of whole-repository rules (in parallel) and expands every
-//! rule into source tag → target tag jobs. A rule whose tags cannot be listed becomes a
-//! failure of its own; the other rules go on.
+//! Rules → jobs: lists the tags of whole-repository rules (in parallel), applies their tag
+//! filters, and expands every rule into source tag → target tag jobs. A rule whose tags
+//! cannot be listed becomes a failure of its own; the other rules go on.
+
+use std::time::SystemTime;
 
 use rayon::prelude::*;
 
 use crate::config::{Rule, TagSelection};
+use crate::digest::Digest;
 use crate::error::Error;
 use crate::http::RequestStats;
+use crate::manifest::{self, Content, Manifest};
 use crate::reference::Reference;
-use crate::registry::{Access, Client};
+use crate::registry::{Access, Client, Repo};
 
 /// One of N deterministic slices of the work (`--shard K/N`, K from 1). A source
 /// repository always falls in the same slice, whatever the machine.
@@ -72,12 +76,26 @@ pub struct RuleFailure {
     pub attempts: u32,
 }
 
+/// How many tags an all-tags rule found, and how many its filters kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagCount {
+    pub rule: String,
+    pub rule_line: usize,
+    pub source: String,
+    pub tags_listed: usize,
+    pub tags_selected: usize,
+}
+
 /// What planning produced.
 #[derive(Debug, Default)]
 pub struct Plan {
     pub jobs: Vec<Job>,
     pub failures: Vec<RuleFailure>,
+    /// One entry per all-tags rule whose tags were listed, in rule order.
+    pub tag_counts: Vec<TagCount>,
 }
+
+type Expanded = std::result::Result<(Vec<Job>, Option<TagCount>), Box<RuleFailure>>;
 
 /// Expands rules into jobs, keeping file order; a job with the same source and target
 /// as an earlier one (another rule naming the same image) is dropped, so the first rule
@@ -85,15 +103,17 @@ pub struct Plan {
 /// referrers tag schema's and cosign's tags (`sha256-<hex>[.sig|.att|.sbom]`): they
 /// travel with their images, and a fallback index is merged rather than overwritten.
 pub fn plan(client: &Client, rules: &[Rule], referrers: bool) -> Plan {
-    let expanded: Vec<Result<Vec<Job>, Box<RuleFailure>>> = rules
+    let now = SystemTime::now();
+    let expanded: Vec<Expanded> = rules
         .par_iter()
-        .map(|rule| expand(client, rule, referrers))
+        .map(|rule| expand(client, rule, now, referrers))
         .collect();
     let mut plan = Plan::default();
     let mut seen = std::collections::HashSet::new();
     for item in expanded {
         match item {
-            Ok(jobs) => {
+            Ok((jobs, count)) => {
+                plan.tag_counts.extend(count);
                 for job in jobs {
                     if seen.insert((job.source.to_string(), job.target.to_string())) {
                         plan.jobs.push(job);
@@ -106,7 +126,7 @@ pub fn plan(client: &Client, rules: &[Rule], referrers: bool) -> Plan {
     plan
 }
 
-fn expand(client: &Client, rule: &Rule, referrers: bool) -> Result<Vec<Job>, Box<RuleFailure>> {
+fn expand(client: &Client, rule: &Rule, now: SystemTime, referrers: bool) -> Expanded {
     let job = |source: Reference, target: Reference| Job {
         rule: rule.key.clone(),
         rule_line: rule.line,
@@ -114,21 +134,24 @@ fn expand(client: &Client, rule: &Rule, referrers: bool) -> Result<Vec<Job>, Box
         target,
     };
     match &rule.selection {
-        TagSelection::Tag(tag) => Ok(vec![job(
-            rule.source.with_tag(tag),
-            rule.target.with_tag(&rule.target_tag_for(tag)),
-        )]),
+        TagSelection::Tag(tag) => Ok((
+            vec![job(
+                rule.source.with_tag(tag),
+                rule.target.with_tag(&rule.target_tag_for(tag)),
+            )],
+            None,
+        )),
         TagSelection::Digest(digest) => {
             let source = Reference {
                 digest: Some(digest.clone()),
                 ..rule.source.clone()
             };
-            Ok(vec![job(source, rule.target.clone())])
+            Ok((vec![job(source, rule.target.clone())], None))
         }
         TagSelection::All => {
             let stats = RequestStats::default();
             let repo = client.repo(&rule.source.registry, &rule.source.repository, Access::Pull);
-            let tags = repo.list_tags(&stats).map_err(|error| {
+            let fail = |error| {
                 Box::new(RuleFailure {
                     rule: rule.key.clone(),
                     rule_line: rule.line,
@@ -137,14 +160,104 @@ fn expand(client: &Client, rule: &Rule, referrers: bool) -> Result<Vec<Job>, Box
                     error,
                     attempts: 1 + stats.retries.load(std::sync::atomic::Ordering::Relaxed),
                 })
-            })?;
-            Ok(tags
-                .iter()
-                .filter(|tag| !(referrers && crate::manifest::is_referrer_tag(tag)))
-                .map(|tag| job(rule.source.with_tag(tag), rule.target.with_tag(tag)))
-                .collect())
+            };
+            let mut tags = repo.list_tags(&stats).map_err(fail)?;
+            if referrers {
+                tags.retain(|tag| !crate::manifest::is_referrer_tag(tag));
+            }
+            let selected = if rule.filters.is_empty() {
+                tags.clone()
+            } else {
+                let candidates = rule.filters.prefilter(&tags);
+                // Creation times only for what the cheap filters left, fetched in parallel.
+                let candidates = if rule.filters.needs_created() {
+                    candidates
+                        .into_par_iter()
+                        .map(|tag| {
+                            let created = created_of(&repo, &tag, &stats)?;
+                            Ok((tag, created))
+                        })
+                        .collect::<crate::error::Result<Vec<_>>>()
+                        .map_err(fail)?
+                } else {
+                    candidates.into_iter().map(|tag| (tag, None)).collect()
+                };
+                rule.filters.finish(candidates, now)
+            };
+            let count = TagCount {
+                rule: rule.key.clone(),
+                rule_line: rule.line,
+                source: rule.source.name(),
+                tags_listed: tags.len(),
+                tags_selected: selected.len(),
+            };
+            Ok((
+                selected
+                    .iter()
+                    .map(|tag| job(rule.source.with_tag(tag), rule.target.with_tag(tag)))
+                    .collect(),
+                Some(count),
+            ))
         }
     }
+}
+
+/// When the image a tag names was created: its config's `created`; an index counts as its
+/// newest child. The manifests fetched here are held for the copy, which then does not
+/// fetch them again.
+fn created_of(
+    repo: &Repo,
+    tag: &str,
+    stats: &RequestStats,
+) -> crate::error::Result<Option<SystemTime>> {
+    let manifest = repo.get_manifest(tag, stats)?;
+    repo.hold_manifest(&manifest);
+    match manifest::content(&manifest)? {
+        Content::Image { .. } => image_created(repo, &manifest, stats),
+        Content::Index { children } => {
+            let mut newest = None;
+            for (child, _) in children {
+                let child = repo.get_manifest(child.as_str(), stats)?;
+                repo.hold_manifest(&child);
+                if matches!(manifest::content(&child)?, Content::Image { .. }) {
+                    newest = newest.max(image_created(repo, &child, stats)?);
+                }
+            }
+            Ok(newest)
+        }
+    }
+}
+
+/// Bound on a config blob read for its `created` field.
+const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
+
+fn image_created(
+    repo: &Repo,
+    image: &Manifest,
+    stats: &RequestStats,
+) -> crate::error::Result<Option<SystemTime>> {
+    #[derive(serde::Deserialize)]
+    struct Shape {
+        config: Descriptor,
+    }
+    #[derive(serde::Deserialize)]
+    struct Descriptor {
+        digest: String,
+    }
+    #[derive(serde::Deserialize)]
+    struct Config {
+        created: Option<String>,
+    }
+    let shape: Shape = serde_json::from_slice(&image.bytes)
+        .map_err(|e| Error::protocol(format!("manifest {}: {e}", image.digest)))?;
+    let digest = Digest::parse(&shape.config.digest)
+        .map_err(|e| Error::protocol(format!("manifest {}: {e}", image.digest)))?;
+    let bytes = repo.get_small_blob(&digest, MAX_CONFIG_BYTES, stats)?;
+    let config: Config = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::protocol(format!("config {digest}: {e}")))?;
+    Ok(config
+        .created
+        .and_then(|c| humantime::parse_rfc3339_weak(&c).ok()))
 }
 
 #[cfg(test)]

@@ -23,8 +23,23 @@ pub struct Report {
     pub finished_at: String,
     pub duration_seconds: f64,
     pub settings: Settings,
+    /// Per all-tags rule: how many tags the source listed and how many its filters kept.
+    #[serde(default)]
+    pub rules: Vec<RuleTags>,
     pub results: Vec<ImageResult>,
     pub summary: Summary,
+}
+
+/// Tag counts of one all-tags rule (`tags_selected` < `tags_listed` when filters apply).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct RuleTags {
+    /// The rule's key as written in the file.
+    pub rule: String,
+    pub rule_line: usize,
+    /// The source repository, `registry/repository`.
+    pub source: String,
+    pub tags_listed: usize,
+    pub tags_selected: usize,
 }
 
 /// The effective settings of the run (never secrets).
@@ -37,6 +52,9 @@ pub struct Settings {
     pub proc: usize,
     pub retries: u32,
     pub dry_run: bool,
+    /// `--force`: manifests pushed even where the target had the digest.
+    #[serde(default)]
+    pub force: bool,
     pub ca_file: Option<String>,
     /// `--platform` filter (empty = every platform).
     pub platforms: Vec<String>,
@@ -189,6 +207,7 @@ pub fn merge(reports: Vec<Report>) -> Option<Report> {
             merged.finished_at = report.finished_at;
         }
         merged.results.extend(report.results);
+        merged.rules.extend(report.rules);
     }
     let parse = |t: &str| humantime::parse_rfc3339(t).ok();
     if let (Some(start), Some(end)) = (parse(&merged.started_at), parse(&merged.finished_at)) {

@@ -288,18 +288,21 @@ fn a_docker_config_identity_token_is_exchanged_with_an_oauth2_post() {
         let config = serde_json::json!({ "auths": { host: { "identitytoken": token } } });
         std::fs::write(docker_config.path().join("config.json"), config.to_string()).unwrap();
     };
+    let sync_to = |dst_repo: &str| {
+        let work = Workdir::new(
+            &support::migrator::insecure(&[host]),
+            &tag_rules(host, "src/app", host, dst_repo, &["one"]),
+        );
+        let output = work
+            .sync()
+            .env("DOCKER_CONFIG", docker_config.path())
+            .output()
+            .unwrap();
+        (work, text(&output), output.status.code())
+    };
     write_config(PASSWORD);
-    let work = Workdir::new(
-        &support::migrator::insecure(&[host]),
-        &tag_rules(host, "src/app", host, "dst/app", &["one"]),
-    );
-    let output = work
-        .sync()
-        .env("DOCKER_CONFIG", docker_config.path())
-        .output()
-        .unwrap();
-    let log = text(&output);
-    assert_eq!(output.status.code(), Some(0), "{log}");
+    let (work, log, code) = sync_to("dst/app");
+    assert_eq!(code, Some(0), "{log}");
     assert_eq!(
         seeder.manifest_digest("dst/app", "one"),
         Some(images[0].manifest_digest.clone())
@@ -325,17 +328,8 @@ fn a_docker_config_identity_token_is_exchanged_with_an_oauth2_post() {
     // A revoked identity token: a clear auth error, the token never shown.
     let revoked = "revoked-Identity-T0ken";
     write_config(revoked);
-    let work = Workdir::new(
-        &support::migrator::insecure(&[host]),
-        &tag_rules(host, "src/app", host, "dst/again", &["one"]),
-    );
-    let output = work
-        .sync()
-        .env("DOCKER_CONFIG", docker_config.path())
-        .output()
-        .unwrap();
-    let log = text(&output);
-    assert_eq!(output.status.code(), Some(1), "{log}");
+    let (work, log, code) = sync_to("dst/again");
+    assert_eq!(code, Some(1), "{log}");
     let report = work.report();
     let result = result_for(&report, &format!("{host}/src/app:one"));
     assert_eq!(result["error"]["kind"], "auth", "{result:#}");

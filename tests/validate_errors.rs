@@ -19,7 +19,7 @@ fn all_problems_of_both_files_are_reported_together_with_file_line_and_key() {
     let project = Project::with_images(
         r#"{
   "quay.io/coreos/etcd:3.5.0": "r.example.com/ns/etcd",
-  "nginx:1.25": "r.example.com/ns/nginx",
+  "nginx:1.25,,1.26": "r.example.com/ns/nginx",
   "quay.io/coreos/etcd": "r.example.com/ns/etcd:latest",
   "quay.io/coreos/etcd:3.4.0": "r.example.com/ns/etcd"
 }"#,
@@ -40,7 +40,7 @@ fn all_problems_of_both_files_are_reported_together_with_file_line_and_key() {
         "{stderr}"
     );
     assert!(
-        lines[1].starts_with("images.json:3: \"nginx:1.25\": "),
+        lines[1].starts_with("images.json:3: \"nginx:1.25,,1.26\": "),
         "{stderr}"
     );
     assert!(
@@ -51,7 +51,7 @@ fn all_problems_of_both_files_are_reported_together_with_file_line_and_key() {
 
 #[test]
 fn sync_refuses_the_same_configuration_before_copying_anything() {
-    let project = Project::with_images("{\n  \"nginx\": \"r.example.com/ns/nginx\"\n}");
+    let project = Project::with_images("{\n  \"quay.io\": \"r.example.com/ns/nginx\"\n}");
     let mut cmd = project.validate(&[]);
     // Same command without the subcommand = sync; it must stop at the configuration.
     let mut sync = support::migrator();
@@ -243,12 +243,7 @@ fn a_tag_longer_than_128_characters_is_refused() {
 
 #[test]
 fn a_target_that_is_not_a_string_is_refused() {
-    for (value, kind) in [
-        ("5", "a number"),
-        ("true", "a boolean"),
-        ("null", "null"),
-        ("{}", "an object"),
-    ] {
+    for (value, kind) in [("5", "a number"), ("true", "a boolean"), ("null", "null")] {
         let stderr = images_error(format!("{{\n  \"quay.io/coreos/etcd:3.5.0\": {value}\n}}"));
         assert!(
             stderr.contains(&format!("images.json:2: \"quay.io/coreos/etcd:3.5.0\": the target must be a string or a list of strings, not {kind}")),
@@ -273,10 +268,10 @@ fn the_images_file_can_be_named_and_is_named_in_errors() {
     std::fs::create_dir(project.dir.path().join("ci")).unwrap();
     project.write(
         "ci/rules.json",
-        "{\n  \"nginx\": \"r.example.com/ns/nginx\"\n}",
+        "{\n  \"quay.io\": \"r.example.com/ns/nginx\"\n}",
     );
     let stderr = config_error(&mut project.validate(&["--images", "ci/rules.json"]));
-    assert!(stderr.contains("ci/rules.json:2: \"nginx\""), "{stderr}");
+    assert!(stderr.contains("ci/rules.json:2: \"quay.io\""), "{stderr}");
 
     let stderr = config_error(&mut project.validate(&["--images", "nope.json"]));
     assert!(stderr.contains("nope.json: cannot read"), "{stderr}");

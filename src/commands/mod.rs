@@ -7,7 +7,6 @@ mod merge;
 mod sync;
 mod validate;
 
-use std::io::Write;
 use std::path::Path;
 
 use crate::cli::FileArgs;
@@ -55,6 +54,7 @@ pub(crate) fn load_config(files: &FileArgs) -> Result<Config, ConfigErrors> {
     let paths = ConfigPaths {
         auth: files.auth.clone(),
         images: files.images.clone(),
+        combined: files.config.clone(),
         machine_credentials: !files.no_docker_config,
     };
     Config::load(&paths, &defaults, &env_lookup)
@@ -64,15 +64,13 @@ pub(crate) fn print_config_errors(errors: &ConfigErrors) {
     if github::active() {
         github::annotate_config_errors(errors);
     }
-    let mut stderr = std::io::stderr().lock();
-    let _ = writeln!(
-        stderr,
+    crate::progress::log(&format!(
         "error: configuration is invalid ({} problem{}); nothing was copied:",
         errors.0.len(),
         if errors.0.len() == 1 { "" } else { "s" }
-    );
+    ));
     for error in &errors.0 {
-        let _ = writeln!(stderr, "  {error}");
+        crate::progress::log(&format!("  {error}"));
     }
 }
 
@@ -98,7 +96,7 @@ pub(crate) fn print_summary(report: &Report, report_path: &Path) {
     } else {
         String::new()
     };
-    eprintln!(
+    crate::progress::log(&format!(
         "summary: {} image(s): {} copied, {} unchanged, {} failed, {} would copy, {} cancelled; \
          {} in {} blob(s), {} mounted, {} already present{referrers}; {:.1}s; report: {}",
         s.total,
@@ -113,5 +111,5 @@ pub(crate) fn print_summary(report: &Report, report_path: &Path) {
         s.blobs_skipped,
         report.duration_seconds,
         report_path.display()
-    );
+    ));
 }

@@ -17,13 +17,22 @@ use crate::plan::{self, Job, RuleFailure};
 use crate::progress::{Progress, human_bytes};
 use crate::registry::Client;
 use crate::report::{
-    Failure, ImageResult, ReferrerCopied, Report, Settings, Status, Summary, junit_xml,
+    Failure, ImageResult, ReferrerCopied, Report, RuleTags, Settings, Status, Summary, junit_xml,
 };
 
 /// `image-migrator sync` (and no subcommand).
 pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> Outcome {
     let started_at = SystemTime::now();
     let started = Instant::now();
+    if let Some(path) = &args.log {
+        match std::fs::File::create(path) {
+            Ok(file) => crate::progress::tee_to(file),
+            Err(e) => {
+                eprintln!("error: --log {}: {e}; nothing was copied", path.display());
+                return Outcome::InvalidInput;
+            }
+        }
+    }
     let config = match load_config(&args.files) {
         Ok(config) => config,
         Err(errors) => {
@@ -85,7 +94,7 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> Outcome {
             return Outcome::InvalidInput;
         }
     };
-    eprintln!(
+    crate::progress::log(&format!(
         "image-migrator {}: {} rule(s){}{}",
         env!("CARGO_PKG_VERSION"),
         config.rules.len(),
@@ -99,7 +108,7 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> Outcome {
         } else {
             ""
         }
-    );
+    ));
 
     if in_github {
         github::group("image-migrator: images");
@@ -113,16 +122,30 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> Outcome {
         None => config.rules,
     };
     if let Some(shard) = args.shard {
-        eprintln!("shard {shard}: {} rule(s) in this slice", rules.len());
+        crate::progress::log(&format!(
+            "shard {shard}: {} rule(s) in this slice",
+            rules.len()
+        ));
     }
     let (plan, outcomes) = pool.install(|| {
         let plan = plan::plan(&client, &rules, args.referrers);
         let progress = Progress::start(plan.jobs.len());
+        for count in plan
+            .tag_counts
+            .iter()
+            .filter(|c| c.tags_selected != c.tags_listed)
+        {
+            progress.line(&format!(
+                "tags       {} (line {}): {} selected of {} listed",
+                count.source, count.rule_line, count.tags_selected, count.tags_listed
+            ));
+        }
         for failure in &plan.failures {
             progress.line(&log_line(&failure_result(failure), args.dry_run));
         }
-        let copier =
-            Copier::new(&client, args.dry_run, args.platforms()).with_referrers(args.referrers);
+        let copier = Copier::new(&client, args.dry_run, args.platforms())
+            .force(args.force)
+            .with_referrers(args.referrers);
         let outcomes: Vec<ImageResult> = plan
             .jobs
             .par_iter()
@@ -153,17 +176,29 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> Outcome {
         duration_seconds: started.elapsed().as_secs_f64(),
         settings: Settings {
             auth_file: effective_auth_file(&args.files),
-            images_file: args.files.images.display().to_string(),
+            images_file: args.files.images_file().display().to_string(),
             default_registry: args.files.defaults().registry,
             default_namespace: args.files.defaults().namespace,
             proc: usize::from(args.proc),
             retries: args.retries,
             dry_run: args.dry_run,
+            force: args.force,
             ca_file: args.ca_file.as_ref().map(|p| p.display().to_string()),
             platforms: args.platforms().iter().map(ToString::to_string).collect(),
             shard: args.shard.map(|s| s.to_string()),
             referrers: args.referrers,
         },
+        rules: plan
+            .tag_counts
+            .iter()
+            .map(|count| RuleTags {
+                rule: count.rule.clone(),
+                rule_line: count.rule_line,
+                source: count.source.clone(),
+                tags_listed: count.tags_listed,
+                tags_selected: count.tags_selected,
+            })
+            .collect(),
         results,
         summary,
     };
@@ -200,6 +235,9 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> Outcome {
 
 /// The auth file actually read, if any (the default one only when it exists).
 fn effective_auth_file(files: &FileArgs) -> Option<String> {
+    if let Some(config) = &files.config {
+        return Some(config.display().to_string());
+    }
     match &files.auth {
         Some(path) => Some(path.display().to_string()),
         None => Path::new(crate::config::auth::DEFAULT_PATH)

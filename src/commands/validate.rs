@@ -39,17 +39,32 @@ pub fn validate(args: &ValidateArgs) -> Outcome {
                 "source": rule.source.name(),
                 "target": rule.target.to_string(),
                 "tags": rule.tags_label(),
+                "filters": rule.filters.to_json(),
                 "source_auth": auth_key(&rule.source.registry, &rule.source.repository),
                 "target_auth": auth_key(&rule.target.registry, &rule.target.repository),
                 "source_credentials": source_of(&rule.source.registry, &rule.source.repository),
                 "target_credentials": source_of(&rule.target.registry, &rule.target.repository),
                 "line": rule.line,
+                "describe_tags": if rule.filters.is_empty() {
+                    rule.tags_label()
+                } else {
+                    format!("{}: {}", rule.tags_label(), rule.filters.describe())
+                },
             })
         })
         .collect();
     let mut stdout = std::io::stdout().lock();
     match args.format {
         Format::Json => {
+            let rules: Vec<serde_json::Value> = rules
+                .into_iter()
+                .map(|mut rule| {
+                    if let Some(fields) = rule.as_object_mut() {
+                        fields.remove("describe_tags");
+                    }
+                    rule
+                })
+                .collect();
             let doc = serde_json::json!({ "rules": rules, "referrers": args.referrers });
             let _ = writeln!(stdout, "{}", serde_json::to_string_pretty(&doc).unwrap());
         }
@@ -67,7 +82,7 @@ pub fn validate(args: &ValidateArgs) -> Outcome {
                     "line {}: {} [{}] → {}  (source auth: {}, target auth: {})",
                     rule["line"],
                     rule["source"].as_str().unwrap_or_default(),
-                    rule["tags"].as_str().unwrap_or_default(),
+                    rule["describe_tags"].as_str().unwrap_or_default(),
                     rule["target"].as_str().unwrap_or_default(),
                     auth(&rule["source_auth"], &rule["source_credentials"]),
                     auth(&rule["target_auth"], &rule["target_credentials"]),

@@ -41,13 +41,7 @@ impl SourceManifests {
             source.name().to_string(),
             digest.clone(),
         );
-        let slot = self
-            .slots
-            .lock()
-            .unwrap()
-            .entry(key.clone())
-            .or_default()
-            .clone();
+        let slot = self.slot(&key);
         let mut fetched_here = false;
         let result = slot
             .get_or_init(|| {
@@ -72,13 +66,7 @@ impl SourceManifests {
             manifest.digest.clone(),
         );
         let manifest = Arc::new(manifest);
-        let slot = self
-            .slots
-            .lock()
-            .unwrap()
-            .entry(key.clone())
-            .or_default()
-            .clone();
+        let slot = self.slot(&key);
         if slot.set(Ok(manifest.clone())).is_ok() {
             self.account(key, manifest.bytes.len());
         }
@@ -97,6 +85,15 @@ impl SourceManifests {
             kept.1 -= old_size;
             self.slots.lock().unwrap().remove(&old);
         }
+    }
+
+    fn slot(&self, key: &Key) -> Slot {
+        self.slots
+            .lock()
+            .unwrap()
+            .entry(key.clone())
+            .or_default()
+            .clone()
     }
 
     fn forget(&self, key: &Key, slot: &Slot) {

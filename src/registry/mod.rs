@@ -101,6 +101,11 @@ pub struct Client {
     tokens: TokenCache,
     endpoints: Mutex<HashMap<String, Arc<Endpoint>>>,
     per_registry_limit: usize,
+    /// Manifests fetched during planning (tag filters read creation times), handed to the
+    /// first `GET` of the same digest so that no manifest is fetched twice in a run.
+    held_manifests: Mutex<HashMap<String, Manifest>>,
+    /// Image configs read during planning, likewise handed to the copy.
+    held_blobs: Mutex<HashMap<String, Arc<Vec<u8>>>>,
 }
 
 impl Client {
@@ -122,6 +127,8 @@ impl Client {
             tokens: TokenCache::default(),
             endpoints: Mutex::new(HashMap::new()),
             per_registry_limit,
+            held_manifests: Mutex::new(HashMap::new()),
+            held_blobs: Mutex::new(HashMap::new()),
         })
     }
 
@@ -319,6 +326,17 @@ impl Repo<'_> {
     /// `GET` a manifest, keeping its bytes; when `reference` is a digest the bytes must
     /// hash to it.
     pub fn get_manifest(&self, reference: &str, stats: &RequestStats) -> Result<Manifest> {
+        if Digest::parse(reference).is_ok()
+            && let Some(held) = self
+                .client
+                .held_manifests
+                .lock()
+                .unwrap()
+                .get(&format!("{}@{reference}", self.display()))
+                .cloned()
+        {
+            return Ok(held);
+        }
         let path = format!("/v2/{}/manifests/{reference}", self.name);
         let headers = [("accept", manifest::ACCEPT.to_string())];
         let what = format!("fetching manifest {}", self.reference(reference));
@@ -357,6 +375,15 @@ impl Repo<'_> {
             media_type,
             digest,
         })
+    }
+
+    /// Keeps a fetched manifest for the next `get_manifest` of its digest (one run fetches
+    /// each manifest once, even when planning needed it first).
+    pub fn hold_manifest(&self, manifest: &Manifest) {
+        self.client.held_manifests.lock().unwrap().insert(
+            format!("{}@{}", self.display(), manifest.digest),
+            manifest.clone(),
+        );
     }
 
     /// `PUT` a manifest under a tag or its digest; the registry must agree on the digest.
@@ -676,6 +703,41 @@ impl Repo<'_> {
             );
         }
         Ok(response)
+    }
+
+    /// `GET` a small blob (an image config) whole, retried, and checked against its digest;
+    /// kept for the copy, which then does not fetch it again.
+    pub fn get_small_blob(
+        &self,
+        digest: &Digest,
+        limit: u64,
+        stats: &RequestStats,
+    ) -> Result<Vec<u8>> {
+        let bytes = self
+            .client
+            .transport
+            .retrying(stats, || self.get_blob(digest, stats)?.read_limited(limit))?;
+        if Digest::sha256_of(&bytes) != *digest {
+            return Err(Error::digest(format!(
+                "blob {digest} of {}: content does not match its digest",
+                self.display()
+            )));
+        }
+        self.client.held_blobs.lock().unwrap().insert(
+            format!("{}@{digest}", self.display()),
+            Arc::new(bytes.clone()),
+        );
+        Ok(bytes)
+    }
+
+    /// A blob [`Repo::get_small_blob`] already read in this run, if any.
+    pub fn held_blob(&self, digest: &Digest) -> Option<Arc<Vec<u8>>> {
+        self.client
+            .held_blobs
+            .lock()
+            .unwrap()
+            .get(&format!("{}@{digest}", self.display()))
+            .cloned()
     }
 
     fn display(&self) -> String {

@@ -84,6 +84,8 @@ pub struct ImageSpec {
     pub media: Media,
     /// `(os, architecture)`, e.g. `("linux", "amd64")`.
     pub platform: (String, String),
+    /// The config's `created` (RFC 3339); the epoch unless set.
+    pub created: String,
 }
 
 impl ImageSpec {
@@ -92,7 +94,15 @@ impl ImageSpec {
             layers,
             media,
             platform: (os.to_string(), arch.to_string()),
+            created: "1970-01-01T00:00:00Z".to_string(),
         }
+    }
+
+    /// The same image with another creation time in its config (a distinct config, so a
+    /// distinct digest).
+    pub fn created_at(mut self, created: &str) -> ImageSpec {
+        self.created = created.to_string();
+        self
     }
 }
 
@@ -368,7 +378,7 @@ impl Seeder {
         let config = serde_json::json!({
             "architecture": arch,
             "os": os,
-            "created": "1970-01-01T00:00:00Z",
+            "created": spec.created,
             "config": {
                 "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
                 "Cmd": ["/bin/true"],
