@@ -397,6 +397,31 @@ fn the_referrers_api_is_used_on_either_side() {
     let app = image(&source, "team/app", "1.0", 21, "amd64");
     let sig = source.push_referrer_of("team/app", &app, SIGNATURE_TYPE, b"api signature");
     let sbom = source.push_referrer_of("team/app", &app, SBOM_TYPE, b"api sbom");
+    // A referrer that is an index (per-platform attestations): its child goes first.
+    let attestation = image(&source, "team/app", "attestation-child", 23, "amd64");
+    let attestation_index = serde_json::to_vec_pretty(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "artifactType": "application/vnd.in-toto+json",
+        "manifests": [{
+            "mediaType": OCI_MANIFEST,
+            "digest": attestation.manifest_digest,
+            "size": attestation.manifest_bytes.len(),
+        }],
+        "subject": {
+            "mediaType": OCI_MANIFEST,
+            "digest": app.manifest_digest,
+            "size": app.manifest_bytes.len(),
+        },
+    }))
+    .unwrap();
+    let attestation_digest = support::seed::sha256_digest(&attestation_index);
+    source.push_manifest(
+        "team/app",
+        &attestation_digest,
+        OCI_INDEX,
+        &attestation_index,
+    );
     assert!(
         !Seeder::for_registry(&src_registry)
             .tags("team/app")
@@ -450,7 +475,7 @@ fn the_referrers_api_is_used_on_either_side() {
     ] {
         assert_eq!(
             run.result_for(&target_name)["referrers_copied"],
-            2,
+            3,
             "{}",
             run.pretty()
         );
@@ -458,7 +483,7 @@ fn the_referrers_api_is_used_on_either_side() {
     // API source → fallback target: the fallback index is created.
     assert_eq!(
         listed(&target, "fallback/app", &app.manifest_digest),
-        set(&[&sig.digest, &sbom.digest])
+        set(&[&sig.digest, &sbom.digest, &attestation_digest])
     );
     // API target: the referrers are pushed with their subject, nothing more.
     assert!(
@@ -471,12 +496,24 @@ fn the_referrers_api_is_used_on_either_side() {
     );
     assert_eq!(
         api_listing(&api_target, "api/app", &app.manifest_digest),
-        set(&[&sig.digest, &sbom.digest])
+        set(&[&sig.digest, &sbom.digest, &attestation_digest])
     );
     for repo in ["fallback/app", "api/app"] {
         assert_eq!(
             target.get_manifest(repo, &sig.digest).map(|(_, b)| b),
             Some(sig.bytes.clone())
+        );
+        assert_eq!(
+            target
+                .get_manifest(repo, &attestation_digest)
+                .map(|(_, b)| b),
+            Some(attestation_index.clone())
+        );
+        assert_eq!(
+            target
+                .get_manifest(repo, &attestation.manifest_digest)
+                .map(|(_, b)| b),
+            Some(attestation.manifest_bytes.clone())
         );
     }
 
@@ -492,7 +529,7 @@ fn the_referrers_api_is_used_on_either_side() {
         .arg("--referrers")
         .run();
     again.assert_all("unchanged");
-    assert_eq!(again.count("referrers_unchanged"), 2, "{}", again.pretty());
+    assert_eq!(again.count("referrers_unchanged"), 3, "{}", again.pretty());
     let writes: Vec<_> = api_target.log()[dst_mark..]
         .iter()
         .filter(|r| r.method != "GET" && r.method != "HEAD")
