@@ -20,6 +20,9 @@ fi
 [ -n "${INPUT_PLATFORM:-}" ] && set -- "$@" --platform "$INPUT_PLATFORM"
 [ -n "${INPUT_SHARD:-}" ] && set -- "$@" --shard "$INPUT_SHARD"
 [ -n "${INPUT_REGISTRY_CONCURRENCY:-}" ] && set -- "$@" --registry-concurrency "$INPUT_REGISTRY_CONCURRENCY"
+case "${INPUT_REFERRERS:-false}" in
+  true|True|TRUE|1|yes) set -- "$@" --referrers ;;
+esac
 case "${INPUT_DRY_RUN:-false}" in
   true|True|TRUE|1|yes) set -- "$@" --dry-run ;;
 esac

@@ -178,6 +178,12 @@ pub struct SyncArgs {
     #[arg(long, value_name = "K/N", env = "IMAGE_MIGRATOR_SHARD")]
     pub shard: Option<crate::plan::Shard>,
 
+    /// Copy what refers to each image too: signatures, SBOMs and attestations (OCI 1.1
+    /// referrers — API or `sha256-<hex>` fallback tag — and cosign's `.sig`/`.att`/`.sbom`
+    /// tags), of the image, of each child of an index, and of those referrers, by digest.
+    #[arg(long)]
+    pub referrers: bool,
+
     /// Cap on requests waiting for an answer from one registry at a time (blob bodies
     /// streaming after their answer do not count; --proc bounds those).
     /// Example: --registry-concurrency 32
@@ -200,6 +206,10 @@ pub struct ValidateArgs {
     /// Example: --format json
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+
+    /// Show the rules as `sync --referrers` runs them (referrers copied with each image).
+    #[arg(long)]
+    pub referrers: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -6,6 +6,8 @@
 //! request replaces the `HEAD` + `POST` of each new blob; once a target repository lacks a
 //! tag, its tag list spares the `HEAD`s of the other tags it does not list.
 
+mod referrers;
+
 use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,6 +23,8 @@ use crate::manifest::{self, Content, Manifest, PlatformSpec};
 use crate::plan::Job;
 use crate::registry::{Access, Client, Mount, Repo, TreeGuard, UploadError};
 use crate::report::Status;
+pub use referrers::{MAX_DEPTH as REFERRER_DEPTH, ReferrerNote};
+use referrers::{ReferrerState, ReferrerTally};
 
 /// What copying one job did.
 #[derive(Debug)]
@@ -38,6 +42,10 @@ pub struct JobOutcome {
     pub seconds: f64,
     pub attempts: u32,
     pub error: Option<Error>,
+    /// With `--referrers`: referrers copied (in a dry run: that would be) and found.
+    pub referrers_copied: u64,
+    pub referrers_unchanged: u64,
+    pub referrers: Vec<ReferrerNote>,
 }
 
 /// What is learnt about a job on the way, reported even when it fails later.
@@ -46,6 +54,8 @@ struct Facts {
     source_digest: Option<Digest>,
     target_digest: Option<Digest>,
     media_type: Option<String>,
+    /// The manifests whose referrers follow the image (with `--referrers`).
+    subjects: Vec<Digest>,
 }
 
 #[derive(Default)]
@@ -55,6 +65,7 @@ struct Tally {
     transferred: AtomicU64,
     mounted: AtomicU64,
     skipped: AtomicU64,
+    referrers: ReferrerTally,
 }
 
 thread_local! {
@@ -309,6 +320,9 @@ pub struct Copier<'c> {
     dry_run: bool,
     /// Platforms to keep in indexes; empty = all.
     platforms: Vec<PlatformSpec>,
+    /// Whether referrers (signatures, SBOMs, attestations) follow their images.
+    referrers: bool,
+    referrer_state: ReferrerState,
     /// `--force`: push manifests even when the target already has the digest.
     force: bool,
 }
@@ -321,8 +335,16 @@ impl<'c> Copier<'c> {
             targets: TargetRepos::default(),
             dry_run,
             platforms,
+            referrers: false,
+            referrer_state: ReferrerState::default(),
             force: false,
         }
+    }
+
+    /// With `on`, referrers follow every image copied or found unchanged.
+    pub fn with_referrers(mut self, on: bool) -> Self {
+        self.referrers = on;
+        self
     }
 
     /// `--force`: manifests are pushed again even when the target has the same digest
@@ -340,7 +362,7 @@ impl<'c> Copier<'c> {
         let result = if self.client.transport().is_cancelled() {
             Err(Error::cancelled())
         } else {
-            self.copy(job, &tally, &mut facts)
+            self.copy_with_referrers(job, &tally, &mut facts)
         };
         let (status, error) = match result {
             Ok(status) => (status, None),
@@ -359,7 +381,44 @@ impl<'c> Copier<'c> {
             seconds: started.elapsed().as_secs_f64(),
             attempts: 1 + tally.stats.retries.into_inner(),
             error,
+            referrers_copied: tally.referrers.copied.into_inner(),
+            referrers_unchanged: tally.referrers.unchanged.into_inner(),
+            referrers: tally.referrers.notes.into_inner().unwrap(),
         }
+    }
+
+    /// The job, then (with `--referrers`) what refers to its manifests.
+    fn copy_with_referrers(&self, job: &Job, tally: &Tally, facts: &mut Facts) -> Result<Status> {
+        let status = self.copy(job, tally, facts)?;
+        if !self.referrers || facts.subjects.is_empty() {
+            return Ok(status);
+        }
+        let source = self
+            .client
+            .repo(&job.source.registry, &job.source.repository, Access::Pull);
+        let access = if self.dry_run {
+            Access::Pull
+        } else {
+            Access::Push
+        };
+        let target = self
+            .client
+            .repo(&job.target.registry, &job.target.repository, access);
+        self.copy_referrers(&source, &target, &facts.subjects, tally)?;
+        Ok(status)
+    }
+
+    /// The subjects of a job: the top manifest unless a platform filter rewrote it (its
+    /// referrers name a digest the target does not get), and the children of an index.
+    fn subjects_of(&self, source_digest: &Digest, manifest: &Manifest) -> Result<Vec<Digest>> {
+        let mut subjects = Vec::new();
+        if manifest.digest == *source_digest {
+            subjects.push(source_digest.clone());
+        }
+        if let Content::Index { children } = manifest::content(manifest)? {
+            subjects.extend(children.into_iter().map(|(child, _)| child));
+        }
+        Ok(subjects)
     }
 
     fn copy(&self, job: &Job, tally: &Tally, facts: &mut Facts) -> Result<Status> {
@@ -450,11 +509,30 @@ impl<'c> Copier<'c> {
                     .map(|m| m.digest.clone()),
             };
             if target_digest.as_ref() == Some(&push_digest) && !self.force {
+                if self.referrers {
+                    // The children of an index, read from the target's copy (its
+                    // digest is known; the source's pull quota is spared).
+                    let index = head.media_type.as_deref().is_none_or(manifest::is_index);
+                    facts.subjects = if index {
+                        let there = target.get_manifest(push_digest.as_str(), stats)?;
+                        self.subjects_of(&digest, &there)?
+                    } else {
+                        vec![digest.clone()]
+                    };
+                }
                 facts.media_type = head.media_type;
                 return Ok(Status::Unchanged);
             }
         }
         if self.dry_run {
+            if self.referrers {
+                tree.get_or_insert_with(|| HeldTree::enter(&source));
+                let manifest = match &fetched {
+                    Some(manifest) => manifest.clone(),
+                    None => source.get_manifest(digest.as_str(), stats)?,
+                };
+                facts.subjects = self.subjects_of(&digest, &manifest)?;
+            }
             return Ok(Status::WouldCopy);
         }
 
@@ -464,6 +542,9 @@ impl<'c> Copier<'c> {
             None => source.get_manifest(digest.as_str(), stats)?,
         };
         facts.media_type = Some(manifest.media_type.clone());
+        if self.referrers {
+            facts.subjects = self.subjects_of(&digest, &manifest)?;
+        }
         match manifest::content(&manifest)? {
             Content::Index { children } => {
                 children

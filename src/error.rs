@@ -27,6 +27,9 @@ pub enum ErrorKind {
     Protocol,
     /// The run was cancelled before the image finished.
     Cancelled,
+    /// A signature, SBOM or attestation of the image (a referrer) could not be copied
+    /// (`--referrers`); the message names its digest and type.
+    Referrer,
 }
 
 /// What an HTTP error status means for the one asking: the only place that decides.

@@ -219,6 +219,9 @@ mod tests {
             blobs_transferred: 0,
             blobs_mounted: 0,
             blobs_skipped: 0,
+            referrers_copied: 0,
+            referrers_unchanged: 0,
+            referrers: Vec::new(),
             duration_seconds: 0.0,
             attempts: 1,
             error: (status == Status::Failed).then(|| crate::report::Failure {
@@ -252,6 +255,7 @@ mod tests {
                 ca_file: None,
                 platforms: vec![],
                 shard: None,
+                referrers: false,
             },
             rules: Vec::new(),
             summary: crate::report::Summary::of(&results),

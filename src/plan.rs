@@ -99,12 +99,14 @@ type Expanded = std::result::Result<(Vec<Job>, Option<TagCount>), Box<RuleFailur
 
 /// Expands rules into jobs, keeping file order; a job with the same source and target
 /// as an earlier one (another rule naming the same image) is dropped, so the first rule
-/// owns it.
-pub fn plan(client: &Client, rules: &[Rule]) -> Plan {
+/// owns it. With `referrers` (`--referrers`), whole-repository rules leave out the
+/// referrers tag schema's and cosign's tags (`sha256-<hex>[.sig|.att|.sbom]`): they
+/// travel with their images, and a fallback index is merged rather than overwritten.
+pub fn plan(client: &Client, rules: &[Rule], referrers: bool) -> Plan {
     let now = SystemTime::now();
     let expanded: Vec<Expanded> = rules
         .par_iter()
-        .map(|rule| expand(client, rule, now))
+        .map(|rule| expand(client, rule, now, referrers))
         .collect();
     let mut plan = Plan::default();
     let mut seen = std::collections::HashSet::new();
@@ -124,7 +126,7 @@ pub fn plan(client: &Client, rules: &[Rule]) -> Plan {
     plan
 }
 
-fn expand(client: &Client, rule: &Rule, now: SystemTime) -> Expanded {
+fn expand(client: &Client, rule: &Rule, now: SystemTime, referrers: bool) -> Expanded {
     let job = |source: Reference, target: Reference| Job {
         rule: rule.key.clone(),
         rule_line: rule.line,
@@ -159,7 +161,10 @@ fn expand(client: &Client, rule: &Rule, now: SystemTime) -> Expanded {
                     attempts: 1 + stats.retries.load(std::sync::atomic::Ordering::Relaxed),
                 })
             };
-            let tags = repo.list_tags(&stats).map_err(fail)?;
+            let mut tags = repo.list_tags(&stats).map_err(fail)?;
+            if referrers {
+                tags.retain(|tag| !crate::manifest::is_referrer_tag(tag));
+            }
             let selected = if rule.filters.is_empty() {
                 tags.clone()
             } else {

@@ -60,6 +60,9 @@ pub struct Settings {
     pub platforms: Vec<String>,
     /// `K/N` when this run was one slice of a sharded migration.
     pub shard: Option<String>,
+    /// `--referrers`: signatures, SBOMs and attestations copied with their images.
+    #[serde(default)]
+    pub referrers: bool,
 }
 
 /// What happened to one source tag → target tag.
@@ -117,6 +120,29 @@ pub struct ImageResult {
     /// 1 + the number of retried requests.
     pub attempts: u32,
     pub error: Option<Failure>,
+    /// With `--referrers`: referrers (signatures, SBOMs, attestations; of the image, of
+    /// the children of an index, and of those referrers) copied — in a dry run, that
+    /// would be copied — and found already in the target.
+    #[serde(default)]
+    pub referrers_copied: u64,
+    #[serde(default)]
+    pub referrers_unchanged: u64,
+    /// Each referrer copied (in a dry run: that would be copied).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub referrers: Vec<ReferrerCopied>,
+}
+
+/// One referrer copied with an image.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct ReferrerCopied {
+    pub digest: String,
+    /// Its artifact type (e.g. `application/spdx+json`), else its media type, or
+    /// `cosign signature` / `cosign attestation` / `cosign SBOM` for cosign's tags.
+    pub artifact_type: String,
+    /// The manifest it refers to.
+    pub subject: String,
+    /// The cosign tag it was copied under (`sha256-<hex>.sig`, …), if it is one.
+    pub tag: Option<String>,
 }
 
 /// Counts and totals over all results.
@@ -132,6 +158,10 @@ pub struct Summary {
     pub blobs_transferred: u64,
     pub blobs_mounted: u64,
     pub blobs_skipped: u64,
+    #[serde(default)]
+    pub referrers_copied: u64,
+    #[serde(default)]
+    pub referrers_unchanged: u64,
     /// Manifest `GET`s sent to each source registry in the run (what Docker Hub counts
     /// against its pull quota; `HEAD`s are free): one per distinct manifest at most.
     #[serde(default)]
@@ -156,6 +186,8 @@ impl Summary {
             summary.blobs_transferred += r.blobs_transferred;
             summary.blobs_mounted += r.blobs_mounted;
             summary.blobs_skipped += r.blobs_skipped;
+            summary.referrers_copied += r.referrers_copied;
+            summary.referrers_unchanged += r.referrers_unchanged;
         }
         summary
     }

@@ -327,11 +327,21 @@ fn github_action_copies_reports_and_summarises() {
 #[test]
 fn github_action_fail_on_error_false_lets_the_step_pass() {
     let scene = scene();
-    let out = run_as_github_action(scene.workspace.path(), &[("fail_on_error", "false")]);
+    let out = run_as_github_action(
+        scene.workspace.path(),
+        &[("fail_on_error", "false"), ("referrers", "true")],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let outputs =
         std::fs::read_to_string(scene.workspace.path().join("_file_commands/output")).unwrap();
     assert!(outputs.contains("failed=1"), "{outputs}");
+    // The `referrers` input reaches the tool.
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(scene.workspace.path().join("image-migrator-report.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(report["settings"]["referrers"], true, "{report:#}");
 }
 
 #[test]

@@ -83,9 +83,22 @@ pub(crate) fn write_file(path: &Path, content: &str) -> std::io::Result<()> {
 
 pub(crate) fn print_summary(report: &Report, report_path: &Path) {
     let s = &report.summary;
+    let referrers = if report.settings.referrers {
+        let verb = if report.settings.dry_run {
+            "to copy"
+        } else {
+            "copied"
+        };
+        format!(
+            "; {} referrer(s) {verb}, {} present",
+            s.referrers_copied, s.referrers_unchanged
+        )
+    } else {
+        String::new()
+    };
     crate::progress::log(&format!(
         "summary: {} image(s): {} copied, {} unchanged, {} failed, {} would copy, {} cancelled; \
-         {} in {} blob(s), {} mounted, {} already present; {:.1}s; report: {}",
+         {} in {} blob(s), {} mounted, {} already present{referrers}; {:.1}s; report: {}",
         s.total,
         s.copied,
         s.unchanged,

@@ -16,7 +16,9 @@ use crate::http::{Transport, TransportOptions};
 use crate::plan::{self, Job, RuleFailure};
 use crate::progress::{Progress, human_bytes};
 use crate::registry::Client;
-use crate::report::{Failure, ImageResult, Report, RuleTags, Settings, Status, Summary, junit_xml};
+use crate::report::{
+    Failure, ImageResult, ReferrerCopied, Report, RuleTags, Settings, Status, Summary, junit_xml,
+};
 
 /// `image-migrator sync` (and no subcommand).
 pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> Outcome {
@@ -93,9 +95,14 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> Outcome {
         }
     };
     crate::progress::log(&format!(
-        "image-migrator {}: {} rule(s){}",
+        "image-migrator {}: {} rule(s){}{}",
         env!("CARGO_PKG_VERSION"),
         config.rules.len(),
+        if args.referrers {
+            ", with referrers (signatures, SBOMs, attestations)"
+        } else {
+            ""
+        },
         if args.dry_run {
             " (dry run: nothing is written)"
         } else {
@@ -121,7 +128,7 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> Outcome {
         ));
     }
     let (plan, outcomes) = pool.install(|| {
-        let plan = plan::plan(&client, &rules);
+        let plan = plan::plan(&client, &rules, args.referrers);
         let progress = Progress::start(plan.jobs.len());
         for count in plan
             .tag_counts
@@ -134,15 +141,17 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> Outcome {
             ));
         }
         for failure in &plan.failures {
-            progress.line(&log_line(&failure_result(failure)));
+            progress.line(&log_line(&failure_result(failure), args.dry_run));
         }
-        let copier = Copier::new(&client, args.dry_run, args.platforms()).force(args.force);
+        let copier = Copier::new(&client, args.dry_run, args.platforms())
+            .force(args.force)
+            .with_referrers(args.referrers);
         let outcomes: Vec<ImageResult> = plan
             .jobs
             .par_iter()
             .map(|job| {
                 let result = job_result(job, copier.run(job));
-                progress.line(&log_line(&result));
+                progress.line(&log_line(&result, args.dry_run));
                 progress.image_done(result.bytes_transferred);
                 result
             })
@@ -177,6 +186,7 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> Outcome {
             ca_file: args.ca_file.as_ref().map(|p| p.display().to_string()),
             platforms: args.platforms().iter().map(ToString::to_string).collect(),
             shard: args.shard.map(|s| s.to_string()),
+            referrers: args.referrers,
         },
         rules: plan
             .tag_counts
@@ -255,6 +265,18 @@ fn job_result(job: &Job, outcome: JobOutcome) -> ImageResult {
         blobs_transferred: outcome.blobs_transferred,
         blobs_mounted: outcome.blobs_mounted,
         blobs_skipped: outcome.blobs_skipped,
+        referrers_copied: outcome.referrers_copied,
+        referrers_unchanged: outcome.referrers_unchanged,
+        referrers: outcome
+            .referrers
+            .into_iter()
+            .map(|note| ReferrerCopied {
+                digest: note.digest.to_string(),
+                artifact_type: note.kind,
+                subject: note.subject.to_string(),
+                tag: note.tag,
+            })
+            .collect(),
         duration_seconds: outcome.seconds,
         attempts: outcome.attempts,
         error: outcome.error.map(|e| Failure {
@@ -280,6 +302,9 @@ fn failure_result(failure: &RuleFailure) -> ImageResult {
         blobs_transferred: 0,
         blobs_mounted: 0,
         blobs_skipped: 0,
+        referrers_copied: 0,
+        referrers_unchanged: 0,
+        referrers: Vec::new(),
         duration_seconds: 0.0,
         attempts: failure.attempts,
         error: Some(Failure {
@@ -291,7 +316,7 @@ fn failure_result(failure: &RuleFailure) -> ImageResult {
 }
 
 /// The log line of one image.
-fn log_line(result: &ImageResult) -> String {
+fn log_line(result: &ImageResult, dry_run: bool) -> String {
     let detail = match (&result.status, &result.error) {
         (_, Some(error)) => error.message.clone(),
         (Status::Copied, None) => format!(
@@ -304,12 +329,44 @@ fn log_line(result: &ImageResult) -> String {
         ),
         _ => String::new(),
     };
-    format!(
-        "{:<10} {} → {}{}{}",
+    let copied = if dry_run { "to copy" } else { "copied" };
+    let referrers = if result.referrers_copied + result.referrers_unchanged > 0 {
+        format!(
+            "{}{} referrer(s) {copied}, {} present",
+            if detail.is_empty() { "" } else { ", " },
+            result.referrers_copied,
+            result.referrers_unchanged
+        )
+    } else {
+        String::new()
+    };
+    let mut line = format!(
+        "{:<10} {} → {}{}{}{}",
         result.status.label(),
         result.source,
         result.target,
-        if detail.is_empty() { "" } else { "  " },
-        detail
-    )
+        if detail.is_empty() && referrers.is_empty() {
+            ""
+        } else {
+            "  "
+        },
+        detail,
+        referrers
+    );
+    // Each referrer copied (in a dry run: that would be), on a line of its own.
+    let verb = if dry_run { "would copy" } else { "copied" };
+    for referrer in &result.referrers {
+        line.push_str(&format!(
+            "\n           {verb} referrer {} ({}) of {}{}",
+            referrer.digest,
+            referrer.artifact_type,
+            referrer.subject,
+            referrer
+                .tag
+                .as_ref()
+                .map(|tag| format!(" as tag {tag}"))
+                .unwrap_or_default()
+        ));
+    }
+    line
 }

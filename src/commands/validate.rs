@@ -78,7 +78,7 @@ pub fn validate(args: &ValidateArgs) -> Outcome {
     let mut stdout = std::io::stdout().lock();
     match args.format {
         Format::Json => {
-            let doc = serde_json::json!({ "rules": rules });
+            let doc = serde_json::json!({ "rules": rules, "referrers": args.referrers });
             let _ = writeln!(stdout, "{}", serde_json::to_string_pretty(&doc).unwrap());
         }
         Format::Text => {
@@ -96,6 +96,14 @@ pub fn validate(args: &ValidateArgs) -> Outcome {
                     rule.target,
                     auth(&rule.source_auth, &rule.source_credentials),
                     auth(&rule.target_auth, &rule.target_credentials),
+                );
+            }
+            if args.referrers {
+                let _ = writeln!(
+                    stdout,
+                    "referrers: on (signatures, SBOMs and attestations are copied with each \
+                     image, up to {} level(s) deep)",
+                    crate::copy::REFERRER_DEPTH
                 );
             }
             let _ = writeln!(stdout, "{} rule(s) valid", rules.len());

@@ -26,7 +26,7 @@ use ureq::http::Method;
 use crate::auth::{Challenge, TokenCache};
 use crate::credentials::CredentialStore;
 use crate::digest::Digest;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, StatusClass};
 use crate::http::{Body, RequestStats, Response, Transport};
 use crate::manifest::{self, Manifest};
 
@@ -73,7 +73,16 @@ struct Endpoint {
     quota: Quota,
     /// Manifest trees (a top manifest and its children) being fetched from this registry.
     trees: TreeGate,
+    /// Whether the registry answers the OCI 1.1 referrers API: one of the `REFERRERS_*`
+    /// values, settled by its first answer (see [`Repo::referrers`]).
+    referrers_api: AtomicU8,
 }
+
+const REFERRERS_UNKNOWN: u8 = 0;
+const REFERRERS_API: u8 = 1;
+const REFERRERS_NO_API: u8 = 2;
+/// Pages of one referrers API answer followed at most.
+const REFERRERS_PAGES: usize = 100;
 
 const SELF_MOUNT_UNKNOWN: u8 = 0;
 const SELF_MOUNT_PROBING: u8 = 1;
@@ -158,6 +167,7 @@ impl Client {
                     self_mount: AtomicU8::new(SELF_MOUNT_UNKNOWN),
                     quota: Quota::new(),
                     trees: TreeGate::default(),
+                    referrers_api: AtomicU8::new(REFERRERS_UNKNOWN),
                 })
             })
             .clone();
@@ -184,6 +194,16 @@ fn api_host(registry: &str) -> &str {
 pub struct ManifestHead {
     pub digest: Option<Digest>,
     pub media_type: Option<String>,
+}
+
+/// What a repository says refers to one manifest.
+#[derive(Debug, Default)]
+pub struct ReferrerListing {
+    /// Whether the registry answered the referrers API (else the fallback tag was read).
+    pub api: bool,
+    /// The `sha256-<hex>` fallback index as stored, when read and present.
+    pub fallback_index: Option<Arc<Manifest>>,
+    pub referrers: Vec<manifest::Referrer>,
 }
 
 /// Result of a cross-repository mount request.
@@ -395,6 +415,105 @@ impl Repo<'_> {
                 _ => Ok(()),
             }
         })
+    }
+
+    /// What refers to `subject`: `GET /v2/<name>/referrers/<subject>` when the registry
+    /// answers it (learnt from its first answer: `404` or an answer that is not an index
+    /// means no API, and the registry is not asked again); else the referrers tag schema's
+    /// `sha256-<hex>` index. `tags`, when known, spares the `GET` of an absent fallback tag.
+    pub fn referrers(
+        &self,
+        subject: &Digest,
+        tags: Option<&std::collections::HashSet<String>>,
+        stats: &RequestStats,
+    ) -> Result<ReferrerListing> {
+        if self.endpoint.referrers_api.load(Ordering::Relaxed) != REFERRERS_NO_API
+            && let Some(referrers) = self.referrers_api(subject, stats)?
+        {
+            return Ok(ReferrerListing {
+                api: true,
+                fallback_index: None,
+                referrers,
+            });
+        }
+        let tag = manifest::fallback_tag(subject);
+        if tags.is_some_and(|tags| !tags.contains(&tag)) {
+            return Ok(ReferrerListing::default());
+        }
+        let index = match self.get_manifest(&tag, stats) {
+            Ok(index) => index,
+            Err(e) if e.kind == crate::error::ErrorKind::NotFound => {
+                return Ok(ReferrerListing::default());
+            }
+            Err(e) => return Err(e),
+        };
+        let referrers = manifest::referrers_of(&index.bytes)
+            .map_err(|e| e.context(format!("referrers index {}", self.reference(&tag))))?;
+        Ok(ReferrerListing {
+            api: false,
+            fallback_index: Some(index),
+            referrers,
+        })
+    }
+
+    /// The referrers API's answer (every page), or `None` when the registry has no API.
+    fn referrers_api(
+        &self,
+        subject: &Digest,
+        stats: &RequestStats,
+    ) -> Result<Option<Vec<manifest::Referrer>>> {
+        let what = format!("listing referrers of {}", self.reference(subject.as_str()));
+        let headers = [("accept", manifest::OCI_INDEX.to_string())];
+        let mut referrers = Vec::new();
+        let mut next = Some(format!("/v2/{}/referrers/{subject}", self.name));
+        let mut pages = 0;
+        while let Some(path) = next.take() {
+            pages += 1;
+            if pages > REFERRERS_PAGES {
+                return Err(Error::protocol(format!("{what}: pagination does not end")));
+            }
+            let response = self.retrying_request(Method::GET, &path, &headers, stats)?;
+            let status = response.status;
+            let refused = matches!(StatusClass::of(status), StatusClass::Auth);
+            if refused || (status != 200 && pages > 1) {
+                return Err(response.describe_error(&what));
+            }
+            next = response
+                .header("link")
+                .and_then(next_link)
+                .map(|link| link.to_string());
+            let body = response.read_limited(manifest::MAX_MANIFEST_BYTES)?;
+            // An index is the API's answer; a 404 (or 400, 405, …: a route the registry
+            // does not have) or anything but an index on the first page means no API. A
+            // registry with the API may still say the repository is unknown (a dry run's
+            // target): that settles nothing about the registry.
+            let page = match status {
+                200 => manifest::referrers_of(&body).ok(),
+                _ => None,
+            };
+            match page {
+                Some(page) => referrers.extend(page),
+                None if pages == 1 => {
+                    let repository_unknown =
+                        status == 404 && String::from_utf8_lossy(&body).contains("NAME_UNKNOWN");
+                    if !repository_unknown {
+                        self.endpoint
+                            .referrers_api
+                            .store(REFERRERS_NO_API, Ordering::Relaxed);
+                    }
+                    return Ok(None);
+                }
+                None => {
+                    return Err(Error::protocol(format!(
+                        "{what}: page {pages} is not a referrers index"
+                    )));
+                }
+            }
+        }
+        self.endpoint
+            .referrers_api
+            .store(REFERRERS_API, Ordering::Relaxed);
+        Ok(Some(referrers))
     }
 
     /// Whether the repository has the blob.

@@ -4,6 +4,11 @@
 //! injects faults on a deterministic schedule: rules match a method and a path substring
 //! and fire on chosen occurrences (1st, 3rd, …), always, or on a seeded pseudo-random
 //! subset. Every request is recorded (method, path, time, headers, fault, status).
+//!
+//! [`FaultProxy::start_with_referrers_api`] makes it also answer the OCI 1.1 referrers API
+//! (`GET /v2/<name>/referrers/<digest>`), which the test registry (distribution 2.8) lacks:
+//! it remembers each manifest with a `subject` pushed through it, and answers its `PUT`
+//! with `OCI-Subject` as a registry with the API does.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -151,7 +156,12 @@ struct Shared {
     max_in_flight: AtomicUsize,
     /// Docker Hub's pull quota, when set: (pulls per window, manifest GETs counted so far).
     quota: Mutex<Option<(u64, u64)>>,
+    /// With the referrers API: the descriptors of the manifests pushed with a `subject`,
+    /// by (repository, subject digest).
+    referrers: Option<Mutex<ReferrerMap>>,
 }
+
+type ReferrerMap = std::collections::HashMap<(String, String), Vec<serde_json::Value>>;
 
 /// Counts a request as in flight until dropped.
 struct InFlight<'a>(&'a Shared);
@@ -180,6 +190,16 @@ pub struct FaultProxy {
 impl FaultProxy {
     /// A proxy in front of `upstream` (`host:port`, plain HTTP).
     pub fn start(upstream: &str) -> FaultProxy {
+        Self::start_as(upstream, false)
+    }
+
+    /// A proxy that answers the OCI 1.1 referrers API in front of `upstream`; push the
+    /// referrers through it (its [`FaultProxy::host`]) so that it knows them.
+    pub fn start_with_referrers_api(upstream: &str) -> FaultProxy {
+        Self::start_as(upstream, true)
+    }
+
+    fn start_as(upstream: &str, referrers_api: bool) -> FaultProxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
         let host = listener.local_addr().unwrap().to_string();
         let shared = Arc::new(Shared {
@@ -191,6 +211,7 @@ impl FaultProxy {
             in_flight: AtomicUsize::new(0),
             max_in_flight: AtomicUsize::new(0),
             quota: Mutex::new(None),
+            referrers: referrers_api.then(Default::default),
         });
         let accept_shared = shared.clone();
         thread::spawn(move || {
@@ -466,6 +487,33 @@ fn handle(client: TcpStream, shared: &Shared) -> std::io::Result<()> {
             set_status(200);
             continue;
         }
+        if let Some(referrers) = &shared.referrers
+            && head.method == "GET"
+            && fault.is_none()
+            && let Some((repo, subject)) = referrers_path(&head.path)
+        {
+            relay_request(&mut reader, &mut std::io::sink())?;
+            let manifests = referrers
+                .lock()
+                .unwrap()
+                .get(&(repo, subject))
+                .cloned()
+                .unwrap_or_default();
+            let body = serde_json::json!({
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.index.v1+json",
+                "manifests": manifests,
+            })
+            .to_string();
+            let out = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.index.v1+json\r\n\
+                 Content-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            writer.write_all(out.as_bytes())?;
+            set_status(200);
+            continue;
+        }
         let synthetic = match &fault {
             Some(Fault::Delay(hold)) => {
                 thread::sleep(*hold);
@@ -544,7 +592,17 @@ fn handle(client: TcpStream, shared: &Shared) -> std::io::Result<()> {
             return Ok(());
         }
         let up = upstream.as_mut().unwrap();
-        relay_request(&mut reader, &mut up.writer)?;
+        // A manifest pushed to a proxy with the referrers API: its body is kept, to be
+        // listed under its subject once the registry has taken it.
+        let pushed_manifest =
+            shared.referrers.is_some() && head.method == "PUT" && head.path.contains("/manifests/");
+        let mut manifest_body = Vec::new();
+        if pushed_manifest {
+            relay_request(&mut reader, &mut manifest_body)?;
+            up.writer.write_all(&manifest_body)?;
+        } else {
+            relay_request(&mut reader, &mut up.writer)?;
+        }
 
         // The response.
         let Some(response_lines) = read_head_lines(&mut up.reader)? else {
@@ -571,6 +629,18 @@ fn handle(client: TcpStream, shared: &Shared) -> std::io::Result<()> {
         }
         for (k, v) in &quota_headers {
             out.push_str(&format!("{k}: {v}\r\n"));
+        }
+        if pushed_manifest
+            && status == 201
+            && let Some(referrers) = &shared.referrers
+            && let Some((repo, subject, descriptor)) = referrer_of(&head.path, &manifest_body)
+        {
+            out.push_str(&format!("OCI-Subject: {subject}\r\n"));
+            let mut referrers = referrers.lock().unwrap();
+            let list = referrers.entry((repo, subject)).or_default();
+            if !list.iter().any(|d| d["digest"] == descriptor["digest"]) {
+                list.push(descriptor);
+            }
         }
         out.push_str("\r\n");
         // Answered (counted just before the answer leaves, so that the interval lies
@@ -704,4 +774,34 @@ fn tag_page(upstream: &str, path_and_query: &str, page: usize) -> (Vec<(String, 
     }
     let body = serde_json::json!({ "name": repo, "tags": this_page }).to_string();
     (headers, body)
+}
+
+/// `(repository, subject)` of `/v2/<repository>/referrers/<digest>[?…]`.
+fn referrers_path(path: &str) -> Option<(String, String)> {
+    let path = path.split('?').next()?;
+    let (repo, subject) = path.strip_prefix("/v2/")?.rsplit_once("/referrers/")?;
+    Some((repo.to_string(), subject.to_string()))
+}
+
+/// `(repository, subject, descriptor)` of a pushed manifest that has a `subject`, the
+/// descriptor as the referrers API lists it (`artifactType` falling back to the config's
+/// media type, as the distribution spec says).
+fn referrer_of(path: &str, body: &[u8]) -> Option<(String, String, serde_json::Value)> {
+    let repo = path.strip_prefix("/v2/")?.rsplit_once("/manifests/")?.0;
+    let manifest: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let subject = manifest["subject"]["digest"].as_str()?.to_string();
+    let artifact_type = manifest["artifactType"]
+        .as_str()
+        .or(manifest["config"]["mediaType"].as_str())
+        .unwrap_or_default();
+    let mut descriptor = serde_json::json!({
+        "mediaType": manifest["mediaType"],
+        "digest": super::seed::sha256_digest(body),
+        "size": body.len(),
+        "artifactType": artifact_type,
+    });
+    if manifest.get("annotations").is_some() {
+        descriptor["annotations"] = manifest["annotations"].clone();
+    }
+    Some((repo.to_string(), subject, descriptor))
 }
