@@ -4,8 +4,12 @@
 set -u
 
 set -- sync
-[ -n "${INPUT_AUTH_FILE:-}" ] && set -- "$@" --auth "$INPUT_AUTH_FILE"
-[ -n "${INPUT_IMAGES_FILE:-}" ] && set -- "$@" --images "$INPUT_IMAGES_FILE"
+if [ -n "${INPUT_CONFIG_FILE:-}" ]; then
+  set -- "$@" --config "$INPUT_CONFIG_FILE"
+else
+  [ -n "${INPUT_AUTH_FILE:-}" ] && set -- "$@" --auth "$INPUT_AUTH_FILE"
+  [ -n "${INPUT_IMAGES_FILE:-}" ] && set -- "$@" --images "$INPUT_IMAGES_FILE"
+fi
 [ -n "${INPUT_DEFAULT_REGISTRY:-}" ] && set -- "$@" --default-registry "$INPUT_DEFAULT_REGISTRY"
 [ -n "${INPUT_DEFAULT_NAMESPACE:-}" ] && set -- "$@" --default-namespace "$INPUT_DEFAULT_NAMESPACE"
 [ -n "${INPUT_PROC:-}" ] && set -- "$@" --proc "$INPUT_PROC"
@@ -16,6 +20,9 @@ set -- sync
 [ -n "${INPUT_PLATFORM:-}" ] && set -- "$@" --platform "$INPUT_PLATFORM"
 [ -n "${INPUT_SHARD:-}" ] && set -- "$@" --shard "$INPUT_SHARD"
 [ -n "${INPUT_REGISTRY_CONCURRENCY:-}" ] && set -- "$@" --registry-concurrency "$INPUT_REGISTRY_CONCURRENCY"
+case "${INPUT_REFERRERS:-false}" in
+  true|True|TRUE|1|yes) set -- "$@" --referrers ;;
+esac
 case "${INPUT_DRY_RUN:-false}" in
   true|True|TRUE|1|yes) set -- "$@" --dry-run ;;
 esac

@@ -7,6 +7,15 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::Defaults;
 
+/// What `--version` prints after the name: the crate version and the commit it was built
+/// from (set by build.rs; "unknown" outside a git checkout without `IMAGE_MIGRATOR_COMMIT`).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("IMAGE_MIGRATOR_BUILD_COMMIT"),
+    ")"
+);
+
 /// Migrate container images between registries, exactly and incrementally.
 ///
 /// With no subcommand, runs `sync`: reads ./auth.json and ./images.json and copies every
@@ -14,7 +23,7 @@ use crate::config::Defaults;
 #[derive(Debug, Parser)]
 #[command(
     name = "image-migrator",
-    version,
+    version = VERSION,
     args_conflicts_with_subcommands = true
 )]
 pub struct Cli {
@@ -40,18 +49,25 @@ pub enum Command {
 /// Where the two files are and how empty targets are filled.
 #[derive(Debug, Clone, Args)]
 pub struct FileArgs {
-    /// Credentials file [default: auth.json; when absent, access is anonymous].
-    /// Example: --auth ci/auth.json
+    /// Credentials file, JSON or YAML (.yaml/.yml) [default: auth.json; when absent,
+    /// access is anonymous].
+    /// Example: --auth ci/auth.yaml
     #[arg(long, value_name = "FILE")]
     pub auth: Option<PathBuf>,
+
+    /// One file holding both, as image-syncer's --config: top-level `auth` and `images`
+    /// objects, JSON or YAML. Cannot be combined with --auth or --images.
+    /// Example: --config config.yaml
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["auth", "images"])]
+    pub config: Option<PathBuf>,
 
     /// Use only auth.json: no Docker config, credential helpers, containers auth file or
     /// DOCKER_AUTH_CONFIG for registries it does not cover.
     #[arg(long)]
     pub no_docker_config: bool,
 
-    /// Rules file: source → target.
-    /// Example: --images ci/images.json
+    /// Rules file: source → target, JSON or YAML (.yaml/.yml).
+    /// Example: --images ci/images.yaml
     #[arg(long, value_name = "FILE", default_value = "images.json")]
     pub images: PathBuf,
 
@@ -77,6 +93,11 @@ pub struct FileArgs {
 }
 
 impl FileArgs {
+    /// The file the rules are read from: --config when given, else --images.
+    pub fn images_file(&self) -> &std::path::Path {
+        self.config.as_deref().unwrap_or(&self.images)
+    }
+
     pub fn defaults(&self) -> Defaults {
         let non_empty = |v: &Option<String>| v.clone().filter(|s| !s.trim().is_empty());
         Defaults {
@@ -93,12 +114,12 @@ pub struct SyncArgs {
 
     /// Images (tags) copied in parallel; blobs of an image share the same workers.
     /// Example: --proc 16
-    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    #[arg(short = 'p', long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub proc: u16,
 
     /// Retries for transient failures (connection errors, 408, 429, 5xx), with backoff.
     /// Example: --retries 5
-    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(0..=20))]
+    #[arg(short = 'r', long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(0..=20))]
     pub retries: u32,
 
     /// Where to write the JSON report.
@@ -118,6 +139,16 @@ pub struct SyncArgs {
     /// Resolve rules, list tags and compare digests; write nothing to any registry.
     #[arg(long)]
     pub dry_run: bool,
+
+    /// Push manifests even when the target already has the same digest (blobs the target
+    /// has are still skipped), as image-syncer's --force.
+    #[arg(long)]
+    pub force: bool,
+
+    /// Also write the human log (one line per image, the summary) to FILE.
+    /// Example: --log migration.log
+    #[arg(long, value_name = "FILE")]
+    pub log: Option<PathBuf>,
 
     /// Extra CA certificates (PEM) trusted besides the system roots.
     /// Example: --ca-file /etc/ssl/private-ca.pem
@@ -146,6 +177,12 @@ pub struct SyncArgs {
     /// Example: --shard $CI_NODE_INDEX/$CI_NODE_TOTAL (GitLab parallel:)
     #[arg(long, value_name = "K/N", env = "IMAGE_MIGRATOR_SHARD")]
     pub shard: Option<crate::plan::Shard>,
+
+    /// Copy what refers to each image too: signatures, SBOMs and attestations (OCI 1.1
+    /// referrers — API or `sha256-<hex>` fallback tag — and cosign's `.sig`/`.att`/`.sbom`
+    /// tags), of the image, of each child of an index, and of those referrers, by digest.
+    #[arg(long)]
+    pub referrers: bool,
 
     /// Cap on requests waiting for an answer from one registry at a time (blob bodies
     /// streaming after their answer do not count; --proc bounds those).
@@ -198,6 +235,10 @@ pub struct ValidateArgs {
     /// Example: --format json
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+
+    /// Show the rules as `sync --referrers` runs them (referrers copied with each image).
+    #[arg(long)]
+    pub referrers: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -6,6 +6,9 @@
 //! request replaces the `HEAD` + `POST` of each new blob; once a target repository lacks a
 //! tag, its tag list spares the `HEAD`s of the other tags it does not list.
 
+mod referrers;
+
+use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
@@ -18,8 +21,10 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::http::RequestStats;
 use crate::manifest::{self, Content, Manifest, PlatformSpec};
 use crate::plan::Job;
-use crate::registry::{Access, Client, Mount, Repo};
+use crate::registry::{Access, Client, Mount, Repo, TreeGuard, UploadError};
 use crate::report::Status;
+pub use referrers::{MAX_DEPTH as REFERRER_DEPTH, ReferrerNote};
+use referrers::{ReferrerState, ReferrerTally};
 
 /// What copying one job did.
 #[derive(Debug)]
@@ -37,6 +42,10 @@ pub struct JobOutcome {
     pub seconds: f64,
     pub attempts: u32,
     pub error: Option<Error>,
+    /// With `--referrers`: referrers copied (in a dry run: that would be) and found.
+    pub referrers_copied: u64,
+    pub referrers_unchanged: u64,
+    pub referrers: Vec<ReferrerNote>,
 }
 
 /// What is learnt about a job on the way, reported even when it fails later.
@@ -45,6 +54,8 @@ struct Facts {
     source_digest: Option<Digest>,
     target_digest: Option<Digest>,
     media_type: Option<String>,
+    /// The manifests whose referrers follow the image (with `--referrers`).
+    subjects: Vec<Digest>,
 }
 
 #[derive(Default)]
@@ -54,11 +65,34 @@ struct Tally {
     transferred: AtomicU64,
     mounted: AtomicU64,
     skipped: AtomicU64,
+    referrers: ReferrerTally,
 }
 
 thread_local! {
     /// How many blob waits this thread is running other work inside of.
     static NESTED_WAITS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// How many manifest trees this thread holds (rayon runs other jobs inside waits).
+    static TREES_HELD: Cell<usize> = const { Cell::new(0) };
+}
+
+/// A manifest tree this thread is fetching (see [`Repo::enter_tree`]).
+struct HeldTree<'r> {
+    _guard: TreeGuard<'r>,
+}
+
+impl<'r> HeldTree<'r> {
+    fn enter(source: &'r Repo) -> Self {
+        let nested = TREES_HELD.with(|held| held.get() > 0);
+        let guard = source.enter_tree(nested);
+        TREES_HELD.with(|held| held.set(held.get() + 1));
+        HeldTree { _guard: guard }
+    }
+}
+
+impl Drop for HeldTree<'_> {
+    fn drop(&mut self) {
+        TREES_HELD.with(|held| held.set(held.get() - 1));
+    }
 }
 /// Bounds the stack depth of work run while waiting for a blob.
 const MAX_NESTED_WAITS: usize = 8;
@@ -154,7 +188,9 @@ impl BlobLedger {
 }
 
 /// What the run knows of each target repository's manifests, to skip `HEAD`s whose
-/// answer is known: its tags when first listed, and the child manifests pushed since.
+/// answer is known (its tags when first listed) and to copy each child manifest of an
+/// index once, even when several jobs reach the same index at the same time (tags that
+/// alias each other): a registry may lose one of two concurrent `PUT`s of one manifest.
 #[derive(Default)]
 struct TargetRepos {
     repos: Mutex<HashMap<(String, String), Arc<TargetRepo>>>,
@@ -165,8 +201,37 @@ struct TargetRepo {
     /// Listed after the first `HEAD` that found a tag missing; `None` inside when the
     /// list could not be read (every tag is then checked with `HEAD`).
     tags: OnceLock<Option<HashSet<String>>>,
-    /// Child manifests of indexes pushed to it in this run.
-    children: Mutex<HashSet<Digest>>,
+    /// Child manifests of indexes: known there, or being copied by a job.
+    children: Mutex<HashMap<Digest, ChildState>>,
+    child_done: Condvar,
+}
+
+#[derive(PartialEq)]
+enum ChildState {
+    /// By the job on this thread.
+    Copying(std::thread::ThreadId),
+    Present,
+}
+
+/// How long a thread that holds a child claim of its own waits for another thread's copy
+/// of a child before copying it too (two such threads could be waiting on each other).
+const NESTED_CHILD_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// What a job does about one child manifest of an index.
+#[derive(Debug, PartialEq)]
+enum ChildClaim {
+    /// Known to be in the target repository.
+    Present,
+    /// This job copies it (after a `HEAD` when `check` says so) and reports back.
+    Owner { check: bool },
+    /// Another job is copying it and this thread may not wait for it (see
+    /// [`TargetRepos::claim_child`]): it copies the child too.
+    Duplicate,
+}
+
+thread_local! {
+    /// Child claims this thread holds (rayon runs other jobs inside a holder's waits).
+    static CHILDREN_HELD: Cell<usize> = const { Cell::new(0) };
 }
 
 impl TargetRepos {
@@ -190,26 +255,60 @@ impl TargetRepos {
             });
     }
 
-    /// Whether `child` must be checked with `HEAD`: not when it was pushed in this run
-    /// (`Some(false)`: nothing to do), nor when the repository had no tag when listed
-    /// (`None`: copy it; at worst an interrupted run's child is pushed again).
-    fn child_needs_head(&self, target: &Repo, child: &Digest) -> Option<bool> {
+    /// Claims `child` for copying, or learns it is there. While another thread copies it,
+    /// a job waits; a thread that holds a child claim of its own (rayon ran this job inside
+    /// that copy) waits at most [`NESTED_CHILD_WAIT`], since two such threads could be
+    /// waiting on each other, and a thread never waits for itself: then it copies the
+    /// child too.
+    fn claim_child(&self, target: &Repo, child: &Digest) -> ChildClaim {
         let repo = self.get(target);
-        if repo.children.lock().unwrap().contains(child) {
-            return Some(false);
-        }
-        match repo.tags.get() {
-            Some(Some(tags)) if tags.is_empty() => None,
-            _ => Some(true),
+        // No HEAD when the repository had no tag when listed: copy it (at worst an
+        // interrupted run's child is pushed again).
+        let check = !matches!(repo.tags.get(), Some(Some(tags)) if tags.is_empty());
+        let me = std::thread::current().id();
+        let nested = CHILDREN_HELD.with(Cell::get) > 0;
+        let started = Instant::now();
+        let mut children = repo.children.lock().unwrap();
+        loop {
+            match children.get(child) {
+                Some(ChildState::Present) => return ChildClaim::Present,
+                Some(ChildState::Copying(owner)) if *owner == me => return ChildClaim::Duplicate,
+                Some(ChildState::Copying(_)) if nested && started.elapsed() > NESTED_CHILD_WAIT => {
+                    return ChildClaim::Duplicate;
+                }
+                Some(ChildState::Copying(_)) => {
+                    children = repo.child_done.wait_timeout(children, WAIT_POLL).unwrap().0;
+                }
+                None => {
+                    children.insert(child.clone(), ChildState::Copying(me));
+                    CHILDREN_HELD.with(|held| held.set(held.get() + 1));
+                    return ChildClaim::Owner { check };
+                }
+            }
         }
     }
 
-    fn pushed_child(&self, target: &Repo, child: &Digest) {
-        self.get(target)
-            .children
-            .lock()
-            .unwrap()
-            .insert(child.clone());
+    fn child_present(&self, target: &Repo, child: &Digest) -> bool {
+        let repo = self.get(target);
+        let children = repo.children.lock().unwrap();
+        children.get(child) == Some(&ChildState::Present)
+    }
+
+    /// Ends an owner's claim: `present` when the child is now there, else others may try.
+    fn finish_child(&self, target: &Repo, child: &Digest, claim: &ChildClaim, present: bool) {
+        let repo = self.get(target);
+        let mut children = repo.children.lock().unwrap();
+        if present {
+            children.insert(child.clone(), ChildState::Present);
+        } else if matches!(claim, ChildClaim::Owner { .. })
+            && matches!(children.get(child), Some(ChildState::Copying(_)))
+        {
+            children.remove(child);
+        }
+        if matches!(claim, ChildClaim::Owner { .. }) {
+            CHILDREN_HELD.with(|held| held.set(held.get() - 1));
+        }
+        repo.child_done.notify_all();
     }
 }
 
@@ -221,6 +320,11 @@ pub struct Copier<'c> {
     dry_run: bool,
     /// Platforms to keep in indexes; empty = all.
     platforms: Vec<PlatformSpec>,
+    /// Whether referrers (signatures, SBOMs, attestations) follow their images.
+    referrers: bool,
+    referrer_state: ReferrerState,
+    /// `--force`: push manifests even when the target already has the digest.
+    force: bool,
 }
 
 impl<'c> Copier<'c> {
@@ -231,7 +335,23 @@ impl<'c> Copier<'c> {
             targets: TargetRepos::default(),
             dry_run,
             platforms,
+            referrers: false,
+            referrer_state: ReferrerState::default(),
+            force: false,
         }
+    }
+
+    /// With `on`, referrers follow every image copied or found unchanged.
+    pub fn with_referrers(mut self, on: bool) -> Self {
+        self.referrers = on;
+        self
+    }
+
+    /// `--force`: manifests are pushed again even when the target has the same digest
+    /// (blobs the target has are still skipped).
+    pub fn force(mut self, force: bool) -> Self {
+        self.force = force;
+        self
     }
 
     /// Runs one job to its outcome; never panics on registry errors.
@@ -242,7 +362,7 @@ impl<'c> Copier<'c> {
         let result = if self.client.transport().is_cancelled() {
             Err(Error::cancelled())
         } else {
-            self.copy(job, &tally, &mut facts)
+            self.copy_with_referrers(job, &tally, &mut facts)
         };
         let (status, error) = match result {
             Ok(status) => (status, None),
@@ -261,7 +381,44 @@ impl<'c> Copier<'c> {
             seconds: started.elapsed().as_secs_f64(),
             attempts: 1 + tally.stats.retries.into_inner(),
             error,
+            referrers_copied: tally.referrers.copied.into_inner(),
+            referrers_unchanged: tally.referrers.unchanged.into_inner(),
+            referrers: tally.referrers.notes.into_inner().unwrap(),
         }
+    }
+
+    /// The job, then (with `--referrers`) what refers to its manifests.
+    fn copy_with_referrers(&self, job: &Job, tally: &Tally, facts: &mut Facts) -> Result<Status> {
+        let status = self.copy(job, tally, facts)?;
+        if !self.referrers || facts.subjects.is_empty() {
+            return Ok(status);
+        }
+        let source = self
+            .client
+            .repo(&job.source.registry, &job.source.repository, Access::Pull);
+        let access = if self.dry_run {
+            Access::Pull
+        } else {
+            Access::Push
+        };
+        let target = self
+            .client
+            .repo(&job.target.registry, &job.target.repository, access);
+        self.copy_referrers(&source, &target, &facts.subjects, tally)?;
+        Ok(status)
+    }
+
+    /// The subjects of a job: the top manifest unless a platform filter rewrote it (its
+    /// referrers name a digest the target does not get), and the children of an index.
+    fn subjects_of(&self, source_digest: &Digest, manifest: &Manifest) -> Result<Vec<Digest>> {
+        let mut subjects = Vec::new();
+        if manifest.digest == *source_digest {
+            subjects.push(source_digest.clone());
+        }
+        if let Content::Index { children } = manifest::content(manifest)? {
+            subjects.extend(children.into_iter().map(|(child, _)| child));
+        }
+        Ok(subjects)
     }
 
     fn copy(&self, job: &Job, tally: &Tally, facts: &mut Facts) -> Result<Status> {
@@ -284,7 +441,9 @@ impl<'c> Copier<'c> {
         };
 
         // The source digest: HEAD (free on Docker Hub's rate limit), else GET.
-        let mut fetched: Option<Manifest> = None;
+        let mut fetched: Option<Arc<Manifest>> = None;
+        // Entered before the first manifest GET of this job, left when it ends.
+        let mut tree: Option<HeldTree> = None;
         let digest = match source.head_manifest(&source_ref, stats)? {
             None => {
                 return Err(Error::new(
@@ -296,6 +455,7 @@ impl<'c> Copier<'c> {
                 (_, Some(pinned)) => pinned.clone(),
                 (Some(digest), None) => digest,
                 (None, None) => {
+                    tree.get_or_insert_with(|| HeldTree::enter(&source));
                     let manifest = source.get_manifest(&source_ref, stats)?;
                     let digest = manifest.digest.clone();
                     fetched = Some(manifest);
@@ -308,12 +468,13 @@ impl<'c> Copier<'c> {
         // With a platform filter, an index is reduced to the wanted platforms: its bytes,
         // and so its digest, change. Only the comparison with the target needs it early.
         if !self.platforms.is_empty() {
+            tree.get_or_insert_with(|| HeldTree::enter(&source));
             let manifest = match fetched.take() {
                 Some(manifest) => manifest,
                 None => source.get_manifest(digest.as_str(), stats)?,
             };
             fetched = Some(if manifest::is_index(&manifest.media_type) {
-                manifest::filter_index(&manifest, &self.platforms)?
+                Arc::new(manifest::filter_index(&manifest, &self.platforms)?)
             } else {
                 manifest
             });
@@ -345,22 +506,45 @@ impl<'c> Copier<'c> {
                 None => target
                     .get_manifest(&target_ref, stats)
                     .ok()
-                    .map(|m| m.digest),
+                    .map(|m| m.digest.clone()),
             };
-            if target_digest.as_ref() == Some(&push_digest) {
+            if target_digest.as_ref() == Some(&push_digest) && !self.force {
+                if self.referrers {
+                    // The children of an index, read from the target's copy (its
+                    // digest is known; the source's pull quota is spared).
+                    let index = head.media_type.as_deref().is_none_or(manifest::is_index);
+                    facts.subjects = if index {
+                        let there = target.get_manifest(push_digest.as_str(), stats)?;
+                        self.subjects_of(&digest, &there)?
+                    } else {
+                        vec![digest.clone()]
+                    };
+                }
                 facts.media_type = head.media_type;
                 return Ok(Status::Unchanged);
             }
         }
         if self.dry_run {
+            if self.referrers {
+                tree.get_or_insert_with(|| HeldTree::enter(&source));
+                let manifest = match &fetched {
+                    Some(manifest) => manifest.clone(),
+                    None => source.get_manifest(digest.as_str(), stats)?,
+                };
+                facts.subjects = self.subjects_of(&digest, &manifest)?;
+            }
             return Ok(Status::WouldCopy);
         }
 
+        tree.get_or_insert_with(|| HeldTree::enter(&source));
         let manifest = match fetched {
             Some(manifest) => manifest,
             None => source.get_manifest(digest.as_str(), stats)?,
         };
         facts.media_type = Some(manifest.media_type.clone());
+        if self.referrers {
+            facts.subjects = self.subjects_of(&digest, &manifest)?;
+        }
         self.copy_tree(&source, &target, &manifest, 1, tally)?;
         target.put_manifest(&target_ref, &manifest, stats)?;
         Ok(Status::Copied)
@@ -378,7 +562,6 @@ impl<'c> Copier<'c> {
         depth: usize,
         tally: &Tally,
     ) -> Result<()> {
-        let stats = &tally.stats;
         let Content::Index { children } = manifest::content(manifest)? else {
             return self.copy_image(source, target, manifest, tally);
         };
@@ -391,21 +574,43 @@ impl<'c> Copier<'c> {
                 manifest::MAX_INDEX_DEPTH
             )));
         }
-        children.par_iter().try_for_each(|(child, _size)| {
-            let present = match self.targets.child_needs_head(target, child) {
-                Some(true) => target.head_manifest(child.as_str(), stats)?.is_some(),
-                Some(false) => true,
-                None => false,
-            };
-            if present {
-                return Ok(());
-            }
-            let child_manifest = source.get_manifest(child.as_str(), stats)?;
-            self.copy_tree(source, target, &child_manifest, depth + 1, tally)?;
-            target.put_manifest(child.as_str(), &child_manifest, stats)?;
-            self.targets.pushed_child(target, child);
-            Ok(())
-        })
+        children
+            .par_iter()
+            .try_for_each(|(child, _size)| -> Result<()> {
+                let claim = self.targets.claim_child(target, child);
+                if claim == ChildClaim::Present {
+                    return Ok(());
+                }
+                let result = self.copy_child(source, target, child, &claim, depth, tally);
+                self.targets
+                    .finish_child(target, child, &claim, result.is_ok());
+                result
+            })
+    }
+
+    /// One child manifest of an index at `depth`: `HEAD` when the claim says so, else (or
+    /// when absent) its own tree and then the manifest itself.
+    fn copy_child(
+        &self,
+        source: &Repo,
+        target: &Repo,
+        child: &Digest,
+        claim: &ChildClaim,
+        depth: usize,
+        tally: &Tally,
+    ) -> Result<()> {
+        let stats = &tally.stats;
+        let check = !self.force && matches!(claim, ChildClaim::Owner { check: true });
+        if check && target.head_manifest(child.as_str(), stats)?.is_some() {
+            return Ok(());
+        }
+        let child_manifest = source.get_manifest(child.as_str(), stats)?;
+        self.copy_tree(source, target, &child_manifest, depth + 1, tally)?;
+        // A job rayon ran on this thread during the blobs may have pushed it meanwhile.
+        if self.targets.child_present(target, child) {
+            return Ok(());
+        }
+        target.put_manifest(child.as_str(), &child_manifest, stats)
     }
 
     /// Every blob of an image manifest, in parallel.
@@ -537,36 +742,106 @@ impl<'c> Copier<'c> {
     ) -> Result<()> {
         let stats = &tally.stats;
         self.client.transport().retrying(stats, || {
-            let attempt = |url: Option<String>| -> Result<()> {
+            let attempt = |url: Option<String>| -> std::result::Result<(), UploadError> {
                 let url = match url {
                     Some(url) => url,
                     None => target.start_upload(stats)?,
                 };
-                let response = source.get_blob(digest, stats)?;
-                let mut reader = VerifyingReader::new(response.into_reader(), digest.clone(), size);
+                // A config read while planning (tag filters) is not fetched again.
+                let body: Box<dyn std::io::Read> = match source.held_blob(digest) {
+                    Some(bytes) => Box::new(std::io::Cursor::new(bytes.to_vec())),
+                    None => Box::new(source.get_blob(digest, stats)?.into_reader()),
+                };
+                let mut reader = VerifyingReader::new(body, digest.clone(), size);
                 let result = target.upload_blob(&url, digest, &mut reader, size, stats);
                 if let Some(problem) = reader.failure() {
                     // Corruption on the way: retry (it may be the network), else fail.
-                    return Err(Error {
+                    return Err(UploadError::Failed(Error {
                         retryable: true,
                         ..Error::digest(format!(
                             "blob from {}/{}: {problem}",
                             source.registry(),
                             source.name()
                         ))
-                    });
+                    }));
                 }
                 result
             };
-            let monolithic = !target.prefers_chunks();
             match attempt(upload_url.take()) {
                 // The registry refused the whole body at once: again, in chunks.
-                Err(_) if monolithic && target.prefers_chunks() => attempt(None)?,
+                Err(UploadError::MonolithicRefused(_)) => attempt(None)?,
                 other => other?,
             }
             tally.bytes.fetch_add(size, Ordering::Relaxed);
             tally.transferred.fetch_add(1, Ordering::Relaxed);
             Ok(())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn digest(n: u8) -> Digest {
+        Digest::sha256_of(&[n])
+    }
+
+    #[test]
+    fn the_ledger_gives_one_owner_then_mounts_then_presence() {
+        let ledger = BlobLedger::default();
+        let blob = digest(1);
+        assert!(matches!(ledger.claim("r.io", &blob, "a/one"), Claim::Owner));
+        ledger.record("r.io", &blob, "a/one");
+        assert!(matches!(
+            ledger.claim("r.io", &blob, "a/one"),
+            Claim::Present
+        ));
+        match ledger.claim("r.io", &blob, "b/two") {
+            Claim::MountFrom(repo) => assert_eq!(repo, "a/one"),
+            _ => panic!("another repository of the same registry mounts"),
+        }
+        // Another registry knows nothing of it.
+        assert!(matches!(ledger.claim("s.io", &blob, "a/one"), Claim::Owner));
+    }
+
+    #[test]
+    fn a_failed_owner_releases_and_a_waiter_takes_over() {
+        let ledger = Arc::new(BlobLedger::default());
+        let blob = digest(2);
+        assert!(matches!(ledger.claim("r.io", &blob, "a/one"), Claim::Owner));
+        let waiter = {
+            let ledger = ledger.clone();
+            let blob = blob.clone();
+            std::thread::spawn(move || matches!(ledger.claim("r.io", &blob, "a/two"), Claim::Owner))
+        };
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert!(
+            !waiter.is_finished(),
+            "the waiter waits while the owner uploads"
+        );
+        ledger.release("r.io", &blob);
+        assert!(
+            waiter.join().unwrap(),
+            "after a release the waiter owns the upload"
+        );
+    }
+
+    #[test]
+    fn a_waiter_sees_the_owners_success() {
+        let ledger = Arc::new(BlobLedger::default());
+        let blob = digest(3);
+        assert!(matches!(ledger.claim("r.io", &blob, "a/one"), Claim::Owner));
+        let waiter = {
+            let ledger = ledger.clone();
+            let blob = blob.clone();
+            std::thread::spawn(move || match ledger.claim("r.io", &blob, "a/two") {
+                Claim::MountFrom(repo) => repo,
+                _ => String::from("not a mount"),
+            })
+        };
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        ledger.record("r.io", &blob, "a/one");
+        assert_eq!(waiter.join().unwrap(), "a/one");
     }
 }

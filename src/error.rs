@@ -18,7 +18,8 @@ pub enum ErrorKind {
     NotFound,
     /// Content did not match its digest or size.
     Digest,
-    /// Rate limited (429) after all retries.
+    /// Rate limited (429) after all retries, or a pull quota that is gone.
+    #[serde(rename = "rate-limit")]
     RateLimited,
     /// Any other unexpected HTTP status.
     Http,
@@ -26,6 +27,33 @@ pub enum ErrorKind {
     Protocol,
     /// The run was cancelled before the image finished.
     Cancelled,
+    /// A signature, SBOM or attestation of the image (a referrer) could not be copied
+    /// (`--referrers`); the message names its digest and type.
+    Referrer,
+}
+
+/// What an HTTP error status means for the one asking: the only place that decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusClass {
+    /// 408, 429 and 5xx: worth another attempt.
+    Transient,
+    /// 401 and 403: the credentials or the operation were refused.
+    Auth,
+    /// 404.
+    NotFound,
+    /// Anything else that is not a success: retrying will not change it.
+    Fatal,
+}
+
+impl StatusClass {
+    pub fn of(status: u16) -> Self {
+        match status {
+            408 | 429 | 500..=599 => StatusClass::Transient,
+            401 | 403 => StatusClass::Auth,
+            404 => StatusClass::NotFound,
+            _ => StatusClass::Fatal,
+        }
+    }
 }
 
 /// A failed registry operation.
@@ -72,17 +100,18 @@ impl Error {
         Error::new(ErrorKind::Cancelled, "cancelled before completion")
     }
 
-    /// Classifies an HTTP status: 408, 429 and 5xx are transient.
+    /// An error for an HTTP status, classified by [`StatusClass::of`].
     pub fn from_status(status: u16, message: impl Into<String>) -> Self {
-        let kind = match status {
-            401 | 403 => ErrorKind::Auth,
-            404 => ErrorKind::NotFound,
-            429 => ErrorKind::RateLimited,
+        let class = StatusClass::of(status);
+        let kind = match (status, class) {
+            (429, _) => ErrorKind::RateLimited,
+            (_, StatusClass::Auth) => ErrorKind::Auth,
+            (_, StatusClass::NotFound) => ErrorKind::NotFound,
             _ => ErrorKind::Http,
         };
         Error {
             status: Some(status),
-            retryable: matches!(status, 408 | 429 | 500..=599),
+            retryable: class == StatusClass::Transient,
             ..Error::new(kind, message)
         }
     }
@@ -100,3 +129,29 @@ impl Error {
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_are_classified_once() {
+        for status in [408, 429, 500, 502, 503, 504, 599] {
+            assert_eq!(StatusClass::of(status), StatusClass::Transient, "{status}");
+            assert!(Error::from_status(status, "x").retryable, "{status}");
+        }
+        assert_eq!(Error::from_status(429, "x").kind, ErrorKind::RateLimited);
+        for (status, kind) in [
+            (401, ErrorKind::Auth),
+            (403, ErrorKind::Auth),
+            (404, ErrorKind::NotFound),
+            (400, ErrorKind::Http),
+            (409, ErrorKind::Http),
+        ] {
+            let error = Error::from_status(status, "x");
+            assert_eq!(error.kind, kind, "{status}");
+            assert!(!error.retryable, "{status}");
+            assert_eq!(error.status, Some(status));
+        }
+    }
+}

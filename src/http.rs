@@ -133,7 +133,7 @@ impl Response {
 
     /// `Retry-After` as seconds or an HTTP date.
     pub fn retry_after(&self) -> Option<Duration> {
-        parse_retry_after(self.header("retry-after")?)
+        parse_retry_after(self.header("retry-after")?, SystemTime::now())
     }
 
     /// A short description of an error response: status plus the registry's error codes.
@@ -157,24 +157,23 @@ impl Response {
                 message.push_str(&format!(" (pulls remaining in this window: {quota})"));
             }
             message.push_str(
-                "; the registry is rate-limiting this client: credentials in auth.json usually \
-                 raise the limit (Docker Hub: anonymous pulls are limited per IP), or run later \
-                 with fewer --proc",
+                "; the registry is rate-limiting this client: credentials (auth.json or docker \
+                 login) usually raise the limit (Docker Hub: anonymous pulls are limited per IP)",
             );
         }
         Error::from_status(status, message).with_retry_after(retry_after)
     }
 }
 
-/// A `Retry-After` value (seconds, or an HTTP date from now), at most 120 s; `None` when
-/// it is neither.
-pub fn parse_retry_after(value: &str) -> Option<Duration> {
+/// `Retry-After` (seconds, or an HTTP date seen from `now`), capped at
+/// [`MAX_RETRY_AFTER`]; a date in the past means at once, garbage means not given.
+pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
     let wait = match value.parse::<u64>() {
         Ok(seconds) => Duration::from_secs(seconds),
         Err(_) => httpdate::parse_http_date(value)
             .ok()?
-            .duration_since(SystemTime::now())
+            .duration_since(now)
             .unwrap_or_default(),
     };
     Some(wait.min(MAX_RETRY_AFTER))
@@ -459,4 +458,118 @@ fn classify_transport_error(method: &Method, url: &str, error: ureq::Error) -> E
 /// The URL without its query string (upload URLs carry state tokens).
 pub fn redact_url(url: &str) -> &str {
     url.split_once('?').map_or(url, |(base, _)| base)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates_and_is_capped() {
+        let now = httpdate::parse_http_date("Wed, 21 Oct 2026 07:28:00 GMT").unwrap();
+        assert_eq!(parse_retry_after("7", now), Some(Duration::from_secs(7)));
+        assert_eq!(parse_retry_after(" 0 ", now), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2026 07:28:30 GMT", now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2026 07:00:00 GMT", now),
+            Some(Duration::ZERO),
+            "a date in the past: at once"
+        );
+        assert_eq!(parse_retry_after("86400", now), Some(MAX_RETRY_AFTER));
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("-5", now), None);
+    }
+
+    fn transport(retries: u32) -> (Transport, Arc<AtomicBool>) {
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let options = TransportOptions {
+            retries,
+            ca_file: None,
+            max_idle_per_host: 1,
+            certs_d: None,
+            time: bounds::TimeBounds::default(),
+        };
+        (
+            Transport::new(&options, cancelled.clone()).unwrap(),
+            cancelled,
+        )
+    }
+
+    /// An error that asks for no wait, so the loop runs at test speed.
+    fn transient() -> Error {
+        Error::from_status(503, "busy").with_retry_after(Some(Duration::ZERO))
+    }
+
+    #[test]
+    fn the_retry_loop_tries_retries_plus_one_times_and_counts_them() {
+        let (transport, _) = transport(3);
+        let stats = RequestStats::default();
+        let mut calls = 0;
+        let result: Result<()> = transport.retrying(&stats, || {
+            calls += 1;
+            Err(transient())
+        });
+        assert_eq!(result.unwrap_err().status, Some(503));
+        assert_eq!(calls, 4);
+        assert_eq!(stats.retries.load(Ordering::Relaxed), 3);
+
+        // Success on the third try stops there.
+        let stats = RequestStats::default();
+        let mut calls = 0;
+        let result = transport.retrying(&stats, || {
+            calls += 1;
+            if calls < 3 {
+                Err(transient())
+            } else {
+                Ok(calls)
+            }
+        });
+        assert_eq!(result.unwrap(), 3);
+        assert_eq!(stats.retries.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn a_permanent_failure_or_a_cancelled_run_is_not_retried() {
+        let (transport, cancelled) = transport(5);
+        let stats = RequestStats::default();
+        let mut calls = 0;
+        let result: Result<()> = transport.retrying(&stats, || {
+            calls += 1;
+            Err(Error::from_status(404, "gone"))
+        });
+        assert_eq!(result.unwrap_err().status, Some(404));
+        assert_eq!(calls, 1);
+        assert_eq!(stats.retries.load(Ordering::Relaxed), 0);
+
+        cancelled.store(true, Ordering::Relaxed);
+        let mut calls = 0;
+        let result: Result<()> = transport.retrying(&stats, || {
+            calls += 1;
+            Ok(())
+        });
+        assert_eq!(result.unwrap_err().kind, crate::error::ErrorKind::Cancelled);
+        assert_eq!(calls, 0);
+    }
+
+    #[test]
+    fn retry_after_is_the_wait_when_given() {
+        let (transport, _) = transport(1);
+        let stats = RequestStats::default();
+        let started = std::time::Instant::now();
+        let mut calls = 0;
+        let _ = transport.retrying(&stats, || {
+            calls += 1;
+            if calls == 1 {
+                Err(Error::from_status(429, "slow down")
+                    .with_retry_after(Some(Duration::from_millis(300))))
+            } else {
+                Ok(())
+            }
+        });
+        assert_eq!(calls, 2);
+        assert!(started.elapsed() >= Duration::from_millis(300));
+    }
 }

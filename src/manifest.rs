@@ -279,6 +279,107 @@ pub fn content(manifest: &Manifest) -> Result<Content> {
     Ok(Content::Image { blobs })
 }
 
+/// One manifest that refers to another (a signature, an SBOM, an attestation), as a
+/// referrers index lists it: its descriptor is kept whole (`artifactType`, annotations)
+/// so that a merged fallback index says what the source said.
+#[derive(Debug, Clone)]
+pub struct Referrer {
+    pub digest: Digest,
+    pub media_type: String,
+    pub artifact_type: Option<String>,
+    pub descriptor: serde_json::Value,
+}
+
+impl Referrer {
+    /// Its artifact type, else its media type, for messages.
+    pub fn kind(&self) -> &str {
+        self.artifact_type.as_deref().unwrap_or(&self.media_type)
+    }
+}
+
+/// The referrers a referrers index (the API's answer, or a fallback tag) lists.
+pub fn referrers_of(index: &[u8]) -> Result<Vec<Referrer>> {
+    let value: serde_json::Value = serde_json::from_slice(index)
+        .map_err(|e| Error::protocol(format!("referrers index is not valid JSON: {e}")))?;
+    let Some(entries) = value.get("manifests").and_then(|m| m.as_array()) else {
+        return Err(Error::protocol("referrers index has no manifests"));
+    };
+    entries
+        .iter()
+        .map(|entry| {
+            let text = |key: &str| entry.get(key).and_then(|v| v.as_str()).map(str::to_string);
+            let digest = Digest::parse(&text("digest").unwrap_or_default())
+                .map_err(|e| Error::protocol(format!("referrers index: {e}")))?;
+            Ok(Referrer {
+                digest,
+                media_type: text("mediaType").unwrap_or_default(),
+                artifact_type: text("artifactType").filter(|t| !t.is_empty()),
+                descriptor: entry.clone(),
+            })
+        })
+        .collect()
+}
+
+/// The referrers tag schema's tag for `subject`: `sha256-<hex>`.
+pub fn fallback_tag(subject: &Digest) -> String {
+    subject.as_str().replacen(':', "-", 1)
+}
+
+/// cosign's tags for `subject`: signatures, attestations, SBOMs.
+pub fn cosign_tags(subject: &Digest) -> [String; 3] {
+    let base = fallback_tag(subject);
+    [".sig", ".att", ".sbom"].map(|suffix| format!("{base}{suffix}"))
+}
+
+/// Whether `tag` is a referrers tag schema tag (`sha256-<hex>`) or a cosign tag
+/// (`sha256-<hex>.sig`, `.att`, `.sbom`).
+pub fn is_referrer_tag(tag: &str) -> bool {
+    let Some(rest) = tag.strip_prefix("sha256-") else {
+        return false;
+    };
+    let hex = [".sig", ".att", ".sbom"]
+        .iter()
+        .find_map(|suffix| rest.strip_suffix(suffix))
+        .unwrap_or(rest);
+    hex.len() == 64
+        && hex
+            .chars()
+            .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+}
+
+/// A fallback index with `added` appended to what `existing` lists (nothing dropped,
+/// nothing listed twice; everything else in `existing` kept).
+pub fn merge_referrers(existing: Option<&Manifest>, added: &[Referrer]) -> Result<Manifest> {
+    let mut value = match existing {
+        Some(index) => serde_json::from_slice(&index.bytes)
+            .map_err(|e| Error::protocol(format!("referrers index {}: {e}", index.digest)))?,
+        None => serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_INDEX,
+            "manifests": [],
+        }),
+    };
+    if !value.get("manifests").is_some_and(|m| m.is_array()) {
+        value["manifests"] = serde_json::json!([]);
+    }
+    let entries = value["manifests"].as_array_mut().expect("an array");
+    for referrer in added {
+        let listed = entries
+            .iter()
+            .any(|e| e.get("digest").and_then(|d| d.as_str()) == Some(referrer.digest.as_str()));
+        if !listed {
+            entries.push(referrer.descriptor.clone());
+        }
+    }
+    let bytes = serde_json::to_vec_pretty(&value)
+        .map_err(|e| Error::protocol(format!("referrers index: {e}")))?;
+    Ok(Manifest {
+        digest: Digest::sha256_of(&bytes),
+        bytes,
+        media_type: OCI_INDEX.to_string(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -371,5 +472,48 @@ mod tests {
         let error = content(&index).unwrap_err();
         assert!(error.message.contains(index.digest.as_str()), "{error}");
         assert!(error.message.contains("10000"), "{error}");
+    }
+
+    #[test]
+    fn fallback_indexes_merge_without_dropping_entries() {
+        let a = format!("sha256:{}", "a".repeat(64));
+        let b = format!("sha256:{}", "b".repeat(64));
+        let existing_bytes = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[
+{{"mediaType":"{OCI_MANIFEST}","digest":"{a}","size":3,"artifactType":"application/spdx+json"}}],
+"annotations":{{"keep":"me"}}}}"#
+        )
+        .into_bytes();
+        let existing = Manifest {
+            digest: Digest::sha256_of(&existing_bytes),
+            bytes: existing_bytes,
+            media_type: OCI_INDEX.into(),
+        };
+        let source = format!(
+            r#"{{"schemaVersion":2,"manifests":[
+{{"mediaType":"{OCI_MANIFEST}","digest":"{a}","size":3,"artifactType":"application/spdx+json"}},
+{{"mediaType":"{OCI_MANIFEST}","digest":"{b}","size":4,"artifactType":"application/vnd.dev.cosign.artifact.sig.v1+json","annotations":{{"x":"y"}}}}]}}"#
+        );
+        let referrers = referrers_of(source.as_bytes()).unwrap();
+        assert_eq!(referrers.len(), 2);
+        assert_eq!(
+            referrers[1].kind(),
+            "application/vnd.dev.cosign.artifact.sig.v1+json"
+        );
+        let merged = merge_referrers(Some(&existing), &referrers).unwrap();
+        let listed = referrers_of(&merged.bytes).unwrap();
+        let digests: Vec<&str> = listed.iter().map(|r| r.digest.as_str()).collect();
+        assert_eq!(digests, [a.as_str(), b.as_str()]);
+        assert_eq!(listed[1].descriptor["annotations"]["x"], "y");
+        assert!(String::from_utf8_lossy(&merged.bytes).contains("keep"));
+        let fresh = merge_referrers(None, &referrers[1..]).unwrap();
+        assert_eq!(referrers_of(&fresh.bytes).unwrap().len(), 1);
+        assert_eq!(media_type_of(&fresh.bytes, None).unwrap(), OCI_INDEX);
+        let subject = Digest::parse(&a).unwrap();
+        assert_eq!(fallback_tag(&subject), format!("sha256-{}", "a".repeat(64)));
+        assert_eq!(
+            cosign_tags(&subject)[0],
+            format!("sha256-{}.sig", "a".repeat(64))
+        );
     }
 }

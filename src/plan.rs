@@ -1,16 +1,20 @@
-//! Rules → jobs: lists the tags of whole-repository rules (in parallel) and expands every
-//! rule into source tag → target tag jobs. A rule whose tags cannot be listed becomes a
-//! failure of its own; the other rules go on. Listed names that are not tags are skipped
-//! with a warning.
+//! Rules → jobs: lists the tags of whole-repository rules (in parallel), applies their tag
+//! filters, and expands every rule into source tag → target tag jobs. A rule whose tags
+//! cannot be listed becomes a failure of its own; the other rules go on. Listed names that
+//! are not tags are skipped with a warning.
+
+use std::time::SystemTime;
 
 use rayon::prelude::*;
 
 use crate::config::{Rule, TagSelection};
+use crate::digest::Digest;
 use crate::error::Error;
 use crate::http::RequestStats;
 use crate::http::bounds::escaped;
+use crate::manifest::{self, Content, Manifest};
 use crate::reference::Reference;
-use crate::registry::{Access, Client, Tags};
+use crate::registry::{Access, Client, Repo, Tags};
 
 /// One of N deterministic slices of the work (`--shard K/N`, K from 1). A source
 /// repository always falls in the same slice, whatever the machine.
@@ -74,26 +78,48 @@ pub struct RuleFailure {
     pub attempts: u32,
 }
 
+/// How many tags an all-tags rule found, and how many its filters kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagCount {
+    pub rule: String,
+    pub rule_line: usize,
+    pub source: String,
+    pub tags_listed: usize,
+    pub tags_selected: usize,
+}
+
 /// What planning produced.
 #[derive(Debug, Default)]
 pub struct Plan {
     pub jobs: Vec<Job>,
     pub failures: Vec<RuleFailure>,
+    /// One entry per all-tags rule whose tags were listed, in rule order.
+    pub tag_counts: Vec<TagCount>,
     /// What was skipped on the way (names from tag lists that are not tags), escaped.
     pub warnings: Vec<String>,
 }
 
+/// A rule's jobs, its tag counts (whole-repository rules) and a warning about what its
+/// tag list held that is not a tag.
+type Expanded = std::result::Result<(Vec<Job>, Option<TagCount>, Option<String>), Box<RuleFailure>>;
+
 /// Expands rules into jobs, keeping file order; a job with the same source and target
 /// as an earlier one (another rule naming the same image) is dropped, so the first rule
-/// owns it.
-pub fn plan(client: &Client, rules: &[Rule]) -> Plan {
-    let expanded: Vec<Result<Expanded, Box<RuleFailure>>> =
-        rules.par_iter().map(|rule| expand(client, rule)).collect();
+/// owns it. With `referrers` (`--referrers`), whole-repository rules leave out the
+/// referrers tag schema's and cosign's tags (`sha256-<hex>[.sig|.att|.sbom]`): they
+/// travel with their images, and a fallback index is merged rather than overwritten.
+pub fn plan(client: &Client, rules: &[Rule], referrers: bool) -> Plan {
+    let now = SystemTime::now();
+    let expanded: Vec<Expanded> = rules
+        .par_iter()
+        .map(|rule| expand(client, rule, now, referrers))
+        .collect();
     let mut plan = Plan::default();
     let mut seen = std::collections::HashSet::new();
     for item in expanded {
         match item {
-            Ok((jobs, warning)) => {
+            Ok((jobs, count, warning)) => {
+                plan.tag_counts.extend(count);
                 plan.warnings.extend(warning);
                 for job in jobs {
                     if seen.insert((job.source.to_string(), job.target.to_string())) {
@@ -107,10 +133,7 @@ pub fn plan(client: &Client, rules: &[Rule]) -> Plan {
     plan
 }
 
-/// A rule's jobs, and a warning about what its tag list held that is not a tag.
-type Expanded = (Vec<Job>, Option<String>);
-
-fn expand(client: &Client, rule: &Rule) -> Result<Expanded, Box<RuleFailure>> {
+fn expand(client: &Client, rule: &Rule, now: SystemTime, referrers: bool) -> Expanded {
     let job = |source: Reference, target: Reference| Job {
         rule: rule.key.clone(),
         rule_line: rule.line,
@@ -124,18 +147,19 @@ fn expand(client: &Client, rule: &Rule) -> Result<Expanded, Box<RuleFailure>> {
                 rule.target.with_tag(&rule.target_tag_for(tag)),
             )],
             None,
+            None,
         )),
         TagSelection::Digest(digest) => {
             let source = Reference {
                 digest: Some(digest.clone()),
                 ..rule.source.clone()
             };
-            Ok((vec![job(source, rule.target.clone())], None))
+            Ok((vec![job(source, rule.target.clone())], None, None))
         }
         TagSelection::All => {
             let stats = RequestStats::default();
             let repo = client.repo(&rule.source.registry, &rule.source.repository, Access::Pull);
-            let tags = repo.list_tags(&stats).map_err(|error| {
+            let fail = |error| {
                 Box::new(RuleFailure {
                     rule: rule.key.clone(),
                     rule_line: rule.line,
@@ -144,13 +168,47 @@ fn expand(client: &Client, rule: &Rule) -> Result<Expanded, Box<RuleFailure>> {
                     error,
                     attempts: 1 + stats.retries.load(std::sync::atomic::Ordering::Relaxed),
                 })
-            })?;
-            let jobs = tags
-                .valid
-                .iter()
-                .map(|tag| job(rule.source.with_tag(tag), rule.target.with_tag(tag)))
-                .collect();
-            Ok((jobs, rejected_warning(rule, &tags)))
+            };
+            let listed = repo.list_tags(&stats).map_err(fail)?;
+            let warning = rejected_warning(rule, &listed);
+            let mut tags = listed.valid;
+            if referrers {
+                tags.retain(|tag| !crate::manifest::is_referrer_tag(tag));
+            }
+            let selected = if rule.filters.is_empty() {
+                tags.clone()
+            } else {
+                let candidates = rule.filters.prefilter(&tags);
+                // Creation times only for what the cheap filters left, fetched in parallel.
+                let candidates = if rule.filters.needs_created() {
+                    candidates
+                        .into_par_iter()
+                        .map(|tag| {
+                            let created = created_of(&repo, &tag, &stats)?;
+                            Ok((tag, created))
+                        })
+                        .collect::<crate::error::Result<Vec<_>>>()
+                        .map_err(fail)?
+                } else {
+                    candidates.into_iter().map(|tag| (tag, None)).collect()
+                };
+                rule.filters.finish(candidates, now)
+            };
+            let count = TagCount {
+                rule: rule.key.clone(),
+                rule_line: rule.line,
+                source: rule.source.name(),
+                tags_listed: tags.len(),
+                tags_selected: selected.len(),
+            };
+            Ok((
+                selected
+                    .iter()
+                    .map(|tag| job(rule.source.with_tag(tag), rule.target.with_tag(tag)))
+                    .collect(),
+                Some(count),
+                warning,
+            ))
         }
     }
 }
@@ -177,6 +235,62 @@ fn rejected_warning(rule: &Rule, tags: &Tags) -> Option<String> {
             String::new()
         }
     ))
+}
+
+/// When the image a tag names was created: its config's `created`; an index counts as its
+/// newest child. The registry client keeps the manifests fetched here for the copy, which
+/// then does not fetch them again.
+fn created_of(
+    repo: &Repo,
+    tag: &str,
+    stats: &RequestStats,
+) -> crate::error::Result<Option<SystemTime>> {
+    let manifest = repo.get_manifest(tag, stats)?;
+    match manifest::content(&manifest)? {
+        Content::Image { .. } => image_created(repo, &manifest, stats),
+        Content::Index { children } => {
+            let mut newest = None;
+            for (child, _) in children {
+                let child = repo.get_manifest(child.as_str(), stats)?;
+                if matches!(manifest::content(&child)?, Content::Image { .. }) {
+                    newest = newest.max(image_created(repo, &child, stats)?);
+                }
+            }
+            Ok(newest)
+        }
+    }
+}
+
+/// Bound on a config blob read for its `created` field.
+const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
+
+fn image_created(
+    repo: &Repo,
+    image: &Manifest,
+    stats: &RequestStats,
+) -> crate::error::Result<Option<SystemTime>> {
+    #[derive(serde::Deserialize)]
+    struct Shape {
+        config: Descriptor,
+    }
+    #[derive(serde::Deserialize)]
+    struct Descriptor {
+        digest: String,
+    }
+    #[derive(serde::Deserialize)]
+    struct Config {
+        created: Option<String>,
+    }
+    let shape: Shape = serde_json::from_slice(&image.bytes)
+        .map_err(|e| Error::protocol(format!("manifest {}: {e}", image.digest)))?;
+    let digest = Digest::parse(&shape.config.digest)
+        .map_err(|e| Error::protocol(format!("manifest {}: {e}", image.digest)))?;
+    let bytes = repo.get_small_blob(&digest, MAX_CONFIG_BYTES, stats)?;
+    let config: Config = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::protocol(format!("config {digest}: {e}")))?;
+    Ok(config
+        .created
+        .and_then(|c| humantime::parse_rfc3339_weak(&c).ok()))
 }
 
 #[cfg(test)]

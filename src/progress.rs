@@ -9,6 +9,28 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+/// `--log FILE`: where the human log is also written.
+static LOG_FILE: std::sync::OnceLock<Mutex<std::fs::File>> = std::sync::OnceLock::new();
+
+/// Writes every later log line to `file` too (once per process).
+pub fn tee_to(file: std::fs::File) {
+    let _ = LOG_FILE.set(Mutex::new(file));
+}
+
+/// One line of the human log: stderr, and the `--log` file when there is one.
+pub fn log(text: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{text}");
+    to_file(text);
+}
+
+fn to_file(text: &str) {
+    if let Some(file) = LOG_FILE.get()
+        && let Ok(mut file) = file.lock()
+    {
+        let _ = writeln!(file, "{text}");
+    }
+}
+
 /// How often a progress line is printed when stderr is not a terminal.
 const LOG_INTERVAL: Duration = Duration::from_secs(30);
 
@@ -72,14 +94,13 @@ impl Progress {
                     if counters.finished.load(Ordering::Relaxed) {
                         return;
                     }
-                    let _ = writeln!(
-                        std::io::stderr().lock(),
+                    log(&format!(
                         "progress: {}/{} images done, {} transferred, {}s elapsed",
                         counters.done.load(Ordering::Relaxed),
                         counters.total,
                         human_bytes(counters.bytes.load(Ordering::Relaxed)),
                         counters.started.elapsed().as_secs()
-                    );
+                    ));
                 }
             })
         };
@@ -93,10 +114,11 @@ impl Progress {
     /// Prints one log line (above the bar on a terminal).
     pub fn line(&self, text: &str) {
         match &self.bar {
-            Some(bar) => bar.println(text),
-            None => {
-                let _ = writeln!(std::io::stderr().lock(), "{text}");
+            Some(bar) => {
+                bar.println(text);
+                to_file(text);
             }
+            None => log(text),
         }
     }
 

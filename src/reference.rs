@@ -10,7 +10,12 @@ use crate::digest::Digest;
 pub const DOCKER_HUB: &str = "docker.io";
 
 /// Names Docker treats as Docker Hub.
-const DOCKER_HUB_ALIASES: [&str; 3] = ["docker.io", "index.docker.io", "registry-1.docker.io"];
+const DOCKER_HUB_ALIASES: [&str; 4] = [
+    "docker.io",
+    "index.docker.io",
+    "registry-1.docker.io",
+    "registry.hub.docker.com",
+];
 
 /// Longest accepted repository name, registry included (distribution's `NameTotalLengthMax`).
 pub const NAME_MAX: usize = 255;
@@ -135,36 +140,64 @@ impl fmt::Display for Reference {
     }
 }
 
-/// Parses `host[:port]` or `host[:port]/namespace[/…]` (an auth.json key or a
-/// `--target`/default location): the registry (canonical) and the optional namespace path.
-pub fn parse_location(value: &str) -> Result<(String, Option<String>), ReferenceError> {
-    if value.contains("://") {
-        return Err(error(
-            value,
-            "must not contain a URL scheme; write host[/namespace]",
-        ));
+/// A registry with an optional namespace path under it: an auth.json key, a `config
+/// --target`, a default location (`host[:port]` or `host[:port]/namespace[/…]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// Canonical (Docker Hub's aliases are `docker.io`).
+    pub registry: String,
+    pub namespace: Option<String>,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.namespace {
+            Some(namespace) => write!(f, "{}/{namespace}", self.registry),
+            None => write!(f, "{}", self.registry),
+        }
     }
-    if let Some(c) = value.chars().find(|c| c.is_whitespace() || c.is_control()) {
-        return Err(error(
-            value,
-            &format!("contains whitespace or control character {c:?}"),
-        ));
+}
+
+impl Location {
+    /// `host[:port]` or `host[:port]/namespace[/…]`, without a scheme, tag or digest.
+    pub fn parse(value: &str) -> Result<Location, ReferenceError> {
+        if value.contains("://") {
+            return Err(error(
+                value,
+                "must not contain a URL scheme; write host[/namespace]",
+            ));
+        }
+        if let Some(c) = value.chars().find(|c| c.is_whitespace() || c.is_control()) {
+            return Err(error(
+                value,
+                &format!("contains whitespace or control character {c:?}"),
+            ));
+        }
+        let (host, path) = match value.split_once('/') {
+            Some((host, path)) => (host, Some(path)),
+            None => (value, None),
+        };
+        if !looks_like_registry(host) {
+            return Err(error(
+                value,
+                "must start with a registry host such as docker.io, quay.io or localhost:5000",
+            ));
+        }
+        validate_registry(value, host)?;
+        if let Some(path) = path {
+            validate_path(value, path)?;
+        }
+        Ok(Location {
+            registry: canonical_registry(host),
+            namespace: path.map(str::to_string),
+        })
     }
-    let (host, path) = match value.split_once('/') {
-        Some((host, path)) => (host, Some(path)),
-        None => (value, None),
-    };
-    if !looks_like_registry(host) {
-        return Err(error(
-            value,
-            "must start with a registry host such as docker.io, quay.io or localhost:5000",
-        ));
-    }
-    validate_registry(value, host)?;
-    if let Some(path) = path {
-        validate_path(value, path)?;
-    }
-    Ok((canonical_registry(host), path.map(str::to_string)))
+}
+
+/// Checks a namespace path on its own (`--default-namespace`): lowercase components with
+/// single separators between them.
+pub fn check_namespace(value: &str) -> Result<(), ReferenceError> {
+    validate_path(value, value)
 }
 
 /// `docker.io`, `index.docker.io` and `registry-1.docker.io` are one registry.
@@ -508,5 +541,27 @@ mod tests {
         ] {
             assert_eq!(parse(s).to_string(), s);
         }
+    }
+
+    #[test]
+    fn locations_are_a_registry_and_an_optional_namespace() {
+        let hub = Location::parse("index.docker.io/library").unwrap();
+        assert_eq!(hub.registry, "docker.io");
+        assert_eq!(hub.namespace.as_deref(), Some("library"));
+        assert_eq!(hub.to_string(), "docker.io/library");
+        let bare = Location::parse("harbor.example.com:8443").unwrap();
+        assert_eq!(bare.namespace, None);
+        assert_eq!(bare.to_string(), "harbor.example.com:8443");
+        for bad in [
+            "https://r.io",
+            "r.io/Upper",
+            "r.io/a//b",
+            "nginx",
+            "r.io/a b",
+        ] {
+            assert!(Location::parse(bad).is_err(), "{bad}");
+        }
+        assert!(check_namespace("team/sub-team").is_ok());
+        assert!(check_namespace("Team").is_err());
     }
 }

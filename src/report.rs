@@ -2,6 +2,8 @@
 //! (`schema/report.schema.json`), per-tag results and a summary; plus the JUnit XML that
 //! GitLab shows in merge requests. Only types and rendering live here — no I/O.
 
+use std::collections::BTreeMap;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -21,12 +23,27 @@ pub struct Report {
     pub finished_at: String,
     pub duration_seconds: f64,
     pub settings: Settings,
+    /// Per all-tags rule: how many tags the source listed and how many its filters kept.
+    #[serde(default)]
+    pub rules: Vec<RuleTags>,
     pub results: Vec<ImageResult>,
     pub summary: Summary,
     /// What the run skipped and why (e.g. names in a tag list that are not valid tags),
     /// with names from the wire escaped.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+}
+
+/// Tag counts of one all-tags rule (`tags_selected` < `tags_listed` when filters apply).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct RuleTags {
+    /// The rule's key as written in the file.
+    pub rule: String,
+    pub rule_line: usize,
+    /// The source repository, `registry/repository`.
+    pub source: String,
+    pub tags_listed: usize,
+    pub tags_selected: usize,
 }
 
 /// The effective settings of the run (never secrets).
@@ -39,11 +56,17 @@ pub struct Settings {
     pub proc: usize,
     pub retries: u32,
     pub dry_run: bool,
+    /// `--force`: manifests pushed even where the target had the digest.
+    #[serde(default)]
+    pub force: bool,
     pub ca_file: Option<String>,
     /// `--platform` filter (empty = every platform).
     pub platforms: Vec<String>,
     /// `K/N` when this run was one slice of a sharded migration.
     pub shard: Option<String>,
+    /// `--referrers`: signatures, SBOMs and attestations copied with their images.
+    #[serde(default)]
+    pub referrers: bool,
 }
 
 /// What happened to one source tag → target tag.
@@ -101,6 +124,29 @@ pub struct ImageResult {
     /// 1 + the number of retried requests.
     pub attempts: u32,
     pub error: Option<Failure>,
+    /// With `--referrers`: referrers (signatures, SBOMs, attestations; of the image, of
+    /// the children of an index, and of those referrers) copied — in a dry run, that
+    /// would be copied — and found already in the target.
+    #[serde(default)]
+    pub referrers_copied: u64,
+    #[serde(default)]
+    pub referrers_unchanged: u64,
+    /// Each referrer copied (in a dry run: that would be copied).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub referrers: Vec<ReferrerCopied>,
+}
+
+/// One referrer copied with an image.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct ReferrerCopied {
+    pub digest: String,
+    /// Its artifact type (e.g. `application/spdx+json`), else its media type, or
+    /// `cosign signature` / `cosign attestation` / `cosign SBOM` for cosign's tags.
+    pub artifact_type: String,
+    /// The manifest it refers to.
+    pub subject: String,
+    /// The cosign tag it was copied under (`sha256-<hex>.sig`, …), if it is one.
+    pub tag: Option<String>,
 }
 
 /// Counts and totals over all results.
@@ -116,6 +162,14 @@ pub struct Summary {
     pub blobs_transferred: u64,
     pub blobs_mounted: u64,
     pub blobs_skipped: u64,
+    #[serde(default)]
+    pub referrers_copied: u64,
+    #[serde(default)]
+    pub referrers_unchanged: u64,
+    /// Manifest `GET`s sent to each source registry in the run (what Docker Hub counts
+    /// against its pull quota; `HEAD`s are free): one per distinct manifest at most.
+    #[serde(default)]
+    pub manifest_gets: BTreeMap<String, u64>,
 }
 
 impl Summary {
@@ -136,6 +190,8 @@ impl Summary {
             summary.blobs_transferred += r.blobs_transferred;
             summary.blobs_mounted += r.blobs_mounted;
             summary.blobs_skipped += r.blobs_skipped;
+            summary.referrers_copied += r.referrers_copied;
+            summary.referrers_unchanged += r.referrers_unchanged;
         }
         summary
     }
@@ -146,7 +202,8 @@ impl Summary {
 pub fn merge(reports: Vec<Report>) -> Option<Report> {
     let mut reports = reports.into_iter();
     let mut merged = reports.next()?;
-    for report in reports {
+    let others: Vec<Report> = reports.collect();
+    for report in others.iter().cloned() {
         if report.started_at < merged.started_at {
             merged.started_at = report.started_at;
         }
@@ -155,13 +212,21 @@ pub fn merge(reports: Vec<Report>) -> Option<Report> {
         }
         merged.results.extend(report.results);
         merged.warnings.extend(report.warnings);
+        merged.rules.extend(report.rules);
     }
     let parse = |t: &str| humantime::parse_rfc3339(t).ok();
     if let (Some(start), Some(end)) = (parse(&merged.started_at), parse(&merged.finished_at)) {
         merged.duration_seconds = end.duration_since(start).unwrap_or_default().as_secs_f64();
     }
     merged.settings.shard = None;
+    let mut manifest_gets = merged.summary.manifest_gets.clone();
+    for report in &others {
+        for (registry, count) in &report.summary.manifest_gets {
+            *manifest_gets.entry(registry.clone()).or_default() += count;
+        }
+    }
     merged.summary = Summary::of(&merged.results);
+    merged.summary.manifest_gets = manifest_gets;
     Some(merged)
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use assert_cmd::Command;
+mod support;
 
 /// A TCP listener on loopback that counts connection attempts.
 struct Canary {
@@ -43,6 +43,13 @@ struct Case {
     images: Content,
     args: Vec<String>,
     expect: &'static str,
+    /// Another file written in the project (a YAML or --config file), name and content.
+    extra_file: Option<(&'static str, String)>,
+}
+
+/// An expected message built at run time (it names the canary's address).
+fn leak(s: String) -> &'static str {
+    Box::leak(s.into_boxed_str())
 }
 
 fn text(s: impl Into<String>) -> Content {
@@ -58,14 +65,12 @@ fn run_case(canary: &Canary, case: &Case) {
             Content::Missing => {}
         }
     }
+    if let Some((name, content)) = &case.extra_file {
+        std::fs::write(dir.path().join(name), content).unwrap();
+    }
     let before = canary.connections.load(Ordering::SeqCst);
-    let output = Command::cargo_bin("image-migrator")
-        .unwrap()
+    let output = support::migrator()
         .current_dir(dir.path())
-        .env_remove("DEFAULT_REGISTRY")
-        .env_remove("DEFAULT_NAMESPACE")
-        .env_remove("IMAGE_MIGRATOR_SHARD")
-        .env_remove("SSL_CERT_FILE")
         .env("CATALOGUE_USER", "catalogue-user")
         .args(&case.args)
         .timeout(Duration::from_secs(30))
@@ -111,6 +116,7 @@ fn every_bad_input_is_refused_before_any_request() {
         images: good_images(),
         args: vec![],
         expect,
+        extra_file: None,
     };
     let images_case = |name, images: Content, expect| Case {
         name,
@@ -118,6 +124,7 @@ fn every_bad_input_is_refused_before_any_request() {
         images,
         args: vec![],
         expect,
+        extra_file: None,
     };
     let flag_case = |name, args: &[&str], expect| Case {
         name,
@@ -125,6 +132,16 @@ fn every_bad_input_is_refused_before_any_request() {
         images: good_images(),
         args: args.iter().map(|a| a.to_string()).collect(),
         expect,
+        extra_file: None,
+    };
+    // A file in another format (YAML, --config), passed with `args`.
+    let file_case = |name, file: &'static str, content: String, args: &[&str], expect| Case {
+        name,
+        auth: good_auth(),
+        images: good_images(),
+        args: args.iter().map(|a| a.to_string()).collect(),
+        expect,
+        extra_file: Some((file, content)),
     };
     let huge = format!(
         "{{\"{h}\": {{}}, \"x\": \"{}\"}}",
@@ -291,14 +308,118 @@ fn every_bad_input_is_refused_before_any_request() {
             "must not be empty",
         ),
         images_case(
-            "images docker hub short name",
-            text(format!(r#"{{"nginx:1.27": "{h}/c/nginx"}}"#)),
-            "docker.io/library/nginx",
+            "images a registry as the source",
+            text(format!(r#"{{"{h}": "{h}/c/nginx"}}"#)),
+            "names a registry, not a repository",
         ),
         images_case(
-            "images two segments",
-            text(format!(r#"{{"{h}/nginx:1.27": "{h}/c/nginx"}}"#)),
-            "registry/namespace/repository",
+            "images empty item in a tag list",
+            text(format!("{{\n\"{h}/a/b:v1,,v2\": \"{h}/c/d\"\n}}")),
+            leak(format!(
+                "images.json:2: \"{h}/a/b:v1,,v2\": → \"{h}/c/d\": source: the tag list \"v1,,v2\" has an empty item"
+            )),
+        ),
+        images_case(
+            "images tag list count mismatch",
+            text(format!("{{\n\"{h}/a/b:v1,v2\": \"{h}/c/d:n1,n2,n3\"\n}}")),
+            leak(format!(
+                "images.json:2: \"{h}/a/b:v1,v2\": → \"{h}/c/d:n1,n2,n3\": the source names 2 tag(s) and the target 3"
+            )),
+        ),
+        images_case(
+            "images regex that does not compile",
+            text(format!("{{\n\"{h}/a/b:/v(1/\": \"{h}/c/d\"\n}}")),
+            leak(format!(
+                "images.json:2: \"{h}/a/b:/v(1/\": → \"{h}/c/d\": source: the regular expression /v(1/ does not compile"
+            )),
+        ),
+        images_case(
+            "images unset variable in a key",
+            text(format!(
+                "{{\n\"${{NOT_SET_ANYWHERE}}/a/b\": \"{h}/c/d\"\n}}"
+            )),
+            "images.json:2: \"${NOT_SET_ANYWHERE}/a/b\": source: environment variable NOT_SET_ANYWHERE is not set",
+        ),
+        images_case(
+            "images latest 0",
+            text(format!(
+                "{{\n\"{h}/a/b\": {{\"target\": \"{h}/c/d\", \"tags\": {{\"latest\": 0}}}}\n}}"
+            )),
+            leak(format!(
+                "images.json:2: \"{h}/a/b\": \"tags\".latest must be at least 1"
+            )),
+        ),
+        images_case(
+            "images semver range that does not parse",
+            text(format!(
+                "{{\n\"{h}/a/b\": {{\"target\": \"{h}/c/d\", \"tags\": {{\"semver\": \">=x.y\"}}}}\n}}"
+            )),
+            leak(format!(
+                "images.json:2: \"{h}/a/b\": \"tags\".semver \">=x.y\" is not a semver range"
+            )),
+        ),
+        images_case(
+            "images object rule key with a tag",
+            text(format!(
+                "{{\n\"{h}/a/b:1.0\": {{\"target\": \"{h}/c/d\", \"tags\": {{\"latest\": 2}}}}\n}}"
+            )),
+            leak(format!(
+                "images.json:2: \"{h}/a/b:1.0\": a rule with a \"tags\" object selects among all tags, so its key must be a repository without a tag"
+            )),
+        ),
+        images_case(
+            "images unknown field in tags",
+            text(format!(
+                r#"{{"{h}/a/b": {{"target": "{h}/c/d", "tags": {{"lastest": 2}}}}}}"#
+            )),
+            "unknown field `lastest`",
+        ),
+        images_case(
+            "images unknown field in a rule object",
+            text(format!(r#"{{"{h}/a/b": {{"targte": "{h}/c/d"}}}}"#)),
+            "unknown field \"targte\"",
+        ),
+        file_case(
+            "yaml images invalid",
+            "images.yaml",
+            format!("{h}/a/b: {h}/c/d\n{h}/a/e: [x\n"),
+            &["--images", "images.yaml"],
+            "images.yaml:",
+        ),
+        file_case(
+            "yaml images empty tag list item",
+            "images.yaml",
+            format!("# rules\n{h}/a/b:v1,,v2: {h}/c/d\n"),
+            &["--images", "images.yaml"],
+            "images.yaml:2: ",
+        ),
+        file_case(
+            "yaml auth unknown field",
+            "auth.yml",
+            format!("{h}:\n  insecure: true\n  pasword: x\n"),
+            &["--auth", "auth.yml"],
+            "auth.yml:3: ",
+        ),
+        file_case(
+            "config with --images",
+            "config.yaml",
+            format!("images:\n  {h}/a/b: {h}/c/d\n"),
+            &["--config", "config.yaml", "--images", "images.json"],
+            "cannot be used with",
+        ),
+        file_case(
+            "config unknown top-level key",
+            "config.yaml",
+            format!("auth: {{}}\nimage:\n  {h}/a/b: {h}/c/d\n"),
+            &["--config", "config.yaml"],
+            "config.yaml:2: \"image\": unknown top-level key",
+        ),
+        file_case(
+            "config bad rule",
+            "config.json",
+            format!("{{\"images\": {{\n  \"{h}/a/b:1\": \"{h}/c/d:2,3\"\n}}}}"),
+            &["--config", "config.json"],
+            "config.json:2: ",
         ),
         images_case(
             "images space in reference",
@@ -439,8 +560,7 @@ fn the_canary_does_count_connections() {
         format!(r#"{{"{h}/team/app:1.0": "{h}/mirror/app"}}"#),
     )
     .unwrap();
-    let output = Command::cargo_bin("image-migrator")
-        .unwrap()
+    let output = support::migrator()
         .current_dir(dir.path())
         .args(["--retries", "0"])
         .timeout(Duration::from_secs(60))

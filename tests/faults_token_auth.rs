@@ -273,3 +273,67 @@ fn a_token_service_answering_503_is_retried_once_per_try() {
     tokens.fail_next(0);
     assert_eq!(seeder.manifest_digest("dst/app", "two"), None);
 }
+
+/// `docker login` against a registry with an OAuth2 token service stores an identity token
+/// (a refresh token), not the password: it is exchanged with a POST to the realm, as
+/// Docker does, never sent as basic credentials and never shown.
+#[test]
+fn a_docker_config_identity_token_is_exchanged_with_an_oauth2_post() {
+    let (tokens, registry) = token_registry();
+    let seeder = seeder(&tokens, &registry);
+    let images = seed_images(&seeder, "src/app", &["one"], 31, 1000);
+    let host = registry.host.as_str();
+    let docker_config = tempfile::tempdir().unwrap();
+    let write_config = |token: &str| {
+        let config = serde_json::json!({ "auths": { host: { "identitytoken": token } } });
+        std::fs::write(docker_config.path().join("config.json"), config.to_string()).unwrap();
+    };
+    let sync_to = |dst_repo: &str| {
+        let work = Workdir::new(
+            &support::migrator::insecure(&[host]),
+            &tag_rules(host, "src/app", host, dst_repo, &["one"]),
+        );
+        let output = work
+            .sync()
+            .env("DOCKER_CONFIG", docker_config.path())
+            .output()
+            .unwrap();
+        (work, text(&output), output.status.code())
+    };
+    write_config(PASSWORD);
+    let (work, log, code) = sync_to("dst/app");
+    assert_eq!(code, Some(0), "{log}");
+    assert_eq!(
+        seeder.manifest_digest("dst/app", "one"),
+        Some(images[0].manifest_digest.clone())
+    );
+    let requests = tokens.requests();
+    assert!(!requests.is_empty());
+    for request in &requests {
+        assert_eq!(request.grant.as_deref(), Some(PASSWORD), "{request:?}");
+        assert_eq!(
+            request.authorization, None,
+            "no basic credentials: {request:?}"
+        );
+        assert_eq!(request.status, 200, "{request:?}");
+    }
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.scopes.iter().any(|s| s == "repository:dst/app:pull,push")),
+        "the scopes travel in the form: {requests:?}"
+    );
+    assert!(!log.contains(PASSWORD) && !work.report_text().contains(PASSWORD));
+
+    // A revoked identity token: a clear auth error, the token never shown.
+    let revoked = "revoked-Identity-T0ken";
+    write_config(revoked);
+    let (work, log, code) = sync_to("dst/again");
+    assert_eq!(code, Some(1), "{log}");
+    let report = work.report();
+    let result = result_for(&report, &format!("{host}/src/app:one"));
+    assert_eq!(result["error"]["kind"], "auth", "{result:#}");
+    for text in [&log, &work.report_text()] {
+        assert!(!text.contains(revoked), "the token leaked: {text}");
+    }
+}

@@ -299,13 +299,17 @@ fn a_rate_limit_that_does_not_lift_fails_with_a_hint() {
     let report = work.report();
     let failed = result_for(&report, &s.source_ref("one"));
     assert_eq!(failed["status"], "failed");
-    assert_eq!(failed["error"]["kind"], "rate-limited");
+    assert_eq!(failed["error"]["kind"], "rate-limit");
     assert_eq!(failed["error"]["http_status"], 429);
     let message = failed["error"]["message"].as_str().unwrap();
     assert!(
         message.contains("pulls remaining in this window: 0"),
         "{message}"
     );
-    assert!(message.contains("credentials in auth.json"), "{message}");
+    assert!(message.contains("credentials (auth.json"), "{message}");
+    assert!(
+        !message.contains("--proc"),
+        "fewer threads do not help: {message}"
+    );
     assert_eq!(failed["attempts"], 2, "one retry: {failed}");
 }

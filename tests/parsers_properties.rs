@@ -115,19 +115,20 @@ proptest! {
 
     #[test]
     fn retry_after_never_panics_and_is_capped(value in "\\PC{0,40}") {
-        if let Some(wait) = parse_retry_after(&value) {
+        if let Some(wait) = parse_retry_after(&value, SystemTime::now()) {
             prop_assert!(wait <= Duration::from_secs(120));
         }
     }
 
     #[test]
     fn retry_after_round_trips(seconds in 0u64..100_000, as_date in any::<bool>()) {
+        let now = SystemTime::now();
         let printed = if as_date {
-            httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(seconds))
+            httpdate::fmt_http_date(now + Duration::from_secs(seconds))
         } else {
             seconds.to_string()
         };
-        let wait = parse_retry_after(&printed).unwrap();
+        let wait = parse_retry_after(&printed, now).unwrap();
         let expected = Duration::from_secs(seconds.min(120));
         // An HTTP date has whole seconds and the clock moves on.
         prop_assert!(wait <= expected && wait + Duration::from_secs(2) >= expected,
@@ -190,7 +191,7 @@ proptest! {
         let path = dir.path().join("file.json");
         std::fs::write(&path, &text).unwrap();
         let _ = image_migrator::config::AuthConfig::load(&path, &|_| None);
-        let _ = image_migrator::config::images::load(&path, &Default::default());
+        let _ = image_migrator::config::images::load(&path, &Default::default(), &|_| None);
     }
 }
 

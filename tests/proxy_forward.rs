@@ -199,3 +199,56 @@ fn the_token_service_goes_through_the_proxy_too() {
     assert!(count(host) > to_registry, "{:?}", proxy.connects());
     assert!(count(&realm_host) > to_realm, "{:?}", proxy.connects());
 }
+
+/// `image-migrator config` reaches the Kubernetes API the same way: through the proxy,
+/// unless `NO_PROXY` names the API server.
+#[test]
+fn the_kubernetes_client_goes_through_the_proxy_too() {
+    use support::apiserver::{ApiServer, Certs, image_migrator, parse_rules, workload};
+    let server = ApiServer::builder()
+        .object(
+            "Deployment",
+            workload("Deployment", "web", "front", &["nginx:1.27"]),
+        )
+        .start();
+    let api_host = server.url.trim_start_matches("https://").to_string();
+    let proxy = ForwardProxy::start();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Certs::b64(&server.certs.ca_pem);
+    let kubeconfig =
+        server.write_kubeconfig(dir.path(), &[("certificate-authority-data", &ca)], &[]);
+    let config = |env: &[(&str, &str)]| {
+        let mut cmd = image_migrator();
+        cmd.args(["config", "-t", "harbor.example.com/mirror", "-o", "-", "-k"])
+            .arg(&kubeconfig);
+        for (name, value) in env {
+            cmd.env(name, value);
+        }
+        let output = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(output.status.success(), "{stderr}");
+        assert!(
+            !stderr.contains(PASSWORD),
+            "the proxy password is in the log"
+        );
+        let rules = parse_rules(&String::from_utf8(output.stdout).unwrap());
+        assert!(
+            rules
+                .iter()
+                .any(|(source, _)| source == "docker.io/library/nginx:1.27"),
+            "{rules:?}"
+        );
+    };
+    let connects = || proxy.connects().iter().filter(|c| **c == api_host).count();
+
+    config(&[("HTTPS_PROXY", &proxy.url())]);
+    let through = connects();
+    assert!(
+        through >= 1,
+        "no CONNECT to the API server: {:?}",
+        proxy.connects()
+    );
+
+    config(&[("HTTPS_PROXY", &proxy.url()), ("NO_PROXY", "127.0.0.1")]);
+    assert_eq!(connects(), through, "NO_PROXY did not bypass the proxy");
+}

@@ -50,8 +50,9 @@ fn action_input_defaults() -> Vec<(String, String)> {
 fn action_entrypoint() -> String {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/action.yml")).unwrap();
     let action: serde_norway::Value = serde_norway::from_str(&text).unwrap();
+    // The runner starts the published image (tests/ship_release.rs); the image under
+    // test here is the one built from this checkout, with the same entrypoint.
     assert_eq!(action["runs"]["using"].as_str(), Some("docker"));
-    assert_eq!(action["runs"]["image"].as_str(), Some("Dockerfile"));
     action["runs"]["entrypoint"].as_str().unwrap().to_string()
 }
 
@@ -172,6 +173,65 @@ fn image_reports_its_version() {
     assert_eq!(text(&out.stdout).trim(), "shell-ok");
 }
 
+/// This checkout's commit, the one ci/image passes as REVISION.
+fn checkout_commit() -> String {
+    let out = Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git rev-parse HEAD: {out:?}");
+    text(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn image_carries_oci_labels_and_names_its_commit() {
+    let out = Command::new("docker")
+        .args([
+            "image",
+            "inspect",
+            "--format",
+            "{{json .Config.Labels}}",
+            image(),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let labels: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let label = |key: &str| {
+        labels[format!("org.opencontainers.image.{key}")]
+            .as_str()
+            .unwrap_or_else(|| panic!("label {key} missing: {labels}"))
+            .to_string()
+    };
+    let commit = checkout_commit();
+    assert_eq!(label("version"), env!("CARGO_PKG_VERSION"));
+    assert_eq!(
+        label("revision"),
+        commit,
+        "{} was built from another commit: rebuild it with ci/image",
+        image()
+    );
+    assert_eq!(label("licenses"), env!("CARGO_PKG_LICENSE"));
+    let source = std::env::var("IMAGE_MIGRATOR_SOURCE")
+        .unwrap_or_else(|_| "https://github.com/image-migrator/image-migrator".into());
+    assert_eq!(label("source"), source);
+
+    // The binary inside names the same commit (passed in: the build context has no .git).
+    let out = Command::new("docker")
+        .args(["run", "--rm", image(), "--version"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        text(&out.stdout),
+        format!(
+            "image-migrator {} (commit {})\n",
+            env!("CARGO_PKG_VERSION"),
+            &commit[..12]
+        )
+    );
+}
+
 #[test]
 fn github_action_copies_reports_and_summarises() {
     let scene = scene();
@@ -267,11 +327,21 @@ fn github_action_copies_reports_and_summarises() {
 #[test]
 fn github_action_fail_on_error_false_lets_the_step_pass() {
     let scene = scene();
-    let out = run_as_github_action(scene.workspace.path(), &[("fail_on_error", "false")]);
+    let out = run_as_github_action(
+        scene.workspace.path(),
+        &[("fail_on_error", "false"), ("referrers", "true")],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let outputs =
         std::fs::read_to_string(scene.workspace.path().join("_file_commands/output")).unwrap();
     assert!(outputs.contains("failed=1"), "{outputs}");
+    // The `referrers` input reaches the tool.
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(scene.workspace.path().join("image-migrator-report.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(report["settings"]["referrers"], true, "{report:#}");
 }
 
 #[test]
@@ -280,7 +350,8 @@ fn github_action_annotates_configuration_errors_at_their_line() {
     let ws = scene.workspace.path();
     std::fs::write(
         ws.join("images.json"),
-        "{\n  \"docker.io/library/nginx:1\": \"nginx\"\n}\n",
+        // A bare registry as the target (`nginx` alone would be Docker Hub's nginx).
+        "{\n  \"docker.io/library/nginx:1\": \"quay.io\"\n}\n",
     )
     .unwrap();
     let out = run_as_github_action(ws, &[("fail_on_error", "false")]);
@@ -348,4 +419,35 @@ fn gitlab_job_script_writes_junit() {
     assert!(!stdout.contains(SECRET_PASSWORD) && !text(&out.stderr).contains(SECRET_PASSWORD));
     let copied = Seeder::for_registry(&scene.target).manifest_digest("mirror/web", "1.0");
     assert_eq!(copied.as_deref(), Some(scene.digest.as_str()));
+}
+
+#[test]
+fn github_action_reads_an_image_syncer_config_file() {
+    let scene = scene();
+    let ws = scene.workspace.path();
+    let auth = std::fs::read_to_string(ws.join("auth.json")).unwrap();
+    let images = std::fs::read_to_string(ws.join("images.json")).unwrap();
+    // auth.json and images.json stay in the workspace, untouched: the action must not
+    // pass them along with --config (that would be a usage error).
+    std::fs::write(
+        ws.join("config.json"),
+        format!(
+            "{{\"auth\": {auth}, \"images\": {}}}",
+            images.replace("apps/missing", "apps/web")
+        ),
+    )
+    .unwrap();
+    let out = run_as_github_action(ws, &[("config_file", "config.json")]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(ws.join("image-migrator-report.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(report["settings"]["images_file"], "config.json");
+    assert_eq!(
+        Seeder::for_registry(&scene.target)
+            .manifest_digest("mirror/web", "1.0")
+            .as_deref(),
+        Some(scene.digest.as_str())
+    );
 }

@@ -186,10 +186,10 @@ fn invalid_rules_stop_everything_with_exit_2() {
             &format!("{}/team/good", src.host),
             &format!("{}/mirror/good:latest", dst.host),
         )
-        // No namespace.
+        // Two tags cannot map to three.
         .rule(
-            &format!("{}/good:1", src.host),
-            &format!("{}/mirror/x:1", dst.host),
+            &format!("{}/team/good:1,2", src.host),
+            &format!("{}/mirror/x:a,b,c", dst.host),
         )
         .arg("--junit")
         .arg("junit.xml")

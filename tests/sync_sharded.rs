@@ -3,7 +3,6 @@
 
 mod support;
 
-use assert_cmd::Command;
 use support::registry::TestRegistry;
 use support::seed::{ImageSpec, Media, Seeder, deterministic_layer};
 
@@ -47,12 +46,8 @@ fn shards_cover_every_repository_once_and_reports_merge() {
     let mut slices = Vec::new();
     for k in 1..=3 {
         let name = format!("report-{k}.json");
-        Command::cargo_bin("image-migrator")
-            .unwrap()
+        support::migrator()
             .current_dir(dir.path())
-            .env_remove("DEFAULT_REGISTRY")
-            .env_remove("DEFAULT_NAMESPACE")
-            .env_remove("IMAGE_MIGRATOR_SHARD")
             .args(["--shard", &format!("{k}/3"), "--report", &name])
             .assert()
             .success();
@@ -84,8 +79,7 @@ fn shards_cover_every_repository_once_and_reports_merge() {
         assert_eq!(target_seeder.tags(repo), vec!["1.0".to_string()], "{repo}");
     }
 
-    Command::cargo_bin("image-migrator")
-        .unwrap()
+    support::migrator()
         .current_dir(dir.path())
         .args(["report", "merge", "-o", "merged.json"])
         .args(["report-1.json", "report-2.json", "report-3.json"])
@@ -99,8 +93,7 @@ fn shards_cover_every_repository_once_and_reports_merge() {
 
     // A file that is not a report is refused with exit 2.
     std::fs::write(dir.path().join("junk.json"), "{}").unwrap();
-    Command::cargo_bin("image-migrator")
-        .unwrap()
+    support::migrator()
         .current_dir(dir.path())
         .args([
             "report",
@@ -118,10 +111,8 @@ fn shards_cover_every_repository_once_and_reports_merge() {
 #[test]
 fn a_bad_shard_is_a_usage_error() {
     let dir = tempfile::tempdir().unwrap();
-    Command::cargo_bin("image-migrator")
-        .unwrap()
+    support::migrator()
         .current_dir(dir.path())
-        .env_remove("IMAGE_MIGRATOR_SHARD")
         .args(["--shard", "4/3"])
         .assert()
         .code(2)

@@ -363,7 +363,7 @@ fn an_entry_must_be_an_object() {
 #[test]
 fn a_key_must_be_a_registry_or_registry_namespace() {
     let project = Project::with_images(r#"{"quay.io/coreos/etcd:3.5": "r.io/ns/etcd"}"#);
-    for bad in ["https://r.io", "coreos", "r.io/Team", "r.io/team/"] {
+    for bad in ["https://r.io", "coreos", "r.io/Team", "r.io/team//"] {
         project.write("auth.json", format!("{{\n  {bad:?}: {{}}\n}}"));
         let stderr = config_error(&mut project.validate(&[]));
         assert!(

@@ -44,6 +44,7 @@ fn the_spec_example_resolves_to_three_rules_with_their_lines() {
         assert_eq!(
             keys,
             [
+                "filters",
                 "line",
                 "source",
                 "source_auth",
@@ -80,46 +81,76 @@ fn text_format_lists_each_rule_on_its_line_and_counts_them() {
         .stdout(predicate::str::ends_with("2 rule(s) valid\n"));
 }
 
-// Rules 1–3: the largest unit is one repository, written registry/namespace/repository.
+// Rules 1–3: the largest unit is one repository. As image-syncer (and docker pull) read
+// them, Docker Hub short names and repositories without a namespace are accepted.
 
 #[test]
-fn a_source_without_namespace_is_refused_with_a_docker_hub_hint() {
-    for source in ["nginx", "nginx:1.25", "library/nginx"] {
-        let project = Project::with_images(&format!(r#"{{"{source}": "r.example.com/ns/nginx"}}"#));
-        let stderr = config_error(&mut project.validate(&[]));
-        assert!(
-            stderr.contains(&format!("images.json:1: {source:?}")),
-            "{stderr}"
-        );
-        assert!(
-            stderr.contains("docker.io/library/nginx"),
-            "hint missing: {stderr}"
-        );
-    }
+fn docker_hub_short_names_are_read_as_docker_pull_reads_them() {
+    let project = Project::with_images(
+        r#"{
+  "nginx": "r.example.com/ns/nginx",
+  "nginx:1.25": "r.example.com/ns/nginx",
+  "library/nginx:1.26": "calico/nginx-mirror",
+  "calico/node:v3.27.0": "",
+  "registry.hub.docker.com/library/redis:7": "r.example.com/ns/redis"
+}"#,
+    );
+    let rules = project.rules(&["--default-registry", "h.io", "--default-namespace", "m"]);
+    assert_eq!(
+        rules.iter().map(triple).collect::<Vec<_>>(),
+        vec![
+            t("docker.io/library/nginx", "r.example.com/ns/nginx", "all"),
+            t(
+                "docker.io/library/nginx",
+                "r.example.com/ns/nginx:1.25",
+                "1.25"
+            ),
+            t(
+                "docker.io/library/nginx",
+                "docker.io/calico/nginx-mirror:1.26",
+                "1.26"
+            ),
+            t("docker.io/calico/node", "h.io/m/node:v3.27.0", "v3.27.0"),
+            t("docker.io/library/redis", "r.example.com/ns/redis:7", "7"),
+        ]
+    );
 }
 
 #[test]
-fn a_whole_registry_or_namespace_cannot_be_a_source() {
-    for source in ["quay.io", "quay.io/coreos", "quay.io/etcd:3.5"] {
-        let project = Project::with_images(&format!(r#"{{"{source}": "r.example.com/ns/etcd"}}"#));
+fn repositories_without_a_namespace_are_sources_and_targets() {
+    let project = Project::with_images(
+        r#"{
+  "registry.k8s.io/pause:3.9": "",
+  "localhost:5000/app": "r.example.com/app",
+  "quay.io/coreos/etcd:3.5": "r.example.com/etcd"
+}"#,
+    );
+    let rules = project.rules(&["--default-registry", "h.io", "--default-namespace", "m"]);
+    assert_eq!(
+        rules.iter().map(triple).collect::<Vec<_>>(),
+        vec![
+            t("registry.k8s.io/pause", "h.io/m/pause:3.9", "3.9"),
+            t("localhost:5000/app", "r.example.com/app", "all"),
+            t("quay.io/coreos/etcd", "r.example.com/etcd:3.5", "3.5"),
+        ]
+    );
+}
+
+#[test]
+fn a_whole_registry_cannot_be_a_source_or_a_target() {
+    for (source, target) in [
+        ("quay.io", "r.example.com/ns/etcd"),
+        ("quay.io:3.5", "r.example.com/ns/etcd"),
+        ("quay.io/coreos/etcd", "r.example.com"),
+    ] {
+        let project = Project::with_images(&format!(r#"{{"{source}": "{target}"}}"#));
         let stderr = config_error(&mut project.validate(&[]));
         assert!(
-            stderr.contains("registry/namespace/repository") || stderr.contains("registry host"),
+            stderr.contains("names a registry, not a repository"),
             "{source}: {stderr}"
         );
         assert!(stderr.contains(&format!("{source:?}")), "{stderr}");
     }
-}
-
-#[test]
-fn a_target_without_namespace_is_refused_too() {
-    let project = Project::with_images(r#"{"quay.io/coreos/etcd:3.5": "r.example.com/etcd"}"#);
-    let stderr = config_error(&mut project.validate(&[]));
-    assert!(
-        stderr.contains("target needs at least registry/namespace/repository"),
-        "{stderr}"
-    );
-    assert!(stderr.contains("docker.io/library/nginx"), "{stderr}");
 }
 
 #[test]
@@ -451,5 +482,132 @@ fn a_malformed_digest_is_refused() {
     assert!(
         stderr.contains("images.json:1: \"quay.io/coreos/etcd@sha256:1234\""),
         "{stderr}"
+    );
+}
+
+// Forms image-syncer users bring.
+
+#[test]
+fn variables_in_keys_and_targets_are_expanded_and_an_unset_one_is_named() {
+    let project = Project::with_images(
+        r#"{
+  "${SRC_REGISTRY}/coreos/etcd:3.5": "$DST_REPO",
+  "quay.io/coreos/etcd:3.4": "${DST}/etcd"
+}"#,
+    );
+    let mut cmd = project.validate(&["--format", "json"]);
+    cmd.env("SRC_REGISTRY", "quay.io")
+        .env("DST", "r.example.com/ns")
+        .env("DST_REPO", "r.example.com/ns/etcd");
+    let rules = support::project::rules_of(&mut cmd);
+    assert_eq!(
+        rules.iter().map(triple).collect::<Vec<_>>(),
+        vec![
+            t("quay.io/coreos/etcd", "r.example.com/ns/etcd:3.5", "3.5"),
+            t("quay.io/coreos/etcd", "r.example.com/ns/etcd:3.4", "3.4"),
+        ]
+    );
+    let mut cmd = project.validate(&[]);
+    cmd.env("SRC_REGISTRY", "quay.io")
+        .env("DST_REPO", "r.example.com/ns/etcd");
+    let stderr = config_error(&mut cmd);
+    assert!(
+        stderr.contains("images.json:3: \"quay.io/coreos/etcd:3.4\": → \"${DST}/etcd\": target: environment variable DST is not set"),
+        "{stderr}"
+    );
+    // A `$` that is not `${VAR}` or a whole `$VAR` value stays literal (and is refused here).
+    let project = Project::with_images(r#"{"quay.io/coreos/etcd:3.5": "r.example.com/ns$x/etcd"}"#);
+    let stderr = config_error(&mut project.validate(&[]));
+    assert!(stderr.contains("invalid path component"), "{stderr}");
+}
+
+#[test]
+fn a_digest_target_must_be_the_sources_own_digest() {
+    let same = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+    let other = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+    let project = Project::with_images(&format!(
+        r#"{{"quay.io/coreos/etcd@{same}": "r.example.com/ns/etcd@{same}"}}"#
+    ));
+    let rules = project.rules(&[]);
+    assert_eq!(
+        triple(&rules[0]),
+        t("quay.io/coreos/etcd", "r.example.com/ns/etcd", same)
+    );
+    let project = Project::with_images(&format!(
+        r#"{{"quay.io/coreos/etcd@{same}": "r.example.com/ns/etcd@{other}"}}"#
+    ));
+    let stderr = config_error(&mut project.validate(&[]));
+    assert!(stderr.contains("other than the source's own"), "{stderr}");
+}
+
+#[test]
+fn registry_hub_docker_com_and_a_trailing_slash_are_auth_keys_like_the_others() {
+    let project = Project::with_images(
+        r#"{"registry.hub.docker.com/library/nginx:1.25": "r.example.com/team/nginx"}"#,
+    );
+    project.write(
+        "auth.json",
+        r#"{
+  "registry.hub.docker.com": {"username": "hub", "password": "pw"},
+  "r.example.com/team/": {"username": "team", "password": "pw"}
+}"#,
+    );
+    let rules = project.rules(&["--no-docker-config"]);
+    assert_eq!(rules[0]["source"], "docker.io/library/nginx");
+    assert_eq!(rules[0]["source_auth"], "registry.hub.docker.com");
+    assert_eq!(rules[0]["target_auth"], "r.example.com/team/");
+}
+
+#[test]
+fn tag_lists_map_in_order_and_a_count_mismatch_is_an_error() {
+    let project =
+        Project::with_images(r#"{"quay.io/coreos/etcd:v1,v2": "r.example.com/ns/etcd:one,two"}"#);
+    let rules = project.rules(&[]);
+    assert_eq!(
+        rules.iter().map(triple).collect::<Vec<_>>(),
+        vec![
+            t("quay.io/coreos/etcd", "r.example.com/ns/etcd:one", "v1"),
+            t("quay.io/coreos/etcd", "r.example.com/ns/etcd:two", "v2"),
+        ]
+    );
+    let project =
+        Project::with_images(r#"{"quay.io/coreos/etcd:v1,v2": "r.example.com/ns/etcd:one"}"#);
+    let stderr = config_error(&mut project.validate(&[]));
+    assert!(
+        stderr.contains("the source names 2 tag(s) and the target 1"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn validate_prints_each_rules_filters() {
+    let project = Project::with_images(
+        r#"{
+  "quay.io/coreos/etcd": {
+    "target": ["r.example.com/ns/etcd", ""],
+    "tags": {"include": ["^v3\\."], "exclude": ["-rc", "alpha"], "semver": ">=3.4.0, <4",
+             "latest": 5, "newest": 3, "created_within": "90d"}
+  }
+}"#,
+    );
+    let rules = project.rules(&["--default-registry", "h.io", "--default-namespace", "m"]);
+    assert_eq!(rules.len(), 2);
+    assert_eq!(rules[1]["target"], "h.io/m/etcd");
+    for rule in &rules {
+        assert_eq!(rule["tags"], "selected");
+        assert_eq!(
+            rule["filters"],
+            serde_json::json!({"include": ["^v3\\."], "exclude": ["-rc", "alpha"],
+                "semver": ">=3.4.0, <4", "created_within": "90d", "latest": 5, "newest": 3})
+        );
+    }
+    let output = project
+        .validate(&["--default-registry", "h.io", "--default-namespace", "m"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.contains("line 3: quay.io/coreos/etcd [selected: include /^v3\\./; exclude /-rc/ /alpha/; semver >=3.4.0, <4; created within 90d; latest 5; newest 3] → r.example.com/ns/etcd "),
+        "{text}"
     );
 }

@@ -10,6 +10,6 @@ fuzz_target!(|text: &str| {
         assert_eq!(Reference::parse(&printed).as_ref(), Ok(&parsed), "{printed}");
     }
     let _ = Reference::parse_normalized(text);
-    let _ = image_migrator::reference::parse_location(text);
+    let _ = image_migrator::reference::Location::parse(text);
     let _ = image_migrator::reference::is_valid_tag(text);
 });

@@ -2,12 +2,11 @@
 //! The only place that chooses threads, prints the human log and writes files. Each command
 //! returns an [`Outcome`]; `main` alone turns it into the process exit code.
 
-mod config;
+mod discover;
 mod merge;
 mod sync;
 mod validate;
 
-use std::io::Write;
 use std::path::Path;
 
 use crate::cli::FileArgs;
@@ -16,7 +15,7 @@ use crate::github;
 use crate::progress::human_bytes;
 use crate::report::Report;
 
-pub use config::discover;
+pub use discover::discover;
 pub use merge::merge_reports;
 pub use sync::sync;
 pub use validate::validate;
@@ -45,9 +44,17 @@ pub(crate) fn load_config(files: &FileArgs) -> Result<Config, ConfigErrors> {
             message,
         )]));
     }
+    // A proxy variable sync could not use is a configuration error that validate shows too.
+    if let Err(message) = crate::http::ProxyPolicy::from_env(&env_lookup) {
+        return Err(ConfigErrors(vec![crate::config::ConfigError::file(
+            Path::new("environment"),
+            message,
+        )]));
+    }
     let paths = ConfigPaths {
         auth: files.auth.clone(),
         images: files.images.clone(),
+        combined: files.config.clone(),
         machine_credentials: !files.no_docker_config,
     };
     Config::load(&paths, &defaults, &env_lookup)
@@ -57,15 +64,13 @@ pub(crate) fn print_config_errors(errors: &ConfigErrors) {
     if github::active() {
         github::annotate_config_errors(errors);
     }
-    let mut stderr = std::io::stderr().lock();
-    let _ = writeln!(
-        stderr,
+    crate::progress::log(&format!(
         "error: configuration is invalid ({} problem{}); nothing was copied:",
         errors.0.len(),
         if errors.0.len() == 1 { "" } else { "s" }
-    );
+    ));
     for error in &errors.0 {
-        let _ = writeln!(stderr, "  {error}");
+        crate::progress::log(&format!("  {error}"));
     }
 }
 
@@ -78,9 +83,22 @@ pub(crate) fn write_file(path: &Path, content: &str) -> std::io::Result<()> {
 
 pub(crate) fn print_summary(report: &Report, report_path: &Path) {
     let s = &report.summary;
-    eprintln!(
+    let referrers = if report.settings.referrers {
+        let verb = if report.settings.dry_run {
+            "to copy"
+        } else {
+            "copied"
+        };
+        format!(
+            "; {} referrer(s) {verb}, {} present",
+            s.referrers_copied, s.referrers_unchanged
+        )
+    } else {
+        String::new()
+    };
+    crate::progress::log(&format!(
         "summary: {} image(s): {} copied, {} unchanged, {} failed, {} would copy, {} cancelled; \
-         {} in {} blob(s), {} mounted, {} already present; {:.1}s; report: {}",
+         {} in {} blob(s), {} mounted, {} already present{referrers}; {:.1}s; report: {}",
         s.total,
         s.copied,
         s.unchanged,
@@ -93,5 +111,5 @@ pub(crate) fn print_summary(report: &Report, report_path: &Path) {
         s.blobs_skipped,
         report.duration_seconds,
         report_path.display()
-    );
+    ));
 }

@@ -16,12 +16,23 @@ use crate::http::{Transport, TransportOptions};
 use crate::plan::{self, Job, RuleFailure};
 use crate::progress::{Progress, human_bytes};
 use crate::registry::Client;
-use crate::report::{Failure, ImageResult, Report, Settings, Status, Summary, junit_xml};
+use crate::report::{
+    Failure, ImageResult, ReferrerCopied, Report, RuleTags, Settings, Status, Summary, junit_xml,
+};
 
 /// `image-migrator sync` (and no subcommand).
 pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> Outcome {
     let started_at = SystemTime::now();
     let started = Instant::now();
+    if let Some(path) = &args.log {
+        match std::fs::File::create(path) {
+            Ok(file) => crate::progress::tee_to(file),
+            Err(e) => {
+                eprintln!("error: --log {}: {e}; nothing was copied", path.display());
+                return Outcome::InvalidInput;
+            }
+        }
+    }
     let config = match load_config(&args.files) {
         Ok(config) => config,
         Err(errors) => {
@@ -84,16 +95,21 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> Outcome {
             return Outcome::InvalidInput;
         }
     };
-    eprintln!(
-        "image-migrator {}: {} rule(s){}",
+    crate::progress::log(&format!(
+        "image-migrator {}: {} rule(s){}{}",
         env!("CARGO_PKG_VERSION"),
         config.rules.len(),
+        if args.referrers {
+            ", with referrers (signatures, SBOMs, attestations)"
+        } else {
+            ""
+        },
         if args.dry_run {
             " (dry run: nothing is written)"
         } else {
             ""
         }
-    );
+    ));
 
     if in_github {
         github::group("image-migrator: images");
@@ -107,24 +123,39 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> Outcome {
         None => config.rules,
     };
     if let Some(shard) = args.shard {
-        eprintln!("shard {shard}: {} rule(s) in this slice", rules.len());
+        crate::progress::log(&format!(
+            "shard {shard}: {} rule(s) in this slice",
+            rules.len()
+        ));
     }
     let (plan, outcomes) = pool.install(|| {
-        let plan = plan::plan(&client, &rules);
+        let plan = plan::plan(&client, &rules, args.referrers);
         for warning in &plan.warnings {
             eprintln!("warning: {warning}");
         }
         let progress = Progress::start(plan.jobs.len());
-        for failure in &plan.failures {
-            progress.line(&log_line(&failure_result(failure)));
+        for count in plan
+            .tag_counts
+            .iter()
+            .filter(|c| c.tags_selected != c.tags_listed)
+        {
+            progress.line(&format!(
+                "tags       {} (line {}): {} selected of {} listed",
+                count.source, count.rule_line, count.tags_selected, count.tags_listed
+            ));
         }
-        let copier = Copier::new(&client, args.dry_run, args.platforms());
+        for failure in &plan.failures {
+            progress.line(&log_line(&failure_result(failure), args.dry_run));
+        }
+        let copier = Copier::new(&client, args.dry_run, args.platforms())
+            .force(args.force)
+            .with_referrers(args.referrers);
         let outcomes: Vec<ImageResult> = plan
             .jobs
             .par_iter()
             .map(|job| {
                 let result = job_result(job, copier.run(job));
-                progress.line(&log_line(&result));
+                progress.line(&log_line(&result, args.dry_run));
                 progress.image_done(result.bytes_transferred);
                 result
             })
@@ -138,7 +169,8 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> Outcome {
 
     let mut results: Vec<ImageResult> = plan.failures.iter().map(failure_result).collect();
     results.extend(outcomes);
-    let summary = Summary::of(&results);
+    let mut summary = Summary::of(&results);
+    summary.manifest_gets = client.manifest_gets();
     let report = Report {
         schema_version: crate::report::SCHEMA_VERSION,
         tool: "image-migrator".into(),
@@ -148,16 +180,29 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> Outcome {
         duration_seconds: started.elapsed().as_secs_f64(),
         settings: Settings {
             auth_file: effective_auth_file(&args.files),
-            images_file: args.files.images.display().to_string(),
+            images_file: args.files.images_file().display().to_string(),
             default_registry: args.files.defaults().registry,
             default_namespace: args.files.defaults().namespace,
             proc: usize::from(args.proc),
             retries: args.retries,
             dry_run: args.dry_run,
+            force: args.force,
             ca_file: args.ca_file.as_ref().map(|p| p.display().to_string()),
             platforms: args.platforms().iter().map(ToString::to_string).collect(),
             shard: args.shard.map(|s| s.to_string()),
+            referrers: args.referrers,
         },
+        rules: plan
+            .tag_counts
+            .iter()
+            .map(|count| RuleTags {
+                rule: count.rule.clone(),
+                rule_line: count.rule_line,
+                source: count.source.clone(),
+                tags_listed: count.tags_listed,
+                tags_selected: count.tags_selected,
+            })
+            .collect(),
         results,
         summary,
         warnings: plan.warnings,
@@ -195,6 +240,9 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> Outcome {
 
 /// The auth file actually read, if any (the default one only when it exists).
 fn effective_auth_file(files: &FileArgs) -> Option<String> {
+    if let Some(config) = &files.config {
+        return Some(config.display().to_string());
+    }
     match &files.auth {
         Some(path) => Some(path.display().to_string()),
         None => Path::new(crate::config::auth::DEFAULT_PATH)
@@ -222,6 +270,18 @@ fn job_result(job: &Job, outcome: JobOutcome) -> ImageResult {
         blobs_transferred: outcome.blobs_transferred,
         blobs_mounted: outcome.blobs_mounted,
         blobs_skipped: outcome.blobs_skipped,
+        referrers_copied: outcome.referrers_copied,
+        referrers_unchanged: outcome.referrers_unchanged,
+        referrers: outcome
+            .referrers
+            .into_iter()
+            .map(|note| ReferrerCopied {
+                digest: note.digest.to_string(),
+                artifact_type: note.kind,
+                subject: note.subject.to_string(),
+                tag: note.tag,
+            })
+            .collect(),
         duration_seconds: outcome.seconds,
         attempts: outcome.attempts,
         error: outcome.error.map(|e| Failure {
@@ -247,6 +307,9 @@ fn failure_result(failure: &RuleFailure) -> ImageResult {
         blobs_transferred: 0,
         blobs_mounted: 0,
         blobs_skipped: 0,
+        referrers_copied: 0,
+        referrers_unchanged: 0,
+        referrers: Vec::new(),
         duration_seconds: 0.0,
         attempts: failure.attempts,
         error: Some(Failure {
@@ -258,7 +321,7 @@ fn failure_result(failure: &RuleFailure) -> ImageResult {
 }
 
 /// The log line of one image.
-fn log_line(result: &ImageResult) -> String {
+fn log_line(result: &ImageResult, dry_run: bool) -> String {
     let detail = match (&result.status, &result.error) {
         (_, Some(error)) => error.message.clone(),
         (Status::Copied, None) => format!(
@@ -271,12 +334,44 @@ fn log_line(result: &ImageResult) -> String {
         ),
         _ => String::new(),
     };
-    format!(
-        "{:<10} {} → {}{}{}",
+    let copied = if dry_run { "to copy" } else { "copied" };
+    let referrers = if result.referrers_copied + result.referrers_unchanged > 0 {
+        format!(
+            "{}{} referrer(s) {copied}, {} present",
+            if detail.is_empty() { "" } else { ", " },
+            result.referrers_copied,
+            result.referrers_unchanged
+        )
+    } else {
+        String::new()
+    };
+    let mut line = format!(
+        "{:<10} {} → {}{}{}{}",
         result.status.label(),
         result.source,
         result.target,
-        if detail.is_empty() { "" } else { "  " },
-        detail
-    )
+        if detail.is_empty() && referrers.is_empty() {
+            ""
+        } else {
+            "  "
+        },
+        detail,
+        referrers
+    );
+    // Each referrer copied (in a dry run: that would be), on a line of its own.
+    let verb = if dry_run { "would copy" } else { "copied" };
+    for referrer in &result.referrers {
+        line.push_str(&format!(
+            "\n           {verb} referrer {} ({}) of {}{}",
+            referrer.digest,
+            referrer.artifact_type,
+            referrer.subject,
+            referrer
+                .tag
+                .as_ref()
+                .map(|tag| format!(" as tag {tag}"))
+                .unwrap_or_default()
+        ));
+    }
+    line
 }

@@ -2,9 +2,30 @@
 
 use std::io::Write;
 
+use serde::Serialize;
+
 use super::{Outcome, load_config, print_config_errors};
 use crate::cli::{Format, ValidateArgs};
 use crate::credentials::CredentialStore;
+
+/// One rule as `validate` shows it: resolved, with where its credentials come from.
+#[derive(Serialize)]
+struct ResolvedRule {
+    source: String,
+    target: String,
+    tags: String,
+    filters: serde_json::Value,
+    /// The auth.json key whose credentials are used, if any.
+    source_auth: Option<String>,
+    target_auth: Option<String>,
+    /// Where the credentials come from (`auth.json`, `docker-config`, … `anonymous`).
+    source_credentials: String,
+    target_credentials: String,
+    line: usize,
+    /// The tags and filters in words, for the text format.
+    #[serde(skip)]
+    tags_described: String,
+}
 
 /// `image-migrator validate`.
 pub fn validate(args: &ValidateArgs) -> Outcome {
@@ -22,55 +43,67 @@ pub fn validate(args: &ValidateArgs) -> Outcome {
     );
     let source_of =
         |registry: &str, repository: &str| store.source(registry, repository).to_string();
-    let rules: Vec<serde_json::Value> = config
+    // The entry whose credentials are used; None = anonymous (no matching key, or the
+    // matching entry has no username and password, e.g. `{}`).
+    let auth_key = |registry: &str, repository: &str| {
+        config
+            .auth
+            .lookup(registry, repository)
+            .filter(|e| e.credentials().is_some())
+            .map(|e| e.key.clone())
+    };
+    let rules: Vec<ResolvedRule> = config
         .rules
         .iter()
         .map(|rule| {
-            // The entry whose credentials are used; null = anonymous (no matching key, or
-            // the matching entry has no username and password, e.g. `{}`).
-            let auth_key = |registry: &str, repository: &str| {
-                config
-                    .auth
-                    .lookup(registry, repository)
-                    .filter(|e| e.credentials().is_some())
-                    .map(|e| e.key.clone())
-            };
-            serde_json::json!({
-                "source": rule.source.name(),
-                "target": rule.target.to_string(),
-                "tags": rule.tags_label(),
-                "source_auth": auth_key(&rule.source.registry, &rule.source.repository),
-                "target_auth": auth_key(&rule.target.registry, &rule.target.repository),
-                "source_credentials": source_of(&rule.source.registry, &rule.source.repository),
-                "target_credentials": source_of(&rule.target.registry, &rule.target.repository),
-                "line": rule.line,
-            })
+            let (source, target) = (&rule.source, &rule.target);
+            ResolvedRule {
+                source: source.name(),
+                target: target.to_string(),
+                tags: rule.tags_label(),
+                filters: rule.filters.to_json(),
+                source_auth: auth_key(&source.registry, &source.repository),
+                target_auth: auth_key(&target.registry, &target.repository),
+                source_credentials: source_of(&source.registry, &source.repository),
+                target_credentials: source_of(&target.registry, &target.repository),
+                line: rule.line,
+                tags_described: if rule.filters.is_empty() {
+                    rule.tags_label()
+                } else {
+                    format!("{}: {}", rule.tags_label(), rule.filters.describe())
+                },
+            }
         })
         .collect();
     let mut stdout = std::io::stdout().lock();
     match args.format {
         Format::Json => {
-            let doc = serde_json::json!({ "rules": rules });
+            let doc = serde_json::json!({ "rules": rules, "referrers": args.referrers });
             let _ = writeln!(stdout, "{}", serde_json::to_string_pretty(&doc).unwrap());
         }
         Format::Text => {
             for rule in &rules {
                 // The auth.json key, or where else the credentials come from.
-                let auth = |key: &serde_json::Value, source: &serde_json::Value| {
-                    key.as_str()
-                        .or(source.as_str())
-                        .unwrap_or("anonymous")
-                        .to_string()
+                let auth = |key: &Option<String>, source: &str| {
+                    key.clone().unwrap_or_else(|| source.to_string())
                 };
                 let _ = writeln!(
                     stdout,
                     "line {}: {} [{}] → {}  (source auth: {}, target auth: {})",
-                    rule["line"],
-                    rule["source"].as_str().unwrap_or_default(),
-                    rule["tags"].as_str().unwrap_or_default(),
-                    rule["target"].as_str().unwrap_or_default(),
-                    auth(&rule["source_auth"], &rule["source_credentials"]),
-                    auth(&rule["target_auth"], &rule["target_credentials"]),
+                    rule.line,
+                    rule.source,
+                    rule.tags_described,
+                    rule.target,
+                    auth(&rule.source_auth, &rule.source_credentials),
+                    auth(&rule.target_auth, &rule.target_credentials),
+                );
+            }
+            if args.referrers {
+                let _ = writeln!(
+                    stdout,
+                    "referrers: on (signatures, SBOMs and attestations are copied with each \
+                     image, up to {} level(s) deep)",
+                    crate::copy::REFERRER_DEPTH
                 );
             }
             let _ = writeln!(stdout, "{} rule(s) valid", rules.len());

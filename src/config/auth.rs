@@ -7,9 +7,9 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::source::{SourceFile, without_value};
+use super::source::{Entry, SourceFile, without_value};
 use super::{ConfigError, ConfigErrors};
-use crate::reference::parse_location;
+use crate::reference::Location;
 
 /// The file read when `--auth` is not given; its absence means anonymous access.
 pub const DEFAULT_PATH: &str = "auth.json";
@@ -59,6 +59,20 @@ impl AuthEntry {
     }
 }
 
+/// Whether a key's namespace (none = the whole registry) covers `repository`: equal, or
+/// a prefix ending at a `/` boundary.
+pub fn namespace_covers(namespace: Option<&str>, repository: &str) -> bool {
+    match namespace {
+        None => true,
+        Some(ns) => {
+            repository == ns
+                || repository
+                    .strip_prefix(ns)
+                    .is_some_and(|rest| rest.starts_with('/'))
+        }
+    }
+}
+
 /// The whole auth.json.
 #[derive(Debug, Clone, Default)]
 pub struct AuthConfig {
@@ -78,11 +92,25 @@ impl AuthConfig {
     /// Reads and checks auth.json; `env` resolves `${VAR}` references.
     pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigErrors> {
         let source = SourceFile::read(path)?;
+        Self::from_entries(path, source.entries(path)?, env)
+    }
+
+    /// Checks the entries of an auth file (or of the `auth` object of a `--config` file).
+    pub fn from_entries(
+        path: &Path,
+        file_entries: Vec<Entry>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigErrors> {
         let mut errors = Vec::new();
         let mut entries: Vec<AuthEntry> = Vec::new();
-        for entry in source.entries(path)? {
+        for entry in file_entries {
             let at = |message: String| ConfigError::at(path, entry.line, &entry.key, message);
-            let (registry, namespace) = match parse_location(&entry.key) {
+            // image-syncer users write `harbor.example.com/` as often as without the slash.
+            let location = entry.key.strip_suffix('/').unwrap_or(&entry.key);
+            let Location {
+                registry,
+                namespace,
+            } = match Location::parse(location) {
                 Ok(location) => location,
                 Err(e) => {
                     errors.push(at(format!(
@@ -102,15 +130,12 @@ impl AuthConfig {
                 )));
                 continue;
             }
-            let raw: RawEntry = match serde_json::from_str(entry.value.get()) {
+            let raw: RawEntry = match serde_json::from_value(entry.value.to_json()) {
                 Ok(raw) => raw,
                 Err(e) => {
-                    let line = entry.line + e.line().saturating_sub(1);
                     let message =
                         without_value(&e.to_string()).replace("struct RawEntry", "an object");
-                    let message = message
-                        .rfind(" at line ")
-                        .map_or(message.as_str(), |i| &message[..i]);
+                    let line = field_line(&entry.value).unwrap_or(entry.line);
                     errors.push(ConfigError::at(
                         path,
                         line,
@@ -164,15 +189,7 @@ impl AuthConfig {
         self.entries
             .iter()
             .filter(|e| e.registry == registry)
-            .filter(|e| match &e.namespace {
-                None => true,
-                Some(ns) => {
-                    repository == ns
-                        || repository
-                            .strip_prefix(ns.as_str())
-                            .is_some_and(|rest| rest.starts_with('/'))
-                }
-            })
+            .filter(|e| namespace_covers(e.namespace.as_deref(), repository))
             .max_by_key(|e| e.namespace.as_ref().map_or(0, |ns| ns.len() + 1))
     }
 
@@ -206,6 +223,21 @@ impl AuthConfig {
             .filter(|s| !s.is_empty())
             .collect()
     }
+}
+
+/// The line of the field that makes an entry invalid: the first field that fails on its own
+/// (a wrong type, an unknown name).
+fn field_line(value: &super::source::Node) -> Option<usize> {
+    let super::source::NodeKind::Map(fields) = &value.kind else {
+        return None;
+    };
+    fields
+        .iter()
+        .find(|(key, node)| {
+            let alone = serde_json::json!({ key.as_str(): node.to_json() });
+            serde_json::from_value::<RawEntry>(alone).is_err()
+        })
+        .map(|(_, node)| node.line)
 }
 
 /// Why a value could not be expanded. Never carries the value itself.

@@ -1,16 +1,19 @@
-//! `images.json`: the rules source → target. Each occurrence of a key, and each item of
-//! an array value, is its own rule in file order; every rule is checked against the nine
-//! rules of the contract, and all problems are reported together.
+//! `images.json` (or YAML): the rules source → target. Each occurrence of a key, each
+//! item of a target list and each tag of a `repo:t1,t2` key is its own rule in file order;
+//! keys are read as image-syncer reads them (Docker Hub short names, repositories without
+//! a namespace, tag lists, `/regex/` tags, `${VAR}`), and a value may be an object that
+//! selects tags (`tags`, see [`super::tags`]). All problems are reported together.
 
 use std::path::Path;
 
 use serde_json::Value;
-use serde_json::value::RawValue;
 
-use super::source::SourceFile;
+use super::auth::expand;
+use super::source::{Entry, Node, NodeKind, SourceFile};
+use super::tags::TagFilters;
 use super::{ConfigError, ConfigErrors};
 use crate::digest::Digest;
-use crate::reference::{Reference, parse_location};
+use crate::reference::{Location, Reference, check_namespace, looks_like_registry};
 
 /// Where an empty target (`""`) sends an image.
 #[derive(Debug, Clone, Default)]
@@ -45,6 +48,8 @@ pub struct Rule {
     /// without a target tag.
     pub target: Reference,
     pub selection: TagSelection,
+    /// Which of the listed tags an all-tags rule keeps (a `/regex/` key, a `tags` object).
+    pub filters: TagFilters,
 }
 
 impl Rule {
@@ -57,20 +62,47 @@ impl Rule {
             .unwrap_or_else(|| source_tag.to_string())
     }
 
-    /// `"all"`, the tag, or the digest: what `validate` prints.
+    /// `"all"`, `"selected"` (filtered), the tag, or the digest: what `validate` prints.
     pub fn tags_label(&self) -> String {
         match &self.selection {
-            TagSelection::All => "all".to_string(),
+            TagSelection::All if self.filters.is_empty() => "all".to_string(),
+            TagSelection::All => "selected".to_string(),
             TagSelection::Tag(tag) => tag.clone(),
             TagSelection::Digest(digest) => digest.to_string(),
         }
     }
 }
 
-/// Reads and checks images.json.
-pub fn load(path: &Path, defaults: &Defaults) -> Result<Vec<Rule>, ConfigErrors> {
+/// Reads and checks images.json (or .yaml).
+pub fn load(
+    path: &Path,
+    defaults: &Defaults,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<Rule>, ConfigErrors> {
     let source = SourceFile::read(path)?;
-    let entries = source.entries(path)?;
+    from_entries(path, source.entries(path)?, defaults, env)
+}
+
+/// Targets with the line each is written on.
+type Targets = Vec<(String, usize)>;
+/// Problems with their lines.
+type Problems = Vec<(usize, String)>;
+
+/// A rule's value: one or more targets, and the tag filters of an object value.
+struct RuleValue {
+    targets: Targets,
+    filters: Option<TagFilters>,
+    /// Items of a target list that are not strings (the others are still checked).
+    problems: Problems,
+}
+
+/// Checks the rules of an images file (or of the `images` object of a `--config` file).
+pub fn from_entries(
+    path: &Path,
+    entries: Vec<Entry>,
+    defaults: &Defaults,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<Rule>, ConfigErrors> {
     let mut errors = Vec::new();
     let mut rules = Vec::new();
     if entries.is_empty() {
@@ -80,58 +112,54 @@ pub fn load(path: &Path, defaults: &Defaults) -> Result<Vec<Rule>, ConfigErrors>
         ));
     }
     for entry in &entries {
-        let at = |message: String| ConfigError::at(path, entry.line, &entry.key, message);
-        // Each target with its own line: items of a multi-line list are located exactly.
-        let targets: Vec<(String, usize)> = match serde_json::from_str::<Value>(entry.value.get()) {
-            Ok(Value::String(target)) => vec![(target, entry.line)],
-            Ok(Value::Array(items)) if items.is_empty() => {
-                errors.push(at("the list of targets is empty".into()));
-                continue;
+        let at = |line: usize, message: String| ConfigError::at(path, line, &entry.key, message);
+        let value = match rule_value(&entry.value) {
+            Ok(mut value) => {
+                errors.extend(value.problems.drain(..).map(|(line, m)| at(line, m)));
+                value
             }
-            Ok(Value::Array(_)) => {
-                let items: Vec<&RawValue> =
-                    serde_json::from_str(entry.value.get()).unwrap_or_default();
-                let mut targets = Vec::new();
-                for item in items {
-                    let line = source.line_of(item.get());
-                    match serde_json::from_str::<Value>(item.get()) {
-                        Ok(Value::String(target)) => targets.push((target, line)),
-                        _ => errors.push(ConfigError::at(
-                            path,
-                            line,
-                            &entry.key,
-                            "every item of a target list must be a string",
-                        )),
-                    }
-                }
-                targets
-            }
-            Ok(other) => {
-                errors.push(at(format!(
-                    "the target must be a string or a list of strings, not {}",
-                    json_type(&other)
-                )));
-                continue;
-            }
-            Err(e) => {
-                errors.push(at(format!("invalid value: {e}")));
+            Err(problems) => {
+                errors.extend(problems.into_iter().map(|(line, m)| at(line, m)));
                 continue;
             }
         };
-        for (target, line) in targets {
-            match check_rule(&entry.key, &target, defaults) {
-                Ok((source_ref, target_ref, selection)) => rules.push(Rule {
+        let key = match expand(&entry.key, env) {
+            Ok(key) => key,
+            Err(e) => {
+                errors.push(at(entry.line, format!("source: {e}")));
+                continue;
+            }
+        };
+        if value.filters.is_some() && key_has_tag_part(&key) {
+            errors.push(at(
+                entry.line,
+                "a rule with a \"tags\" object selects among all tags, so its key must be a \
+                 repository without a tag, digest or /regex/"
+                    .into(),
+            ));
+            continue;
+        }
+        for (raw_target, line) in value.targets {
+            let target = match expand(&raw_target, env) {
+                Ok(target) => target,
+                Err(e) => {
+                    errors.push(at(line, format!("→ {raw_target:?}: target: {e}")));
+                    continue;
+                }
+            };
+            let filters = value.filters.clone().unwrap_or_default();
+            match check_rule(&key, &target, defaults, filters) {
+                Ok(pairs) => rules.extend(pairs.into_iter().map(|checked| Rule {
                     key: entry.key.clone(),
-                    raw_target: target,
+                    raw_target: raw_target.clone(),
                     line,
-                    source: source_ref,
-                    target: target_ref,
-                    selection,
-                }),
-                Err(message) => errors.push(ConfigError::at(
-                    path,
+                    source: checked.source,
+                    target: checked.target,
+                    selection: checked.selection,
+                    filters: checked.filters,
+                })),
+                Err(message) => errors.push(at(
                     line,
-                    &entry.key,
                     if target.is_empty() {
                         message
                     } else {
@@ -150,70 +178,299 @@ pub fn load(path: &Path, defaults: &Defaults) -> Result<Vec<Rule>, ConfigErrors>
     }
 }
 
-fn json_type(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
+/// A string, a list of strings, or `{"target": …, "tags": {…}}`; problems with their lines.
+fn rule_value(node: &Node) -> Result<RuleValue, Problems> {
+    match &node.kind {
+        NodeKind::Scalar(Value::String(target)) => Ok(RuleValue {
+            targets: vec![(target.clone(), node.line)],
+            filters: None,
+            problems: Vec::new(),
+        }),
+        NodeKind::List(_) => {
+            let (targets, problems) = target_list(node);
+            Ok(RuleValue {
+                targets,
+                filters: None,
+                problems,
+            })
+        }
+        NodeKind::Map(fields) => {
+            let mut problems = Vec::new();
+            let mut targets = None;
+            let mut filters = None;
+            for (field, value) in fields {
+                match field.as_str() {
+                    "target" => match &value.kind {
+                        NodeKind::Scalar(Value::String(t)) => {
+                            targets = Some(vec![(t.clone(), value.line)]);
+                        }
+                        NodeKind::List(_) => {
+                            let (list, mut p) = target_list(value);
+                            problems.append(&mut p);
+                            targets = Some(list);
+                        }
+                        _ => problems.push((
+                            value.line,
+                            format!(
+                                "\"target\" must be a string or a list of strings, not {}",
+                                value.type_name()
+                            ),
+                        )),
+                    },
+                    "tags" => match TagFilters::from_node(value) {
+                        Ok(f) => filters = Some(f),
+                        Err(p) => problems.push((value.line, p)),
+                    },
+                    other => problems.push((
+                        value.line,
+                        format!(
+                            "unknown field {other:?} in a rule object; the fields are \
+                             \"target\" and \"tags\""
+                        ),
+                    )),
+                }
+            }
+            if targets.is_none() && problems.is_empty() {
+                problems.push((
+                    node.line,
+                    "a rule object needs a \"target\" (a string, a list, or \"\" for the \
+                     default registry and namespace)"
+                        .into(),
+                ));
+            }
+            match targets {
+                Some(targets) if problems.is_empty() => Ok(RuleValue {
+                    targets,
+                    filters: Some(filters.unwrap_or_default()),
+                    problems: Vec::new(),
+                }),
+                _ => Err(problems),
+            }
+        }
+        _ => Err(vec![(
+            node.line,
+            format!(
+                "the target must be a string or a list of strings, not {} (or an object with \"target\" and \"tags\")",
+                node.type_name()
+            ),
+        )]),
     }
 }
 
-const NEEDS_THREE_PARTS: &str = "needs at least registry/namespace/repository \
-     (Docker Hub images are written docker.io/library/nginx, not nginx)";
+/// The string items of a target list, and a problem for each item that is not one.
+fn target_list(node: &Node) -> (Targets, Problems) {
+    let NodeKind::List(items) = &node.kind else {
+        return (
+            Vec::new(),
+            vec![(node.line, "expected a list of targets".into())],
+        );
+    };
+    if items.is_empty() {
+        return (
+            Vec::new(),
+            vec![(node.line, "the list of targets is empty".into())],
+        );
+    }
+    let mut targets = Vec::new();
+    let mut problems = Vec::new();
+    for item in items {
+        match &item.kind {
+            NodeKind::Scalar(Value::String(target)) => targets.push((target.clone(), item.line)),
+            _ => problems.push((
+                item.line,
+                "every item of a target list must be a string".to_string(),
+            )),
+        }
+    }
+    (targets, problems)
+}
 
-/// Applies the contract's rules to one source → target pair.
+/// The tag part of a key or target: none, a list (`:v1,v2`, one tag is a list of one), or
+/// a `/regex/`.
+#[derive(Debug, PartialEq)]
+enum TagSpec<'a> {
+    None,
+    List(Vec<&'a str>),
+    Regex(&'a str),
+}
+
+/// Splits `name[:tags][@digest]` into the name (with any digest) and its tag part, before
+/// the reference grammar sees it (a list or a regex is not a tag).
+fn split_tag_spec(value: &str) -> (&str, TagSpec<'_>) {
+    // `:/…/` can only be a regex: a port is digits, and a path follows a `/`, not `:/`.
+    if let Some(i) = value.find(":/")
+        && value.len() >= i + 4
+        && value.ends_with('/')
+    {
+        return (&value[..i], TagSpec::Regex(&value[i + 2..value.len() - 1]));
+    }
+    let (rest, digest_at) = match value.find('@') {
+        Some(i) => (&value[..i], i),
+        None => (value, value.len()),
+    };
+    match rest.rfind(':') {
+        Some(i) if !rest[i + 1..].contains(['/', ']']) && digest_at == value.len() => (
+            &value[..i],
+            TagSpec::List(rest[i + 1..].split(',').collect()),
+        ),
+        _ => (value, TagSpec::None),
+    }
+}
+
+/// Whether a key names tags, a digest or a regex (an object rule must not).
+fn key_has_tag_part(key: &str) -> bool {
+    key.contains('@') || split_tag_spec(key).1 != TagSpec::None
+}
+
+/// A repository reference as `docker pull` reads it; a lone registry host is refused.
+fn parse_repository(value: &str, side: &str) -> Result<Reference, String> {
+    let name = value.split(['@', ':']).next().unwrap_or_default();
+    if !value.contains('/') && looks_like_registry(name) && !value.starts_with('[') {
+        return Err(format!(
+            "{side} {value:?} names a registry, not a repository; a rule copies one \
+             repository (e.g. {value}/namespace/repository)"
+        ));
+    }
+    Reference::parse_normalized(value).map_err(|e| format!("{side}: {}", e.reason))
+}
+
+/// A reference with its tag part checked: every tag of a list against the grammar, a
+/// regex compiled.
+fn parse_with_tags<'a>(value: &'a str, side: &str) -> Result<(Reference, TagSpec<'a>), String> {
+    let (name, spec) = split_tag_spec(value);
+    let reference = parse_repository(name, side)?;
+    if let TagSpec::List(tags) = &spec {
+        for tag in tags {
+            if tag.is_empty() {
+                return Err(format!(
+                    "{side}: the tag list {:?} has an empty item",
+                    tags.join(",")
+                ));
+            }
+            Reference::parse_normalized(&format!("{name}:{tag}"))
+                .map_err(|e| format!("{side}: {}", e.reason))?;
+        }
+    }
+    Ok((reference, spec))
+}
+
+/// One source → target pair of a rule, checked.
+struct Checked {
+    source: Reference,
+    target: Reference,
+    selection: TagSelection,
+    filters: TagFilters,
+}
+
+/// Applies the contract's rules to one source → target pair; a tag list gives one pair per
+/// tag.
 fn check_rule(
     key: &str,
     target: &str,
     defaults: &Defaults,
-) -> Result<(Reference, Reference, TagSelection), String> {
+    mut filters: TagFilters,
+) -> Result<Vec<Checked>, String> {
     if key.is_empty() {
         return Err("the source must not be empty".into());
     }
-    let mut source = Reference::parse(key).map_err(|e| format!("source: {}", e.reason))?;
-    if source.path_segments() < 2 {
-        return Err(format!("source {NEEDS_THREE_PARTS}"));
-    }
-    let selection = match (source.digest.take(), source.tag.take()) {
-        (Some(digest), _) => TagSelection::Digest(digest),
-        (None, Some(tag)) => TagSelection::Tag(tag),
+    let (mut source, source_spec) = parse_with_tags(key, "source")?;
+    let source_digest = source.digest.take();
+    let source_tags: Vec<String> = match source_spec {
+        TagSpec::List(tags) => tags.into_iter().map(str::to_string).collect(),
+        TagSpec::Regex(pattern) => {
+            filters
+                .add_include(pattern)
+                .map_err(|e| format!("source: {e}"))?;
+            Vec::new()
+        }
+        TagSpec::None => Vec::new(),
+    };
+    source.tag = None;
+    let selection_of = |tag: Option<&String>| match (&source_digest, tag) {
+        (Some(digest), _) => TagSelection::Digest(digest.clone()),
+        (None, Some(tag)) => TagSelection::Tag(tag.clone()),
         (None, None) => TagSelection::All,
     };
-    let target = if target.is_empty() {
-        default_target(&source, &selection, defaults)?
-    } else {
-        let target = Reference::parse(target).map_err(|e| format!("target: {}", e.reason))?;
-        if target.path_segments() < 2 {
-            return Err(format!("target {NEEDS_THREE_PARTS}"));
+    if target.is_empty() {
+        let selections: Vec<TagSelection> = if source_tags.is_empty() {
+            vec![selection_of(None)]
+        } else {
+            source_tags.iter().map(|t| selection_of(Some(t))).collect()
+        };
+        return selections
+            .into_iter()
+            .map(|selection| {
+                Ok(Checked {
+                    target: default_target(&source, &selection, defaults)?,
+                    source: source.clone(),
+                    selection,
+                    filters: filters.clone(),
+                })
+            })
+            .collect();
+    }
+    let (mut target_ref, target_spec) = parse_with_tags(target, "target")?;
+    let target_tags: Vec<String> = match target_spec {
+        TagSpec::List(tags) => tags.into_iter().map(str::to_string).collect(),
+        TagSpec::Regex(_) => {
+            return Err("a target cannot have a /regex/ tag; regexes select source tags".into());
         }
-        if target.digest.is_some() {
-            return Err(
-                "a target cannot name a digest; the digest is preserved by the copy".into(),
-            );
-        }
-        if selection == TagSelection::All && target.tag.is_some() {
-            return Err(
-                "the source has no tag (all tags are copied), so the target must not \
-                 have one either"
-                    .into(),
-            );
-        }
-        let mut target = target;
-        // Rule 7: a target without a tag takes the source's tag.
-        if let TagSelection::Tag(tag) = &selection
-            && target.tag.is_none()
-        {
-            target.tag = Some(tag.clone());
-        }
-        target
+        TagSpec::None => Vec::new(),
     };
-    Ok((source, target, selection))
+    if let Some(digest) = target_ref.digest.take()
+        && source_digest.as_ref() != Some(&digest)
+    {
+        return Err(
+            "a target cannot name a digest other than the source's own; the digest is \
+             preserved by the copy"
+                .into(),
+        );
+    }
+    target_ref.tag = None;
+    if source_tags.is_empty() && source_digest.is_none() && !target_tags.is_empty() {
+        return Err(
+            "the source has no tag (all tags are copied), so the target must not have one \
+             either"
+                .into(),
+        );
+    }
+    if !source_tags.is_empty() && !target_tags.is_empty() && source_tags.len() != target_tags.len()
+    {
+        return Err(format!(
+            "the source names {} tag(s) and the target {}; tags are mapped in order, so the \
+             counts must match",
+            source_tags.len(),
+            target_tags.len()
+        ));
+    }
+    if source_digest.is_some() && target_tags.len() > 1 {
+        return Err("a digest source copies one manifest: give the target at most one tag".into());
+    }
+    if source_tags.is_empty() {
+        // All tags (maybe filtered), or a digest (pushed under the target's tag, if any).
+        target_ref.tag = target_tags.into_iter().next();
+        return Ok(vec![Checked {
+            source,
+            target: target_ref,
+            selection: selection_of(None),
+            filters,
+        }]);
+    }
+    Ok(source_tags
+        .iter()
+        .enumerate()
+        .map(|(i, tag)| Checked {
+            source: source.clone(),
+            // Rule 7: a target without a tag takes the source's tag.
+            target: target_ref.with_tag(target_tags.get(i).unwrap_or(tag)),
+            selection: selection_of(Some(tag)),
+            filters: filters.clone(),
+        })
+        .collect())
 }
 
-/// Rule 8: `<default-registry>/<default-namespace>/<source path minus first segment>`.
+/// Rule 8: `<default-registry>/<default-namespace>/<source path minus its first segment>`;
+/// a repository without a namespace keeps its whole name.
 fn default_target(
     source: &Reference,
     selection: &TagSelection,
@@ -227,10 +484,10 @@ fn default_target(
                 .into(),
         );
     };
-    let (_, rest) = source
+    let rest = source
         .repository
         .split_once('/')
-        .ok_or_else(|| format!("source {NEEDS_THREE_PARTS}"))?;
+        .map_or(source.repository.as_str(), |(_, rest)| rest);
     let mut target = Reference::parse(&format!(
         "{}/{}/{rest}",
         registry.trim_end_matches('/'),
@@ -246,9 +503,9 @@ fn default_target(
 /// Checks `--default-registry`/`--default-namespace` values.
 pub fn check_defaults(defaults: &Defaults) -> Result<(), String> {
     if let Some(registry) = &defaults.registry {
-        let (_, namespace) = parse_location(registry)
+        let location = Location::parse(registry)
             .map_err(|e| format!("--default-registry {registry:?}: {}", e.reason))?;
-        if namespace.is_some() {
+        if location.namespace.is_some() {
             return Err(format!(
                 "--default-registry {registry:?}: give only the registry host; the namespace \
                  goes in --default-namespace"
@@ -256,8 +513,39 @@ pub fn check_defaults(defaults: &Defaults) -> Result<(), String> {
         }
     }
     if let Some(namespace) = &defaults.namespace {
-        parse_location(&format!("example.com/{namespace}"))
+        check_namespace(namespace)
             .map_err(|e| format!("--default-namespace {namespace:?}: {}", e.reason))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tag_parts_are_split_before_the_reference_grammar() {
+        assert_eq!(
+            split_tag_spec("quay.io/a/b:/^v3\\.[0-9]+/x/"),
+            ("quay.io/a/b", TagSpec::Regex("^v3\\.[0-9]+/x"))
+        );
+        assert_eq!(
+            split_tag_spec("localhost:5000/a:v1,v2"),
+            ("localhost:5000/a", TagSpec::List(vec!["v1", "v2"]))
+        );
+        assert_eq!(
+            split_tag_spec("localhost:5000/a"),
+            ("localhost:5000/a", TagSpec::None)
+        );
+        assert_eq!(
+            split_tag_spec("[::1]:5000/a/b"),
+            ("[::1]:5000/a/b", TagSpec::None)
+        );
+        // `://` is no regex (an empty one would match every tag): left to the grammar.
+        assert_eq!(split_tag_spec("q.io/a://"), ("q.io/a://", TagSpec::None));
+        assert!(parse_repository("q.io/a://", "source").is_err());
+        let digest =
+            "q.io/a@sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        assert_eq!(split_tag_spec(digest), (digest, TagSpec::None));
+    }
 }

@@ -209,15 +209,7 @@ impl Auths {
         self.entries
             .iter()
             .filter(|(r, _, _)| r == registry)
-            .filter(|(_, ns, _)| match ns {
-                None => true,
-                Some(ns) => {
-                    repository == ns
-                        || repository
-                            .strip_prefix(ns.as_str())
-                            .is_some_and(|rest| rest.starts_with('/'))
-                }
-            })
+            .filter(|(_, ns, _)| super::auth::namespace_covers(ns.as_deref(), repository))
             .max_by_key(|(_, ns, _)| ns.as_ref().map_or(0, |ns| ns.len() + 1))
             .map(|(_, _, c)| c.clone())
     }

@@ -6,6 +6,8 @@ pub mod auth;
 pub mod images;
 pub mod machine;
 mod source;
+pub mod tags;
+mod yaml;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -13,6 +15,7 @@ use std::path::{Path, PathBuf};
 pub use auth::{AuthConfig, AuthEntry, Secret};
 pub use images::{Defaults, Rule, TagSelection};
 pub use machine::{CredentialSource, Credentials, Found, MachineCredentials};
+pub use tags::TagFilters;
 
 /// One problem found in a configuration file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +85,8 @@ pub struct ConfigPaths {
     /// `None` = the default `auth.json`, which may be absent (anonymous everywhere).
     pub auth: Option<PathBuf>,
     pub images: PathBuf,
+    /// `--config`: one file with top-level `auth` and `images`; replaces both paths.
+    pub combined: Option<PathBuf>,
     /// Read the machine's credentials (Docker config, containers auth, DOCKER_AUTH_CONFIG)
     /// where auth.json has none (`--no-docker-config` turns this off).
     pub machine_credentials: bool,
@@ -104,12 +109,12 @@ impl Config {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigErrors> {
         let mut errors = Vec::new();
-        let auth = match &paths.auth {
-            Some(path) => AuthConfig::load(path, env),
-            None if Path::new(auth::DEFAULT_PATH).exists() => {
-                AuthConfig::load(Path::new(auth::DEFAULT_PATH), env)
-            }
-            None => Ok(AuthConfig::default()),
+        let (auth, rules) = match &paths.combined {
+            Some(path) => load_combined(path, defaults, env),
+            None => (
+                Self::load_auth(paths, env),
+                images::load(&paths.images, defaults, env),
+            ),
         };
         let auth = auth.unwrap_or_else(|mut e| {
             errors.append(&mut e.0);
@@ -123,7 +128,7 @@ impl Config {
         } else {
             MachineCredentials::default()
         };
-        let rules = images::load(&paths.images, defaults).unwrap_or_else(|mut e| {
+        let rules = rules.unwrap_or_else(|mut e| {
             errors.append(&mut e.0);
             Vec::new()
         });
@@ -137,4 +142,77 @@ impl Config {
             Err(ConfigErrors(errors))
         }
     }
+
+    fn load_auth(
+        paths: &ConfigPaths,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<AuthConfig, ConfigErrors> {
+        match &paths.auth {
+            Some(path) => AuthConfig::load(path, env),
+            None if Path::new(auth::DEFAULT_PATH).exists() => {
+                AuthConfig::load(Path::new(auth::DEFAULT_PATH), env)
+            }
+            None => Ok(AuthConfig::default()),
+        }
+    }
+}
+
+type Loaded<T> = Result<T, ConfigErrors>;
+
+/// image-syncer's single file: `{"auth": {…}, "images": {…}}` (JSON or YAML). `auth` may
+/// be left out (anonymous access); `images` may not.
+fn load_combined(
+    path: &Path,
+    defaults: &Defaults,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> (Loaded<AuthConfig>, Loaded<Vec<Rule>>) {
+    let failed = |e: ConfigErrors| (Err(e.clone()), Err(ConfigErrors(Vec::new())));
+    let file = match source::SourceFile::read(path).and_then(|f| f.entries(path)) {
+        Ok(entries) => entries,
+        Err(e) => return failed(e),
+    };
+    let mut problems = Vec::new();
+    let mut auth = None;
+    let mut images = None;
+    for entry in file {
+        let slot = match entry.key.as_str() {
+            "auth" => &mut auth,
+            "images" => &mut images,
+            other => {
+                problems.push(ConfigError::at(
+                    path,
+                    entry.line,
+                    other,
+                    "unknown top-level key; a --config file holds \"auth\" and \"images\"",
+                ));
+                continue;
+            }
+        };
+        match source::map_entries(&entry.value) {
+            Some(entries) if slot.is_none() => *slot = Some(entries),
+            Some(_) => problems.push(ConfigError::at(
+                path,
+                entry.line,
+                &entry.key,
+                "appears twice; merge both into one object",
+            )),
+            None => problems.push(ConfigError::at(
+                path,
+                entry.line,
+                &entry.key,
+                format!("must be an object, not {}", entry.value.type_name()),
+            )),
+        }
+    }
+    if !problems.is_empty() {
+        return failed(ConfigErrors(problems));
+    }
+    let Some(images) = images else {
+        return failed(ConfigErrors(vec![ConfigError::file(
+            path,
+            "has no \"images\" object; a --config file holds \"auth\" and \"images\"",
+        )]));
+    };
+    let auth = AuthConfig::from_entries(path, auth.unwrap_or_default(), env);
+    (auth, images::from_entries(path, images, defaults, env))
 }

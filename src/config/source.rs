@@ -1,11 +1,12 @@
-//! Reads a configuration file into its top-level entries in file order, with the line of
-//! each entry. Repeated keys are kept (images.json repeats keys on purpose), so a plain
-//! map cannot be used; values stay raw JSON slices of the input so their lines are known.
+//! Reads a configuration file (JSON, or YAML by extension) into a tree whose every value
+//! knows its line, and the top-level entries in file order. Repeated keys are kept
+//! (images.json repeats keys on purpose), so a plain map cannot be used.
 
 use std::fmt;
 use std::path::Path;
 
 use serde::de::{Deserializer as _, MapAccess, Visitor};
+use serde_json::Value;
 use serde_json::value::RawValue;
 
 use super::{ConfigError, ConfigErrors};
@@ -21,11 +22,81 @@ pub struct SourceFile {
     newlines: Vec<usize>,
 }
 
-/// One top-level `"key": value` entry.
-pub struct Entry<'a> {
-    pub key: String,
-    pub value: &'a RawValue,
+/// One value of a configuration file with the line it starts on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
     pub line: usize,
+    pub kind: NodeKind,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum NodeKind {
+    /// null, a boolean, a number or a string.
+    Scalar(Value),
+    List(Vec<Node>),
+    /// Entries in file order, repeated keys kept.
+    Map(Vec<(String, Node)>),
+}
+
+impl Node {
+    /// The value as plain JSON, for typed deserialization (a repeated key inside: the
+    /// last one wins, as serde_json would decide).
+    pub fn to_json(&self) -> Value {
+        match &self.kind {
+            NodeKind::Scalar(value) => value.clone(),
+            NodeKind::List(items) => Value::Array(items.iter().map(Node::to_json).collect()),
+            NodeKind::Map(entries) => Value::Object(
+                entries
+                    .iter()
+                    .map(|(key, value)| (key.clone(), value.to_json()))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// What kind of value this is, for error messages.
+    pub fn type_name(&self) -> &'static str {
+        match &self.kind {
+            NodeKind::Scalar(Value::Null) => "null",
+            NodeKind::Scalar(Value::Bool(_)) => "a boolean",
+            NodeKind::Scalar(Value::Number(_)) => "a number",
+            NodeKind::Scalar(Value::String(_)) => "a string",
+            NodeKind::Scalar(_) | NodeKind::List(_) => "a list",
+            NodeKind::Map(_) => "an object",
+        }
+    }
+}
+
+/// One top-level `key: value` entry; `line` is where its value starts.
+pub struct Entry {
+    pub key: String,
+    pub value: Node,
+    pub line: usize,
+}
+
+/// The entries of a nested object (`auth` and `images` of a `--config` file), or `None`
+/// when the value is not an object.
+pub fn map_entries(node: &Node) -> Option<Vec<Entry>> {
+    match &node.kind {
+        NodeKind::Map(entries) => Some(
+            entries
+                .iter()
+                .map(|(key, value)| Entry {
+                    key: key.clone(),
+                    line: value.line,
+                    value: value.clone(),
+                })
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+/// Whether a path names a YAML file (`.yaml`/`.yml`); anything else is read as JSON.
+pub fn is_yaml(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("yaml") || e.eq_ignore_ascii_case("yml"))
 }
 
 impl SourceFile {
@@ -34,7 +105,7 @@ impl SourceFile {
         let fail = |message: String| ConfigErrors(vec![ConfigError::file(path, message)]);
         let metadata = std::fs::metadata(path).map_err(|e| fail(format!("cannot read: {e}")))?;
         if metadata.is_dir() {
-            return Err(fail("is a directory, expected a JSON file".into()));
+            return Err(fail("is a directory, expected a JSON or YAML file".into()));
         }
         if metadata.len() > MAX_FILE_BYTES {
             return Err(fail(format!(
@@ -60,9 +131,11 @@ impl SourceFile {
             }])
         })?;
         if text.trim().is_empty() {
-            return Err(fail(
-                "is empty; expected a JSON object such as {} or {\"key\": \"value\"}".into(),
-            ));
+            return Err(fail(if is_yaml(path) {
+                "is empty; expected a YAML mapping such as `key: value`".into()
+            } else {
+                "is empty; expected a JSON object such as {} or {\"key\": \"value\"}".into()
+            }));
         }
         let newlines = text
             .bytes()
@@ -73,7 +146,87 @@ impl SourceFile {
     }
 
     /// The top-level object's entries, in order, duplicates kept.
-    pub fn entries(&self, path: &Path) -> Result<Vec<Entry<'_>>, ConfigErrors> {
+    pub fn entries(&self, path: &Path) -> Result<Vec<Entry>, ConfigErrors> {
+        if is_yaml(path) {
+            return self.yaml_entries(path);
+        }
+        let raw = self.raw_json_entries(path)?;
+        let mut entries = Vec::with_capacity(raw.len());
+        for (key, value) in raw {
+            let value = self.json_node(value).map_err(|e| {
+                ConfigErrors(vec![ConfigError {
+                    line: Some(self.line_of(value.get())),
+                    ..ConfigError::file(path, format!("invalid JSON: {}", strip_position(&e)))
+                }])
+            })?;
+            entries.push(Entry {
+                line: value.line,
+                key,
+                value,
+            });
+        }
+        Ok(entries)
+    }
+
+    fn yaml_entries(&self, path: &Path) -> Result<Vec<Entry>, ConfigErrors> {
+        let at = |line: usize, message: String| {
+            ConfigErrors(vec![ConfigError {
+                line: Some(line).filter(|&l| l > 0),
+                ..ConfigError::file(path, message)
+            }])
+        };
+        let document = super::yaml::parse(&self.text)
+            .map_err(|e| at(e.line, e.message))?
+            .ok_or_else(|| at(0, "holds no YAML document, only comments".into()))?;
+        match document.kind {
+            NodeKind::Map(entries) => Ok(entries
+                .into_iter()
+                .map(|(key, value)| Entry {
+                    line: value.line,
+                    key,
+                    value,
+                })
+                .collect()),
+            _ => Err(at(
+                document.line,
+                format!(
+                    "the top level must be a YAML mapping (key: value lines), not {}",
+                    document.type_name()
+                ),
+            )),
+        }
+    }
+
+    /// A JSON value (a slice of the text) as a tree, each part with its line.
+    fn json_node(&self, raw: &RawValue) -> Result<Node, serde_json::Error> {
+        let text = raw.get();
+        let line = self.line_of(text);
+        let kind = match text.as_bytes().first() {
+            Some(b'{') => {
+                let mut deserializer = serde_json::Deserializer::from_str(text);
+                let entries = deserializer.deserialize_map(EntriesVisitor)?;
+                NodeKind::Map(
+                    entries
+                        .into_iter()
+                        .map(|(key, value)| Ok((key, self.json_node(value)?)))
+                        .collect::<Result<_, serde_json::Error>>()?,
+                )
+            }
+            Some(b'[') => {
+                let items: Vec<&RawValue> = serde_json::from_str(text)?;
+                NodeKind::List(
+                    items
+                        .into_iter()
+                        .map(|item| self.json_node(item))
+                        .collect::<Result<_, _>>()?,
+                )
+            }
+            _ => NodeKind::Scalar(serde_json::from_str(text)?),
+        };
+        Ok(Node { line, kind })
+    }
+
+    fn raw_json_entries(&self, path: &Path) -> Result<Vec<(String, &RawValue)>, ConfigErrors> {
         let mut deserializer = serde_json::Deserializer::from_str(&self.text);
         let raw = deserializer
             .deserialize_map(EntriesVisitor)
@@ -100,14 +253,7 @@ impl SourceFile {
                     ..ConfigError::file(path, message)
                 }])
             })?;
-        Ok(raw
-            .into_iter()
-            .map(|(key, value)| Entry {
-                line: self.line_of(value.get()),
-                key,
-                value,
-            })
-            .collect())
+        Ok(raw)
     }
 
     /// serde_json reports a trailing comma where the `}` or `]` after it is, often on the

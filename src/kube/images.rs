@@ -8,7 +8,7 @@ use std::fmt;
 
 use serde_json::Value;
 
-use crate::reference::Reference;
+use crate::reference::{Location, Reference};
 
 /// The workload kinds read from a cluster, in the order they are listed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -231,21 +231,21 @@ impl Target {
             Some((first, _)) if crate::reference::looks_like_registry(first) => {}
             _ => return Err(format!("invalid target {value:?}: {hint}")),
         }
-        // Check the grammar by parsing a reference inside the target.
-        let probe = Reference::parse(&format!("{value}/probe"))
-            .map_err(|e| format!("invalid target {value:?}: {}; {hint}", e.reason))?;
-        if probe.tag.is_some() {
+        if value
+            .split_once('/')
+            .is_some_and(|(_, path)| path.contains(':'))
+        {
             return Err(format!(
                 "invalid target {value:?}: must not contain a tag; {hint}"
             ));
         }
-        let namespace = probe
-            .repository
-            .strip_suffix("/probe")
-            .unwrap_or_default()
-            .to_string();
+        let location = Location::parse(value)
+            .map_err(|e| format!("invalid target {value:?}: {}; {hint}", e.reason))?;
+        let Some(namespace) = location.namespace else {
+            return Err(format!("invalid target {value:?}: {hint}"));
+        };
         Ok(Target {
-            registry: probe.registry,
+            registry: location.registry,
             namespace,
         })
     }
@@ -277,14 +277,9 @@ impl Rules {
 /// One rule for an image: `(source, target)`. No tag means `latest`; a digest pins the
 /// source (its tag is dropped) and the target gets no tag (pushed by digest).
 pub fn rule_for(image: &str, target: &Target) -> Result<(String, String), String> {
+    // Repositories without a namespace (registry.k8s.io/pause, etcd, kube-proxy) are rules
+    // like any other: images.json reads them as image-syncer does.
     let reference = Reference::parse_normalized(image).map_err(|e| e.reason)?;
-    if !reference.repository.contains('/') {
-        return Err(format!(
-            "{} has no namespace between registry and repository, and images.json \
-             sources must be registry/namespace/repository, so no rule is written for it",
-            reference.name()
-        ));
-    }
     let last = reference
         .repository
         .rsplit('/')
@@ -368,10 +363,12 @@ mod tests {
                 "harbor.example.com/mirror/etcd:v3.5.0".into()
             )
         );
-        let err = rule_for("registry.k8s.io/pause:3.10", &target()).unwrap_err();
-        assert!(
-            err.contains("registry.k8s.io/pause has no namespace"),
-            "{err}"
+        assert_eq!(
+            rule_for("registry.k8s.io/pause:3.10", &target()).unwrap(),
+            (
+                "registry.k8s.io/pause:3.10".into(),
+                "harbor.example.com/mirror/pause:3.10".into()
+            )
         );
         assert_eq!(
             rule_for("localhost:5000/a/b/c:1", &target()).unwrap().1,

@@ -3,8 +3,14 @@
 //! and capped lives in `session`; URL arithmetic in `url`. Never prints.
 
 mod limit;
+mod manifest_cache;
+mod quota;
 mod session;
 mod url;
+
+use manifest_cache::ManifestCache;
+pub use quota::LOW_QUOTA;
+use quota::Quota;
 
 use limit::Semaphore;
 pub use url::next_link;
@@ -20,7 +26,7 @@ use ureq::http::Method;
 use crate::auth::{Challenge, TokenCache};
 use crate::credentials::CredentialStore;
 use crate::digest::Digest;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, StatusClass};
 use crate::http::{Body, RequestStats, Response, Transport, bounds};
 use crate::manifest::{self, Manifest};
 use crate::reference::is_valid_tag;
@@ -28,6 +34,28 @@ use crate::reference::is_valid_tag;
 const TAGS_PAGE: usize = 1000;
 /// Size of each `PATCH` when a registry needs chunked uploads.
 const UPLOAD_CHUNK: u64 = 16 * 1024 * 1024;
+
+/// Why a blob upload failed: the registry would not take the whole body in one `PUT`
+/// (try again in chunks), or anything else.
+#[derive(Debug)]
+pub enum UploadError {
+    MonolithicRefused(Error),
+    Failed(Error),
+}
+
+impl From<Error> for UploadError {
+    fn from(error: Error) -> Self {
+        UploadError::Failed(error)
+    }
+}
+
+impl From<UploadError> for Error {
+    fn from(error: UploadError) -> Self {
+        match error {
+            UploadError::MonolithicRefused(e) | UploadError::Failed(e) => e,
+        }
+    }
+}
 
 /// Registry-wide state: where its API lives and how it authenticates.
 struct Endpoint {
@@ -42,7 +70,20 @@ struct Endpoint {
     /// Whether a mount from the repository itself answers 201 when the repository has
     /// the blob: one of the `SELF_MOUNT_*` values, settled by [`Repo::probe_self_mount`].
     self_mount: AtomicU8,
+    /// What the registry said of its pull quota.
+    quota: Quota,
+    /// Manifest trees (a top manifest and its children) being fetched from this registry.
+    trees: TreeGate,
+    /// Whether the registry answers the OCI 1.1 referrers API: one of the `REFERRERS_*`
+    /// values, settled by its first answer (see [`Repo::referrers`]).
+    referrers_api: AtomicU8,
 }
+
+const REFERRERS_UNKNOWN: u8 = 0;
+const REFERRERS_API: u8 = 1;
+const REFERRERS_NO_API: u8 = 2;
+/// Pages of one referrers API answer followed at most.
+const REFERRERS_PAGES: usize = 100;
 
 const SELF_MOUNT_UNKNOWN: u8 = 0;
 const SELF_MOUNT_PROBING: u8 = 1;
@@ -63,6 +104,11 @@ pub struct Client {
     tokens: TokenCache,
     endpoints: Mutex<HashMap<String, Arc<Endpoint>>>,
     per_registry_limit: usize,
+    /// Every manifest fetched in the run (by planning's tag filters or by the copy), so
+    /// that none is fetched twice.
+    manifests: ManifestCache,
+    /// Image configs read during planning, likewise handed to the copy.
+    held_blobs: Mutex<HashMap<String, Arc<Vec<u8>>>>,
 }
 
 impl Client {
@@ -84,11 +130,24 @@ impl Client {
             tokens: TokenCache::default(),
             endpoints: Mutex::new(HashMap::new()),
             per_registry_limit,
+            manifests: ManifestCache::default(),
+            held_blobs: Mutex::new(HashMap::new()),
         })
     }
 
     pub fn transport(&self) -> &Transport {
         &self.transport
+    }
+
+    /// Manifest `GET`s sent so far, by registry (those that were sent any).
+    pub fn manifest_gets(&self) -> std::collections::BTreeMap<String, u64> {
+        self.endpoints
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(registry, endpoint)| (registry.clone(), endpoint.quota.manifest_gets()))
+            .filter(|(_, count)| *count > 0)
+            .collect()
     }
 
     /// A handle on one repository with the credentials auth.json gives it.
@@ -107,6 +166,9 @@ impl Client {
                     permits: Semaphore::new(self.per_registry_limit),
                     chunked: AtomicBool::new(false),
                     self_mount: AtomicU8::new(SELF_MOUNT_UNKNOWN),
+                    quota: Quota::new(),
+                    trees: TreeGate::default(),
+                    referrers_api: AtomicU8::new(REFERRERS_UNKNOWN),
                 })
             })
             .clone();
@@ -149,6 +211,16 @@ pub struct ManifestHead {
     pub media_type: Option<String>,
 }
 
+/// What a repository says refers to one manifest.
+#[derive(Debug, Default)]
+pub struct ReferrerListing {
+    /// Whether the registry answered the referrers API (else the fallback tag was read).
+    pub api: bool,
+    /// The `sha256-<hex>` fallback index as stored, when read and present.
+    pub fallback_index: Option<Arc<Manifest>>,
+    pub referrers: Vec<manifest::Referrer>,
+}
+
 /// Result of a cross-repository mount request.
 pub enum Mount {
     Mounted,
@@ -171,6 +243,33 @@ impl Repo<'_> {
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// `registry/repo:tag` or `registry/repo@sha256:…`, for messages.
+    fn reference(&self, reference: &str) -> String {
+        let separator = if Digest::parse(reference).is_ok() {
+            '@'
+        } else {
+            ':'
+        };
+        format!("{}{separator}{reference}", self.display())
+    }
+
+    /// Pulls left in the source registry's quota window, when it has said.
+    pub fn quota_remaining(&self) -> Option<i64> {
+        self.endpoint.quota.remaining()
+    }
+
+    /// Enters a manifest tree (a top manifest and its children) about to be fetched.
+    /// While the quota is low, a new tree waits until the trees already started are done,
+    /// so that a small quota copies whole images rather than parts of many. `nested`:
+    /// this thread already holds a tree (rayon ran this job inside another's wait), which
+    /// must never wait for itself.
+    pub fn enter_tree(&self, nested: bool) -> TreeGuard<'_> {
+        let low = self
+            .quota_remaining()
+            .is_some_and(|left| left < quota::LOW_QUOTA);
+        self.endpoint.trees.enter(low && !nested)
     }
 
     /// Every tag, following `Link` pagination, and the names it listed that are not tags.
@@ -265,6 +364,7 @@ impl Repo<'_> {
         let path = format!("/v2/{}/manifests/{reference}", self.name);
         let headers = [("accept", manifest::ACCEPT.to_string())];
         let response = self.retrying_request(Method::HEAD, &path, &headers, stats)?;
+        self.endpoint.quota.observe(&response);
         match response.status {
             200 => Ok(Some(ManifestHead {
                 digest: response
@@ -278,20 +378,47 @@ impl Repo<'_> {
                     .map(str::to_string),
             })),
             404 => Ok(None),
-            _ => Err(response.describe_error(&format!("checking {}:{reference}", self.display()))),
+            _ => Err(response.describe_error(&format!("checking {}", self.reference(reference)))),
         }
     }
 
-    /// `GET` a manifest, keeping its bytes; when `reference` is a digest the bytes must
-    /// hash to it.
-    pub fn get_manifest(&self, reference: &str, stats: &RequestStats) -> Result<Manifest> {
+    /// A manifest with its bytes as served; when `reference` is a digest the bytes must
+    /// hash to it. Fetched once per run: later calls for the same digest (or for the digest
+    /// of a manifest first fetched by tag) are answered from memory.
+    pub fn get_manifest(&self, reference: &str, stats: &RequestStats) -> Result<Arc<Manifest>> {
+        let key = |digest: Digest| (self.registry().to_string(), self.name.clone(), digest);
+        match Digest::parse(reference) {
+            Ok(digest) => self
+                .client
+                .manifests
+                .get(key(digest), || self.fetch_manifest(reference, stats)),
+            Err(_) => {
+                let manifest = self.fetch_manifest(reference, stats)?;
+                Ok(self
+                    .client
+                    .manifests
+                    .keep(key(manifest.digest.clone()), manifest))
+            }
+        }
+    }
+
+    fn fetch_manifest(&self, reference: &str, stats: &RequestStats) -> Result<Manifest> {
         let path = format!("/v2/{}/manifests/{reference}", self.name);
         let headers = [("accept", manifest::ACCEPT.to_string())];
-        let what = format!("fetching manifest {}:{reference}", self.display());
+        let what = format!("fetching manifest {}", self.reference(reference));
+        let quota = &self.endpoint.quota;
         let (content_type, bytes) = self.client.transport.retrying(stats, || {
+            quota.before_pull()?;
             let response = self.request(Method::GET, &path, &headers, Body::Empty, stats)?;
+            quota.observe(&response);
             if response.status != 200 {
-                return Err(response.describe_error(&what));
+                let none_left = Quota::none_left(&response);
+                let retry_after = response.header("retry-after").is_some();
+                let error = response.describe_error(&what);
+                if Quota::says_exhausted(none_left, retry_after, &error) {
+                    return Err(quota.exhaust(self.registry()));
+                }
+                return Err(error);
             }
             let content_type = response.header("content-type").map(str::to_string);
             Ok((
@@ -328,7 +455,7 @@ impl Repo<'_> {
     ) -> Result<()> {
         let path = format!("/v2/{}/manifests/{reference}", self.name);
         let headers = [("content-type", manifest.media_type.clone())];
-        let what = format!("pushing manifest {}:{reference}", self.display());
+        let what = format!("pushing manifest {}", self.reference(reference));
         self.client.transport.retrying(stats, || {
             let response = self.request(
                 Method::PUT,
@@ -348,6 +475,105 @@ impl Repo<'_> {
                 _ => Ok(()),
             }
         })
+    }
+
+    /// What refers to `subject`: `GET /v2/<name>/referrers/<subject>` when the registry
+    /// answers it (learnt from its first answer: `404` or an answer that is not an index
+    /// means no API, and the registry is not asked again); else the referrers tag schema's
+    /// `sha256-<hex>` index. `tags`, when known, spares the `GET` of an absent fallback tag.
+    pub fn referrers(
+        &self,
+        subject: &Digest,
+        tags: Option<&std::collections::HashSet<String>>,
+        stats: &RequestStats,
+    ) -> Result<ReferrerListing> {
+        if self.endpoint.referrers_api.load(Ordering::Relaxed) != REFERRERS_NO_API
+            && let Some(referrers) = self.referrers_api(subject, stats)?
+        {
+            return Ok(ReferrerListing {
+                api: true,
+                fallback_index: None,
+                referrers,
+            });
+        }
+        let tag = manifest::fallback_tag(subject);
+        if tags.is_some_and(|tags| !tags.contains(&tag)) {
+            return Ok(ReferrerListing::default());
+        }
+        let index = match self.get_manifest(&tag, stats) {
+            Ok(index) => index,
+            Err(e) if e.kind == crate::error::ErrorKind::NotFound => {
+                return Ok(ReferrerListing::default());
+            }
+            Err(e) => return Err(e),
+        };
+        let referrers = manifest::referrers_of(&index.bytes)
+            .map_err(|e| e.context(format!("referrers index {}", self.reference(&tag))))?;
+        Ok(ReferrerListing {
+            api: false,
+            fallback_index: Some(index),
+            referrers,
+        })
+    }
+
+    /// The referrers API's answer (every page), or `None` when the registry has no API.
+    fn referrers_api(
+        &self,
+        subject: &Digest,
+        stats: &RequestStats,
+    ) -> Result<Option<Vec<manifest::Referrer>>> {
+        let what = format!("listing referrers of {}", self.reference(subject.as_str()));
+        let headers = [("accept", manifest::OCI_INDEX.to_string())];
+        let mut referrers = Vec::new();
+        let mut next = Some(format!("/v2/{}/referrers/{subject}", self.name));
+        let mut pages = 0;
+        while let Some(path) = next.take() {
+            pages += 1;
+            if pages > REFERRERS_PAGES {
+                return Err(Error::protocol(format!("{what}: pagination does not end")));
+            }
+            let response = self.retrying_request(Method::GET, &path, &headers, stats)?;
+            let status = response.status;
+            let refused = matches!(StatusClass::of(status), StatusClass::Auth);
+            if refused || (status != 200 && pages > 1) {
+                return Err(response.describe_error(&what));
+            }
+            next = response
+                .header("link")
+                .and_then(next_link)
+                .map(|link| link.to_string());
+            let body = response.read_bounded(manifest::MAX_MANIFEST_BYTES, "referrers list")?;
+            // An index is the API's answer; a 404 (or 400, 405, …: a route the registry
+            // does not have) or anything but an index on the first page means no API. A
+            // registry with the API may still say the repository is unknown (a dry run's
+            // target): that settles nothing about the registry.
+            let page = match status {
+                200 => manifest::referrers_of(&body).ok(),
+                _ => None,
+            };
+            match page {
+                Some(page) => referrers.extend(page),
+                None if pages == 1 => {
+                    let repository_unknown =
+                        status == 404 && String::from_utf8_lossy(&body).contains("NAME_UNKNOWN");
+                    if !repository_unknown {
+                        self.endpoint
+                            .referrers_api
+                            .store(REFERRERS_NO_API, Ordering::Relaxed);
+                    }
+                    return Ok(None);
+                }
+                None => {
+                    return Err(Error::protocol(format!(
+                        "{what}: page {pages} is not a referrers index"
+                    )));
+                }
+            }
+        }
+        self.endpoint
+            .referrers_api
+            .store(REFERRERS_API, Ordering::Relaxed);
+        Ok(Some(referrers))
     }
 
     /// Whether the repository has the blob.
@@ -448,8 +674,8 @@ impl Repo<'_> {
     /// Uploads a blob's content into an open upload session: one monolithic `PUT`, or —
     /// once this registry has refused that — `PATCH` chunks and a closing `PUT`. One
     /// attempt: the stream cannot be replayed, so the caller retries the whole transfer.
-    /// A refused monolithic `PUT` is reported as [`ErrorKind::Http`] with
-    /// `retryable: false`; [`Repo::prefers_chunks`] then says to try again in chunks.
+    /// A refused monolithic `PUT` is [`UploadError::MonolithicRefused`]: the registry is
+    /// then marked to take chunks, and the caller tries again with a fresh stream.
     pub fn upload_blob(
         &self,
         upload_url: &str,
@@ -457,7 +683,7 @@ impl Repo<'_> {
         content: &mut dyn Read,
         size: u64,
         stats: &RequestStats,
-    ) -> Result<()> {
+    ) -> std::result::Result<(), UploadError> {
         let what = || format!("uploading {digest} to {}", self.display());
         let chunked = self.prefers_chunks();
         let (url, closing_body) = if chunked {
@@ -477,9 +703,11 @@ impl Repo<'_> {
             // A registry (or a proxy in front of it) that will not take the whole body at once.
             400 | 405 | 411 | 413 | 415 | 416 | 501 if !chunked => {
                 self.endpoint.chunked.store(true, Ordering::Relaxed);
-                Err(response.describe_error(&what()))
+                Err(UploadError::MonolithicRefused(
+                    response.describe_error(&what()),
+                ))
             }
-            _ => Err(response.describe_error(&what())),
+            _ => Err(response.describe_error(&what()).into()),
         }
     }
 
@@ -551,6 +779,41 @@ impl Repo<'_> {
         Ok(response)
     }
 
+    /// `GET` a small blob (an image config) whole, retried, and checked against its digest;
+    /// kept for the copy, which then does not fetch it again.
+    pub fn get_small_blob(
+        &self,
+        digest: &Digest,
+        limit: u64,
+        stats: &RequestStats,
+    ) -> Result<Vec<u8>> {
+        let bytes = self.client.transport.retrying(stats, || {
+            self.get_blob(digest, stats)?
+                .read_bounded(limit, &format!("blob {digest}"))
+        })?;
+        if Digest::sha256_of(&bytes) != *digest {
+            return Err(Error::digest(format!(
+                "blob {digest} of {}: content does not match its digest",
+                self.display()
+            )));
+        }
+        self.client.held_blobs.lock().unwrap().insert(
+            format!("{}@{digest}", self.display()),
+            Arc::new(bytes.clone()),
+        );
+        Ok(bytes)
+    }
+
+    /// A blob [`Repo::get_small_blob`] already read in this run, if any.
+    pub fn held_blob(&self, digest: &Digest) -> Option<Arc<Vec<u8>>> {
+        self.client
+            .held_blobs
+            .lock()
+            .unwrap()
+            .get(&format!("{}@{digest}", self.display()))
+            .cloned()
+    }
+
     fn display(&self) -> String {
         format!("{}/{}", self.endpoint.registry, self.name)
     }
@@ -560,5 +823,33 @@ impl Repo<'_> {
             .header("location")
             .ok_or_else(|| Error::protocol("upload response without Location header"))?;
         Ok(resolve_url(&self.base()?, location))
+    }
+}
+
+/// The manifest trees in progress on one source registry (see [`Repo::enter_tree`]).
+#[derive(Default)]
+struct TreeGate {
+    open: Mutex<usize>,
+    closed: std::sync::Condvar,
+}
+
+impl TreeGate {
+    fn enter(&self, wait_for_others: bool) -> TreeGuard<'_> {
+        let mut open = self.open.lock().unwrap();
+        while wait_for_others && *open > 0 {
+            open = self.closed.wait(open).unwrap();
+        }
+        *open += 1;
+        TreeGuard(self)
+    }
+}
+
+/// Leaves the tree when dropped.
+pub struct TreeGuard<'a>(&'a TreeGate);
+
+impl Drop for TreeGuard<'_> {
+    fn drop(&mut self) {
+        *self.0.open.lock().unwrap() -= 1;
+        self.0.closed.notify_all();
     }
 }

@@ -12,7 +12,7 @@ use super::{Access, Repo};
 use crate::auth::{Challenge, TokenRequest, basic_header, parse_challenge};
 use crate::config::{CredentialSource, Credentials};
 use crate::credentials::Resolved;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Result, StatusClass};
 use crate::http::bounds::{self, MAX_REDIRECTS};
 use crate::http::{Body, Exchange, RequestStats, Response, redact_url};
 use crate::reference::DOCKER_HUB;
@@ -38,7 +38,7 @@ impl Repo<'_> {
     ) -> Result<Response> {
         self.client.transport.retrying(stats, || {
             let response = self.request(method.clone(), path, headers, Body::Empty, stats)?;
-            if is_transient(response.status) {
+            if StatusClass::of(response.status) == StatusClass::Transient {
                 return Err(response.describe_error(&format!("{method} {}", self.display())));
             }
             Ok(response)
@@ -340,7 +340,7 @@ impl Repo<'_> {
                 stats,
             )?
         };
-        if is_transient(response.status) {
+        if StatusClass::of(response.status) == StatusClass::Transient {
             return Err(response.describe_error(&format!("pinging {}", self.endpoint.registry)));
         }
         let challenge = match response.status {
@@ -413,10 +413,6 @@ impl Repo<'_> {
         *base = Some(chosen.clone());
         Ok(chosen)
     }
-}
-
-pub(super) fn is_transient(status: u16) -> bool {
-    matches!(status, 408 | 429 | 500..=599)
 }
 
 /// Whether a `Location` names a scheme other than http(s) (`ftp:`, `file:`, `data:`…);

@@ -3,7 +3,7 @@
 //! API's JSON shapes, paginated with `limit`/`continue`. It can demand a bearer token,
 //! basic auth or a client certificate, refuse one kind with 403, and records every request.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -17,6 +17,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig, ServerConnection, StreamOwned};
 use serde_json::{Value, json};
+
+use super::http1;
 
 /// A test CA, a server certificate for 127.0.0.1/localhost and a client certificate, all
 /// signed by the CA. Everything is PEM.
@@ -305,27 +307,12 @@ fn status(code: u16, reason: &str, message: &str) -> (u16, Value) {
 fn serve(stream: TcpStream, config: Arc<ServerConfig>, state: &State) -> std::io::Result<()> {
     let conn = ServerConnection::new(config).map_err(std::io::Error::other)?;
     let mut tls = StreamOwned::new(conn, stream);
-    let mut head = Vec::new();
-    let mut buf = [0u8; 4096];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = tls.read(&mut buf)?;
-        if n == 0 {
-            return Ok(());
-        }
-        head.extend_from_slice(&buf[..n]);
-    }
-    let head = String::from_utf8_lossy(&head).to_string();
-    let mut lines = head.split("\r\n");
-    let request_line = lines.next().unwrap_or_default();
-    let target = request_line.split(' ').nth(1).unwrap_or("/").to_string();
-    let authorization = lines
-        .filter_map(|l| l.split_once(':'))
-        .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))
-        .map(|(_, v)| v.trim().to_string());
-    let (path, query) = match target.split_once('?') {
-        Some((p, q)) => (p.to_string(), parse_query(q)),
-        None => (target.clone(), Vec::new()),
+    let mut reader = std::io::BufReader::new(&mut tls);
+    let Some(received) = http1::Request::read(&mut reader)? else {
+        return Ok(());
     };
+    let authorization = received.header("authorization").map(str::to_string);
+    let (path, query) = (received.path().to_string(), received.query());
     let client_cert = tls.conn.peer_certificates().is_some_and(|c| !c.is_empty());
     let mut request = Request {
         path,
@@ -339,33 +326,15 @@ fn serve(stream: TcpStream, config: Arc<ServerConfig>, state: &State) -> std::io
     state.log.lock().unwrap().push(request);
 
     let body = body.to_string();
-    let reason = match code {
-        200 => "OK",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        410 => "Gone",
-        _ => "Error",
-    };
-    write!(
-        tls,
-        "HTTP/1.1 {code} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
-         Connection: close\r\n\r\n{body}",
-        body.len()
+    http1::respond(
+        &mut tls,
+        code,
+        &[("Content-Type", "application/json")],
+        body.as_bytes(),
+        true,
     )?;
     tls.conn.send_close_notify();
     tls.flush()
-}
-
-fn parse_query(query: &str) -> Vec<(String, String)> {
-    query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (super::percent_decode(k), super::percent_decode(v))
-        })
-        .collect()
 }
 
 fn respond(state: &State, request: &Request) -> (u16, Value) {
@@ -505,7 +474,8 @@ pub fn image_migrator() -> assert_cmd::Command {
 }
 
 /// Parses images.json text, checking the file ends with a newline, that keys are sorted and
-/// unique, and that every source and target is a fully qualified reference.
+/// unique, and that every source and target is a fully qualified reference (a namespace is
+/// not required: `registry.k8s.io/pause` is a rule like the others).
 pub fn parse_rules(text: &str) -> Vec<(String, String)> {
     assert!(
         text.ends_with("}\n"),
@@ -526,9 +496,8 @@ pub fn parse_rules(text: &str) -> Vec<(String, String)> {
         .map(|(k, v)| {
             let v = v.as_str().unwrap().to_string();
             for r in [&k, &v] {
-                let parsed = image_migrator::reference::Reference::parse(r)
+                image_migrator::reference::Reference::parse(r)
                     .unwrap_or_else(|e| panic!("{r} is not a valid images.json reference: {e}"));
-                assert!(parsed.path_segments() >= 2, "{r} lacks a namespace");
             }
             (k, v)
         })

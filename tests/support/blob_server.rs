@@ -3,12 +3,13 @@
 //! the registry itself (with its own credentials), and records every request's headers
 //! so a test can assert that no `Authorization` arrived.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::BufReader;
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
+use super::http1::{Request, respond};
 use super::seed::Seeder;
 
 /// One request as the blob server saw it.
@@ -63,47 +64,29 @@ fn serve(stream: TcpStream, origin: &Seeder, log: &Mutex<Vec<BlobRequest>>) -> s
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut writer = stream;
-    let mut request_line = String::new();
-    reader.read_line(&mut request_line)?;
-    let mut headers = Vec::new();
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 || line.trim().is_empty() {
-            break;
-        }
-        if let Some((k, v)) = line.split_once(':') {
-            headers.push((k.trim().to_string(), v.trim().to_string()));
-        }
-    }
-    let mut parts = request_line.split_whitespace();
-    let method = parts.next().unwrap_or_default().to_string();
-    let target = parts.next().unwrap_or("/").to_string();
-    let path = target.split('?').next().unwrap_or_default().to_string();
+    let Some(request) = Request::read(&mut reader)? else {
+        return Ok(());
+    };
     log.lock().unwrap().push(BlobRequest {
-        method: method.clone(),
-        path: target.clone(),
-        headers,
+        method: request.method.clone(),
+        path: request.target.clone(),
+        headers: request.headers.clone(),
     });
     // /v2/<repo>/blobs/<digest>
-    let blob = path
+    let blob = request
+        .path()
         .strip_prefix("/v2/")
         .and_then(|rest| rest.rsplit_once("/blobs/"))
         .and_then(|(repo, digest)| origin.get_blob(repo, digest));
+    let with_body = request.method != "HEAD";
     match blob {
-        Some(bytes) => {
-            write!(
-                writer,
-                "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                bytes.len()
-            )?;
-            if method != "HEAD" {
-                writer.write_all(&bytes)?;
-            }
-        }
-        None => write!(
-            writer,
-            "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-        )?,
+        Some(bytes) => respond(
+            &mut writer,
+            200,
+            &[("Content-Type", "application/octet-stream")],
+            &bytes,
+            with_body,
+        ),
+        None => respond(&mut writer, 404, &[], b"", with_body),
     }
-    writer.flush()
 }

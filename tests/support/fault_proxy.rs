@@ -4,6 +4,11 @@
 //! injects faults on a deterministic schedule: rules match a method and a path substring
 //! and fire on chosen occurrences (1st, 3rd, …), always, or on a seeded pseudo-random
 //! subset. Every request is recorded (method, path, time, headers, fault, status).
+//!
+//! [`FaultProxy::start_with_referrers_api`] makes it also answer the OCI 1.1 referrers API
+//! (`GET /v2/<name>/referrers/<digest>`), which the test registry (distribution 2.8) lacks:
+//! it remembers each manifest with a `subject` pushed through it, and answers its `PUT`
+//! with `OCI-Subject` as a registry with the API does.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -149,7 +154,14 @@ struct Shared {
     /// Requests between their head being read and their response head being sent.
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
+    /// Docker Hub's pull quota, when set: (pulls per window, manifest GETs counted so far).
+    quota: Mutex<Option<(u64, u64)>>,
+    /// With the referrers API: the descriptors of the manifests pushed with a `subject`,
+    /// by (repository, subject digest).
+    referrers: Option<Mutex<ReferrerMap>>,
 }
+
+type ReferrerMap = std::collections::HashMap<(String, String), Vec<serde_json::Value>>;
 
 /// Counts a request as in flight until dropped.
 struct InFlight<'a>(&'a Shared);
@@ -178,6 +190,16 @@ pub struct FaultProxy {
 impl FaultProxy {
     /// A proxy in front of `upstream` (`host:port`, plain HTTP).
     pub fn start(upstream: &str) -> FaultProxy {
+        Self::start_as(upstream, false)
+    }
+
+    /// A proxy that answers the OCI 1.1 referrers API in front of `upstream`; push the
+    /// referrers through it (its [`FaultProxy::host`]) so that it knows them.
+    pub fn start_with_referrers_api(upstream: &str) -> FaultProxy {
+        Self::start_as(upstream, true)
+    }
+
+    fn start_as(upstream: &str, referrers_api: bool) -> FaultProxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
         let host = listener.local_addr().unwrap().to_string();
         let shared = Arc::new(Shared {
@@ -188,6 +210,8 @@ impl FaultProxy {
             delay: Mutex::new(Duration::ZERO),
             in_flight: AtomicUsize::new(0),
             max_in_flight: AtomicUsize::new(0),
+            quota: Mutex::new(None),
+            referrers: referrers_api.then(Default::default),
         });
         let accept_shared = shared.clone();
         thread::spawn(move || {
@@ -216,6 +240,31 @@ impl FaultProxy {
     /// Removes every rule.
     pub fn clear(&self) {
         self.shared.rules.lock().unwrap().clear();
+    }
+
+    /// Plays Docker Hub's pull quota from now on (a new window): manifest `GET`s count,
+    /// `HEAD`s are free, every manifest answer carries `RateLimit-Limit: <pulls>;w=21600`
+    /// and `RateLimit-Remaining`, and the `GET` after the last pull is answered 429
+    /// `TOOMANYREQUESTS` without `Retry-After`, as Docker Hub does.
+    pub fn set_pull_quota(&self, pulls: u64) {
+        *self.shared.quota.lock().unwrap() = Some((pulls, 0));
+    }
+
+    /// Manifest `GET`s the proxy received (answered or refused).
+    pub fn manifest_gets(&self) -> usize {
+        self.log()
+            .iter()
+            .filter(|r| r.method == "GET" && r.path.contains("/manifests/"))
+            .count()
+    }
+
+    /// Manifest `GET`s answered 429.
+    pub fn refused_pulls(&self) -> usize {
+        self.log()
+            .iter()
+            .filter(|r| r.method == "GET" && r.path.contains("/manifests/"))
+            .filter(|r| r.status == Some(429))
+            .count()
     }
 
     /// Waits this long before handling each request (a slow registry).
@@ -392,6 +441,36 @@ fn handle(client: TcpStream, shared: &Shared) -> std::io::Result<()> {
             }
         };
 
+        // Docker Hub's pull quota: the headers every manifest answer carries, or the 429.
+        let mut quota_headers = Vec::new();
+        if head.path.contains("/manifests/")
+            && let Some((pulls, used)) = shared.quota.lock().unwrap().as_mut()
+        {
+            let counted = head.method == "GET";
+            if counted {
+                *used += 1;
+            }
+            let limit = format!("{pulls};w=21600");
+            if counted && *used > *pulls {
+                relay_request(&mut reader, &mut std::io::sink())?;
+                let body = r#"{"errors":[{"code":"TOOMANYREQUESTS","message":"You have reached your unauthenticated pull rate limit. https://www.docker.com/increase-rate-limit"}]}"#;
+                let out = format!(
+                    "HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\n\
+                     RateLimit-Limit: {limit}\r\nRateLimit-Remaining: 0;w=21600\r\n\
+                     Content-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                writer.write_all(out.as_bytes())?;
+                set_status(429);
+                continue;
+            }
+            quota_headers.push(("RateLimit-Limit".to_string(), limit));
+            quota_headers.push((
+                "RateLimit-Remaining".to_string(),
+                format!("{};w=21600", pulls.saturating_sub(*used)),
+            ));
+        }
+
         if let Some(Fault::PaginateTags { page }) = &fault {
             relay_request(&mut reader, &mut std::io::sink())?;
             let (headers, body) = tag_page(&shared.upstream, &head.path, *page);
@@ -404,6 +483,33 @@ fn handle(client: TcpStream, shared: &Shared) -> std::io::Result<()> {
             }
             out.push_str("\r\n");
             out.push_str(&body);
+            writer.write_all(out.as_bytes())?;
+            set_status(200);
+            continue;
+        }
+        if let Some(referrers) = &shared.referrers
+            && head.method == "GET"
+            && fault.is_none()
+            && let Some((repo, subject)) = referrers_path(&head.path)
+        {
+            relay_request(&mut reader, &mut std::io::sink())?;
+            let manifests = referrers
+                .lock()
+                .unwrap()
+                .get(&(repo, subject))
+                .cloned()
+                .unwrap_or_default();
+            let body = serde_json::json!({
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.index.v1+json",
+                "manifests": manifests,
+            })
+            .to_string();
+            let out = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.index.v1+json\r\n\
+                 Content-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
             writer.write_all(out.as_bytes())?;
             set_status(200);
             continue;
@@ -486,7 +592,17 @@ fn handle(client: TcpStream, shared: &Shared) -> std::io::Result<()> {
             return Ok(());
         }
         let up = upstream.as_mut().unwrap();
-        relay_request(&mut reader, &mut up.writer)?;
+        // A manifest pushed to a proxy with the referrers API: its body is kept, to be
+        // listed under its subject once the registry has taken it.
+        let pushed_manifest =
+            shared.referrers.is_some() && head.method == "PUT" && head.path.contains("/manifests/");
+        let mut manifest_body = Vec::new();
+        if pushed_manifest {
+            relay_request(&mut reader, &mut manifest_body)?;
+            up.writer.write_all(&manifest_body)?;
+        } else {
+            relay_request(&mut reader, &mut up.writer)?;
+        }
 
         // The response.
         let Some(response_lines) = read_head_lines(&mut up.reader)? else {
@@ -510,6 +626,21 @@ fn handle(client: TcpStream, shared: &Shared) -> std::io::Result<()> {
                 v.clone()
             };
             out.push_str(&format!("{k}: {v}\r\n"));
+        }
+        for (k, v) in &quota_headers {
+            out.push_str(&format!("{k}: {v}\r\n"));
+        }
+        if pushed_manifest
+            && status == 201
+            && let Some(referrers) = &shared.referrers
+            && let Some((repo, subject, descriptor)) = referrer_of(&head.path, &manifest_body)
+        {
+            out.push_str(&format!("OCI-Subject: {subject}\r\n"));
+            let mut referrers = referrers.lock().unwrap();
+            let list = referrers.entry((repo, subject)).or_default();
+            if !list.iter().any(|d| d["digest"] == descriptor["digest"]) {
+                list.push(descriptor);
+            }
         }
         out.push_str("\r\n");
         // Answered (counted just before the answer leaves, so that the interval lies
@@ -643,4 +774,34 @@ fn tag_page(upstream: &str, path_and_query: &str, page: usize) -> (Vec<(String, 
     }
     let body = serde_json::json!({ "name": repo, "tags": this_page }).to_string();
     (headers, body)
+}
+
+/// `(repository, subject)` of `/v2/<repository>/referrers/<digest>[?…]`.
+fn referrers_path(path: &str) -> Option<(String, String)> {
+    let path = path.split('?').next()?;
+    let (repo, subject) = path.strip_prefix("/v2/")?.rsplit_once("/referrers/")?;
+    Some((repo.to_string(), subject.to_string()))
+}
+
+/// `(repository, subject, descriptor)` of a pushed manifest that has a `subject`, the
+/// descriptor as the referrers API lists it (`artifactType` falling back to the config's
+/// media type, as the distribution spec says).
+fn referrer_of(path: &str, body: &[u8]) -> Option<(String, String, serde_json::Value)> {
+    let repo = path.strip_prefix("/v2/")?.rsplit_once("/manifests/")?.0;
+    let manifest: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let subject = manifest["subject"]["digest"].as_str()?.to_string();
+    let artifact_type = manifest["artifactType"]
+        .as_str()
+        .or(manifest["config"]["mediaType"].as_str())
+        .unwrap_or_default();
+    let mut descriptor = serde_json::json!({
+        "mediaType": manifest["mediaType"],
+        "digest": super::seed::sha256_digest(body),
+        "size": body.len(),
+        "artifactType": artifact_type,
+    });
+    if manifest.get("annotations").is_some() {
+        descriptor["annotations"] = manifest["annotations"].clone();
+    }
+    Some((repo.to_string(), subject, descriptor))
 }

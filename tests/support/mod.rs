@@ -8,6 +8,7 @@
 //! - [`forward_proxy`]: a real tinyproxy on loopback that logs its CONNECTs.
 //! - [`token_server`]: a bearer token server issuing signed JWTs a registry accepts.
 //! - [`blob_server`]: the "object storage" that redirected blob downloads land on.
+//! - [`http1`]: reading a request and writing a response, for the small servers.
 //! - [`hostile_registry`]: a registry that misbehaves on purpose, one way at a time.
 //! - [`project`]: a scratch directory with auth.json/images.json and `validate` run in it.
 //! - [`migrator`]: run the binary in a scratch directory and read its report.
@@ -19,6 +20,7 @@ pub mod blob_server;
 pub mod fault_proxy;
 pub mod forward_proxy;
 pub mod hostile_registry;
+pub mod http1;
 pub mod migrator;
 pub mod private_mounts;
 pub mod project;

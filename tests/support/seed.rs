@@ -84,6 +84,8 @@ pub struct ImageSpec {
     pub media: Media,
     /// `(os, architecture)`, e.g. `("linux", "amd64")`.
     pub platform: (String, String),
+    /// The config's `created` (RFC 3339); the epoch unless set.
+    pub created: String,
 }
 
 impl ImageSpec {
@@ -92,7 +94,15 @@ impl ImageSpec {
             layers,
             media,
             platform: (os.to_string(), arch.to_string()),
+            created: "1970-01-01T00:00:00Z".to_string(),
         }
+    }
+
+    /// The same image with another creation time in its config (a distinct config, so a
+    /// distinct digest).
+    pub fn created_at(mut self, created: &str) -> ImageSpec {
+        self.created = created.to_string();
+        self
     }
 }
 
@@ -368,7 +378,7 @@ impl Seeder {
         let config = serde_json::json!({
             "architecture": arch,
             "os": os,
-            "created": "1970-01-01T00:00:00Z",
+            "created": spec.created,
             "config": {
                 "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
                 "Cmd": ["/bin/true"],
@@ -546,6 +556,175 @@ impl Seeder {
             self.url(location)
         } else {
             self.url(&format!("/{location}"))
+        }
+    }
+}
+
+/// The OCI 1.1 empty config (`{}`), what artifact manifests use as their config.
+pub const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
+/// Artifact types of the referrers the tests seed.
+pub const SIGNATURE_TYPE: &str = "application/vnd.dev.cosign.artifact.sig.v1+json";
+pub const SBOM_TYPE: &str = "application/spdx+json";
+
+/// A pushed manifest that refers to another (a signature, an SBOM, …).
+#[derive(Clone, Debug)]
+pub struct SeededReferrer {
+    pub digest: String,
+    pub bytes: Vec<u8>,
+    pub media_type: String,
+    pub artifact_type: String,
+    /// Its blobs: the config, then the payload layer.
+    pub blob_digests: Vec<String>,
+}
+
+impl SeededReferrer {
+    /// Its descriptor as a referrers index lists it.
+    pub fn descriptor(&self) -> serde_json::Value {
+        serde_json::json!({
+            "mediaType": self.media_type,
+            "digest": self.digest,
+            "size": self.bytes.len(),
+            "artifactType": self.artifact_type,
+        })
+    }
+}
+
+/// `sha256-<hex>`: the referrers tag schema's tag of a digest.
+pub fn fallback_tag(subject: &str) -> String {
+    subject.replacen(':', "-", 1)
+}
+
+impl Seeder {
+    /// Push an OCI 1.1 artifact manifest (empty config, one `payload` layer) whose
+    /// `subject` is the manifest `subject_digest` (`subject_bytes` long, of
+    /// `subject_type`), by digest. The registry is not told anything else: a registry
+    /// without the referrers API needs [`Seeder::push_fallback_index`] too.
+    pub fn push_referrer(
+        &self,
+        repo: &str,
+        subject: (&str, &str, usize),
+        artifact_type: &str,
+        payload: &[u8],
+    ) -> SeededReferrer {
+        let (subject_digest, subject_type, subject_size) = subject;
+        let config = self.push_blob(repo, b"{}");
+        let layer = self.push_blob(repo, payload);
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "artifactType": artifact_type,
+            "config": { "mediaType": OCI_EMPTY, "digest": config, "size": 2 },
+            "layers": [{ "mediaType": artifact_type, "digest": layer, "size": payload.len() }],
+            "subject": { "mediaType": subject_type, "digest": subject_digest, "size": subject_size },
+            "annotations": { "org.opencontainers.image.created": "1970-01-01T00:00:00Z" },
+        });
+        let bytes = serde_json::to_vec_pretty(&manifest).expect("referrer json");
+        let digest = sha256_digest(&bytes);
+        self.push_manifest(repo, &digest, OCI_MANIFEST, &bytes);
+        SeededReferrer {
+            digest,
+            bytes,
+            media_type: OCI_MANIFEST.to_string(),
+            artifact_type: artifact_type.to_string(),
+            blob_digests: vec![config, layer],
+        }
+    }
+
+    /// [`Seeder::push_referrer`] for a pushed image.
+    pub fn push_referrer_of(
+        &self,
+        repo: &str,
+        subject: &Pushed,
+        artifact_type: &str,
+        payload: &[u8],
+    ) -> SeededReferrer {
+        self.push_referrer(
+            repo,
+            (
+                &subject.manifest_digest,
+                &subject.media_type,
+                subject.manifest_bytes.len(),
+            ),
+            artifact_type,
+            payload,
+        )
+    }
+
+    /// The referrers tag schema: an OCI index listing `referrers`, tagged
+    /// `sha256-<hex>` of `subject`. Returns its digest.
+    pub fn push_fallback_index(
+        &self,
+        repo: &str,
+        subject: &str,
+        referrers: &[&SeededReferrer],
+    ) -> String {
+        let index = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_INDEX,
+            "manifests": referrers.iter().map(|r| r.descriptor()).collect::<Vec<_>>(),
+        });
+        let bytes = serde_json::to_vec_pretty(&index).expect("index json");
+        self.push_manifest(repo, &fallback_tag(subject), OCI_INDEX, &bytes)
+    }
+
+    /// The digests a fallback index of `subject` lists (empty when there is none).
+    pub fn fallback_referrers(&self, repo: &str, subject: &str) -> Vec<String> {
+        let Some((_, bytes)) = self.get_manifest(repo, &fallback_tag(subject)) else {
+            return Vec::new();
+        };
+        let index: serde_json::Value = serde_json::from_slice(&bytes).expect("index json");
+        index["manifests"]
+            .as_array()
+            .expect("manifests")
+            .iter()
+            .map(|m| m["digest"].as_str().expect("digest").to_string())
+            .collect()
+    }
+
+    /// A cosign-style signature of `subject`: an OCI image manifest whose one layer is a
+    /// simple-signing payload with the signature in an annotation, tagged
+    /// `sha256-<hex>.sig`, as cosign (without the referrers API) stores it.
+    pub fn push_cosign_signature(&self, repo: &str, subject: &str, seed: u64) -> Pushed {
+        let payload = serde_json::json!({
+            "critical": {
+                "identity": { "docker-reference": format!("{}/{repo}", self.host) },
+                "image": { "docker-manifest-digest": subject },
+                "type": "cosign container image signature",
+            },
+            "optional": { "seed": seed },
+        });
+        let payload = serde_json::to_vec(&payload).expect("payload");
+        let layer = self.push_blob(repo, &payload);
+        let config = serde_json::json!({
+            "architecture": "", "os": "", "config": {},
+            "rootfs": { "type": "layers", "diff_ids": [layer] },
+        });
+        let config_bytes = serde_json::to_vec(&config).expect("config");
+        let config_digest = self.push_blob(repo, &config_bytes);
+        let signature =
+            base64::engine::general_purpose::STANDARD.encode(deterministic_bytes(seed, 64));
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": { "mediaType": OCI_CONFIG, "size": config_bytes.len(), "digest": config_digest },
+            "layers": [{
+                "mediaType": "application/vnd.dev.cosign.simplesigning.v1+json",
+                "size": payload.len(),
+                "digest": layer,
+                "annotations": { "dev.cosignproject.cosign/signature": signature },
+            }],
+        });
+        let manifest_bytes = serde_json::to_vec_pretty(&manifest).expect("manifest json");
+        let tag = format!("{}.sig", fallback_tag(subject));
+        let manifest_digest = self.push_manifest(repo, &tag, OCI_MANIFEST, &manifest_bytes);
+        Pushed {
+            manifest_digest,
+            manifest_bytes,
+            media_type: OCI_MANIFEST.to_string(),
+            config_digest: config_digest.clone(),
+            layer_digests: vec![layer.clone()],
+            blob_digests: vec![config_digest, layer],
+            platform: (String::new(), String::new()),
         }
     }
 }

@@ -8,7 +8,7 @@
 //! set 60 s earlier than that to cancel the registry's 60 s clock-skew leeway, so the
 //! registry really refuses the token once `lifetime` has passed.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::BufReader;
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -17,6 +17,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+
+use super::http1::{Request, form_pairs, respond};
 
 /// The registry's leeway on `exp`/`nbf` (distribution `registry/auth/token`).
 const REGISTRY_LEEWAY: u64 = 60;
@@ -29,6 +31,8 @@ pub struct TokenRequest {
     pub scopes: Vec<String>,
     pub account: Option<String>,
     pub authorization: Option<String>,
+    /// `refresh_token` for an OAuth2 POST (Docker's identity token flow), else `None`.
+    pub grant: Option<String>,
     pub status: u16,
     /// The token issued (empty when refused).
     pub token: String,
@@ -212,48 +216,56 @@ fn serve(stream: TcpStream, state: &State) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut writer = stream;
-    let mut request_line = String::new();
-    reader.read_line(&mut request_line)?;
-    let mut authorization = None;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 || line.trim().is_empty() {
-            break;
-        }
-        if let Some((k, v)) = line.split_once(':')
-            && k.trim().eq_ignore_ascii_case("authorization")
-        {
-            authorization = Some(v.trim().to_string());
-        }
-    }
-    let target = request_line.split_whitespace().nth(1).unwrap_or("/");
-    let query = target.split_once('?').map_or("", |(_, q)| q);
+    let Some(request) = Request::read(&mut reader)? else {
+        return Ok(());
+    };
+    let authorization = request.header("authorization").map(str::to_string);
+    let method = request.method.as_str();
+    // GET carries its parameters in the query; an OAuth2 POST in a form body, where
+    // `scope` holds the scopes separated by spaces.
+    let pairs = if method == "POST" {
+        form_pairs(&String::from_utf8_lossy(&request.body))
+    } else {
+        request.query()
+    };
     let mut service = None;
     let mut scopes = Vec::new();
     let mut account = None;
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let v = super::percent_decode(v);
-        match k {
+    let mut grant = None;
+    for (k, v) in pairs {
+        match k.as_str() {
             "service" => service = Some(v),
+            "scope" if method == "POST" => scopes.extend(v.split(' ').map(str::to_string)),
             "scope" => scopes.push(v),
             "account" => account = Some(v),
+            "refresh_token" => grant = Some(v),
             _ => {}
         }
     }
-    // Who is asking: basic credentials must match a user exactly.
-    let user = authorization
-        .as_deref()
-        .and_then(|a| a.strip_prefix("Basic "))
-        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
-        .and_then(|b| String::from_utf8(b).ok())
-        .and_then(|creds| {
-            let (u, p) = creds.split_once(':')?;
+    // Who is asking: basic credentials must match a user exactly; a refresh token must be
+    // a user's password (the identity token `docker login` stored for that user).
+    let user = if method == "POST" {
+        grant.as_deref().and_then(|token| {
             state
                 .users
                 .iter()
-                .find(|(name, password, _)| name == u && password == p)
-        });
+                .find(|(_, password, _)| password == token)
+        })
+    } else {
+        authorization
+            .as_deref()
+            .and_then(|a| a.strip_prefix("Basic "))
+            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|creds| {
+                let (u, p) = creds.split_once(':')?;
+                state
+                    .users
+                    .iter()
+                    .find(|(name, password, _)| name == u && password == p)
+            })
+    };
+    let presented = authorization.is_some() || grant.is_some();
     let lifetime = *state.lifetime.lock().unwrap();
     let unavailable = {
         let mut left = state.unavailable.lock().unwrap();
@@ -261,13 +273,13 @@ fn serve(stream: TcpStream, state: &State) -> std::io::Result<()> {
         *left = left.saturating_sub(1);
         fail
     };
-    let (status, body, token) = match (user, &authorization) {
+    let (status, body, token) = match (user, presented) {
         _ if unavailable => (
             503,
             r#"{"errors":[{"code":"UNAVAILABLE","message":"try again later"}]}"#.to_string(),
             String::new(),
         ),
-        (None, Some(_)) => (
+        (None, true) => (
             401,
             r#"{"errors":[{"code":"UNAUTHORIZED","message":"invalid username or password"}]}"#
                 .to_string(),
@@ -313,18 +325,15 @@ fn serve(stream: TcpStream, state: &State) -> std::io::Result<()> {
         scopes,
         account,
         authorization,
+        grant,
         status,
         token,
     });
-    let reason = match status {
-        200 => "OK",
-        503 => "Service Unavailable",
-        _ => "Unauthorized",
-    };
-    write!(
-        writer,
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )?;
-    writer.flush()
+    respond(
+        &mut writer,
+        status,
+        &[("Content-Type", "application/json")],
+        body.as_bytes(),
+        true,
+    )
 }

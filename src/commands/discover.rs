@@ -1,4 +1,5 @@
-//! `image-migrator config`: write images.json from what a Kubernetes cluster runs.
+//! `image-migrator config` (discovery): write images.json from what a Kubernetes cluster runs.
+//! Named apart from `crate::config`, which reads the files this writes.
 
 use super::Outcome;
 use crate::kube::KubeError;

@@ -1,0 +1,397 @@
+//! `--referrers`: signatures, SBOMs and attestations travel with their images. For each
+//! subject (an image, a child of an index, and — to [`MAX_DEPTH`] — a referrer itself),
+//! the source's referrers (the OCI 1.1 API, else the `sha256-<hex>` fallback tag) and
+//! cosign's `sha256-<hex>.sig/.att/.sbom` tags are compared by digest with the target's;
+//! what is missing is copied by digest with its blobs (the same ladder as any image), and
+//! on a target without the API the fallback index is merged, never shrunk. Each subject
+//! is handled once per target repository per run, and each repository's tag list is read
+//! once, so that absent fallback and cosign tags cost no request.
+
+use std::cell::Cell;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::time::Instant;
+
+use super::{Copier, Tally, WAIT_POLL};
+use crate::digest::Digest;
+use crate::error::{Error, ErrorKind, Result};
+use crate::manifest::{self, Referrer};
+use crate::registry::Repo;
+
+/// How deep referrers of referrers are followed (1 = only those of the image).
+pub const MAX_DEPTH: usize = 3;
+
+/// A referrer copied (or, in a dry run, that would be).
+#[derive(Debug, Clone)]
+pub struct ReferrerNote {
+    pub digest: Digest,
+    /// Its artifact type (or media type).
+    pub kind: String,
+    pub subject: Digest,
+    /// The cosign tag it is copied under, if it is one.
+    pub tag: Option<String>,
+}
+
+/// What the referrers of one job came to.
+#[derive(Default)]
+pub(super) struct ReferrerTally {
+    pub copied: AtomicU64,
+    pub unchanged: AtomicU64,
+    pub notes: Mutex<Vec<ReferrerNote>>,
+}
+
+type RepoKey = (String, String);
+type TagList = Arc<OnceLock<Option<HashSet<String>>>>;
+
+/// What the run knows of referrers: each repository's tag list, and which subjects of
+/// each target repository are handled.
+#[derive(Default)]
+pub(super) struct ReferrerState {
+    tags: Mutex<HashMap<RepoKey, TagList>>,
+    subjects: Mutex<HashMap<(String, String, Digest), SubjectState>>,
+    subject_done: Condvar,
+}
+
+enum SubjectState {
+    Handling(std::thread::ThreadId),
+    /// Handled; this many referrers (nested ones included) are in the target.
+    Done(u64),
+}
+
+enum SubjectClaim {
+    Done(u64),
+    /// This thread handles it, and reports back.
+    Owner,
+    /// Handled by this thread already further up (rayon ran this job inside that work),
+    /// or by a thread that may be waiting for this one: handle it too.
+    Duplicate,
+}
+
+thread_local! {
+    /// Subject claims this thread holds.
+    static SUBJECTS_HELD: Cell<usize> = const { Cell::new(0) };
+}
+
+/// How long a thread holding a subject claim of its own waits for another's.
+const NESTED_SUBJECT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl ReferrerState {
+    /// The repository's tags, listed on first use (`None` when they cannot be listed:
+    /// then every tag is asked for).
+    fn tags(&self, repo: &Repo, stats: &crate::http::RequestStats) -> Option<HashSet<String>> {
+        let key = (repo.registry().to_string(), repo.name().to_string());
+        let slot = self.tags.lock().unwrap().entry(key).or_default().clone();
+        slot.get_or_init(|| match repo.list_tags_if_any(stats) {
+            Ok(tags) => Some(tags.unwrap_or_default().into_iter().collect()),
+            Err(_) => None,
+        })
+        .clone()
+    }
+
+    fn claim(&self, target: &Repo, subject: &Digest) -> SubjectClaim {
+        let key = (
+            target.registry().to_string(),
+            target.name().to_string(),
+            subject.clone(),
+        );
+        let me = std::thread::current().id();
+        let nested = SUBJECTS_HELD.with(Cell::get) > 0;
+        let started = Instant::now();
+        let mut subjects = self.subjects.lock().unwrap();
+        loop {
+            match subjects.get(&key) {
+                Some(SubjectState::Done(count)) => return SubjectClaim::Done(*count),
+                Some(SubjectState::Handling(owner)) if *owner == me => {
+                    return SubjectClaim::Duplicate;
+                }
+                Some(SubjectState::Handling(_))
+                    if nested && started.elapsed() > NESTED_SUBJECT_WAIT =>
+                {
+                    return SubjectClaim::Duplicate;
+                }
+                Some(SubjectState::Handling(_)) => {
+                    subjects = self
+                        .subject_done
+                        .wait_timeout(subjects, WAIT_POLL)
+                        .unwrap()
+                        .0;
+                }
+                None => {
+                    subjects.insert(key, SubjectState::Handling(me));
+                    SUBJECTS_HELD.with(|held| held.set(held.get() + 1));
+                    return SubjectClaim::Owner;
+                }
+            }
+        }
+    }
+
+    fn finish(&self, target: &Repo, subject: &Digest, claim: &SubjectClaim, done: Option<u64>) {
+        let key = (
+            target.registry().to_string(),
+            target.name().to_string(),
+            subject.clone(),
+        );
+        let mut subjects = self.subjects.lock().unwrap();
+        match done {
+            Some(count) => {
+                subjects.insert(key, SubjectState::Done(count));
+            }
+            None if matches!(claim, SubjectClaim::Owner) => {
+                subjects.remove(&key);
+            }
+            None => {}
+        }
+        if matches!(claim, SubjectClaim::Owner) {
+            SUBJECTS_HELD.with(|held| held.set(held.get() - 1));
+        }
+        self.subject_done.notify_all();
+    }
+}
+
+/// A referrer that could not be copied (or looked up): kind `referrer`, naming it.
+fn referrer_error(what: String, error: Error) -> Error {
+    if error.kind == ErrorKind::Cancelled {
+        return error;
+    }
+    Error {
+        kind: ErrorKind::Referrer,
+        message: format!("{what}: {}", error.message),
+        ..error
+    }
+}
+
+impl Copier<'_> {
+    /// The referrers of every subject, in the target.
+    pub(super) fn copy_referrers(
+        &self,
+        source: &Repo,
+        target: &Repo,
+        subjects: &[Digest],
+        tally: &Tally,
+    ) -> Result<()> {
+        for subject in subjects {
+            self.referrers_of(source, target, subject, 1, tally)?;
+        }
+        Ok(())
+    }
+
+    /// The referrers of one subject (claimed once per target repository); how many the
+    /// target has now, nested ones included.
+    fn referrers_of(
+        &self,
+        source: &Repo,
+        target: &Repo,
+        subject: &Digest,
+        depth: usize,
+        tally: &Tally,
+    ) -> Result<u64> {
+        let claim = self.referrer_state.claim(target, subject);
+        if let SubjectClaim::Done(count) = claim {
+            tally
+                .referrers
+                .unchanged
+                .fetch_add(count, Ordering::Relaxed);
+            return Ok(count);
+        }
+        let result = self.handle_subject(source, target, subject, depth, tally);
+        self.referrer_state
+            .finish(target, subject, &claim, result.as_ref().ok().copied());
+        result
+    }
+
+    fn handle_subject(
+        &self,
+        source: &Repo,
+        target: &Repo,
+        subject: &Digest,
+        depth: usize,
+        tally: &Tally,
+    ) -> Result<u64> {
+        let stats = &tally.stats;
+        let state = &self.referrer_state;
+        let source_tags = state.tags(source, stats);
+        let listing = source
+            .referrers(subject, source_tags.as_ref(), stats)
+            .map_err(|e| referrer_error(format!("looking up referrers of {subject}"), e))?;
+        let mut cosign = Vec::new();
+        for tag in manifest::cosign_tags(subject) {
+            if source_tags
+                .as_ref()
+                .is_some_and(|tags| !tags.contains(&tag))
+            {
+                continue;
+            }
+            let head = source
+                .head_manifest(&tag, stats)
+                .map_err(|e| referrer_error(format!("looking up cosign tag {tag}"), e))?;
+            if let Some(head) = head {
+                let digest = match head.digest {
+                    Some(digest) => digest,
+                    None => {
+                        let manifest = source
+                            .get_manifest(&tag, stats)
+                            .map_err(|e| referrer_error(format!("fetching cosign tag {tag}"), e))?;
+                        manifest.digest.clone()
+                    }
+                };
+                cosign.push((tag, digest));
+            }
+        }
+        if listing.referrers.is_empty() && cosign.is_empty() {
+            return Ok(0);
+        }
+
+        let target_tags = state.tags(target, stats);
+        let there = target
+            .referrers(subject, target_tags.as_ref(), stats)
+            .map_err(|e| {
+                referrer_error(
+                    format!("looking up referrers of {subject} in the target"),
+                    e,
+                )
+            })?;
+        let present: HashSet<&Digest> = there.referrers.iter().map(|r| &r.digest).collect();
+        let mut total = 0;
+        let mut added: Vec<Referrer> = Vec::new();
+        let mut failure = None;
+        for referrer in &listing.referrers {
+            match self.listed_referrer(source, target, subject, referrer, &present, depth, tally) {
+                Ok((count, copied)) => {
+                    total += count;
+                    if copied {
+                        added.push(referrer.clone());
+                    }
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        // What was copied is listed even when a later referrer failed: a re-run then
+        // only has the failed one left to copy.
+        if !added.is_empty() && !there.api && !self.dry_run {
+            let tag = manifest::fallback_tag(subject);
+            let merged = manifest::merge_referrers(there.fallback_index.as_deref(), &added)?;
+            target
+                .put_manifest(&tag, &merged, stats)
+                .map_err(|e| referrer_error(format!("referrers index {tag} of {subject}"), e))?;
+        }
+        if let Some(failure) = failure {
+            return Err(failure);
+        }
+        for (tag, digest) in &cosign {
+            total += 1;
+            let absent = target_tags.as_ref().is_some_and(|tags| !tags.contains(tag));
+            let same = !absent
+                && target
+                    .head_manifest(tag, stats)
+                    .map_err(|e| referrer_error(format!("checking cosign tag {tag}"), e))?
+                    .and_then(|head| head.digest)
+                    .as_ref()
+                    == Some(digest);
+            if same {
+                tally.referrers.unchanged.fetch_add(1, Ordering::Relaxed);
+            } else {
+                let kind = cosign_kind(tag);
+                let what = format!("referrer {digest} ({kind}, cosign tag {tag}) of {subject}");
+                self.copy_referrer(source, target, digest, Some(tag), tally)
+                    .map_err(|e| referrer_error(what, e))?;
+                self.note(digest.clone(), kind, subject, Some(tag.clone()), tally);
+            }
+            if depth < MAX_DEPTH {
+                total += self.referrers_of(source, target, digest, depth + 1, tally)?;
+            }
+        }
+        Ok(total)
+    }
+
+    /// One referrer a listing names: found in the target by digest, or copied; then its
+    /// own referrers, within the depth. How many the target has now, and whether it was
+    /// copied (to be added to a fallback index).
+    #[allow(clippy::too_many_arguments)]
+    fn listed_referrer(
+        &self,
+        source: &Repo,
+        target: &Repo,
+        subject: &Digest,
+        referrer: &Referrer,
+        present: &HashSet<&Digest>,
+        depth: usize,
+        tally: &Tally,
+    ) -> Result<(u64, bool)> {
+        let copied = !present.contains(&referrer.digest);
+        if copied {
+            let what = format!(
+                "referrer {} ({}) of {subject}",
+                referrer.digest,
+                referrer.kind()
+            );
+            self.copy_referrer(source, target, &referrer.digest, None, tally)
+                .map_err(|e| referrer_error(what, e))?;
+            self.note(
+                referrer.digest.clone(),
+                referrer.kind(),
+                subject,
+                None,
+                tally,
+            );
+        } else {
+            tally.referrers.unchanged.fetch_add(1, Ordering::Relaxed);
+        }
+        let mut total = 1;
+        if depth < MAX_DEPTH {
+            total += self.referrers_of(source, target, &referrer.digest, depth + 1, tally)?;
+        }
+        Ok((total, copied))
+    }
+
+    fn note(
+        &self,
+        digest: Digest,
+        kind: &str,
+        subject: &Digest,
+        tag: Option<String>,
+        tally: &Tally,
+    ) {
+        tally.referrers.copied.fetch_add(1, Ordering::Relaxed);
+        tally.referrers.notes.lock().unwrap().push(ReferrerNote {
+            digest,
+            kind: kind.to_string(),
+            subject: subject.clone(),
+            tag,
+        });
+    }
+
+    /// One referrer manifest, by digest (or under its cosign tag), after its blobs — or
+    /// its children, when it is an index. Nothing is written in a dry run.
+    fn copy_referrer(
+        &self,
+        source: &Repo,
+        target: &Repo,
+        digest: &Digest,
+        tag: Option<&str>,
+        tally: &Tally,
+    ) -> Result<()> {
+        if self.dry_run {
+            return Ok(());
+        }
+        let stats = &tally.stats;
+        let referrer = source.get_manifest(digest.as_str(), stats)?;
+        // An image's blobs, or an index's children (each claimed once per target).
+        self.copy_tree(source, target, &referrer, 1, tally)?;
+        target.put_manifest(tag.unwrap_or(digest.as_str()), &referrer, stats)
+    }
+}
+
+/// What a cosign tag holds, by its suffix.
+fn cosign_kind(tag: &str) -> &'static str {
+    if tag.ends_with(".sig") {
+        "cosign signature"
+    } else if tag.ends_with(".att") {
+        "cosign attestation"
+    } else {
+        "cosign SBOM"
+    }
+}

@@ -1,0 +1,160 @@
+//! Each manifest is fetched at most once per run, whichever jobs, tags, indexes or tag
+//! filters need it: Docker Hub counts every manifest `GET` against its pull quota, and tags
+//! that alias each other (`1.27` = `mainline` = `latest`) or indexes that share children
+//! would otherwise spend it several times. Callers that want the same manifest at the same
+//! time wait for the one fetch (it does no rayon work, so waiting cannot deadlock). The bytes
+//! are kept up to a budget, the oldest dropped first (tags that share a manifest are usually
+//! copied close together), so that a 20,000-tag run stays small in memory.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use crate::digest::Digest;
+use crate::error::Result;
+use crate::manifest::Manifest;
+
+/// Manifest bytes kept (a manifest is typically 1–10 KiB): thousands of recent manifests.
+const BUDGET_BYTES: usize = 8 * 1024 * 1024;
+
+/// (registry, repository, digest)
+pub(super) type Key = (String, String, Digest);
+type Slot = Arc<OnceLock<Result<Arc<Manifest>>>>;
+
+#[derive(Default)]
+pub(super) struct ManifestCache {
+    slots: Mutex<HashMap<Key, Slot>>,
+    /// Manifests kept, oldest first, and their total size.
+    kept: Mutex<(VecDeque<(Key, usize)>, usize)>,
+}
+
+impl ManifestCache {
+    /// The manifest under `key`, fetched with `fetch` on first use.
+    pub(super) fn get(
+        &self,
+        key: Key,
+        fetch: impl FnOnce() -> Result<Manifest>,
+    ) -> Result<Arc<Manifest>> {
+        let slot = self.slot(&key);
+        let mut fetched_here = false;
+        let result = slot
+            .get_or_init(|| {
+                fetched_here = true;
+                fetch().map(Arc::new)
+            })
+            .clone();
+        match &result {
+            // Failures are not kept: a later job may try again (within its own retries).
+            Err(_) => self.forget(&key, &slot),
+            Ok(manifest) if fetched_here => self.account(key, manifest.bytes.len()),
+            Ok(_) => {}
+        }
+        result
+    }
+
+    /// Keeps a manifest fetched by tag, so that its digest is not fetched again.
+    pub(super) fn keep(&self, key: Key, manifest: Manifest) -> Arc<Manifest> {
+        let manifest = Arc::new(manifest);
+        let slot = self.slot(&key);
+        if slot.set(Ok(manifest.clone())).is_ok() {
+            self.account(key, manifest.bytes.len());
+        }
+        manifest
+    }
+
+    fn slot(&self, key: &Key) -> Slot {
+        self.slots
+            .lock()
+            .unwrap()
+            .entry(key.clone())
+            .or_default()
+            .clone()
+    }
+
+    /// Counts a newly kept manifest, and drops the oldest past the budget.
+    fn account(&self, key: Key, size: usize) {
+        let mut kept = self.kept.lock().unwrap();
+        kept.0.push_back((key, size));
+        kept.1 += size;
+        while kept.1 > BUDGET_BYTES {
+            let Some((old, old_size)) = kept.0.pop_front() else {
+                break;
+            };
+            kept.1 -= old_size;
+            self.slots.lock().unwrap().remove(&old);
+        }
+    }
+
+    fn forget(&self, key: &Key, slot: &Slot) {
+        let mut slots = self.slots.lock().unwrap();
+        if slots.get(key).is_some_and(|s| Arc::ptr_eq(s, slot)) {
+            slots.remove(key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(n: usize) -> Manifest {
+        let bytes = vec![b'x'; n];
+        Manifest {
+            digest: Digest::sha256_of(&bytes),
+            bytes,
+            media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+        }
+    }
+
+    fn key(m: &Manifest) -> Key {
+        ("r.io".into(), "a/b".into(), m.digest.clone())
+    }
+
+    #[test]
+    fn a_manifest_is_fetched_once_and_failures_are_not_kept() {
+        let cache = ManifestCache::default();
+        let m = manifest(10);
+        let mut fetches = 0;
+        for _ in 0..3 {
+            let got = cache
+                .get(key(&m), || {
+                    fetches += 1;
+                    Ok(m.clone())
+                })
+                .unwrap();
+            assert_eq!(got.digest, m.digest);
+        }
+        assert_eq!(fetches, 1);
+
+        let other = manifest(11);
+        let failed = cache.get(key(&other), || Err(crate::error::Error::protocol("no")));
+        assert!(failed.is_err());
+        let again = cache.get(key(&other), || Ok(other.clone()));
+        assert!(again.is_ok(), "a failure is asked again");
+    }
+
+    #[test]
+    fn the_oldest_manifests_leave_past_the_budget() {
+        let cache = ManifestCache::default();
+        let big = BUDGET_BYTES / 2 + 1;
+        let (first, second) = (manifest(big), manifest(big + 1));
+        cache.keep(key(&first), first.clone());
+        cache.keep(key(&second), second.clone());
+        let mut refetched = false;
+        cache
+            .get(key(&first), || {
+                refetched = true;
+                Ok(first.clone())
+            })
+            .unwrap();
+        assert!(refetched, "the first was dropped for the second");
+        let mut refetched = false;
+        cache
+            .get(key(&second), || {
+                refetched = true;
+                Ok(second.clone())
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+        // The re-fetched first pushed the second out in turn.
+        assert!(refetched);
+    }
+}

@@ -1,0 +1,136 @@
+//! A registry's manifest pull quota (Docker Hub: `RateLimit-Limit: 100;w=21600`,
+//! `RateLimit-Remaining: 97;w=21600`; `GET` counts, `HEAD` is free). What the answers say
+//! is kept per registry so that a quota that is gone is not asked again in this run: the
+//! first 429 that says so stops every later manifest `GET` to that registry at once.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use crate::error::{Error, ErrorKind};
+use crate::http::Response;
+
+/// Below this many pulls left, new manifest trees wait for the ones already started.
+pub const LOW_QUOTA: i64 = 16;
+
+#[derive(Default)]
+pub(super) struct Quota {
+    /// Pulls left in the window, as last answered; -1 = the registry has not said.
+    remaining: AtomicI64,
+    /// The window's allowance as the registry states it (`100;w=21600`), once seen.
+    limit: Mutex<Option<String>>,
+    /// Set by the 429 that ended the quota: the message every later pull fails with.
+    exhausted: Mutex<Option<String>>,
+    /// Manifest `GET`s sent to this registry in this run.
+    manifest_gets: AtomicU64,
+}
+
+impl Quota {
+    pub(super) fn new() -> Self {
+        Quota {
+            remaining: AtomicI64::new(-1),
+            ..Quota::default()
+        }
+    }
+
+    /// Pulls left, when the registry has said.
+    pub(super) fn remaining(&self) -> Option<i64> {
+        let left = self.remaining.load(Ordering::Relaxed);
+        (left >= 0).then_some(left)
+    }
+
+    pub(super) fn manifest_gets(&self) -> u64 {
+        self.manifest_gets.load(Ordering::Relaxed)
+    }
+
+    /// Before a manifest `GET`: fails at once when the quota is known to be gone.
+    pub(super) fn before_pull(&self) -> Result<(), Error> {
+        if let Some(message) = self.exhausted.lock().unwrap().as_ref() {
+            return Err(Error::new(ErrorKind::RateLimited, message.clone()));
+        }
+        self.manifest_gets.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Reads the quota headers of any manifest answer (`GET` or `HEAD`).
+    pub(super) fn observe(&self, response: &Response) {
+        if let Some(left) = response
+            .header("ratelimit-remaining")
+            .and_then(quota_number)
+        {
+            self.remaining.store(left, Ordering::Relaxed);
+        }
+        if let Some(limit) = response.header("ratelimit-limit") {
+            *self.limit.lock().unwrap() = Some(limit.trim().to_string());
+        }
+    }
+
+    /// Whether a 429 says the quota of the window is gone, not a short burst limit: no
+    /// `Retry-After`, and `RateLimit-Remaining: 0` or Docker Hub's `TOOMANYREQUESTS`.
+    /// `error` is the answer described ([`Response::describe_error`] reads the body).
+    pub(super) fn says_exhausted(none_left: bool, retry_after: bool, error: &Error) -> bool {
+        error.status == Some(429)
+            && !retry_after
+            && (none_left || error.message.contains("TOOMANYREQUESTS"))
+    }
+
+    /// Whether the answer's `RateLimit-Remaining` is 0.
+    pub(super) fn none_left(response: &Response) -> bool {
+        response
+            .header("ratelimit-remaining")
+            .and_then(quota_number)
+            == Some(0)
+    }
+
+    /// After such a 429: the error for this pull and, from now on, for every other.
+    pub(super) fn exhaust(&self, registry: &str) -> Error {
+        let allowance = match self.limit.lock().unwrap().as_deref() {
+            Some(limit) => format!("the window allows {}", describe_allowance(limit)),
+            None => "the registry did not say how many the window allows".to_string(),
+        };
+        let message = format!(
+            "{registry}: pull quota exhausted (HTTP 429; {allowance}); no more manifests are \
+             asked of it in this run. Credentials for {registry} (auth.json or docker login) \
+             raise the limit; or run again when the window has passed"
+        );
+        self.remaining.store(0, Ordering::Relaxed);
+        *self.exhausted.lock().unwrap() = Some(message.clone());
+        Error {
+            status: Some(429),
+            ..Error::new(ErrorKind::RateLimited, message)
+        }
+    }
+}
+
+/// `97;w=21600` → 97.
+fn quota_number(value: &str) -> Option<i64> {
+    value.split([';', ',']).next()?.trim().parse().ok()
+}
+
+/// `100;w=21600` → "100 pulls per 6 h".
+fn describe_allowance(limit: &str) -> String {
+    let mut parts = limit.split(';');
+    let count = parts.next().unwrap_or(limit).trim();
+    let window = parts
+        .find_map(|p| p.trim().strip_prefix("w="))
+        .and_then(|w| w.trim().parse::<u64>().ok());
+    match window {
+        Some(seconds) if seconds % 3600 == 0 => format!("{count} pulls per {} h", seconds / 3600),
+        Some(seconds) => format!("{count} pulls per {seconds} s"),
+        None => format!("{count} pulls"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quota_headers_are_read_as_docker_hub_writes_them() {
+        assert_eq!(quota_number("97;w=21600"), Some(97));
+        assert_eq!(quota_number(" 0 "), Some(0));
+        assert_eq!(quota_number("many"), None);
+        assert_eq!(describe_allowance("100;w=21600"), "100 pulls per 6 h");
+        assert_eq!(describe_allowance("10;w=90"), "10 pulls per 90 s");
+        assert_eq!(describe_allowance("10"), "10 pulls");
+    }
+}
