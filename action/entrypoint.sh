@@ -20,6 +20,9 @@ fi
 [ -n "${INPUT_PLATFORM:-}" ] && set -- "$@" --platform "$INPUT_PLATFORM"
 [ -n "${INPUT_SHARD:-}" ] && set -- "$@" --shard "$INPUT_SHARD"
 [ -n "${INPUT_REGISTRY_CONCURRENCY:-}" ] && set -- "$@" --registry-concurrency "$INPUT_REGISTRY_CONCURRENCY"
+[ -n "${INPUT_REQUEST_TIMEOUT:-}" ] && set -- "$@" --request-timeout "$INPUT_REQUEST_TIMEOUT"
+[ -n "${INPUT_MIN_SPEED:-}" ] && set -- "$@" --min-speed "$INPUT_MIN_SPEED"
+[ -n "${INPUT_MIN_SPEED_WINDOW:-}" ] && set -- "$@" --min-speed-window "$INPUT_MIN_SPEED_WINDOW"
 case "${INPUT_REFERRERS:-false}" in
   true|True|TRUE|1|yes) set -- "$@" --referrers ;;
 esac

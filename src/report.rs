@@ -67,6 +67,14 @@ pub struct Settings {
     /// `--referrers`: signatures, SBOMs and attestations copied with their images.
     #[serde(default)]
     pub referrers: bool,
+    /// `--request-timeout`, `--min-speed` and `--min-speed-window`: the time bounds of
+    /// every request.
+    #[serde(default)]
+    pub request_timeout_seconds: f64,
+    #[serde(default)]
+    pub min_speed_bytes_per_second: u64,
+    #[serde(default)]
+    pub min_speed_window_seconds: f64,
 }
 
 /// What happened to one source tag → target tag.

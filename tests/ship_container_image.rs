@@ -329,7 +329,13 @@ fn github_action_fail_on_error_false_lets_the_step_pass() {
     let scene = scene();
     let out = run_as_github_action(
         scene.workspace.path(),
-        &[("fail_on_error", "false"), ("referrers", "true")],
+        &[
+            ("fail_on_error", "false"),
+            ("referrers", "true"),
+            ("request_timeout", "2m"),
+            ("min_speed", "2048"),
+            ("min_speed_window", "30s"),
+        ],
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let outputs =
@@ -342,6 +348,10 @@ fn github_action_fail_on_error_false_lets_the_step_pass() {
     )
     .unwrap();
     assert_eq!(report["settings"]["referrers"], true, "{report:#}");
+    // So do the time bounds.
+    assert_eq!(report["settings"]["request_timeout_seconds"], 120.0);
+    assert_eq!(report["settings"]["min_speed_bytes_per_second"], 2048);
+    assert_eq!(report["settings"]["min_speed_window_seconds"], 30.0);
 }
 
 #[test]

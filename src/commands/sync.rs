@@ -191,6 +191,9 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> Outcome {
             platforms: args.platforms().iter().map(ToString::to_string).collect(),
             shard: args.shard.map(|s| s.to_string()),
             referrers: args.referrers,
+            request_timeout_seconds: args.request_timeout.as_secs_f64(),
+            min_speed_bytes_per_second: args.min_speed,
+            min_speed_window_seconds: args.min_speed_window.as_secs_f64(),
         },
         rules: plan
             .tag_counts
