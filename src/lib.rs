@@ -4,7 +4,6 @@
 //! `registry`/`auth`/`http` underneath. Only `commands` and `main` choose threads, write files
 //! and pick exit codes.
 
-pub mod auth;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -10,7 +10,7 @@ const LAYERS: &[&[&str]] = &[
     &["error", "digest", "progress"],
     &["reference", "http", "manifest", "report"],
     &["config"],
-    &["auth", "credentials", "kube", "github"],
+    &["credentials", "kube", "github"],
     &["registry"],
     &["plan"],
     &["copy", "cli"],

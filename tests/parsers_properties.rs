@@ -6,11 +6,11 @@
 
 use std::time::{Duration, SystemTime};
 
-use image_migrator::auth::{Challenge, parse_challenge};
 use image_migrator::digest::Digest;
 use image_migrator::http::parse_retry_after;
 use image_migrator::manifest::{self, Content, Manifest};
 use image_migrator::reference::Reference;
+use image_migrator::registry::auth::{Challenge, parse_challenge};
 use image_migrator::registry::next_link;
 use proptest::prelude::*;
 

@@ -4,5 +4,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|header: &str| {
-    let _ = image_migrator::auth::parse_challenge(header);
+    let _ = image_migrator::registry::auth::parse_challenge(header);
 });

@@ -2,6 +2,7 @@
 //! and uploads, one method each on [`Repo`]. How each request is authenticated, redirected
 //! and capped lives in `session`; URL arithmetic in `url`. Never prints.
 
+pub mod auth;
 mod limit;
 mod manifest_cache;
 mod quota;
@@ -23,13 +24,13 @@ use std::sync::{Arc, Mutex};
 
 use ureq::http::Method;
 
-use crate::auth::{Challenge, TokenCache};
 use crate::credentials::CredentialStore;
 use crate::digest::Digest;
 use crate::error::{Error, Result, StatusClass};
 use crate::http::{Body, RequestStats, Response, Transport, bounds};
 use crate::manifest::{self, Manifest};
 use crate::reference::is_valid_tag;
+use auth::{Challenge, TokenCache};
 
 const TAGS_PAGE: usize = 1000;
 /// Size of each `PATCH` when a registry needs chunked uploads.
@@ -596,7 +597,7 @@ impl Repo<'_> {
         let path = format!(
             "/v2/{}/blobs/uploads/?mount={digest}&from={}",
             self.name,
-            crate::auth::percent_encode(from)
+            auth::percent_encode(from)
         );
         let other = (from != self.name).then_some(from);
         let response = self.client.transport.retrying(stats, || {
@@ -642,7 +643,7 @@ impl Repo<'_> {
         let path = format!(
             "/v2/{}/blobs/uploads/?mount={digest}&from={}",
             self.name,
-            crate::auth::percent_encode(&self.name)
+            auth::percent_encode(&self.name)
         );
         let answer = match self.request(Method::POST, &path, &[], Body::Empty, stats) {
             Ok(response) if response.status == 201 => SELF_MOUNT_YES,

@@ -7,9 +7,9 @@
 
 use ureq::http::Method;
 
+use super::auth::{Challenge, TokenRequest, basic_header, parse_challenge};
 use super::url::{resolve_url, same_origin};
 use super::{Access, Repo};
-use crate::auth::{Challenge, TokenRequest, basic_header, parse_challenge};
 use crate::config::{CredentialSource, Credentials};
 use crate::credentials::Resolved;
 use crate::error::{Error, ErrorKind, Result, StatusClass};
