@@ -153,13 +153,7 @@ impl Response {
             None => format!("{what}: HTTP {status}"),
         };
         if status == 429 {
-            if let Some(quota) = quota {
-                message.push_str(&format!(" (pulls remaining in this window: {quota})"));
-            }
-            message.push_str(
-                "; the registry is rate-limiting this client: credentials (auth.json or docker \
-                 login) usually raise the limit (Docker Hub: anonymous pulls are limited per IP)",
-            );
+            message.push_str(&crate::hints::rate_limited(quota.as_deref()));
         }
         Error::from_status(status, message).with_retry_after(retry_after)
     }
@@ -441,16 +435,14 @@ fn classify_transport_error(method: &Method, url: &str, error: ureq::Error) -> E
         // A certificate problem (or a plain-HTTP server) does not heal by retrying.
         return Error::new(
             crate::error::ErrorKind::Network,
-            format!(
-                "{message} (TLS failed; trust the registry's CA through the system store, /etc/docker/certs.d/<host:port>/ca.crt or --ca-file, or set \"insecure\": true for this registry in auth.json if it is plain HTTP or self-signed)"
-            ),
+            format!("{message} ({})", crate::hints::tls_failed()),
         );
     }
     match error {
         ureq::Error::BadUri(_) | ureq::Error::Http(_) => Error::protocol(message),
-        ureq::Error::Timeout(_) => Error::network(format!(
-            "{message} (no answer in time: --request-timeout bounds each request)"
-        )),
+        ureq::Error::Timeout(_) => {
+            Error::network(format!("{message} ({})", crate::hints::no_answer_in_time()))
+        }
         _ => Error::network(message),
     }
 }

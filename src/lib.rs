@@ -12,6 +12,7 @@ pub mod credentials;
 pub mod digest;
 pub mod error;
 pub mod github;
+pub mod hints;
 pub mod http;
 pub mod kube;
 pub mod manifest;

@@ -7,7 +7,7 @@ use std::path::Path;
 
 /// Layers, lowest first. A module may use modules in earlier layers (and its own files).
 const LAYERS: &[&[&str]] = &[
-    &["error", "digest", "progress"],
+    &["error", "digest", "progress", "hints"],
     &["reference", "http", "manifest", "report"],
     &["config"],
     &["credentials", "kube", "github"],

@@ -216,11 +216,7 @@ fn fetch_token(
         if status == 401 || status == 403 {
             error = Error {
                 kind: ErrorKind::Auth,
-                message: format!(
-                    "{registry}: authentication failed ({}); check the credentials \
-                     for this registry (validate names where they come from)",
-                    error.message
-                ),
+                message: crate::hints::authentication_failed(registry, &error.message),
                 ..error
             };
         }

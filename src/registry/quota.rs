@@ -83,15 +83,13 @@ impl Quota {
 
     /// After such a 429: the error for this pull and, from now on, for every other.
     pub(super) fn exhaust(&self, registry: &str) -> Error {
-        let allowance = match self.limit.lock().unwrap().as_deref() {
-            Some(limit) => format!("the window allows {}", describe_allowance(limit)),
-            None => "the registry did not say how many the window allows".to_string(),
-        };
-        let message = format!(
-            "{registry}: pull quota exhausted (HTTP 429; {allowance}); no more manifests are \
-             asked of it in this run. Credentials for {registry} (auth.json or docker login) \
-             raise the limit; or run again when the window has passed"
-        );
+        let allowance = self
+            .limit
+            .lock()
+            .unwrap()
+            .as_deref()
+            .map(describe_allowance);
+        let message = crate::hints::quota_exhausted(registry, allowance.as_deref());
         self.remaining.store(0, Ordering::Relaxed);
         *self.exhausted.lock().unwrap() = Some(message.clone());
         Error {
