@@ -19,7 +19,7 @@ use rayon::prelude::*;
 use crate::digest::{Digest, VerifyingReader};
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::RequestStats;
-use crate::manifest::{self, Content, Manifest, PlatformSpec};
+use crate::manifest::{self, Content, Manifest, MediaType, PlatformSpec};
 use crate::plan::Job;
 use crate::registry::{Access, Client, Mount, Repo, TreeGuard, UploadError};
 use crate::report::Status;
@@ -34,7 +34,7 @@ pub struct JobOutcome {
     /// The digest in the target; differs from the source's when a platform filter
     /// rewrote an index.
     pub target_digest: Option<Digest>,
-    pub media_type: Option<String>,
+    pub media_type: Option<MediaType>,
     pub bytes_transferred: u64,
     pub blobs_transferred: u64,
     pub blobs_mounted: u64,
@@ -53,7 +53,7 @@ pub struct JobOutcome {
 struct Facts {
     source_digest: Option<Digest>,
     target_digest: Option<Digest>,
-    media_type: Option<String>,
+    media_type: Option<MediaType>,
     /// The manifests whose referrers follow the image (with `--referrers`).
     subjects: Vec<Digest>,
 }
@@ -473,7 +473,7 @@ impl<'c> Copier<'c> {
                 Some(manifest) => manifest,
                 None => source.get_manifest(digest.as_str(), stats)?,
             };
-            fetched = Some(if manifest::is_index(&manifest.media_type) {
+            fetched = Some(if manifest.media_type.is_index() {
                 Arc::new(manifest::filter_index(&manifest, &self.platforms)?)
             } else {
                 manifest
@@ -512,7 +512,7 @@ impl<'c> Copier<'c> {
                 if self.referrers {
                     // The children of an index, read from the target's copy (its
                     // digest is known; the source's pull quota is spared).
-                    let index = head.media_type.as_deref().is_none_or(manifest::is_index);
+                    let index = head.media_type.as_ref().is_none_or(MediaType::is_index);
                     facts.subjects = if index {
                         let there = target.get_manifest(push_digest.as_str(), stats)?;
                         self.subjects_of(&digest, &there)?

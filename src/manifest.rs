@@ -27,11 +27,63 @@ application/vnd.docker.distribution.manifest.list.v2+json, \
 application/vnd.oci.image.manifest.v1+json, \
 application/vnd.docker.distribution.manifest.v2+json";
 
+/// A manifest's media type: the four this tool copies as images and indexes, or another
+/// well-formed one (an artifact, kept as written). Only [`MediaType::parse`] makes one, so
+/// a value from the wire is checked once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaType {
+    DockerManifest,
+    DockerList,
+    OciManifest,
+    OciIndex,
+    Other(String),
+}
+
+impl MediaType {
+    /// `None` when `value` is not an RFC 6838 `type/subtype` (see [`is_valid_media_type`]).
+    pub fn parse(value: &str) -> Option<MediaType> {
+        Some(match value {
+            DOCKER_MANIFEST => MediaType::DockerManifest,
+            DOCKER_LIST => MediaType::DockerList,
+            OCI_MANIFEST => MediaType::OciManifest,
+            OCI_INDEX => MediaType::OciIndex,
+            other if is_valid_media_type(other) => MediaType::Other(other.to_string()),
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            MediaType::DockerManifest => DOCKER_MANIFEST,
+            MediaType::DockerList => DOCKER_LIST,
+            MediaType::OciManifest => OCI_MANIFEST,
+            MediaType::OciIndex => OCI_INDEX,
+            MediaType::Other(other) => other,
+        }
+    }
+
+    /// A Docker manifest list or an OCI index.
+    pub fn is_index(&self) -> bool {
+        matches!(self, MediaType::DockerList | MediaType::OciIndex)
+    }
+
+    /// A single-platform image manifest (Docker schema 2 or OCI).
+    pub fn is_image(&self) -> bool {
+        matches!(self, MediaType::DockerManifest | MediaType::OciManifest)
+    }
+}
+
+impl std::fmt::Display for MediaType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A manifest exactly as the registry served it.
 #[derive(Debug, Clone)]
 pub struct Manifest {
     pub bytes: Vec<u8>,
-    pub media_type: String,
+    pub media_type: MediaType,
     pub digest: Digest,
 }
 
@@ -172,7 +224,7 @@ struct Shape {
 
 /// The media type a manifest declares, falling back to its shape (OCI allows omitting
 /// `mediaType`), then to the header the registry sent.
-pub fn media_type_of(bytes: &[u8], header: Option<&str>) -> Result<String> {
+pub fn media_type_of(bytes: &[u8], header: Option<&str>) -> Result<MediaType> {
     let shape: Shape = serde_json::from_slice(bytes)
         .map_err(|e| Error::protocol(format!("manifest is not valid JSON: {e}")))?;
     if shape.schema_version == Some(1) {
@@ -182,21 +234,20 @@ pub fn media_type_of(bytes: &[u8], header: Option<&str>) -> Result<String> {
         ));
     }
     if let Some(media_type) = shape.media_type.filter(|m| !m.is_empty()) {
-        if !is_valid_media_type(&media_type) {
-            return Err(Error::protocol(format!(
+        return MediaType::parse(&media_type).ok_or_else(|| {
+            Error::protocol(format!(
                 "manifest declares an invalid media type {}",
                 escaped(&media_type)
-            )));
-        }
-        return Ok(media_type);
+            ))
+        });
     }
     let header = header
-        .map(|h| h.split(';').next().unwrap_or(h).trim())
-        .filter(|h| is_index(h) || is_image(h));
+        .and_then(|h| MediaType::parse(h.split(';').next().unwrap_or(h).trim()))
+        .filter(|h| h.is_index() || h.is_image());
     Ok(match (header, shape.manifests.is_some()) {
-        (Some(header), _) => header.to_string(),
-        (None, true) => OCI_INDEX.to_string(),
-        (None, false) => OCI_MANIFEST.to_string(),
+        (Some(header), _) => header,
+        (None, true) => MediaType::OciIndex,
+        (None, false) => MediaType::OciManifest,
     })
 }
 
@@ -219,14 +270,6 @@ pub fn is_valid_media_type(value: &str) -> bool {
 fn escaped(value: &str) -> String {
     let short: String = value.chars().take(100).collect();
     format!("{short:?}")
-}
-
-pub fn is_index(media_type: &str) -> bool {
-    media_type == DOCKER_LIST || media_type == OCI_INDEX
-}
-
-pub fn is_image(media_type: &str) -> bool {
-    media_type == DOCKER_MANIFEST || media_type == OCI_MANIFEST
 }
 
 /// Reads what a manifest references.
@@ -257,16 +300,17 @@ pub fn content(manifest: &Manifest) -> Result<Content> {
             manifest.digest, MAX_MANIFEST_CHILDREN
         )));
     }
-    if is_index(&manifest.media_type) {
+    if manifest.media_type.is_index() {
         let children = shape.manifests.unwrap_or_default();
         return Ok(Content::Index {
             children: children.iter().map(parse).collect::<Result<_>>()?,
         });
     }
-    if !is_image(&manifest.media_type) {
+    if !manifest.media_type.is_image() {
         return Err(Error::protocol(format!(
             "manifest {} has unsupported media type {:?}",
-            manifest.digest, manifest.media_type
+            manifest.digest,
+            manifest.media_type.as_str()
         )));
     }
     let config = shape
@@ -376,7 +420,7 @@ pub fn merge_referrers(existing: Option<&Manifest>, added: &[Referrer]) -> Resul
     Ok(Manifest {
         digest: Digest::sha256_of(&bytes),
         bytes,
-        media_type: OCI_INDEX.to_string(),
+        media_type: MediaType::OciIndex,
     })
 }
 
@@ -400,7 +444,7 @@ mod tests {
         let index = Manifest {
             digest: Digest::sha256_of(&bytes),
             bytes,
-            media_type: OCI_INDEX.into(),
+            media_type: MediaType::OciIndex,
         };
         let wanted: Vec<PlatformSpec> = vec!["linux/arm64".parse().unwrap()];
         let filtered = filter_index(&index, &wanted).unwrap();
@@ -419,14 +463,24 @@ mod tests {
     #[test]
     fn media_type_from_field_shape_or_header() {
         let index = br#"{"schemaVersion":2,"manifests":[]}"#;
-        assert_eq!(media_type_of(index, None).unwrap(), OCI_INDEX);
+        assert_eq!(media_type_of(index, None).unwrap(), MediaType::OciIndex);
         let list = format!(r#"{{"schemaVersion":2,"mediaType":"{DOCKER_LIST}","manifests":[]}}"#);
-        assert_eq!(media_type_of(list.as_bytes(), None).unwrap(), DOCKER_LIST);
+        assert_eq!(
+            media_type_of(list.as_bytes(), None).unwrap(),
+            MediaType::DockerList
+        );
         let image = br#"{"schemaVersion":2,"config":{"digest":"x","size":1},"layers":[]}"#;
         assert_eq!(
             media_type_of(image, Some(&format!("{DOCKER_MANIFEST}; charset=utf-8"))).unwrap(),
-            DOCKER_MANIFEST
+            MediaType::DockerManifest
         );
+        let artifact = "application/vnd.dev.cosign.artifact.sig.v1+json";
+        assert_eq!(
+            MediaType::parse(artifact).map(|m| m.to_string()).as_deref(),
+            Some(artifact)
+        );
+        assert!(MediaType::parse(OCI_INDEX).is_some_and(|m| m.is_index()));
+        assert_eq!(MediaType::parse("not a type"), None);
         assert!(media_type_of(br#"{"schemaVersion":1}"#, None).is_err());
         let injected = br#"{"schemaVersion":2,"mediaType":"application/x\r\nX-Evil: 1"}"#;
         let error = media_type_of(injected, None).unwrap_err();
@@ -467,7 +521,7 @@ mod tests {
         let index = Manifest {
             digest: Digest::sha256_of(&bytes),
             bytes,
-            media_type: OCI_INDEX.into(),
+            media_type: MediaType::OciIndex,
         };
         let error = content(&index).unwrap_err();
         assert!(error.message.contains(index.digest.as_str()), "{error}");
@@ -487,7 +541,7 @@ mod tests {
         let existing = Manifest {
             digest: Digest::sha256_of(&existing_bytes),
             bytes: existing_bytes,
-            media_type: OCI_INDEX.into(),
+            media_type: MediaType::OciIndex,
         };
         let source = format!(
             r#"{{"schemaVersion":2,"manifests":[
@@ -508,7 +562,10 @@ mod tests {
         assert!(String::from_utf8_lossy(&merged.bytes).contains("keep"));
         let fresh = merge_referrers(None, &referrers[1..]).unwrap();
         assert_eq!(referrers_of(&fresh.bytes).unwrap().len(), 1);
-        assert_eq!(media_type_of(&fresh.bytes, None).unwrap(), OCI_INDEX);
+        assert_eq!(
+            media_type_of(&fresh.bytes, None).unwrap(),
+            MediaType::OciIndex
+        );
         let subject = Digest::parse(&a).unwrap();
         assert_eq!(fallback_tag(&subject), format!("sha256-{}", "a".repeat(64)));
         assert_eq!(

@@ -143,7 +143,7 @@ proptest! {
             let parsed = Manifest {
                 digest: Digest::sha256_of(&bytes),
                 bytes: bytes.clone(),
-                media_type: media_type.to_string(),
+                media_type: manifest::MediaType::parse(media_type).unwrap(),
             };
             let _ = manifest::content(&parsed);
         }
@@ -156,7 +156,7 @@ proptest! {
         let parsed = Manifest {
             digest: Digest::sha256_of(&bytes),
             bytes,
-            media_type: manifest::OCI_INDEX.to_string(),
+            media_type: manifest::MediaType::OciIndex,
         };
         let _ = manifest::content(&parsed);
     }
@@ -173,7 +173,7 @@ proptest! {
             "layers": blobs[1..].iter().map(descriptor).collect::<Vec<_>>(),
         })).unwrap();
         let media_type = manifest::media_type_of(&bytes, None).unwrap();
-        prop_assert_eq!(&media_type, manifest::OCI_MANIFEST);
+        prop_assert_eq!(&media_type, &manifest::MediaType::OciManifest);
         let parsed = Manifest { digest: Digest::sha256_of(&bytes), bytes, media_type };
         let Content::Image { blobs: read } = manifest::content(&parsed).unwrap() else {
             panic!("not an image");

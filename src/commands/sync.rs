@@ -267,7 +267,7 @@ fn job_result(job: &Job, outcome: JobOutcome) -> ImageResult {
             && outcome.target_digest != outcome.source_digest,
         source_digest: outcome.source_digest.map(|d| d.to_string()),
         target_digest: outcome.target_digest.map(|d| d.to_string()),
-        media_type: outcome.media_type,
+        media_type: outcome.media_type.map(|m| m.to_string()),
         status: outcome.status,
         bytes_transferred: outcome.bytes_transferred,
         blobs_transferred: outcome.blobs_transferred,

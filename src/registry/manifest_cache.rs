@@ -101,7 +101,7 @@ mod tests {
         Manifest {
             digest: Digest::sha256_of(&bytes),
             bytes,
-            media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+            media_type: crate::manifest::MediaType::OciManifest,
         }
     }
 

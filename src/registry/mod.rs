@@ -28,7 +28,7 @@ use crate::credentials::CredentialStore;
 use crate::digest::Digest;
 use crate::error::{Error, Result, StatusClass};
 use crate::http::{Body, RequestStats, Response, Transport, bounds};
-use crate::manifest::{self, Manifest};
+use crate::manifest::{self, Manifest, MediaType};
 use crate::reference::is_valid_tag;
 use auth::{Challenge, TokenCache};
 
@@ -209,7 +209,7 @@ pub const REJECTED_TAGS_KEPT: usize = 5;
 #[derive(Debug, Clone)]
 pub struct ManifestHead {
     pub digest: Option<Digest>,
-    pub media_type: Option<String>,
+    pub media_type: Option<MediaType>,
 }
 
 /// What a repository says refers to one manifest.
@@ -375,8 +375,7 @@ impl Repo<'_> {
                 media_type: response
                     .header("content-type")
                     .map(|v| v.split(';').next().unwrap_or(v).trim())
-                    .filter(|m| manifest::is_valid_media_type(m))
-                    .map(str::to_string),
+                    .and_then(MediaType::parse),
             })),
             404 => Ok(None),
             _ => Err(response.describe_error(&format!("checking {}", self.reference(reference)))),
@@ -455,7 +454,7 @@ impl Repo<'_> {
         stats: &RequestStats,
     ) -> Result<()> {
         let path = format!("/v2/{}/manifests/{reference}", self.name);
-        let headers = [("content-type", manifest.media_type.clone())];
+        let headers = [("content-type", manifest.media_type.to_string())];
         let what = format!("pushing manifest {}", self.reference(reference));
         self.client.transport.retrying(stats, || {
             let response = self.request(
