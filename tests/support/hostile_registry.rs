@@ -4,7 +4,7 @@
 //! request line is recorded, so a test can assert what the tool asked for (and what not).
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,6 +17,7 @@ use serde_json::json;
 use sha2::{Digest as _, Sha256};
 
 use super::apiserver::Certs;
+use super::http1::Request;
 
 /// The repository and tag the server serves.
 pub const REPO: &str = "bad/app";
@@ -216,14 +217,7 @@ fn start_token_service(count: Arc<AtomicUsize>) -> String {
             let Ok(stream) = stream else { continue };
             count.fetch_add(1, Ordering::SeqCst);
             let mut reader = BufReader::new(stream);
-            loop {
-                let mut line = String::new();
-                match reader.read_line(&mut line) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) if line.trim().is_empty() => break,
-                    Ok(_) => {}
-                }
-            }
+            let _ = Request::read(&mut reader);
             let body = br#"{"token":"t0","expires_in":300}"#;
             let mut out = reader.into_inner();
             let _ = answer(
@@ -240,19 +234,16 @@ fn start_token_service(count: Arc<AtomicUsize>) -> String {
 
 fn serve(stream: impl Read + Write, state: &State) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream);
-    let mut request_line = String::new();
-    reader.read_line(&mut request_line)?;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 || line.trim().is_empty() {
-            break;
-        }
-    }
-    let request_line = request_line.trim().to_string();
-    state.log.lock().unwrap().push(request_line.clone());
-    let mut parts = request_line.split_whitespace();
-    let method = parts.next().unwrap_or_default().to_string();
-    let target = parts.next().unwrap_or("/").to_string();
+    let Some(request) = Request::read(&mut reader)? else {
+        return Ok(());
+    };
+    state
+        .log
+        .lock()
+        .unwrap()
+        .push(format!("{} {}", request.method, request.target));
+    let method = request.method.clone();
+    let target = request.target.clone();
     let (path, query) = target.split_once('?').unwrap_or((&target, ""));
     let mut out = reader.into_inner();
     let behaviour = state.behaviour;
