@@ -387,23 +387,29 @@ impl<'c> Copier<'c> {
         }
     }
 
+    /// The job's source repository (pull) and target repository (push, or pull in a dry
+    /// run).
+    fn repos(&self, job: &Job) -> (Repo<'c>, Repo<'c>) {
+        let access = if self.dry_run {
+            Access::Pull
+        } else {
+            Access::Push
+        };
+        (
+            self.client
+                .repo(&job.source.registry, &job.source.repository, Access::Pull),
+            self.client
+                .repo(&job.target.registry, &job.target.repository, access),
+        )
+    }
+
     /// The job, then (with `--referrers`) what refers to its manifests.
     fn copy_with_referrers(&self, job: &Job, tally: &Tally, facts: &mut Facts) -> Result<Status> {
         let status = self.copy(job, tally, facts)?;
         if !self.referrers || facts.subjects.is_empty() {
             return Ok(status);
         }
-        let source = self
-            .client
-            .repo(&job.source.registry, &job.source.repository, Access::Pull);
-        let access = if self.dry_run {
-            Access::Pull
-        } else {
-            Access::Push
-        };
-        let target = self
-            .client
-            .repo(&job.target.registry, &job.target.repository, access);
+        let (source, target) = self.repos(job);
         self.copy_referrers(&source, &target, &facts.subjects, tally)?;
         Ok(status)
     }
@@ -423,17 +429,7 @@ impl<'c> Copier<'c> {
 
     fn copy(&self, job: &Job, tally: &Tally, facts: &mut Facts) -> Result<Status> {
         let stats = &tally.stats;
-        let source = self
-            .client
-            .repo(&job.source.registry, &job.source.repository, Access::Pull);
-        let access = if self.dry_run {
-            Access::Pull
-        } else {
-            Access::Push
-        };
-        let target = self
-            .client
-            .repo(&job.target.registry, &job.target.repository, access);
+        let (source, target) = self.repos(job);
         let source_ref = match (&job.source.digest, &job.source.tag) {
             (Some(digest), _) => digest.to_string(),
             (None, Some(tag)) => tag.clone(),

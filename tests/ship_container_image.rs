@@ -10,7 +10,6 @@ mod support;
 
 use std::path::Path;
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 
 use support::registry::TestRegistry;
 use support::seed::{ImageSpec, Media, Seeder, deterministic_layer};
@@ -18,18 +17,7 @@ use support::seed::{ImageSpec, Media, Seeder, deterministic_layer};
 const SECRET_PASSWORD: &str = "Pa55-Zebra-Quokka-771";
 
 fn image() -> &'static str {
-    static IMAGE: OnceLock<String> = OnceLock::new();
-    IMAGE.get_or_init(|| match std::env::var("IMAGE_MIGRATOR_IMAGE") {
-        Ok(image) if !image.is_empty() => image,
-        _ => {
-            let status = Command::new("bash")
-                .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/ci/image"))
-                .status()
-                .expect("run ci/image");
-            assert!(status.success(), "ci/image failed to build the image");
-            "image-migrator:dev".to_string()
-        }
-    })
+    support::image_under_test()
 }
 
 /// Every input of action.yml with its default, as the runner sets them.

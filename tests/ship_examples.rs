@@ -10,7 +10,6 @@ mod support;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 
 use serde::Deserialize;
 use serde_norway::Value;
@@ -20,18 +19,7 @@ use support::seed::{ImageSpec, Media, Seeder, deterministic_layer};
 const REPOSITORIES: [&str; 5] = ["apps/a", "apps/b", "apps/c", "apps/d", "apps/e"];
 
 fn image() -> &'static str {
-    static IMAGE: OnceLock<String> = OnceLock::new();
-    IMAGE.get_or_init(|| match std::env::var("IMAGE_MIGRATOR_IMAGE") {
-        Ok(image) if !image.is_empty() => image,
-        _ => {
-            let status = Command::new("bash")
-                .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/ci/image"))
-                .status()
-                .expect("run ci/image");
-            assert!(status.success(), "ci/image failed to build the image");
-            "image-migrator:dev".to_string()
-        }
-    })
+    support::image_under_test()
 }
 
 fn example(name: &str) -> String {

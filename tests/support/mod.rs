@@ -100,3 +100,20 @@ pub fn percent_decode(s: &str) -> String {
     }
     String::from_utf8_lossy(&out).into_owned()
 }
+
+/// The container image under test: `$IMAGE_MIGRATOR_IMAGE` (ci/test builds it first), else
+/// `image-migrator:dev` built now with ci/image, once per test binary.
+pub fn image_under_test() -> &'static str {
+    static IMAGE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    IMAGE.get_or_init(|| match std::env::var("IMAGE_MIGRATOR_IMAGE") {
+        Ok(image) if !image.is_empty() => image,
+        _ => {
+            let status = std::process::Command::new("bash")
+                .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/ci/image"))
+                .status()
+                .expect("run ci/image");
+            assert!(status.success(), "ci/image failed to build the image");
+            "image-migrator:dev".to_string()
+        }
+    })
+}
