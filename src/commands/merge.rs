@@ -1,6 +1,6 @@
 //! `image-migrator report merge`: one report from the reports of several shards.
 
-use super::{Outcome, print_summary, write_file};
+use super::{Outcome, print_summary, write_json};
 use crate::report::Report;
 
 /// `image-migrator report merge`.
@@ -35,10 +35,7 @@ pub fn merge_reports(args: &crate::cli::MergeArgs) -> Outcome {
     let Some(merged) = crate::report::merge(reports) else {
         return Outcome::InvalidInput;
     };
-    if let Err(e) = write_file(
-        &args.output,
-        &(serde_json::to_string_pretty(&merged).unwrap() + "\n"),
-    ) {
+    if let Err(e) = write_json(&args.output, &merged) {
         eprintln!("error: writing {}: {e}", args.output.display());
         return Outcome::Failed;
     }

@@ -75,10 +75,26 @@ pub(crate) fn print_config_errors(errors: &ConfigErrors) {
 }
 
 pub(crate) fn write_file(path: &Path, content: &str) -> std::io::Result<()> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)?;
-    }
+    create_parent(path)?;
     std::fs::write(path, content)
+}
+
+/// Writes `value` as pretty JSON and a newline, streamed to the file: a 20,000-tag report
+/// never exists as one string in memory.
+pub(crate) fn write_json(path: &Path, value: &impl serde::Serialize) -> std::io::Result<()> {
+    use std::io::Write as _;
+    create_parent(path)?;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    serde_json::to_writer_pretty(&mut out, value)?;
+    out.write_all(b"\n")?;
+    out.flush()
+}
+
+fn create_parent(path: &Path) -> std::io::Result<()> {
+    match path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(parent) => std::fs::create_dir_all(parent),
+        None => Ok(()),
+    }
 }
 
 pub(crate) fn print_summary(report: &Report, report_path: &Path) {

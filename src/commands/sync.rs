@@ -7,7 +7,7 @@ use std::time::{Instant, SystemTime};
 
 use rayon::prelude::*;
 
-use super::{Outcome, load_config, print_config_errors, print_summary, write_file};
+use super::{Outcome, load_config, print_config_errors, print_summary, write_file, write_json};
 use crate::cli::{FileArgs, SyncArgs};
 use crate::copy::{Copier, JobOutcome};
 use crate::credentials::CredentialStore;
@@ -215,10 +215,7 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> Outcome {
     } else {
         Outcome::Success
     };
-    if let Err(e) = write_file(
-        &args.report,
-        &(serde_json::to_string_pretty(&report).unwrap() + "\n"),
-    ) {
+    if let Err(e) = write_json(&args.report, &report) {
         eprintln!("error: writing report {}: {e}", args.report.display());
         exit = Outcome::Failed;
     }
