@@ -6,6 +6,7 @@
 //! request replaces the `HEAD` + `POST` of each new blob; once a target repository lacks a
 //! tag, its tag list spares the `HEAD`s of the other tags it does not list.
 
+mod claims;
 mod referrers;
 
 use std::cell::Cell;
@@ -23,6 +24,7 @@ use crate::manifest::{self, Content, Manifest, MediaType, PlatformSpec};
 use crate::plan::Job;
 use crate::registry::{Access, Client, Mount, Repo, TreeGuard, UploadError};
 use crate::report::Status;
+use claims::{Claim, Claims};
 pub use referrers::{MAX_DEPTH as REFERRER_DEPTH, ReferrerNote};
 use referrers::{ReferrerState, ReferrerTally};
 
@@ -112,7 +114,7 @@ enum BlobState {
     In(Vec<String>),
 }
 
-enum Claim {
+enum BlobClaim {
     /// Known to be in the target repository already.
     Present,
     /// Known in another repository of the same registry.
@@ -122,7 +124,7 @@ enum Claim {
 }
 
 impl BlobLedger {
-    fn claim(&self, registry: &str, digest: &Digest, repo: &str) -> Claim {
+    fn claim(&self, registry: &str, digest: &Digest, repo: &str) -> BlobClaim {
         let key = (registry.to_string(), digest.clone());
         let mut state = self.state.lock().unwrap();
         loop {
@@ -148,12 +150,12 @@ impl BlobLedger {
                     }
                 }
                 Some(BlobState::In(repos)) if repos.iter().any(|r| r == repo) => {
-                    return Claim::Present;
+                    return BlobClaim::Present;
                 }
-                Some(BlobState::In(repos)) => return Claim::MountFrom(repos[0].clone()),
+                Some(BlobState::In(repos)) => return BlobClaim::MountFrom(repos[0].clone()),
                 None => {
                     state.insert(key, BlobState::Uploading);
-                    return Claim::Owner;
+                    return BlobClaim::Owner;
                 }
             }
         }
@@ -202,20 +204,8 @@ struct TargetRepo {
     /// list could not be read (every tag is then checked with `HEAD`).
     tags: OnceLock<Option<HashSet<String>>>,
     /// Child manifests of indexes: known there, or being copied by a job.
-    children: Mutex<HashMap<Digest, ChildState>>,
-    child_done: Condvar,
+    children: Claims<Digest, ()>,
 }
-
-#[derive(PartialEq)]
-enum ChildState {
-    /// By the job on this thread.
-    Copying(std::thread::ThreadId),
-    Present,
-}
-
-/// How long a thread that holds a child claim of its own waits for another thread's copy
-/// of a child before copying it too (two such threads could be waiting on each other).
-const NESTED_CHILD_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// What a job does about one child manifest of an index.
 #[derive(Debug, PartialEq)]
@@ -225,13 +215,8 @@ enum ChildClaim {
     /// This job copies it (after a `HEAD` when `check` says so) and reports back.
     Owner { check: bool },
     /// Another job is copying it and this thread may not wait for it (see
-    /// [`TargetRepos::claim_child`]): it copies the child too.
+    /// [`claims`]): it copies the child too.
     Duplicate,
-}
-
-thread_local! {
-    /// Child claims this thread holds (rayon runs other jobs inside a holder's waits).
-    static CHILDREN_HELD: Cell<usize> = const { Cell::new(0) };
 }
 
 impl TargetRepos {
@@ -255,60 +240,29 @@ impl TargetRepos {
             });
     }
 
-    /// Claims `child` for copying, or learns it is there. While another thread copies it,
-    /// a job waits; a thread that holds a child claim of its own (rayon ran this job inside
-    /// that copy) waits at most [`NESTED_CHILD_WAIT`], since two such threads could be
-    /// waiting on each other, and a thread never waits for itself: then it copies the
-    /// child too.
+    /// Claims `child` for copying, or learns it is there (see [`claims`]).
     fn claim_child(&self, target: &Repo, child: &Digest) -> ChildClaim {
         let repo = self.get(target);
         // No HEAD when the repository had no tag when listed: copy it (at worst an
         // interrupted run's child is pushed again).
         let check = !matches!(repo.tags.get(), Some(Some(tags)) if tags.is_empty());
-        let me = std::thread::current().id();
-        let nested = CHILDREN_HELD.with(Cell::get) > 0;
-        let started = Instant::now();
-        let mut children = repo.children.lock().unwrap();
-        loop {
-            match children.get(child) {
-                Some(ChildState::Present) => return ChildClaim::Present,
-                Some(ChildState::Copying(owner)) if *owner == me => return ChildClaim::Duplicate,
-                Some(ChildState::Copying(_)) if nested && started.elapsed() > NESTED_CHILD_WAIT => {
-                    return ChildClaim::Duplicate;
-                }
-                Some(ChildState::Copying(_)) => {
-                    children = repo.child_done.wait_timeout(children, WAIT_POLL).unwrap().0;
-                }
-                None => {
-                    children.insert(child.clone(), ChildState::Copying(me));
-                    CHILDREN_HELD.with(|held| held.set(held.get() + 1));
-                    return ChildClaim::Owner { check };
-                }
-            }
+        match repo.children.claim(child) {
+            Claim::Done(()) => ChildClaim::Present,
+            Claim::Owner => ChildClaim::Owner { check },
+            Claim::Duplicate => ChildClaim::Duplicate,
         }
     }
 
     fn child_present(&self, target: &Repo, child: &Digest) -> bool {
-        let repo = self.get(target);
-        let children = repo.children.lock().unwrap();
-        children.get(child) == Some(&ChildState::Present)
+        self.get(target).children.is_done(child)
     }
 
-    /// Ends an owner's claim: `present` when the child is now there, else others may try.
+    /// Ends a job's claim: `present` when the child is now there, else others may try.
     fn finish_child(&self, target: &Repo, child: &Digest, claim: &ChildClaim, present: bool) {
-        let repo = self.get(target);
-        let mut children = repo.children.lock().unwrap();
-        if present {
-            children.insert(child.clone(), ChildState::Present);
-        } else if matches!(claim, ChildClaim::Owner { .. })
-            && matches!(children.get(child), Some(ChildState::Copying(_)))
-        {
-            children.remove(child);
-        }
-        if matches!(claim, ChildClaim::Owner { .. }) {
-            CHILDREN_HELD.with(|held| held.set(held.get() - 1));
-        }
-        repo.child_done.notify_all();
+        let owner = matches!(claim, ChildClaim::Owner { .. });
+        self.get(target)
+            .children
+            .finish(child, owner, present.then_some(()));
     }
 }
 
@@ -639,16 +593,16 @@ impl<'c> Copier<'c> {
     ) -> Result<()> {
         let registry = target.registry();
         match self.ledger.claim(registry, digest, target.name()) {
-            Claim::Present => {
+            BlobClaim::Present => {
                 tally.skipped.fetch_add(1, Ordering::Relaxed);
                 Ok(())
             }
-            Claim::MountFrom(from) => {
+            BlobClaim::MountFrom(from) => {
                 self.mount_or_stream(source, target, &from, digest, size, tally)?;
                 self.ledger.record(registry, digest, target.name());
                 Ok(())
             }
-            Claim::Owner => {
+            BlobClaim::Owner => {
                 let result = self.owner_copy(source, target, digest, size, tally);
                 match &result {
                     Ok(()) => self.ledger.record(registry, digest, target.name()),
@@ -787,29 +741,40 @@ mod tests {
     fn the_ledger_gives_one_owner_then_mounts_then_presence() {
         let ledger = BlobLedger::default();
         let blob = digest(1);
-        assert!(matches!(ledger.claim("r.io", &blob, "a/one"), Claim::Owner));
+        assert!(matches!(
+            ledger.claim("r.io", &blob, "a/one"),
+            BlobClaim::Owner
+        ));
         ledger.record("r.io", &blob, "a/one");
         assert!(matches!(
             ledger.claim("r.io", &blob, "a/one"),
-            Claim::Present
+            BlobClaim::Present
         ));
         match ledger.claim("r.io", &blob, "b/two") {
-            Claim::MountFrom(repo) => assert_eq!(repo, "a/one"),
+            BlobClaim::MountFrom(repo) => assert_eq!(repo, "a/one"),
             _ => panic!("another repository of the same registry mounts"),
         }
         // Another registry knows nothing of it.
-        assert!(matches!(ledger.claim("s.io", &blob, "a/one"), Claim::Owner));
+        assert!(matches!(
+            ledger.claim("s.io", &blob, "a/one"),
+            BlobClaim::Owner
+        ));
     }
 
     #[test]
     fn a_failed_owner_releases_and_a_waiter_takes_over() {
         let ledger = Arc::new(BlobLedger::default());
         let blob = digest(2);
-        assert!(matches!(ledger.claim("r.io", &blob, "a/one"), Claim::Owner));
+        assert!(matches!(
+            ledger.claim("r.io", &blob, "a/one"),
+            BlobClaim::Owner
+        ));
         let waiter = {
             let ledger = ledger.clone();
             let blob = blob.clone();
-            std::thread::spawn(move || matches!(ledger.claim("r.io", &blob, "a/two"), Claim::Owner))
+            std::thread::spawn(move || {
+                matches!(ledger.claim("r.io", &blob, "a/two"), BlobClaim::Owner)
+            })
         };
         std::thread::sleep(std::time::Duration::from_millis(100));
         assert!(
@@ -827,12 +792,15 @@ mod tests {
     fn a_waiter_sees_the_owners_success() {
         let ledger = Arc::new(BlobLedger::default());
         let blob = digest(3);
-        assert!(matches!(ledger.claim("r.io", &blob, "a/one"), Claim::Owner));
+        assert!(matches!(
+            ledger.claim("r.io", &blob, "a/one"),
+            BlobClaim::Owner
+        ));
         let waiter = {
             let ledger = ledger.clone();
             let blob = blob.clone();
             std::thread::spawn(move || match ledger.claim("r.io", &blob, "a/two") {
-                Claim::MountFrom(repo) => repo,
+                BlobClaim::MountFrom(repo) => repo,
                 _ => String::from("not a mount"),
             })
         };

@@ -7,13 +7,12 @@
 //! is handled once per target repository per run, and each repository's tag list is read
 //! once, so that absent fallback and cosign tags cost no request.
 
-use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
-use std::time::Instant;
+use std::sync::{Arc, Mutex, OnceLock};
 
-use super::{Copier, Tally, WAIT_POLL};
+use super::claims::{Claim, Claims};
+use super::{Copier, Tally};
 use crate::digest::Digest;
 use crate::error::{Error, ErrorKind, Result};
 use crate::manifest::{self, Referrer};
@@ -49,32 +48,10 @@ type TagList = Arc<OnceLock<Option<HashSet<String>>>>;
 #[derive(Default)]
 pub(super) struct ReferrerState {
     tags: Mutex<HashMap<RepoKey, TagList>>,
-    subjects: Mutex<HashMap<(String, String, Digest), SubjectState>>,
-    subject_done: Condvar,
+    /// Subjects of target repositories: handled (with how many referrers the target has
+    /// now, nested ones included), or being handled by a job.
+    subjects: Claims<(String, String, Digest), u64>,
 }
-
-enum SubjectState {
-    Handling(std::thread::ThreadId),
-    /// Handled; this many referrers (nested ones included) are in the target.
-    Done(u64),
-}
-
-enum SubjectClaim {
-    Done(u64),
-    /// This thread handles it, and reports back.
-    Owner,
-    /// Handled by this thread already further up (rayon ran this job inside that work),
-    /// or by a thread that may be waiting for this one: handle it too.
-    Duplicate,
-}
-
-thread_local! {
-    /// Subject claims this thread holds.
-    static SUBJECTS_HELD: Cell<usize> = const { Cell::new(0) };
-}
-
-/// How long a thread holding a subject claim of its own waits for another's.
-const NESTED_SUBJECT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl ReferrerState {
     /// The repository's tags, listed on first use (`None` when they cannot be listed:
@@ -89,63 +66,12 @@ impl ReferrerState {
         .clone()
     }
 
-    fn claim(&self, target: &Repo, subject: &Digest) -> SubjectClaim {
-        let key = (
+    fn subject_key(target: &Repo, subject: &Digest) -> (String, String, Digest) {
+        (
             target.registry().to_string(),
             target.name().to_string(),
             subject.clone(),
-        );
-        let me = std::thread::current().id();
-        let nested = SUBJECTS_HELD.with(Cell::get) > 0;
-        let started = Instant::now();
-        let mut subjects = self.subjects.lock().unwrap();
-        loop {
-            match subjects.get(&key) {
-                Some(SubjectState::Done(count)) => return SubjectClaim::Done(*count),
-                Some(SubjectState::Handling(owner)) if *owner == me => {
-                    return SubjectClaim::Duplicate;
-                }
-                Some(SubjectState::Handling(_))
-                    if nested && started.elapsed() > NESTED_SUBJECT_WAIT =>
-                {
-                    return SubjectClaim::Duplicate;
-                }
-                Some(SubjectState::Handling(_)) => {
-                    subjects = self
-                        .subject_done
-                        .wait_timeout(subjects, WAIT_POLL)
-                        .unwrap()
-                        .0;
-                }
-                None => {
-                    subjects.insert(key, SubjectState::Handling(me));
-                    SUBJECTS_HELD.with(|held| held.set(held.get() + 1));
-                    return SubjectClaim::Owner;
-                }
-            }
-        }
-    }
-
-    fn finish(&self, target: &Repo, subject: &Digest, claim: &SubjectClaim, done: Option<u64>) {
-        let key = (
-            target.registry().to_string(),
-            target.name().to_string(),
-            subject.clone(),
-        );
-        let mut subjects = self.subjects.lock().unwrap();
-        match done {
-            Some(count) => {
-                subjects.insert(key, SubjectState::Done(count));
-            }
-            None if matches!(claim, SubjectClaim::Owner) => {
-                subjects.remove(&key);
-            }
-            None => {}
-        }
-        if matches!(claim, SubjectClaim::Owner) {
-            SUBJECTS_HELD.with(|held| held.set(held.get() - 1));
-        }
-        self.subject_done.notify_all();
+        )
     }
 }
 
@@ -186,8 +112,9 @@ impl Copier<'_> {
         depth: usize,
         tally: &Tally,
     ) -> Result<u64> {
-        let claim = self.referrer_state.claim(target, subject);
-        if let SubjectClaim::Done(count) = claim {
+        let key = ReferrerState::subject_key(target, subject);
+        let claim = self.referrer_state.subjects.claim(&key);
+        if let Claim::Done(count) = claim {
             tally
                 .referrers
                 .unchanged
@@ -195,8 +122,11 @@ impl Copier<'_> {
             return Ok(count);
         }
         let result = self.handle_subject(source, target, subject, depth, tally);
-        self.referrer_state
-            .finish(target, subject, &claim, result.as_ref().ok().copied());
+        self.referrer_state.subjects.finish(
+            &key,
+            claim == Claim::Owner,
+            result.as_ref().ok().copied(),
+        );
         result
     }
 
