@@ -230,6 +230,13 @@ impl TargetRepos {
         matches!(self.get(target).tags.get(), Some(Some(tags)) if !tags.contains(tag))
     }
 
+    /// The repository's tags, listed on first use (`None` when they cannot be listed:
+    /// then every tag is asked for).
+    fn tags(&self, repo: &Repo, stats: &RequestStats) -> Option<HashSet<String>> {
+        self.list(repo, stats);
+        self.get(repo).tags.get().cloned().flatten()
+    }
+
     /// After a `HEAD` found a tag missing: reads the repository's tag list, once.
     fn list(&self, target: &Repo, stats: &RequestStats) {
         self.get(target)

@@ -7,9 +7,9 @@
 //! is handled once per target repository per run, and each repository's tag list is read
 //! once, so that absent fallback and cosign tags cost no request.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
 
 use super::claims::{Claim, Claims};
 use super::{Copier, Tally};
@@ -40,32 +40,16 @@ pub(super) struct ReferrerTally {
     pub notes: Mutex<Vec<ReferrerNote>>,
 }
 
-type RepoKey = (String, String);
-type TagList = Arc<OnceLock<Option<HashSet<String>>>>;
-
-/// What the run knows of referrers: each repository's tag list, and which subjects of
-/// each target repository are handled.
+/// Which subjects of each target repository are handled (tag lists are the copier's
+/// [`super::TargetRepos`], read once per repository for both).
 #[derive(Default)]
 pub(super) struct ReferrerState {
-    tags: Mutex<HashMap<RepoKey, TagList>>,
     /// Subjects of target repositories: handled (with how many referrers the target has
     /// now, nested ones included), or being handled by a job.
     subjects: Claims<(String, String, Digest), u64>,
 }
 
 impl ReferrerState {
-    /// The repository's tags, listed on first use (`None` when they cannot be listed:
-    /// then every tag is asked for).
-    fn tags(&self, repo: &Repo, stats: &crate::http::RequestStats) -> Option<HashSet<String>> {
-        let key = (repo.registry().to_string(), repo.name().to_string());
-        let slot = self.tags.lock().unwrap().entry(key).or_default().clone();
-        slot.get_or_init(|| match repo.list_tags_if_any(stats) {
-            Ok(tags) => Some(tags.unwrap_or_default().into_iter().collect()),
-            Err(_) => None,
-        })
-        .clone()
-    }
-
     fn subject_key(target: &Repo, subject: &Digest) -> (String, String, Digest) {
         (
             target.registry().to_string(),
@@ -139,8 +123,7 @@ impl Copier<'_> {
         tally: &Tally,
     ) -> Result<u64> {
         let stats = &tally.stats;
-        let state = &self.referrer_state;
-        let source_tags = state.tags(source, stats);
+        let source_tags = self.targets.tags(source, stats);
         let listing = source
             .referrers(subject, source_tags.as_ref(), stats)
             .map_err(|e| referrer_error(format!("looking up referrers of {subject}"), e))?;
@@ -172,7 +155,7 @@ impl Copier<'_> {
             return Ok(0);
         }
 
-        let target_tags = state.tags(target, stats);
+        let target_tags = self.targets.tags(target, stats);
         let there = target
             .referrers(subject, target_tags.as_ref(), stats)
             .map_err(|e| {
