@@ -129,7 +129,7 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> Outcome {
         ));
     }
     let (plan, outcomes) = pool.install(|| {
-        let plan = plan::plan(&client, &rules, args.referrers);
+        let mut plan = plan::plan(&client, &rules, args.referrers);
         for warning in &plan.warnings {
             eprintln!("warning: {warning}");
         }
@@ -150,11 +150,12 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> Outcome {
         let copier = Copier::new(&client, args.dry_run, args.platforms())
             .force(args.force)
             .with_referrers(args.referrers);
-        let outcomes: Vec<ImageResult> = plan
-            .jobs
-            .par_iter()
+        // Each job is dropped once its result is made: at 20,000 tags the jobs and the
+        // results would otherwise both be held to the end.
+        let outcomes: Vec<ImageResult> = std::mem::take(&mut plan.jobs)
+            .into_par_iter()
             .map(|job| {
-                let result = job_result(job, copier.run(job));
+                let result = job_result(&job, copier.run(&job));
                 progress.line(&log_line(&result, args.dry_run));
                 progress.image_done(result.bytes_transferred);
                 result
