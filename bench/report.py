@@ -70,9 +70,11 @@ def targets_of(b, prefix):
             out.append(f"- {p} sync vs skopeo: {im[p]['wall']:.2f}s / {sk[p]['wall']:.2f}s = {x:.2f}× (target ≤ {cap:.2f}×: {mark(x <= cap)})")
     if im["changed"] and sk["changed"]:
         out.append(f"- changed tags vs skopeo: {im['changed']['wall']:.2f}s / {sk['changed']['wall']:.2f}s = {ratio(im['changed'], sk['changed'])}")
-    ims = [r for r in b.rows if r["tool"].startswith("image-migrator")]
+    # This corpus over this transport only (the scale and far-away runs have their own).
+    corpus_phases = {prefix + p for p in ("cold", "no-op", "changed", "cold --proc sweep")}
+    ims = [r for r in b.rows if r["tool"].startswith("image-migrator") and r["phase"] in corpus_phases]
     if ims:
-        cold_like = [r for r in ims if r["phase"].startswith("cold")]
+        cold_like = [r for r in ims if r["phase"].startswith(prefix + "cold")]
         dups = max(r["dup_blob_gets"] for r in ims)
         gets = [r["src"]["blob_gets"] for r in cold_like]
         out.append(
@@ -80,7 +82,7 @@ def targets_of(b, prefix):
             f"(target: equal, none: {mark(dups == 0 and all(g == b.corpus['blobs'] for g in gets))})"
         )
         rss = max(r["rss_mib"] or 0 for r in ims)
-        out.append(f"- peak RSS of image-migrator over all runs: {rss:.1f} MiB with a {b.corpus['largest'] / MIB:.0f} MiB layer (target < 64 MiB: {mark(rss < 64)})")
+        out.append(f"- peak RSS of image-migrator over this corpus's runs: {rss:.1f} MiB with a {b.corpus['largest'] / MIB:.0f} MiB layer (target < 64 MiB: {mark(rss < 64)})")
         if im["no-op"]:
             req = im["no-op"]["src"]["requests"] + im["no-op"]["dst"]["requests"]
             budget = 2 * b.corpus["tags"] + b.corpus["repos"] + 2
