@@ -4,7 +4,9 @@
 //! `PUT`), one per manifest and two per repository (a `HEAD` that misses, then the tag
 //! list that spares the other tags' `HEAD`s); a no-op sync one `HEAD` per tag. A registry
 //! that will not mount from the repository itself gets the `HEAD` + `POST` + `PUT` ladder.
-//! Requests are counted by a (fault-free) proxy in front of the target registry.
+//! On the source, a tag the target's list shows absent is fetched with one `GET` by tag, no
+//! `HEAD` first. Target requests are counted by a (fault-free) proxy in front of the target
+//! registry, source requests in the source registry's access log.
 
 mod support;
 
@@ -15,6 +17,7 @@ use support::fault_proxy::{Fault, FaultProxy, Logged, Rule, When};
 use support::migrator::{Workdir, assert_tags_complete, insecure, seed_images, tag_rules};
 use support::registry::TestRegistry;
 use support::seed::{Pushed, Seeder, deterministic_layer, sha256_digest};
+use support::sync::{access_log, migrator_requests_since};
 
 const LAYER: usize = 20_000;
 
@@ -81,9 +84,37 @@ fn cold_sync_sends_two_target_requests_per_new_blob_and_no_op_one_per_tag() {
         &rules(&src.host, &proxy.host, &[("a", a_tags), ("b", b_tags)]),
     );
     // One worker: the order of requests, and so their count, is the same every run.
+    let src_before = access_log(&src).len();
     work.sync().arg("--proc").arg("1").assert().success();
     let report = work.report();
     assert_eq!(report["summary"]["copied"], 7, "{report}");
+
+    // The source: a HEAD for the first tag of each repository; once the target's tag
+    // list shows a tag absent, its manifest is fetched by tag at once (one request, the
+    // same one pull), and nothing is fetched twice.
+    let source_log = migrator_requests_since(&src, src_before);
+    let source_heads = source_log
+        .iter()
+        .filter(|a| a.method == "HEAD" && a.is_manifest())
+        .count();
+    assert_eq!(source_heads, 2, "{source_log:#?}");
+    let mut manifest_gets: Vec<&str> = source_log
+        .iter()
+        .filter(|a| a.method == "GET" && a.is_manifest())
+        .map(|a| a.uri.as_str())
+        .collect();
+    assert_eq!(
+        manifest_gets.len(),
+        7,
+        "one GET per manifest: {source_log:#?}"
+    );
+    manifest_gets.sort_unstable();
+    manifest_gets.dedup();
+    assert_eq!(
+        manifest_gets.len(),
+        7,
+        "none fetched twice: {source_log:#?}"
+    );
     for (repo, tags, images) in [("dst/a", a_tags, &a), ("dst/b", b_tags, &b)] {
         for (tag, image) in tags.iter().zip(images.iter()) {
             assert_eq!(

@@ -26,13 +26,23 @@ const ENTRY_OVERHEAD_BYTES: usize = 384;
 
 /// (registry, repository, digest)
 pub(super) type Key = (String, String, Digest);
+/// (registry, repository, tag)
+pub(super) type TagKey = (String, String, String);
 type Slot = Arc<OnceLock<Result<Arc<Manifest>>>>;
+
+/// What the budget holds: a manifest, or the digest a tag was found to name.
+enum Entry {
+    Manifest(Key),
+    Tag(TagKey),
+}
 
 #[derive(Default)]
 pub(super) struct ManifestCache {
     slots: Mutex<HashMap<Key, Slot>>,
-    /// Manifests kept, oldest first, and their total size.
-    kept: Mutex<(VecDeque<(Key, usize)>, usize)>,
+    /// The digests of manifests fetched by tag, so that the tag is not fetched again.
+    tags: Mutex<HashMap<TagKey, Digest>>,
+    /// Entries kept, oldest first, and their total size.
+    kept: Mutex<(VecDeque<(Entry, usize)>, usize)>,
 }
 
 impl ManifestCache {
@@ -55,22 +65,38 @@ impl ManifestCache {
             Err(_) => self.forget(&key, &slot),
             Ok(manifest) if fetched_here => {
                 let size = footprint(&key, manifest);
-                self.account(key, size);
+                self.account(Entry::Manifest(key), size);
             }
             Ok(_) => {}
         }
         result
     }
 
-    /// Keeps a manifest fetched by tag, so that its digest is not fetched again.
-    pub(super) fn keep(&self, key: Key, manifest: Manifest) -> Arc<Manifest> {
+    /// Keeps a manifest fetched by `tag`, so that neither its digest nor the tag is
+    /// fetched again.
+    pub(super) fn keep(&self, key: Key, tag: TagKey, manifest: Manifest) -> Arc<Manifest> {
         let manifest = Arc::new(manifest);
         let slot = self.slot(&key);
         if slot.set(Ok(manifest.clone())).is_ok() {
             let size = footprint(&key, &manifest);
-            self.account(key, size);
+            self.account(Entry::Manifest(key.clone()), size);
+        }
+        let size = 2 * (tag.0.len() + tag.1.len() + tag.2.len()) + key.2.as_str().len();
+        if self
+            .tags
+            .lock()
+            .unwrap()
+            .insert(tag.clone(), key.2)
+            .is_none()
+        {
+            self.account(Entry::Tag(tag), size + ENTRY_OVERHEAD_BYTES / 2);
         }
         manifest
+    }
+
+    /// The digest `tag` named when its manifest was fetched, if still kept.
+    pub(super) fn digest_of_tag(&self, tag: &TagKey) -> Option<Digest> {
+        self.tags.lock().unwrap().get(tag).cloned()
     }
 
     fn slot(&self, key: &Key) -> Slot {
@@ -83,24 +109,35 @@ impl ManifestCache {
     }
 
     /// Counts a newly kept manifest, and drops the oldest past the budget.
-    fn account(&self, key: Key, size: usize) {
+    fn account(&self, entry: Entry, size: usize) {
         let mut kept = self.kept.lock().unwrap();
-        kept.0.push_back((key, size));
+        kept.0.push_back((entry, size));
         kept.1 += size;
         while kept.1 > BUDGET_BYTES {
             let Some((old, old_size)) = kept.0.pop_front() else {
                 break;
             };
             kept.1 -= old_size;
-            self.slots.lock().unwrap().remove(&old);
+            match old {
+                Entry::Manifest(key) => {
+                    self.slots.lock().unwrap().remove(&key);
+                }
+                Entry::Tag(tag) => {
+                    self.tags.lock().unwrap().remove(&tag);
+                }
+            }
         }
     }
 
-    /// How many manifests are kept, and their counted size.
+    /// How many manifests are kept, and the counted size of all entries.
     #[cfg(test)]
     fn kept(&self) -> (usize, usize) {
         let kept = self.kept.lock().unwrap();
-        (kept.0.len(), kept.1)
+        let manifests = kept
+            .0
+            .iter()
+            .filter(|(entry, _)| matches!(entry, Entry::Manifest(_)));
+        (manifests.count(), kept.1)
     }
 
     fn forget(&self, key: &Key, slot: &Slot) {
@@ -138,6 +175,25 @@ mod tests {
         ("r.io".into(), "a/b".into(), m.digest.clone())
     }
 
+    fn tag(name: &str) -> TagKey {
+        ("r.io".into(), "a/b".into(), name.into())
+    }
+
+    #[test]
+    fn a_tag_fetched_once_names_its_digest_until_it_leaves() {
+        let cache = ManifestCache::default();
+        let m = manifest(10);
+        cache.keep(key(&m), tag("v1"), m.clone());
+        assert_eq!(cache.digest_of_tag(&tag("v1")), Some(m.digest.clone()));
+        assert_eq!(cache.digest_of_tag(&tag("v2")), None);
+        let fetched = cache.get(key(&m), || panic!("kept by tag: not fetched again"));
+        assert_eq!(fetched.unwrap().digest, m.digest);
+        // A manifest as big as the budget pushes the tag out with the first manifest.
+        let big = manifest(BUDGET_BYTES);
+        cache.keep(key(&big), tag("big"), big.clone());
+        assert_eq!(cache.digest_of_tag(&tag("v1")), None);
+    }
+
     #[test]
     fn a_manifest_is_fetched_once_and_failures_are_not_kept() {
         let cache = ManifestCache::default();
@@ -171,7 +227,7 @@ mod tests {
                 bytes,
                 media_type: crate::manifest::MediaType::OciManifest,
             };
-            cache.keep(key(&m), m);
+            cache.keep(key(&m), tag(&format!("t{n}")), m);
         }
         let (entries, bytes) = cache.kept();
         // 20,000 manifests of 0.4 KiB (8 MB) would nearly fit a budget of bytes alone:
@@ -188,8 +244,8 @@ mod tests {
         let cache = ManifestCache::default();
         let big = BUDGET_BYTES / 2 + 1;
         let (first, second) = (manifest(big), manifest(big + 1));
-        cache.keep(key(&first), first.clone());
-        cache.keep(key(&second), second.clone());
+        cache.keep(key(&first), tag("first"), first.clone());
+        cache.keep(key(&second), tag("second"), second.clone());
         let mut refetched = false;
         cache
             .get(key(&first), || {

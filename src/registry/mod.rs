@@ -383,8 +383,8 @@ impl Repo<'_> {
     }
 
     /// A manifest with its bytes as served; when `reference` is a digest the bytes must
-    /// hash to it. Fetched once per run: later calls for the same digest (or for the digest
-    /// of a manifest first fetched by tag) are answered from memory.
+    /// hash to it. Fetched once per run: later calls for the same digest, or for a tag
+    /// already fetched (whose digest is then known), are answered from memory.
     pub fn get_manifest(&self, reference: &str, stats: &RequestStats) -> Result<Arc<Manifest>> {
         let key = |digest: Digest| (self.registry().to_string(), self.name.clone(), digest);
         match Digest::parse(reference) {
@@ -393,11 +393,21 @@ impl Repo<'_> {
                 .manifests
                 .get(key(digest), || self.fetch_manifest(reference, stats)),
             Err(_) => {
+                let tag = (
+                    self.registry().to_string(),
+                    self.name.clone(),
+                    reference.to_string(),
+                );
+                if let Some(digest) = self.client.manifests.digest_of_tag(&tag) {
+                    return self.client.manifests.get(key(digest.clone()), || {
+                        self.fetch_manifest(digest.as_str(), stats)
+                    });
+                }
                 let manifest = self.fetch_manifest(reference, stats)?;
                 Ok(self
                     .client
                     .manifests
-                    .keep(key(manifest.digest.clone()), manifest))
+                    .keep(key(manifest.digest.clone()), tag, manifest))
             }
         }
     }
