@@ -145,6 +145,18 @@ pub fn markdown_summary(report: &Report, report_path: &Path, max_rows: usize) ->
         s.cancelled,
         crate::progress::human_bytes(s.bytes_transferred)
     );
+    if report.settings.referrers {
+        out.push_str(&format!(
+            "Referrers (signatures, SBOMs, attestations): {} {}, {} already in the target.\n\n",
+            s.referrers_copied,
+            if report.settings.dry_run {
+                "would be copied"
+            } else {
+                "copied"
+            },
+            s.referrers_unchanged
+        ));
+    }
     let mut rows: Vec<_> = report.results.iter().collect();
     rows.sort_by_key(|r| match r.status {
         Status::Failed => 0,
@@ -161,11 +173,13 @@ pub fn markdown_summary(report: &Report, report_path: &Path, max_rows: usize) ->
             Status::WouldCopy => "📝",
             Status::Unchanged => "➖",
         };
-        let detail = result
-            .error
-            .as_ref()
-            .map(|e| e.message.clone())
-            .unwrap_or_default();
+        let detail = match &result.error {
+            Some(e) => e.message.clone(),
+            None if result.referrers_copied > 0 => {
+                format!("{} referrer(s)", result.referrers_copied)
+            }
+            None => String::new(),
+        };
         out.push_str(&format!(
             "| {icon} {} | `{}` | `{}` | {} |\n",
             result.status.label(),
@@ -232,11 +246,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn summary_puts_failures_first_and_points_at_the_report_when_cut() {
-        let mut results: Vec<_> = (0..5).map(|n| result(n, Status::Copied)).collect();
-        results.push(result(9, Status::Failed));
-        let report = Report {
+    fn report_of(results: Vec<crate::report::ImageResult>) -> Report {
+        Report {
             schema_version: 1,
             tool: "image-migrator".into(),
             tool_version: "0".into(),
@@ -264,7 +275,14 @@ mod tests {
             summary: crate::report::Summary::of(&results),
             results,
             warnings: Vec::new(),
-        };
+        }
+    }
+
+    #[test]
+    fn summary_puts_failures_first_and_points_at_the_report_when_cut() {
+        let mut results: Vec<_> = (0..5).map(|n| result(n, Status::Copied)).collect();
+        results.push(result(9, Status::Failed));
+        let report = report_of(results);
         let text = markdown_summary(&report, Path::new("out/report.json"), 3);
         let rows: Vec<&str> = text
             .lines()
@@ -281,6 +299,27 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("| 6 | 5 | 0 | 1 |"), "{text}");
+    }
+
+    #[test]
+    fn summary_counts_referrers_when_they_follow_their_images() {
+        let mut signed = result(1, Status::Copied);
+        signed.referrers_copied = 2;
+        let mut unchanged = result(2, Status::Unchanged);
+        unchanged.referrers_unchanged = 1;
+        let mut report = report_of(vec![signed, unchanged]);
+        let without = markdown_summary(&report, Path::new("r.json"), 10);
+        assert!(!without.contains("Referrers"), "{without}");
+        report.settings.referrers = true;
+        let text = markdown_summary(&report, Path::new("r.json"), 10);
+        assert!(
+            text.contains(
+                "Referrers (signatures, SBOMs, attestations): 2 copied, 1 already in the target."
+            ),
+            "{text}"
+        );
+        let row = text.lines().find(|l| l.contains("app:1`")).unwrap();
+        assert!(row.ends_with("| 2 referrer(s) |"), "{text}");
     }
 
     #[test]
