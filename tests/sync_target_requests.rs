@@ -218,3 +218,33 @@ fn a_registry_that_refuses_mounts_from_the_repository_itself_gets_head_then_uplo
     );
     assert_eq!(count(&log, is_upload_put), blobs, "{log:#?}");
 }
+
+#[test]
+fn blobs_from_the_source_reuse_its_connections() {
+    // A blob body whose end was never read kept its connection out of the pool: every
+    // blob cost a new connection (over TLS, a handshake on the source registry).
+    let src = TestRegistry::start();
+    let dst = TestRegistry::start();
+    let source = Seeder::for_registry(&src);
+    let tags: &[&str] = &["1", "2", "3", "4", "5", "6"];
+    let images = seed_images(&source, "src/app", tags, 8, LAYER);
+    let blobs = unique_blobs(&images.iter().collect::<Vec<_>>()).len();
+    let proxy = FaultProxy::start(&src.host);
+    let work = Workdir::new(
+        &insecure(&[&proxy.host, &dst.host]),
+        &tag_rules(&proxy.host, "src/app", &dst.host, "dst/app", tags),
+    );
+    work.sync().arg("--proc").arg("2").assert().success();
+    assert_eq!(work.report()["summary"]["copied"], 6);
+    let blob_gets = count(&proxy.log(), |l| {
+        l.method == "GET" && l.path.contains("/blobs/sha256:")
+    });
+    assert_eq!(blob_gets, blobs, "{:#?}", proxy.log());
+    // Two workers: a connection or two each (and one for planning), not one per blob.
+    let connections = proxy.connections();
+    assert!(
+        connections <= 4,
+        "{connections} connections for {blob_gets} blob GETs and {} requests",
+        proxy.log().len()
+    );
+}

@@ -154,6 +154,8 @@ struct Shared {
     /// Requests between their head being read and their response head being sent.
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
+    /// Client connections accepted so far.
+    connections: AtomicUsize,
     /// Docker Hub's pull quota, when set: (pulls per window, manifest GETs counted so far).
     quota: Mutex<Option<(u64, u64)>>,
     /// With the referrers API: the descriptors of the manifests pushed with a `subject`,
@@ -210,6 +212,7 @@ impl FaultProxy {
             delay: Mutex::new(Duration::ZERO),
             in_flight: AtomicUsize::new(0),
             max_in_flight: AtomicUsize::new(0),
+            connections: AtomicUsize::new(0),
             quota: Mutex::new(None),
             referrers: referrers_api.then(Default::default),
         });
@@ -217,6 +220,7 @@ impl FaultProxy {
         thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
+                accept_shared.connections.fetch_add(1, Ordering::SeqCst);
                 let shared = accept_shared.clone();
                 thread::spawn(move || {
                     let _ = handle(stream, &shared);
@@ -274,6 +278,11 @@ impl FaultProxy {
 
     /// The most requests that were ever waiting at once for their answer (from the
     /// request head until the response head; a streamed body does not count).
+    /// Client connections accepted so far (kept-alive connections count once).
+    pub fn connections(&self) -> usize {
+        self.shared.connections.load(Ordering::SeqCst)
+    }
+
     pub fn max_in_flight(&self) -> usize {
         self.shared.max_in_flight.load(Ordering::SeqCst)
     }
