@@ -169,9 +169,11 @@ fn assert_contained(scene: &Scene, run: &Run, bad_source: &str) -> String {
     bad["error"]["message"].as_str().unwrap().to_string()
 }
 
-#[test]
-fn an_endless_manifest_fails_at_4_mib_without_reading_the_rest() {
-    let hostile = HostileRegistry::start(Behaviour::HugeManifest);
+/// The tagged image `{REPO}:{TAG}` from a registry that behaves as `behaviour`, next to the
+/// good rule, synced with the short bounds; the common assertions checked. Returns the
+/// registry, the scene, the run and the bad image's error message.
+fn tagged_image_contained(behaviour: Behaviour) -> (HostileRegistry, Scene, Run, String) {
+    let hostile = HostileRegistry::start(behaviour);
     let scene = scene(
         &hostile,
         &format!("{REPO}:{TAG}"),
@@ -179,17 +181,26 @@ fn an_endless_manifest_fails_at_4_mib_without_reading_the_rest() {
     );
     let run = run(&scene.work, &FAST_BOUNDS);
     let message = assert_contained(&scene, &run, &format!("{}/{REPO}:{TAG}", hostile.host));
+    (hostile, scene, run, message)
+}
+
+/// How many requests `hostile` saw that `matches` picks (a request is `METHOD path`).
+fn requests_where(hostile: &HostileRegistry, matches: impl Fn(&str) -> bool) -> usize {
+    hostile.requests().iter().filter(|r| matches(r)).count()
+}
+
+#[test]
+fn an_endless_manifest_fails_at_4_mib_without_reading_the_rest() {
+    let (hostile, _scene, _run, message) = tagged_image_contained(Behaviour::HugeManifest);
     assert!(message.contains("is larger than 4 MiB"), "{message}");
     assert!(
         message.contains(&format!("{REPO}:")),
         "names the manifest: {message}"
     );
     // Too large is not transient: one GET of the manifest, not one per retry.
-    let gets = hostile
-        .requests()
-        .iter()
-        .filter(|r| r.starts_with("GET") && r.contains("/manifests/"))
-        .count();
+    let gets = requests_where(&hostile, |r| {
+        r.starts_with("GET") && r.contains("/manifests/")
+    });
     assert_eq!(gets, 1, "{:#?}", hostile.requests());
 }
 
@@ -201,24 +212,13 @@ fn a_tag_list_that_links_back_to_itself_fails_the_rule() {
     let message = assert_contained(&scene, &run, &format!("{}/{REPO}", hostile.host));
     assert!(message.contains("pagination loops"), "{message}");
     assert!(message.contains("last=v1"), "names the page: {message}");
-    let pages = hostile
-        .requests()
-        .iter()
-        .filter(|r| r.contains("/tags/list"))
-        .count();
+    let pages = requests_where(&hostile, |r| r.contains("/tags/list"));
     assert_eq!(pages, 2, "{:#?}", hostile.requests());
 }
 
 #[test]
 fn a_trickling_layer_is_aborted_under_the_speed_floor() {
-    let hostile = HostileRegistry::start(Behaviour::TrickleBlob);
-    let scene = scene(
-        &hostile,
-        &format!("{REPO}:{TAG}"),
-        insecure_hostile(&hostile),
-    );
-    let run = run(&scene.work, &FAST_BOUNDS);
-    let message = assert_contained(&scene, &run, &format!("{}/{REPO}:{TAG}", hostile.host));
+    let (hostile, scene, run, message) = tagged_image_contained(Behaviour::TrickleBlob);
     assert!(
         message.contains("slower than the floor of 1024 B/s"),
         "{message}"
@@ -232,48 +232,23 @@ fn a_trickling_layer_is_aborted_under_the_speed_floor() {
 
 #[test]
 fn a_registry_that_never_answers_fails_within_the_request_deadline() {
-    let hostile = HostileRegistry::start(Behaviour::NeverAnswers);
-    let scene = scene(
-        &hostile,
-        &format!("{REPO}:{TAG}"),
-        insecure_hostile(&hostile),
-    );
-    let run = run(&scene.work, &FAST_BOUNDS);
-    let message = assert_contained(&scene, &run, &format!("{}/{REPO}:{TAG}", hostile.host));
+    let (_hostile, _scene, run, message) = tagged_image_contained(Behaviour::NeverAnswers);
     assert!(message.contains("--request-timeout"), "{message}");
     assert!(run.wall < Duration::from_secs(30), "{:?}", run.wall);
 }
 
 #[test]
 fn a_redirect_loop_stops_after_10_hops() {
-    let hostile = HostileRegistry::start(Behaviour::RedirectLoop);
-    let scene = scene(
-        &hostile,
-        &format!("{REPO}:{TAG}"),
-        insecure_hostile(&hostile),
-    );
-    let run = run(&scene.work, &FAST_BOUNDS);
-    let message = assert_contained(&scene, &run, &format!("{}/{REPO}:{TAG}", hostile.host));
+    let (hostile, _scene, _run, message) = tagged_image_contained(Behaviour::RedirectLoop);
     assert!(message.contains("more than 10 redirects"), "{message}");
-    let manifest_requests = hostile
-        .requests()
-        .iter()
-        .filter(|r| r.contains("/manifests/"))
-        .count();
+    let manifest_requests = requests_where(&hostile, |r| r.contains("/manifests/"));
     // The first request and 10 hops, once: a redirect loop is not retried.
     assert_eq!(manifest_requests, 11, "{:#?}", hostile.requests());
 }
 
 #[test]
 fn an_index_nested_four_deep_fails_naming_the_index() {
-    let hostile = HostileRegistry::start(Behaviour::NestedIndex);
-    let scene = scene(
-        &hostile,
-        &format!("{REPO}:{TAG}"),
-        insecure_hostile(&hostile),
-    );
-    let run = run(&scene.work, &FAST_BOUNDS);
-    let message = assert_contained(&scene, &run, &format!("{}/{REPO}:{TAG}", hostile.host));
+    let (hostile, _scene, _run, message) = tagged_image_contained(Behaviour::NestedIndex);
     let deepest = hostile.index_digests()[3].clone();
     assert!(message.contains(&deepest), "names the 4th index: {message}");
     assert!(message.contains("more than 3 levels"), "{message}");

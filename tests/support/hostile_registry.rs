@@ -17,7 +17,7 @@ use serde_json::json;
 use sha2::{Digest as _, Sha256};
 
 use super::apiserver::Certs;
-use super::http1::Request;
+use super::http1::{Request, respond};
 
 /// The repository and tag the server serves.
 pub const REPO: &str = "bad/app";
@@ -220,12 +220,12 @@ fn start_token_service(count: Arc<AtomicUsize>) -> String {
             let _ = Request::read(&mut reader);
             let body = br#"{"token":"t0","expires_in":300}"#;
             let mut out = reader.into_inner();
-            let _ = answer(
+            let _ = respond(
                 &mut out,
-                "200 OK",
+                200,
                 &[("Content-Type", "application/json")],
                 body,
-                "GET",
+                true,
             );
         }
     });
@@ -255,28 +255,28 @@ fn serve(stream: impl Read + Write, state: &State) -> std::io::Result<()> {
     if path == "/v2/" || path == "/v2" {
         if let Some(realm) = &state.realm {
             let challenge = format!("Bearer realm=\"{realm}\",service=\"hostile\"");
-            return answer(
+            return respond(
                 &mut out,
-                "401 Unauthorized",
+                401,
                 &[("WWW-Authenticate", &challenge)],
                 b"{}",
-                &method,
+                method != "HEAD",
             );
         }
-        return answer(&mut out, "200 OK", &[], b"{}", &method);
+        return respond(&mut out, 200, &[], b"{}", method != "HEAD");
     }
     let Some(rest) = path.strip_prefix(&format!("/v2/{REPO}/")) else {
-        return answer(&mut out, "404 Not Found", &[], b"", &method);
+        return respond(&mut out, 404, &[], b"", method != "HEAD");
     };
     if rest == "tags/list" {
         return tag_list(&mut out, behaviour, query, &method);
     }
     if let Some(reference) = rest.strip_prefix("manifests/") {
         if behaviour == Behaviour::RedirectLoop {
-            return answer(&mut out, "302 Found", &[("Location", path)], b"", &method);
+            return respond(&mut out, 302, &[("Location", path)], b"", method != "HEAD");
         }
         let Some((media_type, bytes)) = state.content.manifests.get(reference) else {
-            return answer(&mut out, "404 Not Found", &[], b"", &method);
+            return respond(&mut out, 404, &[], b"", method != "HEAD");
         };
         let digest = sha256(bytes);
         if behaviour == Behaviour::HugeManifest && method == "GET" {
@@ -293,11 +293,11 @@ fn serve(stream: impl Read + Write, state: &State) -> std::io::Result<()> {
             ("Content-Type", media_type.as_str()),
             ("Docker-Content-Digest", &digest),
         ];
-        return answer(&mut out, "200 OK", &headers, bytes, &method);
+        return respond(&mut out, 200, &headers, bytes, method != "HEAD");
     }
     if let Some(digest) = rest.strip_prefix("blobs/") {
         let Some(bytes) = state.content.blobs.get(digest) else {
-            return answer(&mut out, "404 Not Found", &[], b"", &method);
+            return respond(&mut out, 404, &[], b"", method != "HEAD");
         };
         if behaviour == Behaviour::TrickleBlob && digest == state.content.layer && method == "GET" {
             write!(
@@ -312,9 +312,9 @@ fn serve(stream: impl Read + Write, state: &State) -> std::io::Result<()> {
             }
             return Ok(());
         }
-        return answer(&mut out, "200 OK", &[], bytes, &method);
+        return respond(&mut out, 200, &[], bytes, method != "HEAD");
     }
-    answer(&mut out, "404 Not Found", &[], b"", &method)
+    respond(&mut out, 404, &[], b"", method != "HEAD")
 }
 
 fn tag_list(
@@ -338,27 +338,5 @@ fn tag_list(
         _ => {}
     }
     let body = serde_json::to_vec(&json!({ "name": REPO, "tags": tags })).unwrap();
-    answer(out, "200 OK", &headers, &body, method)
-}
-
-fn answer(
-    out: &mut impl Write,
-    status: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-    method: &str,
-) -> std::io::Result<()> {
-    let mut head = format!(
-        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n",
-        body.len()
-    );
-    for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    head.push_str("\r\n");
-    out.write_all(head.as_bytes())?;
-    if method != "HEAD" {
-        out.write_all(body)?;
-    }
-    out.flush()
+    respond(out, 200, &headers, &body, method != "HEAD")
 }
