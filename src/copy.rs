@@ -742,9 +742,6 @@ impl<'c> Copier<'c> {
                         ))
                     }));
                 }
-                if result.is_ok() {
-                    reader.read_to_end_of_stream();
-                }
                 result
             };
             match attempt(upload_url.take()) {

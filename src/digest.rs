@@ -125,18 +125,6 @@ impl<R: Read> VerifyingReader<R> {
         self.failure.as_deref()
     }
 
-    /// Once everything expected has passed, reads the wrapped stream to its end: an HTTP
-    /// body whose end was never read keeps its connection out of the pool (a consumer that
-    /// knows the length stops at the last byte), and every blob would cost a new connection
-    /// — over TLS a handshake on the source registry. Whether it ended cleanly does not
-    /// matter to the blob, which was verified.
-    pub fn read_to_end_of_stream(&mut self) {
-        if self.done {
-            let mut byte = [0u8; 1];
-            let _ = self.inner.read(&mut byte);
-        }
-    }
-
     fn fail(&mut self, message: String) -> io::Error {
         self.failure = Some(message.clone());
         io::Error::new(io::ErrorKind::InvalidData, message)

@@ -128,7 +128,14 @@ impl Response {
 
     /// The body as a stream, for blobs; slower than the speed floor fails.
     pub fn into_reader(self) -> impl Read + Send + 'static {
-        bounds::SpeedFloor::new(self.body.into_reader(), &self.time)
+        let announced = self
+            .header("content-length")
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let body = ReadsItsEnd {
+            inner: self.body.into_reader(),
+            left: announced,
+        };
+        bounds::SpeedFloor::new(body, &self.time)
     }
 
     /// `Retry-After` as seconds or an HTTP date.
@@ -204,6 +211,33 @@ fn registry_error_text(body: &[u8]) -> Option<String> {
 /// the largest response header ureq accepts (64 KiB).
 const INPUT_BUFFER_BYTES: usize = 64 * 1024;
 const OUTPUT_BUFFER_BYTES: usize = 32 * 1024;
+
+/// A body that, once its announced length has been read, reads its end too. ureq puts a
+/// connection back in its pool only when the body's end was read, and a consumer that
+/// knows the length (an upload of the blob) stops at the last byte: without this every
+/// blob cost a new connection, over TLS a handshake on the source registry.
+struct ReadsItsEnd<R> {
+    inner: R,
+    /// Bytes still announced (`Content-Length`); `None` when unknown or done.
+    left: Option<u64>,
+}
+
+impl<R: Read> Read for ReadsItsEnd<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Some(left) = self.left {
+            let left = left.saturating_sub(n as u64);
+            self.left = Some(left);
+            if left == 0 && n > 0 {
+                self.left = None;
+                // ureq keeps to the announced length: this read is the end (0 bytes), and
+                // a failure here takes nothing from the bytes already delivered.
+                let _ = self.inner.read(&mut [0u8; 1]);
+            }
+        }
+        Ok(n)
+    }
+}
 
 /// The settings every agent shares, registries and the Kubernetes API alike: the
 /// User-Agent, statuses as answers, no compression, a connect timeout, connection buffers,
