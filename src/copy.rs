@@ -8,25 +8,24 @@
 
 mod claims;
 mod referrers;
+mod threads;
 
-use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
-
-use rayon::prelude::*;
 
 use crate::digest::{Digest, VerifyingReader};
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::RequestStats;
 use crate::manifest::{self, Content, Manifest, MediaType, PlatformSpec};
 use crate::plan::Job;
-use crate::registry::{Access, Client, ManifestHead, Mount, Repo, TreeGuard, UploadError};
+use crate::registry::{Access, Client, ManifestHead, Mount, PullQuota, Repo, UploadError};
 use crate::report::Status;
-use claims::{Claim, Claims};
+use claims::{BlobClaim, BlobLedger, Claim, Claims};
 pub use referrers::{MAX_DEPTH as REFERRER_DEPTH, ReferrerNote};
 use referrers::{ReferrerState, ReferrerTally};
+pub use threads::Threads;
 
 /// What copying one job did.
 #[derive(Debug)]
@@ -70,123 +69,20 @@ struct Tally {
     referrers: ReferrerTally,
 }
 
-thread_local! {
-    /// How many blob waits this thread is running other work inside of.
-    static NESTED_WAITS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
-    /// How many manifest trees this thread holds (rayon runs other jobs inside waits).
-    static TREES_HELD: Cell<usize> = const { Cell::new(0) };
+/// Where a job stands after the first pass: done, or left for the second.
+enum Step {
+    Done(Status),
+    /// Its tree would spend pulls of a small quota that trees of one pull should have
+    /// first (see [`Copier::may_pull`]); what was learnt so far is kept.
+    Deferred(Resume),
 }
 
-/// A manifest tree this thread is fetching (see [`Repo::enter_tree`]).
-struct HeldTree<'r> {
-    _guard: TreeGuard<'r>,
-}
-
-impl<'r> HeldTree<'r> {
-    fn enter(source: &'r Repo) -> Self {
-        let nested = TREES_HELD.with(|held| held.get() > 0);
-        let guard = source.enter_tree(nested);
-        TREES_HELD.with(|held| held.set(held.get() + 1));
-        HeldTree { _guard: guard }
-    }
-}
-
-impl Drop for HeldTree<'_> {
-    fn drop(&mut self) {
-        TREES_HELD.with(|held| held.set(held.get() - 1));
-    }
-}
-/// Bounds the stack depth of work run while waiting for a blob.
-const MAX_NESTED_WAITS: usize = 8;
-/// How often a waiter with nothing else to do looks for new work.
-const WAIT_POLL: std::time::Duration = std::time::Duration::from_millis(20);
-
-/// Where blobs are known to be in each target registry, and which are being uploaded
-/// right now, so that each blob crosses the wire at most once per target registry.
-#[derive(Default)]
-struct BlobLedger {
-    state: Mutex<HashMap<(String, Digest), BlobState>>,
-    changed: Condvar,
-}
-
-enum BlobState {
-    Uploading,
-    In(Vec<String>),
-}
-
-enum BlobClaim {
-    /// Known to be in the target repository already.
-    Present,
-    /// Known in another repository of the same registry.
-    MountFrom(String),
-    /// Nobody has it or is uploading it: the caller must, and report back.
-    Owner,
-}
-
-impl BlobLedger {
-    fn claim(&self, registry: &str, digest: &Digest, repo: &str) -> BlobClaim {
-        let key = (registry.to_string(), digest.clone());
-        let mut state = self.state.lock().unwrap();
-        loop {
-            match state.get(&key) {
-                Some(BlobState::Uploading) => {
-                    // Another job is uploading it. Blocking here would take this worker
-                    // away from every other job for the whole upload (a shared base or a
-                    // big layer: seconds), so run other pending work meanwhile; sleep only
-                    // when there is none (or when nested too deep).
-                    drop(state);
-                    let ran = NESTED_WAITS.with(|depth| {
-                        if depth.get() >= MAX_NESTED_WAITS {
-                            return false;
-                        }
-                        depth.set(depth.get() + 1);
-                        let ran = rayon::yield_now() == Some(rayon::Yield::Executed);
-                        depth.set(depth.get() - 1);
-                        ran
-                    });
-                    state = self.state.lock().unwrap();
-                    if !ran && matches!(state.get(&key), Some(BlobState::Uploading)) {
-                        state = self.changed.wait_timeout(state, WAIT_POLL).unwrap().0;
-                    }
-                }
-                Some(BlobState::In(repos)) if repos.iter().any(|r| r == repo) => {
-                    return BlobClaim::Present;
-                }
-                Some(BlobState::In(repos)) => return BlobClaim::MountFrom(repos[0].clone()),
-                None => {
-                    state.insert(key, BlobState::Uploading);
-                    return BlobClaim::Owner;
-                }
-            }
-        }
-    }
-
-    /// Records that `repo` has the blob (ends an ownership, if any).
-    fn record(&self, registry: &str, digest: &Digest, repo: &str) {
-        let key = (registry.to_string(), digest.clone());
-        let mut state = self.state.lock().unwrap();
-        match state.get_mut(&key) {
-            Some(BlobState::In(repos)) => {
-                if !repos.iter().any(|r| r == repo) {
-                    repos.push(repo.to_string());
-                }
-            }
-            _ => {
-                state.insert(key, BlobState::In(vec![repo.to_string()]));
-            }
-        }
-        self.changed.notify_all();
-    }
-
-    /// Gives up an ownership after a failure, so that a waiting job may try.
-    fn release(&self, registry: &str, digest: &Digest) {
-        let key = (registry.to_string(), digest.clone());
-        let mut state = self.state.lock().unwrap();
-        if matches!(state.get(&key), Some(BlobState::Uploading)) {
-            state.remove(&key);
-        }
-        self.changed.notify_all();
-    }
+/// What the first pass learnt of a deferred job, so that the second asks nothing again.
+struct Resume {
+    /// The source's `HEAD` answer for the job's reference.
+    head: ManifestHead,
+    /// Whether the target was asked and lacks the manifest (else it is asked again).
+    target_lacks: bool,
 }
 
 /// What the run knows of each target repository's manifests, to skip `HEAD`s whose
@@ -205,18 +101,6 @@ struct TargetRepo {
     tags: OnceLock<Option<HashSet<String>>>,
     /// Child manifests of indexes: known there, or being copied by a job.
     children: Claims<Digest, ()>,
-}
-
-/// What a job does about one child manifest of an index.
-#[derive(Debug, PartialEq)]
-enum ChildClaim {
-    /// Known to be in the target repository.
-    Present,
-    /// This job copies it (after a `HEAD` when `check` says so) and reports back.
-    Owner { check: bool },
-    /// Another job is copying it and this thread may not wait for it (see
-    /// [`claims`]): it copies the child too.
-    Duplicate,
 }
 
 impl TargetRepos {
@@ -246,36 +130,21 @@ impl TargetRepos {
                 Err(_) => None,
             });
     }
+}
 
-    /// Claims `child` for copying, or learns it is there (see [`claims`]).
-    fn claim_child(&self, target: &Repo, child: &Digest) -> ChildClaim {
-        let repo = self.get(target);
-        // No HEAD when the repository had no tag when listed: copy it (at worst an
-        // interrupted run's child is pushed again).
-        let check = !matches!(repo.tags.get(), Some(Some(tags)) if tags.is_empty());
-        match repo.children.claim(child) {
-            Claim::Done(()) => ChildClaim::Present,
-            Claim::Owner => ChildClaim::Owner { check },
-            Claim::Duplicate => ChildClaim::Duplicate,
-        }
-    }
-
-    fn child_present(&self, target: &Repo, child: &Digest) -> bool {
-        self.get(target).children.is_done(child)
-    }
-
-    /// Ends a job's claim: `present` when the child is now there, else others may try.
-    fn finish_child(&self, target: &Repo, child: &Digest, claim: &ChildClaim, present: bool) {
-        let owner = matches!(claim, ChildClaim::Owner { .. });
-        self.get(target)
-            .children
-            .finish(child, owner, present.then_some(()));
+impl TargetRepo {
+    /// Whether a child manifest must be asked for before it is copied: not when the
+    /// repository had no tag when listed (at worst an interrupted run's child is pushed
+    /// again).
+    fn may_hold_children(&self) -> bool {
+        !matches!(self.tags.get(), Some(Some(tags)) if tags.is_empty())
     }
 }
 
 /// Copies jobs; shared by all worker threads of a run.
 pub struct Copier<'c> {
     client: &'c Client,
+    threads: Threads,
     ledger: BlobLedger,
     targets: TargetRepos,
     dry_run: bool,
@@ -286,12 +155,22 @@ pub struct Copier<'c> {
     referrer_state: ReferrerState,
     /// `--force`: push manifests even when the target already has the digest.
     force: bool,
+    /// First-pass jobs not yet done, by source registry: what the run may still pull
+    /// there (see [`Copier::may_pull`]).
+    unfinished: Mutex<HashMap<String, usize>>,
 }
 
 impl<'c> Copier<'c> {
-    pub fn new(client: &'c Client, dry_run: bool, platforms: Vec<PlatformSpec>) -> Self {
+    /// A copier working with at most `threads` threads at once.
+    pub fn new(
+        client: &'c Client,
+        threads: usize,
+        dry_run: bool,
+        platforms: Vec<PlatformSpec>,
+    ) -> Self {
         Copier {
             client,
+            threads: Threads::new(threads),
             ledger: BlobLedger::default(),
             targets: TargetRepos::default(),
             dry_run,
@@ -299,6 +178,7 @@ impl<'c> Copier<'c> {
             referrers: false,
             referrer_state: ReferrerState::default(),
             force: false,
+            unfinished: Mutex::new(HashMap::new()),
         }
     }
 
@@ -315,22 +195,79 @@ impl<'c> Copier<'c> {
         self
     }
 
-    /// Runs one job to its outcome; never panics on registry errors.
-    pub fn run(&self, job: &Job) -> JobOutcome {
+    /// Runs every job to its outcome, in parallel, and hands each to `done` as it ends;
+    /// `done`'s results come back in the jobs' order. Each job is dropped once done.
+    ///
+    /// Jobs whose trees a small pull quota could not finish are deferred by the first
+    /// pass and run one at a time in the second, after every tree of one pull.
+    pub fn run_all<R: Send>(
+        &self,
+        jobs: Vec<Job>,
+        done: impl Fn(&Job, JobOutcome) -> R + Sync,
+    ) -> Vec<R> {
+        {
+            let mut unfinished = self.unfinished.lock().unwrap();
+            for job in &jobs {
+                *unfinished.entry(job.source.registry.clone()).or_default() += 1;
+            }
+        }
+        let deferred = Mutex::new(Vec::new());
+        let numbered: Vec<(usize, Job)> = jobs.into_iter().enumerate().collect();
+        let mut results = self.threads.map(numbered, |(n, job)| {
+            let started = Instant::now();
+            let step = self.run_step(&job, None);
+            *self
+                .unfinished
+                .lock()
+                .unwrap()
+                .get_mut(&job.source.registry)
+                .expect("counted above") -= 1;
+            match step {
+                Ok(outcome) => Some(done(&job, outcome)),
+                Err(resume) => {
+                    deferred.lock().unwrap().push((n, job, resume, started));
+                    None
+                }
+            }
+        });
+        let mut deferred = deferred.into_inner().unwrap();
+        deferred.sort_unstable_by_key(|(n, ..)| *n);
+        for (n, job, resume, started) in deferred {
+            let mut outcome = match self.run_step(&job, Some(resume)) {
+                Ok(outcome) => outcome,
+                Err(_) => unreachable!("the second pass defers nothing"),
+            };
+            outcome.seconds = started.elapsed().as_secs_f64();
+            results[n] = Some(done(&job, outcome));
+        }
+        results
+            .into_iter()
+            .map(|result| result.expect("every job ran"))
+            .collect()
+    }
+
+    /// Runs one job to its outcome (or, in the first pass, to its deferral); never
+    /// panics on registry errors.
+    fn run_step(
+        &self,
+        job: &Job,
+        resume: Option<Resume>,
+    ) -> std::result::Result<JobOutcome, Resume> {
         let started = Instant::now();
         let tally = Tally::default();
         let mut facts = Facts::default();
         let result = if self.client.transport().is_cancelled() {
             Err(Error::cancelled())
         } else {
-            self.copy_with_referrers(job, &tally, &mut facts)
+            self.copy_with_referrers(job, resume, &tally, &mut facts)
         };
         let (status, error) = match result {
-            Ok(status) => (status, None),
+            Ok(Step::Done(status)) => (status, None),
+            Ok(Step::Deferred(resume)) => return Err(resume),
             Err(e) if e.kind == ErrorKind::Cancelled => (Status::Cancelled, Some(e)),
             Err(e) => (Status::Failed, Some(e)),
         };
-        JobOutcome {
+        Ok(JobOutcome {
             status,
             source_digest: facts.source_digest,
             target_digest: facts.target_digest,
@@ -345,7 +282,30 @@ impl<'c> Copier<'c> {
             referrers_copied: tally.referrers.copied.into_inner(),
             referrers_unchanged: tally.referrers.unchanged.into_inner(),
             referrers: tally.referrers.notes.into_inner().unwrap(),
+        })
+    }
+
+    /// Whether a job may start pulling a tree (of `media_type`, from its `HEAD`) from
+    /// `source` now. While the pulls left in the source's quota are fewer than what the
+    /// run may still pull there (one per unfinished job, two for this tree if it is an
+    /// index), trees of one pull go first and indexes (or trees of unknown kind) wait for
+    /// the second pass: a small quota then copies whole images, the same ones every run,
+    /// rather than parts of many. Aliases of a tree already fetched cost nothing then.
+    fn may_pull(&self, source: &Repo, media_type: Option<&MediaType>, first_pass: bool) -> bool {
+        let PullQuota::Left(left) = source.pull_quota() else {
+            return true;
+        };
+        if !first_pass || media_type.is_some_and(|m| !m.is_index()) {
+            return true;
         }
+        let unfinished = self
+            .unfinished
+            .lock()
+            .unwrap()
+            .get(source.registry())
+            .copied()
+            .unwrap_or(0);
+        left >= unfinished as i64 + 2
     }
 
     /// The job's source repository (pull) and target repository (push, or pull in a dry
@@ -365,14 +325,20 @@ impl<'c> Copier<'c> {
     }
 
     /// The job, then (with `--referrers`) what refers to its manifests.
-    fn copy_with_referrers(&self, job: &Job, tally: &Tally, facts: &mut Facts) -> Result<Status> {
-        let status = self.copy(job, tally, facts)?;
-        if !self.referrers || facts.subjects.is_empty() {
-            return Ok(status);
+    fn copy_with_referrers(
+        &self,
+        job: &Job,
+        resume: Option<Resume>,
+        tally: &Tally,
+        facts: &mut Facts,
+    ) -> Result<Step> {
+        let step = self.copy(job, resume, tally, facts)?;
+        if !self.referrers || facts.subjects.is_empty() || matches!(step, Step::Deferred(_)) {
+            return Ok(step);
         }
         let (source, target) = self.repos(job);
         self.copy_referrers(&source, &target, &facts.subjects, tally)?;
-        Ok(status)
+        Ok(step)
     }
 
     /// The subjects of a job: the top manifest unless a platform filter rewrote it (its
@@ -388,64 +354,92 @@ impl<'c> Copier<'c> {
         Ok(subjects)
     }
 
-    fn copy(&self, job: &Job, tally: &Tally, facts: &mut Facts) -> Result<Status> {
-        let stats = &tally.stats;
-        let (source, target) = self.repos(job);
-        let source_ref = match (&job.source.digest, &job.source.tag) {
-            (Some(digest), _) => digest.to_string(),
-            (None, Some(tag)) => tag.clone(),
-            (None, None) => return Err(Error::protocol("job without tag or digest")),
-        };
-
-        // The source digest: HEAD (free on Docker Hub's rate limit), else GET. When the
-        // target's tag list shows the tag absent, the manifest is needed anyway: one GET by
-        // tag (the same one pull) instead of HEAD + GET, a round trip less per new tag.
-        let mut fetched: Option<Arc<Manifest>> = None;
-        // Entered before the first manifest GET of this job, left when it ends.
-        let mut tree: Option<HeldTree> = None;
+    /// The source's `HEAD` answer for the job (digest and media type). When the target's
+    /// tag list shows the tag absent, the manifest is needed anyway: one `GET` by tag
+    /// (the same one pull) instead of `HEAD` + `GET`, a round trip less per new tag —
+    /// but only from a source known to count no pulls, since a `HEAD` (free) must first
+    /// tell a small quota which trees cost one pull.
+    fn source_head(
+        &self,
+        job: &Job,
+        source: &Repo,
+        target: &Repo,
+        stats: &RequestStats,
+    ) -> Result<(ManifestHead, Option<Arc<Manifest>>)> {
+        let source_ref = source_reference(job)?;
         let not_found = || Error::new(ErrorKind::NotFound, format!("{} not found", job.source));
         let needed_anyway = !self.dry_run
             && job.source.digest.is_none()
+            && source.pull_quota() == PullQuota::Unlimited
             && (job.target.tag.as_deref())
-                .is_some_and(|tag| self.targets.listed_absent(&target, tag));
-        let head = if needed_anyway {
-            tree.get_or_insert_with(|| HeldTree::enter(&source));
-            let manifest = source.get_manifest(&source_ref, stats).map_err(|e| {
-                if e.status == Some(404) {
-                    not_found()
-                } else {
-                    e
-                }
-            })?;
-            let head = ManifestHead {
-                digest: Some(manifest.digest.clone()),
-                media_type: Some(manifest.media_type.clone()),
-            };
-            fetched = Some(manifest);
-            Some(head)
-        } else {
-            source.head_manifest(&source_ref, stats)?
+                .is_some_and(|tag| self.targets.listed_absent(target, tag));
+        if !needed_anyway {
+            let head = source
+                .head_manifest(&source_ref, stats)?
+                .ok_or_else(not_found)?;
+            return Ok((head, None));
+        }
+        let manifest = source.get_manifest(&source_ref, stats).map_err(|e| {
+            if e.status == Some(404) {
+                not_found()
+            } else {
+                e
+            }
+        })?;
+        let head = ManifestHead {
+            digest: Some(manifest.digest.clone()),
+            media_type: Some(manifest.media_type.clone()),
         };
-        let digest = match head {
-            None => return Err(not_found()),
-            Some(head) => match (head.digest, &job.source.digest) {
-                (_, Some(pinned)) => pinned.clone(),
-                (Some(digest), None) => digest,
-                (None, None) => {
-                    tree.get_or_insert_with(|| HeldTree::enter(&source));
-                    let manifest = source.get_manifest(&source_ref, stats)?;
-                    let digest = manifest.digest.clone();
-                    fetched = Some(manifest);
-                    digest
+        Ok((head, Some(manifest)))
+    }
+
+    fn copy(
+        &self,
+        job: &Job,
+        resume: Option<Resume>,
+        tally: &Tally,
+        facts: &mut Facts,
+    ) -> Result<Step> {
+        let stats = &tally.stats;
+        let (source, target) = self.repos(job);
+        let first_pass = resume.is_none();
+        let (head, mut fetched, target_lacks) = match resume {
+            Some(resume) => (resume.head, None, resume.target_lacks),
+            None => {
+                let (head, fetched) = self.source_head(job, &source, &target, stats)?;
+                (head, fetched, false)
+            }
+        };
+        let defer = |head: &ManifestHead, target_lacks: bool| {
+            Ok(Step::Deferred(Resume {
+                head: head.clone(),
+                target_lacks,
+            }))
+        };
+        let digest = match (&head.digest, &job.source.digest) {
+            (_, Some(pinned)) => pinned.clone(),
+            (Some(digest), None) => digest.clone(),
+            (None, None) => {
+                if fetched.is_none() && !self.may_pull(&source, None, first_pass) {
+                    return defer(&head, false);
                 }
-            },
+                let manifest = match fetched.take() {
+                    Some(manifest) => manifest,
+                    None => source.get_manifest(&source_reference(job)?, stats)?,
+                };
+                let digest = manifest.digest.clone();
+                fetched = Some(manifest);
+                digest
+            }
         };
         facts.source_digest = Some(digest.clone());
 
         // With a platform filter, an index is reduced to the wanted platforms: its bytes,
         // and so its digest, change. Only the comparison with the target needs it early.
         if !self.platforms.is_empty() {
-            tree.get_or_insert_with(|| HeldTree::enter(&source));
+            if fetched.is_none() && !self.may_pull(&source, head.media_type.as_ref(), first_pass) {
+                return defer(&head, false);
+            }
             let manifest = match fetched.take() {
                 Some(manifest) => manifest,
                 None => source.get_manifest(digest.as_str(), stats)?,
@@ -466,54 +460,36 @@ impl<'c> Copier<'c> {
             .tag
             .clone()
             .unwrap_or_else(|| push_digest.to_string());
-        let head = match &job.target.tag {
-            Some(tag) if self.targets.listed_absent(&target, tag) => None,
-            Some(_) => {
-                let head = target.head_manifest(&target_ref, stats)?;
-                if head.is_none() {
-                    self.targets.list(&target, stats);
-                }
-                head
-            }
-            None => target.head_manifest(&target_ref, stats)?,
-        };
-        if let Some(head) = head {
-            let target_digest = match head.digest {
-                Some(d) => Some(d),
-                None => target
-                    .get_manifest(&target_ref, stats)
-                    .ok()
-                    .map(|m| m.digest.clone()),
-            };
-            if target_digest.as_ref() == Some(&push_digest) && !self.force {
-                if self.referrers {
-                    // The children of an index, read from the target's copy (its
-                    // digest is known; the source's pull quota is spared).
-                    let index = head.media_type.as_ref().is_none_or(MediaType::is_index);
-                    facts.subjects = if index {
-                        let there = target.get_manifest(push_digest.as_str(), stats)?;
-                        self.subjects_of(&digest, &there)?
-                    } else {
-                        vec![digest.clone()]
-                    };
-                }
-                facts.media_type = head.media_type;
-                return Ok(Status::Unchanged);
-            }
+        if !target_lacks
+            && let Some(status) = self.unchanged_in_target(
+                job,
+                &target,
+                &target_ref,
+                &digest,
+                &push_digest,
+                tally,
+                facts,
+            )?
+        {
+            return Ok(Step::Done(status));
+        }
+        if fetched.is_none()
+            && (!self.dry_run || self.referrers)
+            && !self.may_pull(&source, head.media_type.as_ref(), first_pass)
+        {
+            return defer(&head, true);
         }
         if self.dry_run {
             if self.referrers {
-                tree.get_or_insert_with(|| HeldTree::enter(&source));
                 let manifest = match &fetched {
                     Some(manifest) => manifest.clone(),
                     None => source.get_manifest(digest.as_str(), stats)?,
                 };
                 facts.subjects = self.subjects_of(&digest, &manifest)?;
             }
-            return Ok(Status::WouldCopy);
+            return Ok(Step::Done(Status::WouldCopy));
         }
 
-        tree.get_or_insert_with(|| HeldTree::enter(&source));
         let manifest = match fetched {
             Some(manifest) => manifest,
             None => source.get_manifest(digest.as_str(), stats)?,
@@ -524,7 +500,61 @@ impl<'c> Copier<'c> {
         }
         self.copy_tree(&source, &target, &manifest, 1, tally)?;
         target.put_manifest(&target_ref, &manifest, stats)?;
-        Ok(Status::Copied)
+        Ok(Step::Done(Status::Copied))
+    }
+
+    /// Whether the target already has `push_digest` under `target_ref` (then, with
+    /// `--referrers`, the subjects are read from the target's copy, sparing the source's
+    /// pull quota): `Some(Unchanged)`, else `None`.
+    #[allow(clippy::too_many_arguments)]
+    fn unchanged_in_target(
+        &self,
+        job: &Job,
+        target: &Repo,
+        target_ref: &str,
+        digest: &Digest,
+        push_digest: &Digest,
+        tally: &Tally,
+        facts: &mut Facts,
+    ) -> Result<Option<Status>> {
+        let stats = &tally.stats;
+        let head = match &job.target.tag {
+            Some(tag) if self.targets.listed_absent(target, tag) => None,
+            Some(_) => {
+                let head = target.head_manifest(target_ref, stats)?;
+                if head.is_none() {
+                    self.targets.list(target, stats);
+                }
+                head
+            }
+            None => target.head_manifest(target_ref, stats)?,
+        };
+        let Some(head) = head else {
+            return Ok(None);
+        };
+        let target_digest = match head.digest {
+            Some(d) => Some(d),
+            None => target
+                .get_manifest(target_ref, stats)
+                .ok()
+                .map(|m| m.digest.clone()),
+        };
+        if target_digest.as_ref() != Some(push_digest) || self.force {
+            return Ok(None);
+        }
+        if self.referrers {
+            // The children of an index, read from the target's copy (its digest is
+            // known; the source's pull quota is spared).
+            let index = head.media_type.as_ref().is_none_or(MediaType::is_index);
+            facts.subjects = if index {
+                let there = target.get_manifest(push_digest.as_str(), stats)?;
+                self.subjects_of(digest, &there)?
+            } else {
+                vec![digest.clone()]
+            };
+        }
+        facts.media_type = head.media_type;
+        Ok(Some(Status::Unchanged))
     }
 
     /// What a manifest references, before the manifest itself: an image's blobs, or an
@@ -551,46 +581,43 @@ impl<'c> Copier<'c> {
                 manifest::MAX_INDEX_DEPTH
             )));
         }
-        children
-            .par_iter()
-            .try_for_each(|(child, _size)| -> Result<()> {
-                let claim = self.targets.claim_child(target, child);
-                if claim == ChildClaim::Present {
-                    return Ok(());
+        let there = self.targets.get(target);
+        self.threads.for_each(&children, |(child, _size)| {
+            match there.children.claim(child) {
+                Claim::Done(()) => Ok(()),
+                Claim::Owner(guard) => {
+                    let check = !self.force && there.may_hold_children();
+                    self.copy_child(source, target, child, check, depth, tally)?;
+                    guard.done(());
+                    Ok(())
                 }
-                let result = self.copy_child(source, target, child, &claim, depth, tally);
-                self.targets
-                    .finish_child(target, child, &claim, result.is_ok());
-                result
-            })
+            }
+        })
     }
 
-    /// One child manifest of an index at `depth`: `HEAD` when the claim says so, else (or
-    /// when absent) its own tree and then the manifest itself.
+    /// One child manifest of an index at `depth`, owned by this job: `HEAD` when `check`
+    /// says so, else (or when absent) its own tree and then the manifest itself.
     fn copy_child(
         &self,
         source: &Repo,
         target: &Repo,
         child: &Digest,
-        claim: &ChildClaim,
+        check: bool,
         depth: usize,
         tally: &Tally,
     ) -> Result<()> {
         let stats = &tally.stats;
-        let check = !self.force && matches!(claim, ChildClaim::Owner { check: true });
         if check && target.head_manifest(child.as_str(), stats)?.is_some() {
             return Ok(());
         }
         let child_manifest = source.get_manifest(child.as_str(), stats)?;
         self.copy_tree(source, target, &child_manifest, depth + 1, tally)?;
-        // A job rayon ran on this thread during the blobs may have pushed it meanwhile.
-        if self.targets.child_present(target, child) {
-            return Ok(());
-        }
         target.put_manifest(child.as_str(), &child_manifest, stats)
     }
 
-    /// Every blob of an image manifest, in parallel.
+    /// Every blob of an image manifest, in parallel: first those nobody else is
+    /// uploading, then (waiting for their uploads) the others, so that a shared layer
+    /// another job is uploading holds this job up only once its own blobs are done.
     fn copy_image(
         &self,
         source: &Repo,
@@ -604,40 +631,47 @@ impl<'c> Copier<'c> {
                 manifest.digest
             )));
         };
-        blobs
-            .par_iter()
-            .try_for_each(|(digest, size)| self.copy_blob(source, target, digest, *size, tally))
+        let busy = Mutex::new(Vec::new());
+        self.threads.for_each(&blobs, |blob| -> Result<()> {
+            let done = self.copy_blob(source, target, blob, false, tally)?;
+            if !done {
+                busy.lock().unwrap().push(blob.clone());
+            }
+            Ok(())
+        })?;
+        let busy = busy.into_inner().unwrap();
+        self.threads.for_each(&busy, |blob| {
+            self.copy_blob(source, target, blob, true, tally).map(drop)
+        })
     }
 
-    /// The blob ladder: present → mount → stream.
+    /// The blob ladder: present → mount → stream. Without `wait`, a blob another job is
+    /// uploading is left (`Ok(false)`); with it, that upload is waited for.
     fn copy_blob(
         &self,
         source: &Repo,
         target: &Repo,
-        digest: &Digest,
-        size: u64,
+        (digest, size): &(Digest, u64),
+        wait: bool,
         tally: &Tally,
-    ) -> Result<()> {
+    ) -> Result<bool> {
+        let (digest, size) = (digest, *size);
         let registry = target.registry();
-        match self.ledger.claim(registry, digest, target.name()) {
+        match self.ledger.claim(registry, digest, target.name(), wait) {
+            BlobClaim::Busy => return Ok(false),
             BlobClaim::Present => {
                 tally.skipped.fetch_add(1, Ordering::Relaxed);
-                Ok(())
             }
             BlobClaim::MountFrom(from) => {
                 self.mount_or_stream(source, target, &from, digest, size, tally)?;
                 self.ledger.record(registry, digest, target.name());
-                Ok(())
             }
-            BlobClaim::Owner => {
-                let result = self.owner_copy(source, target, digest, size, tally);
-                match &result {
-                    Ok(()) => self.ledger.record(registry, digest, target.name()),
-                    Err(_) => self.ledger.release(registry, digest),
-                }
-                result
+            BlobClaim::Owner(guard) => {
+                self.owner_copy(source, target, digest, size, tally)?;
+                guard.uploaded(target.name());
             }
         }
+        Ok(true)
     }
 
     fn owner_copy(
@@ -756,83 +790,11 @@ impl<'c> Copier<'c> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn digest(n: u8) -> Digest {
-        Digest::sha256_of(&[n])
-    }
-
-    #[test]
-    fn the_ledger_gives_one_owner_then_mounts_then_presence() {
-        let ledger = BlobLedger::default();
-        let blob = digest(1);
-        assert!(matches!(
-            ledger.claim("r.io", &blob, "a/one"),
-            BlobClaim::Owner
-        ));
-        ledger.record("r.io", &blob, "a/one");
-        assert!(matches!(
-            ledger.claim("r.io", &blob, "a/one"),
-            BlobClaim::Present
-        ));
-        match ledger.claim("r.io", &blob, "b/two") {
-            BlobClaim::MountFrom(repo) => assert_eq!(repo, "a/one"),
-            _ => panic!("another repository of the same registry mounts"),
-        }
-        // Another registry knows nothing of it.
-        assert!(matches!(
-            ledger.claim("s.io", &blob, "a/one"),
-            BlobClaim::Owner
-        ));
-    }
-
-    #[test]
-    fn a_failed_owner_releases_and_a_waiter_takes_over() {
-        let ledger = Arc::new(BlobLedger::default());
-        let blob = digest(2);
-        assert!(matches!(
-            ledger.claim("r.io", &blob, "a/one"),
-            BlobClaim::Owner
-        ));
-        let waiter = {
-            let ledger = ledger.clone();
-            let blob = blob.clone();
-            std::thread::spawn(move || {
-                matches!(ledger.claim("r.io", &blob, "a/two"), BlobClaim::Owner)
-            })
-        };
-        std::thread::sleep(std::time::Duration::from_millis(100));
-        assert!(
-            !waiter.is_finished(),
-            "the waiter waits while the owner uploads"
-        );
-        ledger.release("r.io", &blob);
-        assert!(
-            waiter.join().unwrap(),
-            "after a release the waiter owns the upload"
-        );
-    }
-
-    #[test]
-    fn a_waiter_sees_the_owners_success() {
-        let ledger = Arc::new(BlobLedger::default());
-        let blob = digest(3);
-        assert!(matches!(
-            ledger.claim("r.io", &blob, "a/one"),
-            BlobClaim::Owner
-        ));
-        let waiter = {
-            let ledger = ledger.clone();
-            let blob = blob.clone();
-            std::thread::spawn(move || match ledger.claim("r.io", &blob, "a/two") {
-                BlobClaim::MountFrom(repo) => repo,
-                _ => String::from("not a mount"),
-            })
-        };
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        ledger.record("r.io", &blob, "a/one");
-        assert_eq!(waiter.join().unwrap(), "a/one");
+/// The source reference a job copies: its digest when pinned, else its tag.
+fn source_reference(job: &Job) -> Result<String> {
+    match (&job.source.digest, &job.source.tag) {
+        (Some(digest), _) => Ok(digest.to_string()),
+        (None, Some(tag)) => Ok(tag.clone()),
+        (None, None) => Err(Error::protocol("job without tag or digest")),
     }
 }

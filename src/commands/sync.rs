@@ -5,8 +5,6 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Instant, SystemTime};
 
-use rayon::prelude::*;
-
 use super::{Outcome, load_config, print_config_errors, print_summary, write_file, write_json};
 use crate::cli::{FileArgs, SyncArgs};
 use crate::copy::{Copier, JobOutcome};
@@ -128,8 +126,10 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> Outcome {
             rules.len()
         ));
     }
-    let (plan, outcomes) = pool.install(|| {
-        let mut plan = plan::plan(&client, &rules, args.referrers);
+    // Planning lists tags on rayon's pool; the copy has threads of its own, which never
+    // steal work (see `copy::Threads`).
+    let mut plan = pool.install(|| plan::plan(&client, &rules, args.referrers));
+    let outcomes = {
         for warning in &plan.warnings {
             eprintln!("warning: {warning}");
         }
@@ -147,23 +147,25 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> Outcome {
         for failure in &plan.failures {
             progress.line(&log_line(&failure_result(failure), args.dry_run));
         }
-        let copier = Copier::new(&client, args.dry_run, args.platforms())
-            .force(args.force)
-            .with_referrers(args.referrers);
+        let copier = Copier::new(
+            &client,
+            usize::from(args.proc),
+            args.dry_run,
+            args.platforms(),
+        )
+        .force(args.force)
+        .with_referrers(args.referrers);
         // Each job is dropped once its result is made: at 20,000 tags the jobs and the
         // results would otherwise both be held to the end.
-        let outcomes: Vec<ImageResult> = std::mem::take(&mut plan.jobs)
-            .into_par_iter()
-            .map(|job| {
-                let result = job_result(&job, copier.run(&job));
-                progress.line(&log_line(&result, args.dry_run));
-                progress.image_done(result.bytes_transferred);
-                result
-            })
-            .collect();
+        let outcomes = copier.run_all(std::mem::take(&mut plan.jobs), |job, outcome| {
+            let result = job_result(job, outcome);
+            progress.line(&log_line(&result, args.dry_run));
+            progress.image_done(result.bytes_transferred);
+            result
+        });
         progress.finish();
-        (plan, outcomes)
-    });
+        outcomes
+    };
     if in_github {
         github::end_group();
     }

@@ -1,41 +1,31 @@
-//! Work that several jobs can reach at the same time — a child manifest of an index, the
-//! referrers of a subject — done by one of them while the others wait for its result.
-//! rayon runs other jobs on a thread while it waits inside a job, so a claim may be met
-//! again on the thread that holds it (which must never wait for itself), and two threads
-//! that each hold a claim could wait on each other: a thread that holds one waits a
-//! bounded time, then does the work too. A thread that holds none can wait as long as it
-//! takes, since nobody waits on it.
+//! Work that several jobs can reach at the same time, done once: a blob for a target
+//! registry (the blob ledger), a child manifest of an index, the referrers of a subject.
+//! The first job to reach it owns it and holds a guard; the others wait for its result.
+//! The guard's `Drop` gives up a claim that was not completed (a failure, an early
+//! return, a panic), so that a waiting job takes over.
+//!
+//! Waiting is safe because the copy's threads never steal work (see [`super::threads`]):
+//! a thread's stack holds only its own job's path through the content graph. An owner
+//! waits only for what lies below the work it owns — a child manifest for its own
+//! children and blobs, a subject for its referrers — and a blob upload waits for nothing,
+//! so waits follow a graph without cycles and every owner ends.
 
-use std::cell::Cell;
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::{Condvar, Mutex};
-use std::thread::ThreadId;
-use std::time::{Duration, Instant};
 
-use super::WAIT_POLL;
-
-/// How long a thread that holds a claim of its own waits for another thread's work.
-const NESTED_WAIT: Duration = Duration::from_secs(5);
-
-thread_local! {
-    /// Claims this thread holds, of every kind.
-    static HELD: Cell<usize> = const { Cell::new(0) };
-}
+use crate::digest::Digest;
 
 /// What a caller does about a key.
-#[derive(Debug, PartialEq)]
-pub(super) enum Claim<V> {
+pub(super) enum Claim<'c, K: Eq + Hash + Clone, V: Clone> {
     /// Done already (by this run, or found done), with its result.
     Done(V),
-    /// This caller does it, and reports back with [`Claims::finish`].
-    Owner,
-    /// Another caller is doing it and this one may not wait: it does the work too.
-    Duplicate,
+    /// This caller does it, and reports the result through the guard.
+    Owner(ClaimGuard<'c, K, V>),
 }
 
 enum State<V> {
-    Working(ThreadId),
+    Working,
     Done(V),
 }
 
@@ -54,52 +44,165 @@ impl<K, V> Default for Claims<K, V> {
 }
 
 impl<K: Eq + Hash + Clone, V: Clone> Claims<K, V> {
-    pub(super) fn claim(&self, key: &K) -> Claim<V> {
-        let me = std::thread::current().id();
-        let nested = HELD.with(Cell::get) > 0;
-        let started = Instant::now();
+    /// The result when done; else ownership, or (while another owns it) the wait for
+    /// its outcome.
+    pub(super) fn claim(&self, key: &K) -> Claim<'_, K, V> {
         let mut states = self.states.lock().unwrap();
         loop {
             match states.get(key) {
                 Some(State::Done(value)) => return Claim::Done(value.clone()),
-                Some(State::Working(owner)) if *owner == me => return Claim::Duplicate,
-                Some(State::Working(_)) if nested && started.elapsed() > NESTED_WAIT => {
-                    return Claim::Duplicate;
-                }
-                Some(State::Working(_)) => {
-                    states = self.finished.wait_timeout(states, WAIT_POLL).unwrap().0;
-                }
+                Some(State::Working) => states = self.finished.wait(states).unwrap(),
                 None => {
-                    states.insert(key.clone(), State::Working(me));
-                    HELD.with(|held| held.set(held.get() + 1));
-                    return Claim::Owner;
+                    states.insert(key.clone(), State::Working);
+                    return Claim::Owner(ClaimGuard {
+                        claims: self,
+                        key: Some(key.clone()),
+                    });
                 }
             }
         }
     }
 
-    /// Whether `key` is done.
-    pub(super) fn is_done(&self, key: &K) -> bool {
-        matches!(self.states.lock().unwrap().get(key), Some(State::Done(_)))
-    }
-
-    /// Ends a claim: `done` is the result, `None` a failure (another caller may try);
-    /// `owner` when the claim was [`Claim::Owner`].
-    pub(super) fn finish(&self, key: &K, owner: bool, done: Option<V>) {
+    fn end(&self, key: &K, done: Option<V>) {
         let mut states = self.states.lock().unwrap();
         match done {
             Some(value) => {
                 states.insert(key.clone(), State::Done(value));
             }
-            None if owner && matches!(states.get(key), Some(State::Working(_))) => {
+            None => {
                 states.remove(key);
             }
-            None => {}
-        }
-        if owner {
-            HELD.with(|held| held.set(held.get() - 1));
         }
         self.finished.notify_all();
+    }
+}
+
+/// An owned claim; dropped without [`ClaimGuard::done`], it is given up.
+pub(super) struct ClaimGuard<'c, K: Eq + Hash + Clone, V: Clone> {
+    claims: &'c Claims<K, V>,
+    key: Option<K>,
+}
+
+impl<K: Eq + Hash + Clone, V: Clone> ClaimGuard<'_, K, V> {
+    /// The work is done, with this result for every later caller.
+    pub(super) fn done(mut self, value: V) {
+        if let Some(key) = self.key.take() {
+            self.claims.end(&key, Some(value));
+        }
+    }
+}
+
+impl<K: Eq + Hash + Clone, V: Clone> Drop for ClaimGuard<'_, K, V> {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            self.claims.end(&key, None);
+        }
+    }
+}
+
+/// Where blobs are known to be in each target registry, and which are being uploaded
+/// right now, so that each blob crosses the wire at most once per target registry.
+#[derive(Default)]
+pub(super) struct BlobLedger {
+    state: Mutex<HashMap<(String, Digest), BlobState>>,
+    changed: Condvar,
+}
+
+enum BlobState {
+    Uploading,
+    In(Vec<String>),
+}
+
+/// What a job does about one blob.
+pub(super) enum BlobClaim<'l> {
+    /// Known to be in the target repository already.
+    Present,
+    /// Known in another repository of the same registry.
+    MountFrom(String),
+    /// Nobody has it or is uploading it: the caller must, and records it with the guard.
+    Owner(BlobGuard<'l>),
+    /// Another job is uploading it (only when the caller asked not to wait).
+    Busy,
+}
+
+impl BlobLedger {
+    /// Where the blob stands for `repo`; with `wait`, an upload in progress is waited
+    /// for, else it is answered [`BlobClaim::Busy`].
+    pub(super) fn claim(
+        &self,
+        registry: &str,
+        digest: &Digest,
+        repo: &str,
+        wait: bool,
+    ) -> BlobClaim<'_> {
+        let key = (registry.to_string(), digest.clone());
+        let mut state = self.state.lock().unwrap();
+        loop {
+            match state.get(&key) {
+                Some(BlobState::Uploading) if !wait => return BlobClaim::Busy,
+                Some(BlobState::Uploading) => state = self.changed.wait(state).unwrap(),
+                Some(BlobState::In(repos)) if repos.iter().any(|r| r == repo) => {
+                    return BlobClaim::Present;
+                }
+                Some(BlobState::In(repos)) => return BlobClaim::MountFrom(repos[0].clone()),
+                None => {
+                    state.insert(key.clone(), BlobState::Uploading);
+                    return BlobClaim::Owner(BlobGuard {
+                        ledger: self,
+                        key: Some(key),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Records that `repo` of `registry` has the blob.
+    pub(super) fn record(&self, registry: &str, digest: &Digest, repo: &str) {
+        let key = (registry.to_string(), digest.clone());
+        let mut state = self.state.lock().unwrap();
+        match state.get_mut(&key) {
+            Some(BlobState::In(repos)) => {
+                if !repos.iter().any(|r| r == repo) {
+                    repos.push(repo.to_string());
+                }
+            }
+            _ => {
+                state.insert(key, BlobState::In(vec![repo.to_string()]));
+            }
+        }
+        self.changed.notify_all();
+    }
+
+    /// Gives up an upload after a failure, so that a waiting job may try.
+    fn release(&self, key: &(String, Digest)) {
+        let mut state = self.state.lock().unwrap();
+        if matches!(state.get(key), Some(BlobState::Uploading)) {
+            state.remove(key);
+        }
+        self.changed.notify_all();
+    }
+}
+
+/// An upload this job owns; dropped without [`BlobGuard::uploaded`], it is given up.
+pub(super) struct BlobGuard<'l> {
+    ledger: &'l BlobLedger,
+    key: Option<(String, Digest)>,
+}
+
+impl BlobGuard<'_> {
+    /// The blob is now in `repo`.
+    pub(super) fn uploaded(mut self, repo: &str) {
+        if let Some((registry, digest)) = self.key.take() {
+            self.ledger.record(&registry, &digest, repo);
+        }
+    }
+}
+
+impl Drop for BlobGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            self.ledger.release(&key);
+        }
     }
 }
 
@@ -107,30 +210,118 @@ impl<K: Eq + Hash + Clone, V: Clone> Claims<K, V> {
 mod tests {
     use super::*;
     use std::sync::Arc;
+    use std::sync::mpsc;
+
+    fn digest(n: u8) -> Digest {
+        Digest::sha256_of(&[n])
+    }
+
+    /// Runs `claim` on another thread; the receiver gets its answer. Whether it waits is
+    /// seen by asking the ledger or claims for the state the waiter must be blocked on.
+    fn on_thread<R: Send + 'static>(
+        claim: impl FnOnce() -> R + Send + 'static,
+    ) -> mpsc::Receiver<R> {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || tx.send(claim()).unwrap());
+        rx
+    }
 
     #[test]
-    fn one_owner_others_wait_for_its_result_and_a_failure_frees_the_key() {
+    fn one_owner_others_wait_for_its_result_and_a_dropped_guard_frees_the_key() {
         let claims: Arc<Claims<u8, u32>> = Arc::default();
-        assert_eq!(claims.claim(&1), Claim::Owner);
-        // The owner's own thread meets it again: it does not wait for itself.
-        assert_eq!(claims.claim(&1), Claim::Duplicate);
-        let waiter = {
-            let claims = claims.clone();
-            std::thread::spawn(move || claims.claim(&1))
+        let Claim::Owner(guard) = claims.claim(&1) else {
+            panic!("the first caller owns it")
         };
-        std::thread::sleep(Duration::from_millis(60));
-        assert!(!waiter.is_finished(), "a thread holding nothing waits");
-        claims.finish(&1, true, Some(7));
-        assert_eq!(waiter.join().unwrap(), Claim::Done(7));
-        assert!(claims.is_done(&1));
-
-        assert_eq!(claims.claim(&2), Claim::Owner);
-        claims.finish(&2, true, None);
-        assert_eq!(
-            claims.claim(&2),
-            Claim::Owner,
-            "after a failure another may try"
+        let waiter = on_thread({
+            let claims = claims.clone();
+            move || match claims.claim(&1) {
+                Claim::Done(v) => Some(v),
+                Claim::Owner(_) => None,
+            }
+        });
+        assert!(
+            waiter.try_recv().is_err(),
+            "a second caller waits while it is owned"
         );
-        claims.finish(&2, true, None);
+        guard.done(7);
+        assert_eq!(waiter.recv().unwrap(), Some(7));
+        assert!(matches!(claims.claim(&1), Claim::Done(7)));
+
+        let Claim::Owner(guard) = claims.claim(&2) else {
+            panic!("a new key is owned")
+        };
+        let waiter = on_thread({
+            let claims = claims.clone();
+            move || matches!(claims.claim(&2), Claim::Owner(_))
+        });
+        drop(guard);
+        assert!(waiter.recv().unwrap(), "after a failure the waiter owns it");
+    }
+
+    #[test]
+    fn the_ledger_gives_one_owner_then_mounts_then_presence() {
+        let ledger = BlobLedger::default();
+        let blob = digest(1);
+        let BlobClaim::Owner(guard) = ledger.claim("r.io", &blob, "a/one", true) else {
+            panic!("the first job owns the upload")
+        };
+        assert!(matches!(
+            ledger.claim("r.io", &blob, "b/two", false),
+            BlobClaim::Busy
+        ));
+        guard.uploaded("a/one");
+        assert!(matches!(
+            ledger.claim("r.io", &blob, "a/one", true),
+            BlobClaim::Present
+        ));
+        match ledger.claim("r.io", &blob, "b/two", true) {
+            BlobClaim::MountFrom(repo) => assert_eq!(repo, "a/one"),
+            _ => panic!("another repository of the same registry mounts"),
+        }
+        // Another registry knows nothing of it.
+        assert!(matches!(
+            ledger.claim("s.io", &blob, "a/one", true),
+            BlobClaim::Owner(_)
+        ));
+    }
+
+    #[test]
+    fn a_waiter_takes_over_a_failed_upload_and_sees_a_finished_one() {
+        let ledger = Arc::new(BlobLedger::default());
+        let blob = digest(2);
+        let BlobClaim::Owner(guard) = ledger.claim("r.io", &blob, "a/one", true) else {
+            panic!("the first job owns the upload")
+        };
+        let waiter = on_thread({
+            let (ledger, blob) = (ledger.clone(), blob.clone());
+            move || match ledger.claim("r.io", &blob, "a/two", true) {
+                BlobClaim::Owner(_) => "owner".to_string(),
+                BlobClaim::MountFrom(repo) => repo,
+                _ => "other".to_string(),
+            }
+        });
+        assert!(
+            waiter.try_recv().is_err(),
+            "the waiter waits for the upload"
+        );
+        drop(guard);
+        assert_eq!(
+            waiter.recv().unwrap(),
+            "owner",
+            "a failed upload is given up"
+        );
+
+        let BlobClaim::Owner(guard) = ledger.claim("r.io", &blob, "a/one", true) else {
+            panic!("given up, so owned again")
+        };
+        let waiter = on_thread({
+            let (ledger, blob) = (ledger.clone(), blob.clone());
+            move || match ledger.claim("r.io", &blob, "a/two", true) {
+                BlobClaim::MountFrom(repo) => repo,
+                _ => "not a mount".to_string(),
+            }
+        });
+        guard.uploaded("a/one");
+        assert_eq!(waiter.recv().unwrap(), "a/one");
     }
 }

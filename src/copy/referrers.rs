@@ -97,21 +97,20 @@ impl Copier<'_> {
         tally: &Tally,
     ) -> Result<u64> {
         let key = ReferrerState::subject_key(target, subject);
-        let claim = self.referrer_state.subjects.claim(&key);
-        if let Claim::Done(count) = claim {
-            tally
-                .referrers
-                .unchanged
-                .fetch_add(count, Ordering::Relaxed);
-            return Ok(count);
+        match self.referrer_state.subjects.claim(&key) {
+            Claim::Done(count) => {
+                tally
+                    .referrers
+                    .unchanged
+                    .fetch_add(count, Ordering::Relaxed);
+                Ok(count)
+            }
+            Claim::Owner(guard) => {
+                let count = self.handle_subject(source, target, subject, depth, tally)?;
+                guard.done(count);
+                Ok(count)
+            }
         }
-        let result = self.handle_subject(source, target, subject, depth, tally);
-        self.referrer_state.subjects.finish(
-            &key,
-            claim == Claim::Owner,
-            result.as_ref().ok().copied(),
-        );
-        result
     }
 
     fn handle_subject(

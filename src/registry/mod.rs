@@ -10,7 +10,7 @@ mod session;
 mod url;
 
 use manifest_cache::ManifestCache;
-pub use quota::LOW_QUOTA;
+pub use quota::PullQuota;
 use quota::Quota;
 
 use limit::Semaphore;
@@ -73,8 +73,6 @@ struct Endpoint {
     self_mount: AtomicU8,
     /// What the registry said of its pull quota.
     quota: Quota,
-    /// Manifest trees (a top manifest and its children) being fetched from this registry.
-    trees: TreeGate,
     /// Whether the registry answers the OCI 1.1 referrers API: one of the `REFERRERS_*`
     /// values, settled by its first answer (see [`Repo::referrers`]).
     referrers_api: AtomicU8,
@@ -168,7 +166,6 @@ impl Client {
                     chunked: AtomicBool::new(false),
                     self_mount: AtomicU8::new(SELF_MOUNT_UNKNOWN),
                     quota: Quota::new(),
-                    trees: TreeGate::default(),
                     referrers_api: AtomicU8::new(REFERRERS_UNKNOWN),
                 })
             })
@@ -256,21 +253,9 @@ impl Repo<'_> {
         format!("{}{separator}{reference}", self.display())
     }
 
-    /// Pulls left in the source registry's quota window, when it has said.
-    pub fn quota_remaining(&self) -> Option<i64> {
-        self.endpoint.quota.remaining()
-    }
-
-    /// Enters a manifest tree (a top manifest and its children) about to be fetched.
-    /// While the quota is low, a new tree waits until the trees already started are done,
-    /// so that a small quota copies whole images rather than parts of many. `nested`:
-    /// this thread already holds a tree (rayon ran this job inside another's wait), which
-    /// must never wait for itself.
-    pub fn enter_tree(&self, nested: bool) -> TreeGuard<'_> {
-        let low = self
-            .quota_remaining()
-            .is_some_and(|left| left < quota::LOW_QUOTA);
-        self.endpoint.trees.enter(low && !nested)
+    /// What the source registry has said of its pull quota.
+    pub fn pull_quota(&self) -> PullQuota {
+        self.endpoint.quota.state()
     }
 
     /// Every tag, following `Link` pagination, and the names it listed that are not tags.
@@ -833,33 +818,5 @@ impl Repo<'_> {
             .header("location")
             .ok_or_else(|| Error::protocol("upload response without Location header"))?;
         Ok(resolve_url(&self.base()?, location))
-    }
-}
-
-/// The manifest trees in progress on one source registry (see [`Repo::enter_tree`]).
-#[derive(Default)]
-struct TreeGate {
-    open: Mutex<usize>,
-    closed: std::sync::Condvar,
-}
-
-impl TreeGate {
-    fn enter(&self, wait_for_others: bool) -> TreeGuard<'_> {
-        let mut open = self.open.lock().unwrap();
-        while wait_for_others && *open > 0 {
-            open = self.closed.wait(open).unwrap();
-        }
-        *open += 1;
-        TreeGuard(self)
-    }
-}
-
-/// Leaves the tree when dropped.
-pub struct TreeGuard<'a>(&'a TreeGate);
-
-impl Drop for TreeGuard<'_> {
-    fn drop(&mut self) {
-        *self.0.open.lock().unwrap() -= 1;
-        self.0.closed.notify_all();
     }
 }

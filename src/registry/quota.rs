@@ -4,13 +4,21 @@
 //! first 429 that says so stops every later manifest `GET` to that registry at once.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 use crate::error::{Error, ErrorKind};
 use crate::http::Response;
 
-/// Below this many pulls left, new manifest trees wait for the ones already started.
-pub const LOW_QUOTA: i64 = 16;
+/// What a registry has said of its pull quota.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PullQuota {
+    /// No manifest answer yet.
+    Unknown,
+    /// Its manifest answers carry no quota.
+    Unlimited,
+    /// Pulls left in the window, as last answered.
+    Left(i64),
+}
 
 #[derive(Default)]
 pub(super) struct Quota {
@@ -22,6 +30,8 @@ pub(super) struct Quota {
     exhausted: Mutex<Option<String>>,
     /// Manifest `GET`s sent to this registry in this run.
     manifest_gets: AtomicU64,
+    /// Whether any manifest answer was read.
+    answered: AtomicBool,
 }
 
 impl Quota {
@@ -32,10 +42,16 @@ impl Quota {
         }
     }
 
-    /// Pulls left, when the registry has said.
-    pub(super) fn remaining(&self) -> Option<i64> {
+    /// What the registry has said so far.
+    pub(super) fn state(&self) -> PullQuota {
         let left = self.remaining.load(Ordering::Relaxed);
-        (left >= 0).then_some(left)
+        if left >= 0 {
+            PullQuota::Left(left)
+        } else if self.answered.load(Ordering::Relaxed) {
+            PullQuota::Unlimited
+        } else {
+            PullQuota::Unknown
+        }
     }
 
     pub(super) fn manifest_gets(&self) -> u64 {
@@ -53,6 +69,7 @@ impl Quota {
 
     /// Reads the quota headers of any manifest answer (`GET` or `HEAD`).
     pub(super) fn observe(&self, response: &Response) {
+        self.answered.store(true, Ordering::Relaxed);
         if let Some(left) = response
             .header("ratelimit-remaining")
             .and_then(quota_number)
