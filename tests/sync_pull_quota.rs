@@ -141,20 +141,10 @@ fn an_exhausted_quota_fails_the_rest_fast_and_the_next_window_finishes() {
             assert!(message.contains(needle), "{needle:?} missing: {message}");
         }
     }
-    // The quota is not hammered: no retry of a 429, at most one per image (pulls already
-    // on their way when the first 429 came), then the registry is not asked again.
-    let refused = s.hub.refused_pulls();
-    assert!(
-        (1..=failed.len()).contains(&refused),
-        "{refused} refusals for {} failed images: {:#?}",
-        failed.len(),
-        s.hub.log()
-    );
-    assert_eq!(
-        s.hub.manifest_gets(),
-        3 + refused,
-        "3 pulls and the refused ones"
-    );
+    // The quota is not hammered: once an answer said none is left (the third pull's),
+    // no pull is sent, so none is refused.
+    assert_eq!(s.hub.refused_pulls(), 0, "{:#?}", s.hub.log());
+    assert_eq!(s.hub.manifest_gets(), 3, "the 3 pulls of the quota, no more");
 
     // The next window: the run finishes the job, pulling only what is still missing.
     s.hub.set_pull_quota(100);
@@ -163,4 +153,100 @@ fn an_exhausted_quota_fails_the_rest_fast_and_the_next_window_finishes() {
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
     assert_eq!(assert_tags_complete(&s.target, "mirror/small"), TAGS.len());
     assert!(s.hub.manifest_gets() - before <= DISTINCT_MANIFESTS);
+}
+
+/// The scene: Docker Hub with 3 anonymous pulls left, two single images (`1.24`,
+/// `redis:7`), a list of two (`1.25` = `1.25.4`) and an OCI index of four, two of them
+/// BuildKit attestations (`1.27` = `latest` = `mainline`). The `HEAD`s (free) tell which
+/// trees cost one pull: those go first, in every run, and the indexes wait for them.
+#[test]
+fn a_small_quota_copies_the_images_of_one_pull_first_in_every_run() {
+    let src = TestRegistry::start();
+    let dst = TestRegistry::start();
+    let source = Seeder::for_registry(&src);
+    let image = |seed: u64, os: &str, arch: &str, media: Media| {
+        ImageSpec::new(media, os, arch, vec![deterministic_layer(seed, 2_000)])
+    };
+    let nginx = "library/nginx";
+    let children: Vec<_> = [
+        ("linux", "amd64"),
+        ("linux", "arm64"),
+        ("unknown", "unknown"),
+        ("unknown", "unknown"),
+    ]
+    .iter()
+    .enumerate()
+    .map(|(n, (os, arch))| {
+        let spec = image(90 + n as u64, os, arch, Media::Oci);
+        source.push_image(nginx, &format!("c{n}"), &spec)
+    })
+    .collect();
+    let index = source.push_index_of(nginx, "1.27", &children.iter().collect::<Vec<_>>(), Media::Oci);
+    let (_, index_bytes) = source.get_manifest(nginx, &index).unwrap();
+    for alias in ["latest", "mainline"] {
+        source.push_manifest(nginx, alias, Media::Oci.index_type(), &index_bytes);
+    }
+    let amd64 = source.push_image(nginx, "l0", &image(95, "linux", "amd64", Media::Docker));
+    let arm64 = source.push_image(nginx, "l1", &image(96, "linux", "arm64", Media::Docker));
+    let list = source.push_index_of(nginx, "1.25", &[&amd64, &arm64], Media::Docker);
+    let (_, list_bytes) = source.get_manifest(nginx, &list).unwrap();
+    source.push_manifest(nginx, "1.25.4", Media::Docker.index_type(), &list_bytes);
+    source.push_image(nginx, "1.24", &image(97, "linux", "amd64", Media::Oci));
+    source.push_image("library/redis", "7", &image(98, "linux", "amd64", Media::Oci));
+    let hub = FaultProxy::start(&src.host);
+    let target = Seeder::for_registry(&dst);
+
+    let nginx_tags = ["1.27", "latest", "mainline", "1.25", "1.25.4", "1.24"];
+    let mut copied_each_run = Vec::new();
+    for run in 0..20 {
+        hub.set_pull_quota(3);
+        let gets_before = hub.manifest_gets();
+        let refused_before = hub.refused_pulls();
+        let mut rules = serde_json::Map::new();
+        for tag in nginx_tags {
+            rules.insert(
+                format!("{}/{nginx}:{tag}", hub.host),
+                format!("{}/run{run}/nginx:{tag}", dst.host).into(),
+            );
+        }
+        rules.insert(
+            format!("{}/library/redis:7", hub.host),
+            format!("{}/run{run}/redis:7", dst.host).into(),
+        );
+        let work = Workdir::new(
+            &insecure(&[&hub.host, &dst.host]),
+            &serde_json::Value::Object(rules.clone()),
+        );
+        let output = work.sync().output().unwrap();
+        assert_eq!(output.status.code(), Some(1), "run {run}: {}", text(&output));
+        let report = work.report();
+        let mut copied = Vec::new();
+        for source_ref in rules.keys() {
+            let result = result_for(&report, source_ref);
+            match result["status"].as_str() {
+                Some("copied") => copied.push(source_ref.clone()),
+                _ => assert_eq!(result["error"]["kind"], "rate-limit", "run {run}: {result:#}"),
+            }
+        }
+        for single in ["library/nginx:1.24", "library/redis:7"] {
+            let single = format!("{}/{single}", hub.host);
+            assert!(
+                copied.contains(&single),
+                "run {run}: {single} costs one pull and goes first: {report:#}"
+            );
+        }
+        // Whatever was copied is whole, and a tag the target holds was reported copied.
+        let held = assert_tags_complete(&target, &format!("run{run}/nginx"))
+            + assert_tags_complete(&target, &format!("run{run}/redis"));
+        assert_eq!(held, copied.len(), "run {run}: {report:#}");
+        // Three pulls and no refusal: once the registry said none is left (in its answer
+        // to the third pull), it is not asked again.
+        assert_eq!(hub.refused_pulls(), refused_before, "run {run}: {:#?}", hub.log());
+        assert_eq!(hub.manifest_gets() - gets_before, 3, "run {run}");
+        copied_each_run.push(copied);
+    }
+    assert!(
+        copied_each_run.windows(2).all(|w| w[0] == w[1]),
+        "the same images in every run: {copied_each_run:#?}"
+    );
 }

@@ -403,7 +403,7 @@ impl Repo<'_> {
         let what = format!("fetching manifest {}", self.reference(reference));
         let quota = &self.endpoint.quota;
         let (content_type, bytes) = self.client.transport.retrying(stats, || {
-            quota.before_pull()?;
+            quota.before_pull(self.registry())?;
             let response = self.request(Method::GET, &path, &headers, Body::Empty, stats)?;
             quota.observe(&response);
             if response.status != 200 {

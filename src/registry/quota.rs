@@ -58,10 +58,14 @@ impl Quota {
         self.manifest_gets.load(Ordering::Relaxed)
     }
 
-    /// Before a manifest `GET`: fails at once when the quota is known to be gone.
-    pub(super) fn before_pull(&self) -> Result<(), Error> {
+    /// Before a manifest `GET`: fails at once when the quota is known to be gone — a 429
+    /// said so, or the registry's last answer (a free `HEAD` too) left no pull.
+    pub(super) fn before_pull(&self, registry: &str) -> Result<(), Error> {
         if let Some(message) = self.exhausted.lock().unwrap().as_ref() {
             return Err(Error::new(ErrorKind::RateLimited, message.clone()));
+        }
+        if self.remaining.load(Ordering::Relaxed) == 0 {
+            return Err(self.exhaust(registry));
         }
         self.manifest_gets.fetch_add(1, Ordering::Relaxed);
         Ok(())
