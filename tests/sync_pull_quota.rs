@@ -144,7 +144,11 @@ fn an_exhausted_quota_fails_the_rest_fast_and_the_next_window_finishes() {
     // The quota is not hammered: once an answer said none is left (the third pull's),
     // no pull is sent, so none is refused.
     assert_eq!(s.hub.refused_pulls(), 0, "{:#?}", s.hub.log());
-    assert_eq!(s.hub.manifest_gets(), 3, "the 3 pulls of the quota, no more");
+    assert_eq!(
+        s.hub.manifest_gets(),
+        3,
+        "the 3 pulls of the quota, no more"
+    );
 
     // The next window: the run finishes the job, pulling only what is still missing.
     s.hub.set_pull_quota(100);
@@ -181,7 +185,12 @@ fn a_small_quota_copies_the_images_of_one_pull_first_in_every_run() {
         source.push_image(nginx, &format!("c{n}"), &spec)
     })
     .collect();
-    let index = source.push_index_of(nginx, "1.27", &children.iter().collect::<Vec<_>>(), Media::Oci);
+    let index = source.push_index_of(
+        nginx,
+        "1.27",
+        &children.iter().collect::<Vec<_>>(),
+        Media::Oci,
+    );
     let (_, index_bytes) = source.get_manifest(nginx, &index).unwrap();
     for alias in ["latest", "mainline"] {
         source.push_manifest(nginx, alias, Media::Oci.index_type(), &index_bytes);
@@ -192,7 +201,11 @@ fn a_small_quota_copies_the_images_of_one_pull_first_in_every_run() {
     let (_, list_bytes) = source.get_manifest(nginx, &list).unwrap();
     source.push_manifest(nginx, "1.25.4", Media::Docker.index_type(), &list_bytes);
     source.push_image(nginx, "1.24", &image(97, "linux", "amd64", Media::Oci));
-    source.push_image("library/redis", "7", &image(98, "linux", "amd64", Media::Oci));
+    source.push_image(
+        "library/redis",
+        "7",
+        &image(98, "linux", "amd64", Media::Oci),
+    );
     let hub = FaultProxy::start(&src.host);
     let target = Seeder::for_registry(&dst);
 
@@ -218,14 +231,22 @@ fn a_small_quota_copies_the_images_of_one_pull_first_in_every_run() {
             &serde_json::Value::Object(rules.clone()),
         );
         let output = work.sync().output().unwrap();
-        assert_eq!(output.status.code(), Some(1), "run {run}: {}", text(&output));
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "run {run}: {}",
+            text(&output)
+        );
         let report = work.report();
         let mut copied = Vec::new();
         for source_ref in rules.keys() {
             let result = result_for(&report, source_ref);
             match result["status"].as_str() {
                 Some("copied") => copied.push(source_ref.clone()),
-                _ => assert_eq!(result["error"]["kind"], "rate-limit", "run {run}: {result:#}"),
+                _ => assert_eq!(
+                    result["error"]["kind"], "rate-limit",
+                    "run {run}: {result:#}"
+                ),
             }
         }
         for single in ["library/nginx:1.24", "library/redis:7"] {
@@ -241,7 +262,12 @@ fn a_small_quota_copies_the_images_of_one_pull_first_in_every_run() {
         assert_eq!(held, copied.len(), "run {run}: {report:#}");
         // Three pulls and no refusal: once the registry said none is left (in its answer
         // to the third pull), it is not asked again.
-        assert_eq!(hub.refused_pulls(), refused_before, "run {run}: {:#?}", hub.log());
+        assert_eq!(
+            hub.refused_pulls(),
+            refused_before,
+            "run {run}: {:#?}",
+            hub.log()
+        );
         assert_eq!(hub.manifest_gets() - gets_before, 3, "run {run}");
         copied_each_run.push(copied);
     }

@@ -2,7 +2,8 @@
 //! filters need it: Docker Hub counts every manifest `GET` against its pull quota, and tags
 //! that alias each other (`1.27` = `mainline` = `latest`) or indexes that share children
 //! would otherwise spend it several times. Callers that want the same manifest at the same
-//! time wait for the one fetch (it does no rayon work, so waiting cannot deadlock). The bytes
+//! time wait for the one fetch (a request, which waits for nothing else, so waiting cannot
+//! deadlock). The bytes
 //! are kept up to a budget of memory, counted with the keys and bookkeeping of each entry
 //! (for a small image that is as much as its manifest), the oldest dropped first (tags that
 //! share a manifest are usually copied close together), so that a 20,000-tag run stays
