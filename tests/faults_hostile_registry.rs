@@ -292,10 +292,16 @@ fn a_plain_http_token_realm_for_an_https_registry_gets_no_credentials() {
 fn tag_names_that_break_the_grammar_are_skipped_with_a_warning() {
     let hostile = HostileRegistry::start(Behaviour::BadTagNames);
     let scene = scene(&hostile, REPO, insecure_hostile(&hostile));
-    let run = run(&scene.work, &FAST_BOUNDS);
+    let log = scene.work.path().join("run.log");
+    let mut args = FAST_BOUNDS.to_vec();
+    args.extend(["--log", log.to_str().unwrap()]);
+    let run = run(&scene.work, &args);
     assert_eq!(run.code, Some(0), "{}", run.output);
     assert!(run.wall < WALL_BOUND && run.peak_rss_mib < MEMORY_BOUND_MIB);
     assert_eq!(scene.seeder.tags("dst/bad"), vec![TAG.to_string()]);
+    // A warning of the planning reaches --log like every other line.
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("warning: rule"), "{logged}");
     let report = scene.work.report();
     let warnings = report["warnings"]
         .as_array()

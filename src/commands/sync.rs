@@ -46,10 +46,10 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> Outcome {
     if let Some(ca_file) = &args.ca_file
         && !ca_file.is_file()
     {
-        eprintln!(
+        crate::progress::log(&format!(
             "error: --ca-file (or SSL_CERT_FILE) {}: no such file; nothing was copied",
             ca_file.display()
-        );
+        ));
         return Outcome::InvalidInput;
     }
     let options = TransportOptions {
@@ -62,7 +62,7 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> Outcome {
     let transport = match Transport::new(&options, cancelled) {
         Ok(transport) => transport,
         Err(e) => {
-            eprintln!("error: {e}; nothing was copied");
+            crate::progress::log(&format!("error: {e}; nothing was copied"));
             return Outcome::InvalidInput;
         }
     };
@@ -72,7 +72,7 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> Outcome {
     {
         Ok(pool) => pool,
         Err(e) => {
-            eprintln!("error: cannot start worker threads: {e}");
+            crate::progress::log(&format!("error: cannot start worker threads: {e}"));
             return Outcome::Failed;
         }
     };
@@ -89,7 +89,7 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> Outcome {
     ) {
         Ok(client) => client,
         Err(e) => {
-            eprintln!("error: {e}; nothing was copied");
+            crate::progress::log(&format!("error: {e}; nothing was copied"));
             return Outcome::InvalidInput;
         }
     };
@@ -131,7 +131,7 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> Outcome {
     let mut plan = pool.install(|| plan::plan(&client, &rules, args.referrers));
     let outcomes = {
         for warning in &plan.warnings {
-            eprintln!("warning: {warning}");
+            crate::progress::log(&format!("warning: {warning}"));
         }
         let progress = Progress::start(plan.jobs.len());
         for count in plan
@@ -219,13 +219,19 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> Outcome {
         Outcome::Success
     };
     if let Err(e) = write_json(&args.report, &report) {
-        eprintln!("error: writing report {}: {e}", args.report.display());
+        crate::progress::log(&format!(
+            "error: writing report {}: {e}",
+            args.report.display()
+        ));
         exit = Outcome::Failed;
     }
     if let Some(junit) = &args.junit
         && let Err(e) = write_file(junit, &junit_xml(&report))
     {
-        eprintln!("error: writing JUnit file {}: {e}", junit.display());
+        crate::progress::log(&format!(
+            "error: writing JUnit file {}: {e}",
+            junit.display()
+        ));
         exit = Outcome::Failed;
     }
     print_summary(&report, &args.report);
@@ -234,7 +240,7 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> Outcome {
         let written = github::write_outputs(&report, &args.report)
             .and_then(|()| github::write_summary(&report, &args.report));
         if let Err(e) = written {
-            eprintln!("error: writing GitHub step outputs/summary: {e}");
+            crate::progress::log(&format!("error: writing GitHub step outputs/summary: {e}"));
             exit = Outcome::Failed;
         }
     }

@@ -72,11 +72,15 @@ impl Quota {
     }
 
     /// Reads the quota headers of any manifest answer (`GET` or `HEAD`).
+    /// The pulls left count from answers that were served: a 429 that says to come back
+    /// later (`Retry-After`) is a burst limit, and its `0` does not end the quota (a 429
+    /// that does end it goes through [`Quota::exhaust`]).
     pub(super) fn observe(&self, response: &Response) {
         self.answered.store(true, Ordering::Relaxed);
-        if let Some(left) = response
-            .header("ratelimit-remaining")
-            .and_then(quota_number)
+        if response.status != 429
+            && let Some(left) = response
+                .header("ratelimit-remaining")
+                .and_then(quota_number)
         {
             self.remaining.store(left, Ordering::Relaxed);
         }
