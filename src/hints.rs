@@ -9,6 +9,45 @@ pub fn tls_failed() -> &'static str {
      registry in auth.json if it is plain HTTP or self-signed"
 }
 
+/// After the registry ended the TLS handshake over a client certificate (mTLS) when none
+/// was sent: `alert` is the TLS alert it sent, `certain` false when that alert
+/// (`handshake_failure`) may have another cause. `dir` is the registry's directory in
+/// Docker's certs.d, where the certificate goes.
+pub fn client_certificate_missing(dir: &str, alert: &str, certain: bool) -> String {
+    let what = if certain {
+        format!(
+            "the registry requires a client certificate (mTLS) and none was sent (TLS alert: \
+             {alert})"
+        )
+    } else {
+        format!(
+            "the registry ended the TLS handshake (TLS alert: {alert}); if it requires a \
+             client certificate (mTLS), none was sent"
+        )
+    };
+    format!(
+        "{what}: put the certificate in {dir}/client.cert and its key in {dir}/client.key \
+         (PEM), where Docker reads them too"
+    )
+}
+
+/// After the registry refused the client certificate `sent` (mTLS) with `alert`;
+/// `certain` as for [`client_certificate_missing`].
+pub fn client_certificate_refused(dir: &str, sent: &str, alert: &str, certain: bool) -> String {
+    let what = if certain {
+        format!("the registry refused the client certificate {sent} (TLS alert: {alert})")
+    } else {
+        format!(
+            "the registry ended the TLS handshake (TLS alert: {alert}) after the client \
+             certificate {sent} was presented; it may refuse that certificate"
+        )
+    };
+    format!(
+        "{what}: it must be issued by a CA the registry trusts for clients and be valid now; \
+         the certificate goes in {dir}/client.cert and its key in {dir}/client.key (PEM)"
+    )
+}
+
 /// After a request ran out of time.
 pub fn no_answer_in_time() -> &'static str {
     "no answer in time: --request-timeout bounds each request"

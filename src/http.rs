@@ -4,7 +4,10 @@
 //! loop with exponential backoff, jitter and `Retry-After`. Redirects are not followed
 //! here: the registry client follows them itself so that credentials never leave the
 //! registry host. Every response is read within the bounds of [`bounds`]: a deadline per
-//! request, a floor on speed, and a size limit for each body read into memory.
+//! request, a floor on speed (a timer on each connection's reads), and a size limit for
+//! each body read into memory. A transport failure becomes an error with its hint; a TLS
+//! server's refusal of the client certificate (or its absence) is told from a failure to
+//! verify the server.
 
 pub mod bounds;
 mod proxy;
@@ -28,6 +31,10 @@ use ureq::config::ConfigBuilder;
 use ureq::http::{self, HeaderMap, Method};
 use ureq::tls::{Certificate, TlsConfig};
 use ureq::typestate::AgentScope;
+use ureq::unversioned::resolver::DefaultResolver;
+use ureq::unversioned::transport::{
+    ConnectProxyConnector, Connector, RustlsConnector, TcpConnector,
+};
 use ureq::{Agent, Proxy};
 
 use crate::error::{Error, Result};
@@ -256,18 +263,32 @@ pub fn agent_config(tls: TlsConfig) -> ConfigBuilder<AgentScope> {
 
 /// A pooled agent for registries: the shared settings, no redirects followed, an answer's
 /// headers within the request deadline, long transfers allowed (the speed floor bounds
-/// them), and enough idle connections for the parallel jobs.
+/// them, as a timer on each connection: [`bounds::FloorClock`]), and enough idle
+/// connections for the parallel jobs.
 fn pooled_agent(tls: TlsConfig, max_idle_per_host: usize, time: &TimeBounds) -> Agent {
     let per_io = time.request_timeout.min(Duration::from_secs(120));
-    agent_config(tls)
+    let config = agent_config(tls)
         .max_redirects(0)
         .timeout_recv_response(Some(time.request_timeout))
         .timeout_per_read(Some(per_io))
         .timeout_per_write(Some(per_io))
         .max_idle_connections(max_idle_per_host * 4)
         .max_idle_connections_per_host(max_idle_per_host)
-        .build()
-        .new_agent()
+        .build();
+    Agent::with_parts(config, connector(), DefaultResolver::default())
+}
+
+/// The connector chain of the registry agents: ureq's default one for this build (CONNECT
+/// proxies, TCP, rustls) with links of ours: SOCKS refused as an error ([`proxy::NoSocks`]),
+/// a server's last words read after a reset under TLS ([`tls::LastWords`]), and the speed
+/// floor's timer on every read ([`bounds::FloorClock`]).
+fn connector() -> impl Connector {
+    proxy::NoSocks
+        .chain(ConnectProxyConnector::default())
+        .chain(TcpConnector::default())
+        .chain(tls::LastWords)
+        .chain(RustlsConnector::default())
+        .chain(bounds::FloorClock)
 }
 
 /// Sends `request` through `proxy` (or directly), within `deadline` for the whole exchange
@@ -285,6 +306,16 @@ fn run_via(
     agent.run(config.build())
 }
 
+/// An agent, and the file of the client certificate it presents.
+#[derive(Clone)]
+struct HostAgent {
+    agent: Agent,
+    client_cert: Option<PathBuf>,
+}
+
+/// What certs.d gave for one host: its own agent, none (the shared one), or why not.
+type HostAgentEntry = std::result::Result<Option<HostAgent>, String>;
+
 /// The pooled HTTP agents plus the retry policy.
 pub struct Transport {
     verified: Agent,
@@ -292,8 +323,9 @@ pub struct Transport {
     /// `--ca-file`'s CAs, layered on the system roots.
     extra_roots: Vec<Certificate<'static>>,
     certs_d: Option<PathBuf>,
-    /// Agents for hosts with a certs.d directory, by `host[:port]`; `None` = the shared one.
-    per_host: Mutex<HashMap<String, std::result::Result<Option<Agent>, String>>>,
+    /// Agents for hosts with a certs.d directory, by `host[:port]` and `insecure`; `None` =
+    /// the shared one.
+    per_host: Mutex<HashMap<(String, bool), HostAgentEntry>>,
     proxies: ProxyPolicy,
     max_idle_per_host: usize,
     retries: u32,
@@ -338,39 +370,65 @@ impl Transport {
         &self.proxies
     }
 
-    /// The agent for a verified request to `url`: the shared one, or the host's own when
-    /// certs.d has a directory for it (read once per run).
-    fn verified_agent(&self, url: &str) -> Result<Agent> {
-        let Some(root) = &self.certs_d else {
-            return Ok(self.verified.clone());
+    /// The agent for a request to `url`: the shared one (verified, or not for an
+    /// `insecure` registry), or the host's own when certs.d has a directory for it (read
+    /// once per run): its CAs for a verified request, its client certificate either way,
+    /// as Docker does. Also the file of the client certificate presented, if any.
+    fn agent_for(&self, url: &str, insecure: bool) -> Result<HostAgent> {
+        let shared = HostAgent {
+            agent: if insecure {
+                self.unverified.clone()
+            } else {
+                self.verified.clone()
+            },
+            client_cert: None,
         };
-        let authority = url
-            .split_once("://")
-            .map_or(url, |(_, rest)| rest)
-            .split(['/', '?', '#'])
-            .next()
-            .unwrap_or_default()
-            .to_ascii_lowercase();
+        let Some(root) = &self.certs_d else {
+            return Ok(shared);
+        };
+        let authority = authority_of(url);
         let mut per_host = self.per_host.lock().unwrap();
-        let entry = per_host.entry(authority.clone()).or_insert_with(|| {
-            let trust = tls::host_trust(root, &authority)?;
-            Ok(trust.map(|trust| {
-                let mut roots = self.extra_roots.clone();
-                roots.extend(trust.cas);
-                pooled_agent(
-                    tls::tls_config(&Roots::System(roots), trust.identity.as_ref()),
-                    self.max_idle_per_host,
-                    &self.time,
-                )
-            }))
-        });
+        let entry = per_host
+            .entry((authority.clone(), insecure))
+            .or_insert_with(|| {
+                let Some(trust) = tls::host_trust(root, &authority)? else {
+                    return Ok(None);
+                };
+                let roots = if insecure {
+                    if trust.identity.is_none() {
+                        return Ok(None);
+                    }
+                    Roots::Unverified
+                } else {
+                    let mut roots = self.extra_roots.clone();
+                    roots.extend(trust.cas);
+                    Roots::System(roots)
+                };
+                Ok(Some(HostAgent {
+                    agent: pooled_agent(
+                        tls::tls_config(&roots, trust.identity.as_ref()),
+                        self.max_idle_per_host,
+                        &self.time,
+                    ),
+                    client_cert: trust.identity_file,
+                }))
+            });
         match entry {
             Ok(Some(agent)) => Ok(agent.clone()),
-            Ok(None) => Ok(self.verified.clone()),
+            Ok(None) => Ok(shared),
             Err(e) => Err(Error::protocol(format!(
                 "{authority}: Docker's certs.d: {e}"
             ))),
         }
+    }
+
+    /// Where certs.d has (or would have) the directory of `url`'s registry.
+    fn certs_d_dir(&self, url: &str) -> PathBuf {
+        let root = self
+            .certs_d
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DOCKER_CERTS_D));
+        root.join(authority_of(url))
     }
 
     pub fn is_cancelled(&self) -> bool {
@@ -390,11 +448,7 @@ impl Transport {
         stats: &RequestStats,
     ) -> Result<Response> {
         stats.requests.fetch_add(1, Ordering::Relaxed);
-        let agent = if exchange.insecure {
-            self.unverified.clone()
-        } else {
-            self.verified_agent(url)?
-        };
+        let HostAgent { agent, client_cert } = self.agent_for(url, exchange.insecure)?;
         let proxy = self.proxies.for_url(url);
         let streamed = exchange.streamed || matches!(body, Body::Stream(..));
         let deadline = (!streamed).then_some(self.time.request_timeout);
@@ -423,7 +477,10 @@ impl Transport {
         };
         let response = result
             .map_err(|e| Error::protocol(format!("{method} {}: {e}", redact_url(url))))?
-            .map_err(|e| classify_transport_error(&method, url, e))?;
+            .map_err(|e| {
+                let certs_d_dir = self.certs_d_dir(url);
+                classify_transport_error(&method, url, e, &certs_d_dir, client_cert.as_deref())
+            })?;
         let (parts, body) = response.into_parts();
         Ok(Response {
             status: parts.status.as_u16(),
@@ -472,8 +529,44 @@ impl Transport {
     }
 }
 
-fn classify_transport_error(method: &Method, url: &str, error: ureq::Error) -> Error {
+/// A transport failure as an error with its hint. `certs_d_dir` is the registry's
+/// directory in Docker's certs.d and `client_cert` the client certificate presented, for
+/// when the server refused the connection over it.
+fn classify_transport_error(
+    method: &Method,
+    url: &str,
+    error: ureq::Error,
+    certs_d_dir: &std::path::Path,
+    client_cert: Option<&std::path::Path>,
+) -> Error {
     let message = format!("{method} {}: {error}", redact_url(url));
+    // The server refused our certificate, or its absence: trusting its CA is no help.
+    let refusal = match (tls::client_cert_alert(&error), client_cert) {
+        (Some(tls::ClientCertAlert::AboutCertificate(alert)), sent) => Some((alert, true, sent)),
+        (Some(tls::ClientCertAlert::HandshakeFailure), sent) => {
+            Some(("handshake_failure", false, sent))
+        }
+        (Some(tls::ClientCertAlert::DecryptError), Some(sent)) => {
+            Some(("decrypt_error", false, Some(sent)))
+        }
+        _ => None,
+    };
+    if let Some((alert, certain, sent)) = refusal {
+        let dir = certs_d_dir.display().to_string();
+        let hint = match sent {
+            None => crate::hints::client_certificate_missing(&dir, alert, certain),
+            Some(sent) => crate::hints::client_certificate_refused(
+                &dir,
+                &sent.display().to_string(),
+                alert,
+                certain,
+            ),
+        };
+        return Error::new(
+            crate::error::ErrorKind::Network,
+            format!("{message} ({hint})"),
+        );
+    }
     if is_tls_failure(&error) {
         // A certificate problem (or a plain-HTTP server) does not heal by retrying.
         return Error::new(
@@ -488,6 +581,16 @@ fn classify_transport_error(method: &Method, url: &str, error: ureq::Error) -> E
         }
         _ => Error::network(message),
     }
+}
+
+/// `host[:port]` of `url`, lowercased: the name of its directory in certs.d.
+fn authority_of(url: &str) -> String {
+    url.split_once("://")
+        .map_or(url, |(_, rest)| rest)
+        .split(['/', '?', '#'])
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase()
 }
 
 /// The URL without its query string (upload URLs carry state tokens).
@@ -587,6 +690,118 @@ mod tests {
         });
         assert_eq!(result.unwrap_err().kind, crate::error::ErrorKind::Cancelled);
         assert_eq!(calls, 0);
+    }
+
+    /// A server on loopback that answers one GET with `Content-Length: 1000000`, sends
+    /// `sent` bytes of it and then nothing, holding the connection open for a minute.
+    fn falls_silent_after(sent: usize) -> String {
+        use std::io::{BufRead, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/blob", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut reader = std::io::BufReader::new(stream);
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap_or(0) > 2 {
+                line.clear();
+            }
+            let mut out = reader.into_inner();
+            let head = "HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n";
+            let _ = out.write_all(head.as_bytes());
+            let _ = out.write_all(&vec![b'x'; sent]);
+            let _ = out.flush();
+            std::thread::sleep(Duration::from_secs(60));
+        });
+        url
+    }
+
+    /// Reads the body of a GET to `url` with a 30 s per-read timeout and a floor of
+    /// 1 KiB/s over 0.5 s; the error and how long it took.
+    fn read_silent_body(url: &str) -> (std::io::Error, u64, Duration) {
+        let options = TransportOptions {
+            retries: 0,
+            ca_file: None,
+            max_idle_per_host: 1,
+            certs_d: None,
+            time: TimeBounds {
+                request_timeout: Duration::from_secs(30),
+                min_speed: 1024,
+                min_speed_window: Duration::from_millis(500),
+            },
+        };
+        let transport = Transport::new(&options, Arc::new(AtomicBool::new(false))).unwrap();
+        let response = transport
+            .send(
+                Method::GET,
+                url,
+                &[],
+                Body::Empty,
+                Exchange::streamed(true),
+                &RequestStats::default(),
+            )
+            .unwrap();
+        let started = std::time::Instant::now();
+        let mut reader = response.into_reader();
+        let mut got = 0u64;
+        let mut buf = [0u8; 4096];
+        loop {
+            match reader.read(&mut buf) {
+                Ok(0) => panic!("the body ended after {got} bytes"),
+                Ok(n) => got += n as u64,
+                Err(e) => return (e, got, started.elapsed()),
+            }
+        }
+    }
+
+    #[test]
+    fn a_body_that_falls_silent_is_cut_when_the_floor_is_missed() {
+        // 100 bytes, short of the window's 512: cut at the window's end.
+        let (error, got, took) = read_silent_body(&falls_silent_after(100));
+        assert_eq!(error.kind(), std::io::ErrorKind::TimedOut, "{error}");
+        let text = error.to_string();
+        assert!(text.contains("slower than the floor of 1024 B/s"), "{text}");
+        assert!(text.contains("100 byte(s)"), "{text}");
+        assert_eq!(got, 100);
+        assert!(
+            took < Duration::from_secs(10),
+            "{took:?}, not the 30 s per read"
+        );
+
+        // 8000 bytes, the window's floor met at once: cut a window after the last byte.
+        let (error, got, took) = read_silent_body(&falls_silent_after(8000));
+        assert_eq!(error.kind(), std::io::ErrorKind::TimedOut, "{error}");
+        let text = error.to_string();
+        assert!(text.contains("slower than the floor of 1024 B/s"), "{text}");
+        assert!(text.contains(": 0 byte(s) in"), "{text}");
+        assert_eq!(got, 8000);
+        assert!(
+            took < Duration::from_secs(10),
+            "{took:?}, not the 30 s per read"
+        );
+    }
+
+    #[test]
+    fn a_socks_proxy_is_an_error_not_a_panic() {
+        let (transport, _) = transport(0);
+        transport
+            .proxies()
+            .set_for_host("127.0.0.1:9", "socks5://127.0.0.1:1")
+            .unwrap();
+        let error = transport
+            .send(
+                Method::GET,
+                "http://127.0.0.1:9/v2/",
+                &[],
+                Body::Empty,
+                Exchange::whole(true),
+                &RequestStats::default(),
+            )
+            .err()
+            .expect("no connection through a SOCKS proxy");
+        assert!(
+            error.message.contains("SOCKS proxies are not supported"),
+            "{error}"
+        );
     }
 
     #[test]

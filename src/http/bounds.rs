@@ -2,10 +2,15 @@
 //! memory, how many redirects and tags it follows, and how long and how slowly a response
 //! may take (the manifest's own bounds, size and fan-out, are in `manifest`). A server
 //! that breaks one of them fails that image or rule with an error saying which bound; the
-//! other rules go on.
+//! other rules go on. The speed floor is kept by a timer as well as after each read: every
+//! registry connection's reads wait no longer than the floor allows ([`FloorClock`]).
 
+use std::cell::Cell;
 use std::io::{self, Read};
 use std::time::{Duration, Instant};
+
+use ureq::unversioned::transport::time::Duration as UreqDuration;
+use ureq::unversioned::transport::{Buffers, ConnectionDetails, Connector, NextTimeout, Transport};
 
 /// Largest token-service answer read.
 pub const MAX_TOKEN_BYTES: u64 = 1024 * 1024;
@@ -47,54 +52,188 @@ impl Default for TimeBounds {
 }
 
 /// A reader that fails (as a timeout, which the retry loop treats as transient) once
-/// fewer than `min_speed × window` bytes arrived during a whole window. Each read still
-/// has the transport's per-read timeout, so a silent server is noticed too.
+/// fewer than `min_speed × window` bytes arrived during a whole window, or no byte at all
+/// for a whole window. The floor is a timer, not only a check after each read: every read
+/// is given until the moment the floor would be missed (see [`FloorClock`]), so a body
+/// that goes silent is cut then, not after the transport's per-read timeout.
 pub struct SpeedFloor<R> {
     inner: R,
     min_speed: u64,
     window: Duration,
     window_start: Instant,
     window_bytes: u64,
+    /// When the last byte arrived (or the body started).
+    last_byte: Instant,
 }
 
 impl<R> SpeedFloor<R> {
     pub fn new(inner: R, bounds: &TimeBounds) -> Self {
+        let now = Instant::now();
         SpeedFloor {
             inner,
             min_speed: bounds.min_speed,
             window: bounds.min_speed_window,
-            window_start: Instant::now(),
+            window_start: now,
             window_bytes: 0,
+            last_byte: now,
         }
+    }
+
+    /// The moment the floor is missed if no byte arrives before it: the end of the current
+    /// window while it is short of its bytes, else a whole window after the last byte.
+    fn deadline(&self) -> Instant {
+        if self.window_is_short() {
+            self.window_start + self.window
+        } else {
+            self.last_byte + self.window
+        }
+    }
+
+    /// Whether the current window still lacks bytes to meet the floor over its length.
+    fn window_is_short(&self) -> bool {
+        (self.window_bytes as f64) < self.min_speed as f64 * self.window.as_secs_f64()
+    }
+
+    /// The error for `bytes` in the time since `since`.
+    fn too_slow(&self, bytes: u64, since: Instant) -> io::Error {
+        io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!(
+                "the response is slower than the floor of {} B/s: {} byte(s) in {:.1}s \
+                 (--min-speed, --min-speed-window)",
+                self.min_speed,
+                bytes,
+                since.elapsed().as_secs_f64()
+            ),
+        )
     }
 }
 
 impl<R: Read> Read for SpeedFloor<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
         if self.min_speed == 0 || self.window.is_zero() {
-            return Ok(n);
+            return self.inner.read(buf);
         }
+        let deadline = self.deadline();
+        let result = {
+            let _clock = ArmedDeadline::set(deadline);
+            self.inner.read(buf)
+        };
+        let n = match result {
+            Ok(n) => n,
+            // The clock ran out: no byte arrived before the floor was missed.
+            Err(_) if DEADLINE_HIT.take() => {
+                return Err(if self.window_is_short() {
+                    self.too_slow(self.window_bytes, self.window_start)
+                } else {
+                    self.too_slow(0, self.last_byte)
+                });
+            }
+            Err(e) => return Err(e),
+        };
+        if n == 0 {
+            return Ok(0);
+        }
+        let now = Instant::now();
+        self.last_byte = now;
         self.window_bytes += n as u64;
-        let elapsed = self.window_start.elapsed();
-        if n > 0 && elapsed >= self.window {
+        let elapsed = now.duration_since(self.window_start);
+        if elapsed >= self.window {
             let floor = (self.min_speed as f64 * elapsed.as_secs_f64()) as u64;
             if self.window_bytes < floor {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!(
-                        "the response is slower than the floor of {} B/s: {} byte(s) in {:.1}s \
-                         (--min-speed, --min-speed-window)",
-                        self.min_speed,
-                        self.window_bytes,
-                        elapsed.as_secs_f64()
-                    ),
-                ));
+                return Err(self.too_slow(self.window_bytes, self.window_start));
             }
-            self.window_start = Instant::now();
+            self.window_start = now;
             self.window_bytes = 0;
         }
         Ok(n)
+    }
+}
+
+thread_local! {
+    /// While a [`SpeedFloor`] reads on this thread: the moment its floor is missed.
+    static BODY_DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
+    /// Set when a read was cut at [`BODY_DEADLINE`] (rather than by the transport's own
+    /// timeouts or an error of the connection).
+    static DEADLINE_HIT: Cell<bool> = const { Cell::new(false) };
+}
+
+/// [`BODY_DEADLINE`] for the duration of one read; the previous value comes back after.
+struct ArmedDeadline(Option<Instant>);
+
+impl ArmedDeadline {
+    fn set(deadline: Instant) -> Self {
+        DEADLINE_HIT.set(false);
+        ArmedDeadline(BODY_DEADLINE.replace(Some(deadline)))
+    }
+}
+
+impl Drop for ArmedDeadline {
+    fn drop(&mut self) {
+        BODY_DEADLINE.set(self.0);
+    }
+}
+
+/// The last link of every registry agent's connector chain: each connection's reads wait
+/// no longer than the [`SpeedFloor`] reading on the calling thread allows. The body's
+/// reads happen on the thread that reads the body (also when it is the upload body of
+/// another request), so the thread carries the deadline down to the socket; other reads
+/// keep ureq's timeouts.
+#[derive(Debug)]
+pub struct FloorClock;
+
+impl<In: Transport> Connector<In> for FloorClock {
+    type Out = ClockedTransport<In>;
+
+    fn connect(
+        &self,
+        _: &ConnectionDetails,
+        chained: Option<In>,
+    ) -> Result<Option<Self::Out>, ureq::Error> {
+        Ok(chained.map(ClockedTransport))
+    }
+}
+
+/// A connection whose reads obey [`BODY_DEADLINE`].
+#[derive(Debug)]
+pub struct ClockedTransport<T>(T);
+
+impl<T: Transport> Transport for ClockedTransport<T> {
+    fn buffers(&mut self) -> &mut dyn Buffers {
+        self.0.buffers()
+    }
+
+    fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
+        self.0.transmit_output(amount, timeout)
+    }
+
+    fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        let Some(deadline) = BODY_DEADLINE.get() else {
+            return self.0.await_input(timeout);
+        };
+        let left = UreqDuration::from(deadline.saturating_duration_since(Instant::now()));
+        if left >= timeout.after {
+            return self.0.await_input(timeout);
+        }
+        let clamped = NextTimeout {
+            after: left,
+            ..timeout
+        };
+        // The per-read timeout may still be shorter; then that one is what ran out.
+        let binding = clamped.for_read().after == left;
+        let result = self.0.await_input(clamped);
+        if binding && matches!(result, Err(ureq::Error::Timeout(_))) {
+            DEADLINE_HIT.set(true);
+        }
+        result
+    }
+
+    fn is_open(&mut self) -> bool {
+        self.0.is_open()
+    }
+
+    fn is_tls(&self) -> bool {
+        self.0.is_tls()
     }
 }
 

@@ -7,7 +7,8 @@
 use std::collections::HashMap;
 use std::sync::RwLock;
 
-use ureq::Proxy;
+use ureq::unversioned::transport::{ConnectionDetails, Connector};
+use ureq::{Proxy, ProxyProtocol};
 
 /// The proxy choice of the environment plus per-host overrides.
 #[derive(Default)]
@@ -111,7 +112,7 @@ pub fn check_proxy_url(value: &str) -> Result<(), String> {
 }
 
 /// A proxy URL; a bare `host:port` means `http://host:port`. Only HTTP proxies (CONNECT
-/// for HTTPS targets) and SOCKS are understood.
+/// for HTTPS targets) are understood; a SOCKS URL parses, and fails when used ([`NoSocks`]).
 fn parse_proxy(value: &str) -> Result<Proxy, String> {
     let value = value.trim();
     let with_scheme = if value.contains("://") {
@@ -180,6 +181,31 @@ impl NoProxyEntry {
                 host_matches && want.is_none_or(|p| p == port)
             }
         }
+    }
+}
+
+/// The first link of every registry agent's connector chain: a SOCKS proxy is refused
+/// with an error (this build of ureq speaks only HTTP CONNECT; its own chain would panic).
+#[derive(Debug)]
+pub struct NoSocks;
+
+impl Connector<()> for NoSocks {
+    type Out = ();
+
+    fn connect(
+        &self,
+        details: &ConnectionDetails,
+        _: Option<()>,
+    ) -> Result<Option<()>, ureq::Error> {
+        let socks = details.config.proxy().is_some_and(|proxy| {
+            !matches!(proxy.protocol(), ProxyProtocol::Http | ProxyProtocol::Https)
+        });
+        if socks {
+            return Err(ureq::Error::ConnectProxyFailed(
+                "SOCKS proxies are not supported; use an HTTP proxy (http://host:port)".into(),
+            ));
+        }
+        Ok(None)
     }
 }
 

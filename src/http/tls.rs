@@ -2,11 +2,14 @@
 //! system store (plus `SSL_CERT_FILE`/`SSL_CERT_DIR`), the bundled
 //! Mozilla roots where the system has none, extra CAs layered on top (`--ca-file`,
 //! `/etc/docker/certs.d/<host>/*.crt`), client certificates, and telling a TLS failure
-//! from other transport errors by its type.
+//! from other transport errors by its type (and, among them, a server's refusal of the
+//! client certificate, or of its absence, from a failure to verify the server).
 
+use std::io;
 use std::path::Path;
 
 use ureq::tls::{Certificate, ClientCert, PemItem, PrivateKey, RootCerts, TlsConfig};
+use ureq::unversioned::transport::{Buffers, ConnectionDetails, Connector, NextTimeout, Transport};
 
 /// Which roots a connection verifies against.
 #[derive(Clone)]
@@ -140,6 +143,8 @@ pub const DOCKER_CERTS_D: &str = "/etc/docker/certs.d";
 pub struct HostTrust {
     pub cas: Vec<Certificate<'static>>,
     pub identity: Option<ClientIdentity>,
+    /// The file the client certificate came from.
+    pub identity_file: Option<std::path::PathBuf>,
 }
 
 /// Reads `<root>/<authority>/`; `None` when there is no such directory. An unreadable
@@ -156,6 +161,7 @@ pub fn host_trust(root: &Path, authority: &str) -> Result<Option<HostTrust>, Str
     names.sort();
     let mut cas = Vec::new();
     let mut identity = None;
+    let mut identity_file = None;
     for path in &names {
         match path.extension().and_then(|e| e.to_str()) {
             Some("crt") => cas.extend(pem_file_certificates(path, "CA file")?),
@@ -173,11 +179,16 @@ pub fn host_trust(root: &Path, authority: &str) -> Result<Option<HostTrust>, Str
                     ClientIdentity::from_pem(&cert_pem, &key_pem)
                         .map_err(|e| format!("{}: {e}", path.display()))?,
                 );
+                identity_file = Some(path.clone());
             }
             _ => {}
         }
     }
-    Ok(Some(HostTrust { cas, identity }))
+    Ok(Some(HostTrust {
+        cas,
+        identity,
+        identity_file,
+    }))
 }
 
 /// A TLS failure: reported by ureq directly, or (handshake failures, e.g. a plain-HTTP
@@ -192,6 +203,137 @@ pub fn is_tls_failure(error: &ureq::Error) -> bool {
     }
 }
 
+/// What a server's fatal TLS alert says about the client certificate (mTLS). A server
+/// checks no certificate but the client's, so an alert about a certificate is about ours,
+/// or the lack of one; failing to verify the server's certificate is a different error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientCertAlert {
+    /// `certificate_required`, `bad_certificate`, `unknown_ca`, `certificate_expired`, …
+    /// (the alert's name as TLS spells it).
+    AboutCertificate(&'static str),
+    /// `handshake_failure`: what some servers (OpenSSL over TLS 1.2) send when a required
+    /// client certificate is missing, and others for any disagreement in the handshake.
+    HandshakeFailure,
+    /// `decrypt_error`: a signature in the handshake did not verify. After a client
+    /// certificate was presented, most likely its own or its issuer's (rustls sends it
+    /// for a certificate from another CA of the same name as the one it trusts).
+    DecryptError,
+}
+
+/// The server's alert about the client certificate, if `error` is one (reported by ureq
+/// directly or as an I/O error wrapping the rustls error).
+pub fn client_cert_alert(error: &ureq::Error) -> Option<ClientCertAlert> {
+    use rustls::AlertDescription as A;
+    let rustls_error = match error {
+        ureq::Error::Rustls(e) => Some(e),
+        ureq::Error::Io(io) => io
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>()),
+        _ => None,
+    };
+    let rustls::Error::AlertReceived(alert) = rustls_error? else {
+        return None;
+    };
+    let name = match alert {
+        A::HandshakeFailure => return Some(ClientCertAlert::HandshakeFailure),
+        A::DecryptError => return Some(ClientCertAlert::DecryptError),
+        A::CertificateRequired => "certificate_required",
+        A::NoCertificate => "no_certificate",
+        A::BadCertificate => "bad_certificate",
+        A::UnsupportedCertificate => "unsupported_certificate",
+        A::CertificateRevoked => "certificate_revoked",
+        A::CertificateExpired => "certificate_expired",
+        A::CertificateUnknown => "certificate_unknown",
+        A::UnknownCA => "unknown_ca",
+        A::AccessDenied => "access_denied",
+        _ => return None,
+    };
+    Some(ClientCertAlert::AboutCertificate(name))
+}
+
+/// The link under TLS in every registry agent's connector chain. A server that refuses a
+/// client certificate (or its absence) sends a fatal alert and closes; the client may still
+/// be writing (the rest of its TLS 1.2 handshake; under TLS 1.3, whose client is done with
+/// the handshake by then, its request), and when the server's reset comes first those
+/// writes fail ("broken pipe"). rustls writes what it holds before it reads, so it would
+/// never read the alert that says why. Writes that meet a reset on a TLS connection are
+/// therefore reported as done, up to [`LAST_WORDS_WRITES`] bytes in all: rustls goes on to
+/// read, and fails with the server's alert (or, if there was none, the reset). Past that
+/// (a body being sent), a write fails as it is.
+#[derive(Debug)]
+pub struct LastWords;
+
+/// Bytes of writes that met a reset reported as done: a handshake flight or a request's
+/// head, not a body.
+pub const LAST_WORDS_WRITES: usize = 64 * 1024;
+
+impl<In: Transport> Connector<In> for LastWords {
+    type Out = LastWordsTransport<In>;
+
+    fn connect(
+        &self,
+        details: &ConnectionDetails,
+        chained: Option<In>,
+    ) -> Result<Option<Self::Out>, ureq::Error> {
+        Ok(chained.map(|inner| LastWordsTransport {
+            inner,
+            tls: details.needs_tls(),
+            reset: false,
+            dropped: 0,
+        }))
+    }
+}
+
+/// A connection below TLS; see [`LastWords`].
+#[derive(Debug)]
+pub struct LastWordsTransport<T> {
+    inner: T,
+    /// TLS goes over this connection.
+    tls: bool,
+    /// A write met the peer's reset.
+    reset: bool,
+    /// Bytes reported as written since.
+    dropped: usize,
+}
+
+impl<T: Transport> Transport for LastWordsTransport<T> {
+    fn buffers(&mut self) -> &mut dyn Buffers {
+        self.inner.buffers()
+    }
+
+    fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
+        match self.inner.transmit_output(amount, timeout) {
+            Err(ureq::Error::Io(e))
+                if self.tls
+                    && self.dropped + amount <= LAST_WORDS_WRITES
+                    && matches!(
+                        e.kind(),
+                        io::ErrorKind::BrokenPipe
+                            | io::ErrorKind::ConnectionReset
+                            | io::ErrorKind::ConnectionAborted
+                    ) =>
+            {
+                self.reset = true;
+                self.dropped += amount;
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        self.inner.await_input(timeout)
+    }
+
+    fn is_open(&mut self) -> bool {
+        !self.reset && self.inner.is_open()
+    }
+
+    fn is_tls(&self) -> bool {
+        self.inner.is_tls()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,6 +342,92 @@ mod tests {
     fn bundled_roots_are_there_and_system_roots_are_never_empty() {
         assert!(bundled_roots().len() > 50);
         assert!(!system_roots().is_empty());
+    }
+
+    #[test]
+    fn alerts_about_the_client_certificate_are_told_from_other_tls_errors() {
+        use rustls::AlertDescription as A;
+        let wrapped = |alert| {
+            ureq::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                rustls::Error::AlertReceived(alert),
+            ))
+        };
+        assert_eq!(
+            client_cert_alert(&wrapped(A::CertificateRequired)),
+            Some(ClientCertAlert::AboutCertificate("certificate_required"))
+        );
+        assert_eq!(
+            client_cert_alert(&ureq::Error::Rustls(rustls::Error::AlertReceived(
+                A::UnknownCA
+            ))),
+            Some(ClientCertAlert::AboutCertificate("unknown_ca"))
+        );
+        assert_eq!(
+            client_cert_alert(&wrapped(A::HandshakeFailure)),
+            Some(ClientCertAlert::HandshakeFailure)
+        );
+        assert_eq!(
+            client_cert_alert(&wrapped(A::DecryptError)),
+            Some(ClientCertAlert::DecryptError)
+        );
+        // Not about the client certificate: our own check of the server's, other alerts.
+        let unknown_issuer = ureq::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
+        ));
+        assert!(is_tls_failure(&unknown_issuer));
+        assert_eq!(client_cert_alert(&unknown_issuer), None);
+        assert_eq!(client_cert_alert(&wrapped(A::ProtocolVersion)), None);
+        assert_eq!(
+            client_cert_alert(&ureq::Error::Io(std::io::ErrorKind::TimedOut.into())),
+            None
+        );
+    }
+
+    /// A connection whose every write meets the peer's reset.
+    #[derive(Debug)]
+    struct ResetByPeer(ureq::unversioned::transport::LazyBuffers);
+
+    impl Transport for ResetByPeer {
+        fn buffers(&mut self) -> &mut dyn Buffers {
+            &mut self.0
+        }
+        fn transmit_output(&mut self, _: usize, _: NextTimeout) -> Result<(), ureq::Error> {
+            Err(io::Error::from(io::ErrorKind::BrokenPipe).into())
+        }
+        fn await_input(&mut self, _: NextTimeout) -> Result<bool, ureq::Error> {
+            Ok(false)
+        }
+        fn is_open(&mut self) -> bool {
+            true
+        }
+    }
+
+    fn reset_by_peer(tls: bool) -> LastWordsTransport<ResetByPeer> {
+        LastWordsTransport {
+            inner: ResetByPeer(ureq::unversioned::transport::LazyBuffers::new(1024, 1024)),
+            tls,
+            reset: false,
+            dropped: 0,
+        }
+    }
+
+    #[test]
+    fn writes_that_meet_a_reset_under_tls_pass_up_to_a_bound_so_the_alert_is_read() {
+        let timeout = NextTimeout::default();
+        let mut tls = reset_by_peer(true);
+        assert!(tls.is_open());
+        for _ in 0..LAST_WORDS_WRITES / 1024 {
+            tls.transmit_output(1024, timeout).unwrap();
+        }
+        assert!(!tls.is_open(), "never back in the pool");
+        let error = tls.transmit_output(1, timeout).unwrap_err();
+        assert!(matches!(&error, ureq::Error::Io(e) if e.kind() == io::ErrorKind::BrokenPipe));
+
+        // Plain HTTP has no alert to read: the write fails at once.
+        let mut plain = reset_by_peer(false);
+        assert!(plain.transmit_output(10, timeout).is_err());
     }
 
     #[test]
