@@ -2,7 +2,8 @@
 //! network, the registry client never prints, only the top of the program chooses
 //! threads, writes files and picks the exit code"). Each module may use only modules of
 //! a lower layer; this test reads every `crate::…` path in `src/` and fails on any other.
-//! Some lower modules are off limits as well ([`FORBIDDEN`]).
+//! Some lower modules are off limits as well ([`FORBIDDEN`]), and only the output layers
+//! print or write files ([`OUTPUT_LAYERS`]).
 
 use std::path::Path;
 
@@ -90,6 +91,60 @@ fn modules_only_use_lower_layers() {
     );
 }
 
+/// Modules that may print or write files: the top of the program, the human log and the
+/// GitHub output. Every other module returns data and errors.
+const OUTPUT_LAYERS: [&str; 4] = ["main", "commands", "progress", "github"];
+
+/// What prints or writes a file.
+const OUTPUT_CALLS: [&str; 9] = [
+    "println!",
+    "print!",
+    "eprintln!",
+    "eprint!",
+    "io::stdout",
+    "io::stderr",
+    "fs::write",
+    "File::create",
+    "OpenOptions",
+];
+
+/// The output calls in `text`, before its unit tests (which may write scratch files).
+fn output_calls(text: &str) -> Vec<&'static str> {
+    let code = text.split("#[cfg(test)]").next().unwrap_or(text);
+    let starts_a_word = |i: usize| {
+        !code[..i]
+            .chars()
+            .next_back()
+            .is_some_and(|c| c.is_alphanumeric() || c == '_')
+    };
+    OUTPUT_CALLS
+        .into_iter()
+        .filter(|call| code.match_indices(call).any(|(i, _)| starts_a_word(i)))
+        .collect()
+}
+
+#[test]
+fn only_the_output_layers_print_or_write_files() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut violations = Vec::new();
+    for entry in walk(&src) {
+        let relative = entry.strip_prefix(&src).unwrap();
+        let module = relative.components().next().unwrap().as_os_str();
+        let module = module.to_string_lossy();
+        if OUTPUT_LAYERS.contains(&module.trim_end_matches(".rs")) {
+            continue;
+        }
+        for call in output_calls(&std::fs::read_to_string(&entry).unwrap()) {
+            violations.push(format!("{} uses {call}", relative.display()));
+        }
+    }
+    assert!(
+        violations.is_empty(),
+        "printing or writing files outside {OUTPUT_LAYERS:?}:\n{}",
+        violations.join("\n")
+    );
+}
+
 #[test]
 fn the_check_sees_a_violation() {
     // Guards the test above against passing vacuously.
@@ -106,6 +161,10 @@ fn the_check_sees_a_violation() {
     );
     assert!(forbidden("config", "http").is_some());
     assert!(forbidden("config", "proxy_url").is_none());
+    assert_eq!(
+        output_calls("fn f() { eprintln!(\"x\"); }\n#[cfg(test)]\nfn t() { std::fs::write(p, b) }"),
+        ["eprintln!"]
+    );
 }
 
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
