@@ -40,7 +40,7 @@ pub enum Command {
     /// Check auth.json and images.json without touching the network, and print the rules.
     Validate(ValidateArgs),
     /// Write images.json from the images a Kubernetes cluster runs.
-    Config(crate::kube::ConfigArgs),
+    Config(ConfigArgs),
     /// Work with reports: `report merge` combines the reports of sharded runs.
     #[command(subcommand)]
     Report(ReportCommand),
@@ -239,6 +239,61 @@ pub struct ValidateArgs {
     /// Show the rules as `sync --referrers` runs them (referrers copied with each image).
     #[arg(long)]
     pub referrers: bool,
+}
+
+/// Flags of `image-migrator config`.
+#[derive(Debug, Clone, Args)]
+#[command(after_help = "\
+Examples:
+  image-migrator config -t harbor.example.com/mirror
+  image-migrator config -k prod.yaml --context prod -n web,db -t harbor.example.com/mirror
+  image-migrator config -t registry.example.com/team/mirror -o prod-images.json
+  kubectl get pods,deployments,statefulsets,daemonsets,replicasets,jobs,cronjobs -A -o json \\
+    | image-migrator config --from-file - -t harbor.example.com/mirror -o -")]
+pub struct ConfigArgs {
+    /// Kubeconfig file to read [default: $KUBECONFIG, else ~/.kube/config].
+    /// Example: -k ~/.kube/prod.yaml
+    #[arg(
+        short = 'k',
+        long,
+        env = "KUBECONFIG",
+        value_name = "FILE",
+        hide_env = true
+    )]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// Kubeconfig context to use instead of its current-context.
+    /// Example: --context prod-eu
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+
+    /// Only read these namespaces, comma-separated [default: all namespaces].
+    /// Example: -n web,db
+    #[arg(short = 'n', long, value_name = "NS,NS", value_delimiter = ',')]
+    pub namespaces: Vec<String>,
+
+    /// Registry and namespace the rules copy to; each image goes to
+    /// <target>/<last segment of its repository>[:tag].
+    /// Example: -t harbor.example.com/mirror
+    #[arg(short = 't', long, value_name = "REGISTRY/NAMESPACE", value_parser = crate::kube::Target::parse)]
+    pub target: crate::kube::Target,
+
+    /// File to write; `-` writes to standard output.
+    /// Example: -o prod-images.json
+    #[arg(short = 'o', long, value_name = "FILE", default_value = "images.json")]
+    pub output: PathBuf,
+
+    /// Read objects from this `kubectl get ... -o json` output instead of the API server;
+    /// `-` reads standard input.
+    /// Example: --from-file cluster.json
+    #[arg(long, value_name = "FILE")]
+    pub from_file: Option<PathBuf>,
+
+    /// Items per list request (the API's `limit`; pages are followed with `continue`).
+    /// Example: --chunk-size 100
+    #[arg(long, value_name = "N", default_value_t = 500,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub chunk_size: u32,
 }
 
 #[derive(Debug, Subcommand)]

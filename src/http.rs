@@ -15,7 +15,7 @@ mod tls;
 
 pub use bounds::TimeBounds;
 
-pub use proxy::{ProxyPolicy, check_proxy_url};
+pub use proxy::ProxyPolicy;
 pub use tls::{
     ClientIdentity, DOCKER_CERTS_D, Roots, is_tls_failure, pem_certificates, tls_config,
 };

@@ -18,6 +18,7 @@ pub mod kube;
 pub mod manifest;
 pub mod plan;
 pub mod progress;
+pub mod proxy_url;
 pub mod reference;
 pub mod registry;
 pub mod report;

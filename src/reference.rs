@@ -403,6 +403,10 @@ mod tests {
     }
 
     fn rejects(value: &str, needle: &str) {
+        assert!(
+            !needle.is_empty(),
+            "{value}: an empty needle matches every reason"
+        );
         let err = Reference::parse(value).expect_err(value);
         assert!(err.reason.contains(needle), "{value}: {}", err.reason);
     }
@@ -524,7 +528,16 @@ mod tests {
         rejects("https://quay.io/coreos/etcd", "scheme");
         rejects("quay.io/coreos/etcd :1", "whitespace");
         rejects("quay.io/coreos/etcd\r", "control");
-        rejects("user@quay.io/coreos/etcd", "");
+        // User information before the host: the part before '@' is read as the name, and
+        // it has no registry host.
+        rejects(
+            "user@quay.io/coreos/etcd",
+            "must start with a registry host",
+        );
+        rejects(
+            "robot.example.com@quay.io/coreos/etcd",
+            "must start with a registry host",
+        );
         rejects("quay.io:99999/a/b", "port");
         rejects("quay.io:/a/b", "port");
         rejects("qu_ay.io/a/b", "host");

@@ -161,7 +161,7 @@ impl AuthConfig {
             let password = expand_field("password", raw.password);
             let proxy = expand_field("proxy", raw.proxy).map(|p| p.expose().to_string());
             if let Some(proxy) = &proxy
-                && let Err(e) = crate::http::check_proxy_url(proxy)
+                && let Err(e) = crate::proxy_url::check(proxy)
             {
                 errors.push(at(format!("proxy: {e}")));
             }

@@ -102,26 +102,12 @@ impl ProxyPolicy {
     }
 }
 
-/// Checks a proxy URL as [`ProxyPolicy`] will read it (`""` = direct is fine); the error
-/// never repeats the value.
-pub fn check_proxy_url(value: &str) -> Result<(), String> {
-    if value.trim().is_empty() {
-        return Ok(());
-    }
-    parse_proxy(value).map(|_| ())
-}
-
-/// A proxy URL; a bare `host:port` means `http://host:port`. Only HTTP proxies (CONNECT
-/// for HTTPS targets) are understood; a SOCKS URL parses, and fails when used ([`NoSocks`]).
+/// A proxy URL as [`crate::proxy_url`] reads it (the grammar auth.json's `proxy` is
+/// checked against too). Only HTTP proxies (CONNECT for HTTPS targets) are understood; a
+/// SOCKS URL parses, and fails when used ([`NoSocks`]).
 fn parse_proxy(value: &str) -> Result<Proxy, String> {
-    let value = value.trim();
-    let with_scheme = if value.contains("://") {
-        value.to_string()
-    } else {
-        format!("http://{value}")
-    };
-    Proxy::new(&with_scheme)
-        .map_err(|_| "not a proxy URL (expected http://[user:password@]host:port)".to_string())
+    let url = crate::proxy_url::normalize(value)?;
+    Proxy::new(&url).map_err(|_| crate::proxy_url::NOT_A_PROXY_URL.to_string())
 }
 
 fn split_url(url: &str) -> Option<(&str, &str)> {
@@ -285,6 +271,71 @@ mod tests {
         assert_eq!(via(&p, "https://auth.r.io/token"), None);
         assert_eq!(via(&p, "https://near.io/v2/"), Some("own:9".into()));
         assert_eq!(via(&p, "https://other.io/v2/"), Some("s:1".into()));
+    }
+
+    /// `proxy_url` (which config checks auth.json with, without this layer) and ureq's
+    /// proxy accept exactly the same URLs.
+    #[test]
+    fn the_pure_check_agrees_with_the_client() {
+        let agree = |value: &str| {
+            let with_scheme = if value.trim().contains("://") {
+                value.trim().to_string()
+            } else {
+                format!("http://{}", value.trim())
+            };
+            let accepted = crate::proxy_url::normalize(value).is_ok();
+            assert_eq!(accepted, Proxy::new(&with_scheme).is_ok(), "{value:?}");
+            accepted
+        };
+        for value in [
+            "proxy:3128",
+            "http://proxy:3128",
+            "HTTPS://proxy",
+            "socks5h://u:p@proxy:1080",
+            "socks4a://proxy",
+            "ftp://proxy:21",
+            "http://",
+            "http:///path",
+            "http://u:%ff@proxy:1",
+            "http://%C3%A9:p@proxy:1",
+            "http://u:p:q@proxy:1",
+            "http://a@b@proxy:1",
+            "proxy:port",
+            "proxy:99999",
+            "[::1]:3128",
+            "http://[::1",
+            "pro xy:1",
+            "http://proxy:1/path?q#f",
+            "//proxy:1",
+            "://proxy",
+            "proxy:1:2",
+            "http://proxy%20:1",
+            "http://u@",
+        ] {
+            agree(value);
+        }
+        let mut accepted = 0;
+        let starts = [
+            "",
+            "http://",
+            "SOCKS5://",
+            "ftp://",
+            "u:p@",
+            "http://u:",
+            "[",
+        ];
+        let alphabet: Vec<char> = "ahpx5:/@%[]. cfF0_-?#".chars().collect();
+        let mut rng = fastrand::Rng::with_seed(22);
+        for _ in 0..20_000 {
+            let mut value = starts[rng.usize(..starts.len())].to_string();
+            value.extend((0..rng.usize(0..14)).map(|_| alphabet[rng.usize(..alphabet.len())]));
+            accepted += usize::from(agree(&value));
+        }
+        // Both kinds were met, so the agreement was not vacuous.
+        assert!(
+            (1_000..19_000).contains(&accepted),
+            "{accepted} of 20000 accepted"
+        );
     }
 
     #[test]

@@ -1,0 +1,182 @@
+//! Dependencies between modules point one way (ARCHITECTURE: "config never talks to the
+//! network, the registry client never prints, only the top of the program chooses
+//! threads, writes files and picks the exit code"). Each module may use only modules of
+//! a lower layer; this test reads every `crate::…` path in `src/` and fails on any other.
+//! Some lower modules are off limits as well ([`FORBIDDEN`]), and only the output layers
+//! print or write files ([`OUTPUT_LAYERS`]).
+
+use std::path::Path;
+
+/// Layers, lowest first. A module may use modules in earlier layers (and its own files).
+const LAYERS: &[&[&str]] = &[
+    &["error", "digest", "progress", "hints", "proxy_url"],
+    &["reference", "http", "manifest", "report"],
+    &["config"],
+    &["credentials", "kube", "github"],
+    &["registry"],
+    &["plan"],
+    &["copy", "cli"],
+    &["commands"],
+];
+
+/// Uses the layers would allow but the design does not: (module, module it must not use, why).
+const FORBIDDEN: &[(&str, &str, &str)] = &[(
+    "config",
+    "http",
+    "reading the files never touches the network (a proxy URL is checked with proxy_url)",
+)];
+
+fn forbidden(module: &str, used: &str) -> Option<&'static str> {
+    FORBIDDEN
+        .iter()
+        .find(|(from, to, _)| *from == module && *to == used)
+        .map(|(_, _, why)| *why)
+}
+
+fn layer_of(module: &str) -> usize {
+    LAYERS
+        .iter()
+        .position(|layer| layer.contains(&module))
+        .unwrap_or_else(|| panic!("module {module} is in no layer: add it to LAYERS"))
+}
+
+fn modules_used(text: &str) -> Vec<String> {
+    let mut used: Vec<String> = text
+        .match_indices("crate::")
+        .map(|(i, _)| {
+            text[i + "crate::".len()..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                .collect()
+        })
+        .collect();
+    used.sort();
+    used.dedup();
+    used
+}
+
+#[test]
+fn modules_only_use_lower_layers() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut violations = Vec::new();
+    let mut checked = 0;
+    for entry in walk(&src) {
+        let relative = entry.strip_prefix(&src).unwrap();
+        let module = relative
+            .components()
+            .next()
+            .unwrap()
+            .as_os_str()
+            .to_string_lossy()
+            .trim_end_matches(".rs")
+            .to_string();
+        if module == "lib" || module == "main" {
+            continue;
+        }
+        checked += 1;
+        let layer = layer_of(&module);
+        for used in modules_used(&std::fs::read_to_string(&entry).unwrap()) {
+            if used != module && layer_of(&used) >= layer {
+                violations.push(format!("{} uses crate::{used}", relative.display()));
+            } else if let Some(why) = forbidden(&module, &used) {
+                violations.push(format!("{} uses crate::{used}: {why}", relative.display()));
+            }
+        }
+    }
+    assert!(checked >= 20, "only {checked} files checked");
+    assert!(
+        violations.is_empty(),
+        "upward, sideways or forbidden dependencies:\n{}",
+        violations.join("\n")
+    );
+}
+
+/// Modules that may print or write files: the top of the program, the human log and the
+/// GitHub output. Every other module returns data and errors.
+const OUTPUT_LAYERS: [&str; 4] = ["main", "commands", "progress", "github"];
+
+/// What prints or writes a file.
+const OUTPUT_CALLS: [&str; 9] = [
+    "println!",
+    "print!",
+    "eprintln!",
+    "eprint!",
+    "io::stdout",
+    "io::stderr",
+    "fs::write",
+    "File::create",
+    "OpenOptions",
+];
+
+/// The output calls in `text`, before its unit tests (which may write scratch files).
+fn output_calls(text: &str) -> Vec<&'static str> {
+    let code = text.split("#[cfg(test)]").next().unwrap_or(text);
+    let starts_a_word = |i: usize| {
+        !code[..i]
+            .chars()
+            .next_back()
+            .is_some_and(|c| c.is_alphanumeric() || c == '_')
+    };
+    OUTPUT_CALLS
+        .into_iter()
+        .filter(|call| code.match_indices(call).any(|(i, _)| starts_a_word(i)))
+        .collect()
+}
+
+#[test]
+fn only_the_output_layers_print_or_write_files() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut violations = Vec::new();
+    for entry in walk(&src) {
+        let relative = entry.strip_prefix(&src).unwrap();
+        let module = relative.components().next().unwrap().as_os_str();
+        let module = module.to_string_lossy();
+        if OUTPUT_LAYERS.contains(&module.trim_end_matches(".rs")) {
+            continue;
+        }
+        for call in output_calls(&std::fs::read_to_string(&entry).unwrap()) {
+            violations.push(format!("{} uses {call}", relative.display()));
+        }
+    }
+    assert!(
+        violations.is_empty(),
+        "printing or writing files outside {OUTPUT_LAYERS:?}:\n{}",
+        violations.join("\n")
+    );
+}
+
+#[test]
+fn the_check_sees_a_violation() {
+    // Guards the test above against passing vacuously.
+    assert_eq!(
+        modules_used("use crate::commands::sync; crate::registry::Repo"),
+        ["commands", "registry"]
+    );
+    assert!(layer_of("commands") > layer_of("registry"));
+    assert!(layer_of("registry") > layer_of("http"));
+    assert!(layer_of("config") > layer_of("reference"));
+    assert!(
+        layer_of("config") > layer_of("http"),
+        "the layers alone allow it"
+    );
+    assert!(forbidden("config", "http").is_some());
+    assert!(forbidden("config", "proxy_url").is_none());
+    assert_eq!(
+        output_calls("fn f() { eprintln!(\"x\"); }\n#[cfg(test)]\nfn t() { std::fs::write(p, b) }"),
+        ["eprintln!"]
+    );
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            files.push(path);
+        }
+    }
+    files.sort();
+    files
+}
