@@ -10,6 +10,7 @@ pub mod config;
 pub mod copy;
 pub mod credentials;
 pub mod digest;
+pub mod end;
 pub mod error;
 pub mod github;
 pub mod hints;

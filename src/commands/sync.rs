@@ -7,7 +7,7 @@ use std::time::{Instant, SystemTime};
 
 use super::{Outcome, load_config, print_config_errors, print_summary, write_file, write_json};
 use crate::cli::{FileArgs, SyncArgs};
-use crate::copy::{Copier, JobOutcome};
+use crate::copy::{Copier, CopyOptions, JobOutcome, Mode, Push};
 use crate::credentials::CredentialStore;
 use crate::github;
 use crate::http::{Transport, TransportOptions};
@@ -147,14 +147,22 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> Outcome {
         for failure in &plan.failures {
             progress.line(&log_line(&failure_result(failure), args.dry_run));
         }
-        let copier = Copier::new(
-            &client,
-            usize::from(args.proc),
-            args.dry_run,
-            args.platforms(),
-        )
-        .force(args.force)
-        .with_referrers(args.referrers);
+        let options = CopyOptions {
+            mode: if args.dry_run {
+                Mode::DryRun
+            } else {
+                Mode::Copy
+            },
+            push: if args.force {
+                Push::Always
+            } else {
+                Push::Changed
+            },
+            platforms: args.platforms(),
+            referrers: args.referrers,
+            threads: usize::from(args.proc),
+        };
+        let copier = Copier::new(&client, client.transport(), options);
         // Each job is dropped once its result is made: at 20,000 tags the jobs and the
         // results would otherwise both be held to the end.
         let outcomes = copier.run_all(std::mem::take(&mut plan.jobs), |job, outcome| {

@@ -12,11 +12,11 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::claims::{Claim, Claims};
-use super::{Copier, Tally};
+use super::{Copier, Ctx, Tally};
 use crate::digest::Digest;
+use crate::end::End;
 use crate::error::{Error, ErrorKind, Result};
 use crate::manifest::{self, Referrer};
-use crate::registry::Repo;
 
 /// How deep referrers of referrers are followed (1 = only those of the image).
 pub const MAX_DEPTH: usize = 3;
@@ -50,7 +50,7 @@ pub(super) struct ReferrerState {
 }
 
 impl ReferrerState {
-    fn subject_key(target: &Repo, subject: &Digest) -> (String, String, Digest) {
+    fn subject_key(target: &dyn End, subject: &Digest) -> (String, String, Digest) {
         (
             target.registry().to_string(),
             target.name().to_string(),
@@ -73,55 +73,35 @@ fn referrer_error(what: String, error: Error) -> Error {
 
 impl Copier<'_> {
     /// The referrers of every subject, in the target.
-    pub(super) fn copy_referrers(
-        &self,
-        source: &Repo,
-        target: &Repo,
-        subjects: &[Digest],
-        tally: &Tally,
-    ) -> Result<()> {
+    pub(super) fn copy_referrers(&self, ctx: &Ctx, subjects: &[Digest]) -> Result<()> {
         for subject in subjects {
-            self.referrers_of(source, target, subject, 1, tally)?;
+            self.referrers_of(ctx, subject, 1)?;
         }
         Ok(())
     }
 
     /// The referrers of one subject (claimed once per target repository); how many the
     /// target has now, nested ones included.
-    fn referrers_of(
-        &self,
-        source: &Repo,
-        target: &Repo,
-        subject: &Digest,
-        depth: usize,
-        tally: &Tally,
-    ) -> Result<u64> {
-        let key = ReferrerState::subject_key(target, subject);
+    fn referrers_of(&self, ctx: &Ctx, subject: &Digest, depth: usize) -> Result<u64> {
+        let key = ReferrerState::subject_key(ctx.target, subject);
         match self.referrer_state.subjects.claim(&key) {
             Claim::Done(count) => {
-                tally
+                ctx.tally
                     .referrers
                     .unchanged
                     .fetch_add(count, Ordering::Relaxed);
                 Ok(count)
             }
             Claim::Owner(guard) => {
-                let count = self.handle_subject(source, target, subject, depth, tally)?;
+                let count = self.handle_subject(ctx, subject, depth)?;
                 guard.done(count);
                 Ok(count)
             }
         }
     }
 
-    fn handle_subject(
-        &self,
-        source: &Repo,
-        target: &Repo,
-        subject: &Digest,
-        depth: usize,
-        tally: &Tally,
-    ) -> Result<u64> {
-        let stats = &tally.stats;
+    fn handle_subject(&self, ctx: &Ctx, subject: &Digest, depth: usize) -> Result<u64> {
+        let (source, target, tally, stats) = (ctx.source, ctx.target, ctx.tally, ctx.stats());
         let source_tags = self.targets.tags(source, stats);
         let listing = source
             .referrers(subject, source_tags.as_ref(), stats)
@@ -168,7 +148,7 @@ impl Copier<'_> {
         let mut added: Vec<Referrer> = Vec::new();
         let mut failure = None;
         for referrer in &listing.referrers {
-            match self.listed_referrer(source, target, subject, referrer, &present, depth, tally) {
+            match self.listed_referrer(ctx, subject, referrer, &present, depth) {
                 Ok((count, copied)) => {
                     total += count;
                     if copied {
@@ -183,7 +163,7 @@ impl Copier<'_> {
         }
         // What was copied is listed even when a later referrer failed: a re-run then
         // only has the failed one left to copy.
-        if !added.is_empty() && !there.api && !self.dry_run {
+        if !added.is_empty() && !there.api && !self.dry_run() {
             let tag = manifest::fallback_tag(subject);
             let merged = manifest::merge_referrers(there.fallback_index.as_deref(), &added)?;
             target
@@ -208,12 +188,12 @@ impl Copier<'_> {
             } else {
                 let kind = cosign_kind(tag);
                 let what = format!("referrer {digest} ({kind}, cosign tag {tag}) of {subject}");
-                self.copy_referrer(source, target, digest, Some(tag), tally)
+                self.copy_referrer(ctx, digest, Some(tag))
                     .map_err(|e| referrer_error(what, e))?;
                 self.note(digest.clone(), kind, subject, Some(tag.clone()), tally);
             }
             if depth < MAX_DEPTH {
-                total += self.referrers_of(source, target, digest, depth + 1, tally)?;
+                total += self.referrers_of(ctx, digest, depth + 1)?;
             }
         }
         Ok(total)
@@ -222,17 +202,15 @@ impl Copier<'_> {
     /// One referrer a listing names: found in the target by digest, or copied; then its
     /// own referrers, within the depth. How many the target has now, and whether it was
     /// copied (to be added to a fallback index).
-    #[allow(clippy::too_many_arguments)]
     fn listed_referrer(
         &self,
-        source: &Repo,
-        target: &Repo,
+        ctx: &Ctx,
         subject: &Digest,
         referrer: &Referrer,
         present: &HashSet<&Digest>,
         depth: usize,
-        tally: &Tally,
     ) -> Result<(u64, bool)> {
+        let tally = ctx.tally;
         let copied = !present.contains(&referrer.digest);
         if copied {
             let what = format!(
@@ -240,7 +218,7 @@ impl Copier<'_> {
                 referrer.digest,
                 referrer.kind()
             );
-            self.copy_referrer(source, target, &referrer.digest, None, tally)
+            self.copy_referrer(ctx, &referrer.digest, None)
                 .map_err(|e| referrer_error(what, e))?;
             self.note(
                 referrer.digest.clone(),
@@ -254,7 +232,7 @@ impl Copier<'_> {
         }
         let mut total = 1;
         if depth < MAX_DEPTH {
-            total += self.referrers_of(source, target, &referrer.digest, depth + 1, tally)?;
+            total += self.referrers_of(ctx, &referrer.digest, depth + 1)?;
         }
         Ok((total, copied))
     }
@@ -278,22 +256,16 @@ impl Copier<'_> {
 
     /// One referrer manifest, by digest (or under its cosign tag), after its blobs — or
     /// its children, when it is an index. Nothing is written in a dry run.
-    fn copy_referrer(
-        &self,
-        source: &Repo,
-        target: &Repo,
-        digest: &Digest,
-        tag: Option<&str>,
-        tally: &Tally,
-    ) -> Result<()> {
-        if self.dry_run {
+    fn copy_referrer(&self, ctx: &Ctx, digest: &Digest, tag: Option<&str>) -> Result<()> {
+        if self.dry_run() {
             return Ok(());
         }
-        let stats = &tally.stats;
-        let referrer = source.get_manifest(digest.as_str(), stats)?;
+        let stats = ctx.stats();
+        let referrer = ctx.source.get_manifest(digest.as_str(), stats)?;
         // An image's blobs, or an index's children (each claimed once per target).
-        self.copy_tree(source, target, &referrer, 1, tally)?;
-        target.put_manifest(tag.unwrap_or(digest.as_str()), &referrer, stats)
+        self.copy_tree(ctx, &referrer, 1)?;
+        ctx.target
+            .put_manifest(tag.unwrap_or(digest.as_str()), &referrer, stats)
     }
 }
 

@@ -1,0 +1,232 @@
+//! One job's ladder: the source's digest (a `HEAD`, free on a pull quota), the platform
+//! filter, the comparison with the target (unchanged → nothing to do), then the tree and
+//! the top manifest last. Where a small pull quota should serve trees of one pull first,
+//! a job that would start an index is deferred with what it learnt (see
+//! [`Copier::may_pull`]).
+
+use std::sync::Arc;
+
+use super::{Copier, Ctx, Facts, Push, Resume, Step, source_reference};
+use crate::digest::Digest;
+use crate::end::{ManifestHead, PullQuota};
+use crate::error::{Error, ErrorKind, Result};
+use crate::manifest::{self, Manifest, MediaType};
+use crate::plan::Job;
+use crate::report::Status;
+
+/// The manifest a job fetched so far, if any.
+type Fetched = Option<Arc<Manifest>>;
+
+impl Copier<'_> {
+    pub(super) fn copy(
+        &self,
+        job: &Job,
+        ctx: &Ctx,
+        resume: Option<Resume>,
+        facts: &mut Facts,
+    ) -> Result<Step> {
+        let first_pass = resume.is_none();
+        let (head, fetched, target_lacks) = match resume {
+            Some(resume) => (resume.head, None, resume.target_lacks),
+            None => {
+                let (head, fetched) = self.source_head(job, ctx)?;
+                (head, fetched, false)
+            }
+        };
+        let defer = |target_lacks: bool| {
+            Ok(Step::Deferred(Resume {
+                head: head.clone(),
+                target_lacks,
+            }))
+        };
+        let Some((digest, fetched)) = self.source_digest(job, ctx, &head, fetched, first_pass)?
+        else {
+            return defer(false);
+        };
+        facts.source_digest = Some(digest.clone());
+        let Some(fetched) = self.filtered(ctx, &digest, &head, fetched, first_pass)? else {
+            return defer(false);
+        };
+        let push_digest = fetched
+            .as_ref()
+            .map_or_else(|| digest.clone(), |m| m.digest.clone());
+        facts.target_digest = Some(push_digest.clone());
+        let target_ref = job
+            .target
+            .tag
+            .clone()
+            .unwrap_or_else(|| push_digest.to_string());
+        if !target_lacks
+            && let Some(status) =
+                self.unchanged_in_target(job, ctx, &target_ref, &digest, &push_digest, facts)?
+        {
+            return Ok(Step::Done(status));
+        }
+        let reads_tree = !self.dry_run() || self.options.referrers;
+        if fetched.is_none()
+            && reads_tree
+            && !self.may_pull(ctx.source, head.media_type.as_ref(), first_pass)
+        {
+            return defer(true);
+        }
+        let manifest = match (fetched, reads_tree) {
+            (Some(manifest), _) => manifest,
+            (None, true) => ctx.source.get_manifest(digest.as_str(), ctx.stats())?,
+            (None, false) => return Ok(Step::Done(Status::WouldCopy)),
+        };
+        if self.options.referrers {
+            facts.subjects = self.subjects_of(&digest, &manifest)?;
+        }
+        if self.dry_run() {
+            return Ok(Step::Done(Status::WouldCopy));
+        }
+        facts.media_type = Some(manifest.media_type.clone());
+        self.copy_tree(ctx, &manifest, 1)?;
+        ctx.target
+            .put_manifest(&target_ref, &manifest, ctx.stats())?;
+        Ok(Step::Done(Status::Copied))
+    }
+
+    /// The source's `HEAD` answer for the job (digest and media type). When the target's
+    /// tag list shows the tag absent, the manifest is needed anyway: one `GET` by tag
+    /// (the same one pull) instead of `HEAD` + `GET`, a round trip less per new tag —
+    /// but only from a source known to count no pulls, since a `HEAD` (free) must first
+    /// tell a small quota which trees cost one pull.
+    fn source_head(&self, job: &Job, ctx: &Ctx) -> Result<(ManifestHead, Option<Arc<Manifest>>)> {
+        let source_ref = source_reference(job)?;
+        let not_found = || Error::new(ErrorKind::NotFound, format!("{} not found", job.source));
+        let needed_anyway = !self.dry_run()
+            && job.source.digest.is_none()
+            && ctx.source.pull_quota() == PullQuota::Unlimited
+            && (job.target.tag.as_deref())
+                .is_some_and(|tag| self.targets.listed_absent(ctx.target, tag));
+        if !needed_anyway {
+            let head =
+                (ctx.source.head_manifest(&source_ref, ctx.stats())?).ok_or_else(not_found)?;
+            return Ok((head, None));
+        }
+        let manifest = ctx
+            .source
+            .get_manifest(&source_ref, ctx.stats())
+            .map_err(|e| {
+                if e.status == Some(404) {
+                    not_found()
+                } else {
+                    e
+                }
+            })?;
+        let head = ManifestHead {
+            digest: Some(manifest.digest.clone()),
+            media_type: Some(manifest.media_type.clone()),
+        };
+        Ok((head, Some(manifest)))
+    }
+
+    /// The source digest: pinned by the job, from the `HEAD`, or (a registry that does
+    /// not say it) from the manifest itself. `None`: the job is deferred.
+    fn source_digest(
+        &self,
+        job: &Job,
+        ctx: &Ctx,
+        head: &ManifestHead,
+        fetched: Fetched,
+        first_pass: bool,
+    ) -> Result<Option<(Digest, Fetched)>> {
+        if let Some(pinned) = &job.source.digest {
+            return Ok(Some((pinned.clone(), fetched)));
+        }
+        if let Some(digest) = &head.digest {
+            return Ok(Some((digest.clone(), fetched)));
+        }
+        if fetched.is_none() && !self.may_pull(ctx.source, None, first_pass) {
+            return Ok(None);
+        }
+        let manifest = match fetched {
+            Some(manifest) => manifest,
+            None => ctx
+                .source
+                .get_manifest(&source_reference(job)?, ctx.stats())?,
+        };
+        Ok(Some((manifest.digest.clone(), Some(manifest))))
+    }
+
+    /// With a platform filter, an index is reduced to the wanted platforms: its bytes,
+    /// and so its digest, change. Only the comparison with the target needs it this
+    /// early. `None`: the job is deferred.
+    fn filtered(
+        &self,
+        ctx: &Ctx,
+        digest: &Digest,
+        head: &ManifestHead,
+        fetched: Fetched,
+        first_pass: bool,
+    ) -> Result<Option<Fetched>> {
+        if self.options.platforms.is_empty() {
+            return Ok(Some(fetched));
+        }
+        if fetched.is_none() && !self.may_pull(ctx.source, head.media_type.as_ref(), first_pass) {
+            return Ok(None);
+        }
+        let manifest = match fetched {
+            Some(manifest) => manifest,
+            None => ctx.source.get_manifest(digest.as_str(), ctx.stats())?,
+        };
+        Ok(Some(Some(if manifest.media_type.is_index() {
+            Arc::new(manifest::filter_index(&manifest, &self.options.platforms)?)
+        } else {
+            manifest
+        })))
+    }
+
+    /// Whether the target already has `push_digest` under `target_ref` (then, with
+    /// `--referrers`, the subjects are read from the target's copy, sparing the source's
+    /// pull quota): `Some(Unchanged)`, else `None`.
+    fn unchanged_in_target(
+        &self,
+        job: &Job,
+        ctx: &Ctx,
+        target_ref: &str,
+        digest: &Digest,
+        push_digest: &Digest,
+        facts: &mut Facts,
+    ) -> Result<Option<Status>> {
+        let (target, stats) = (ctx.target, ctx.stats());
+        let head = match &job.target.tag {
+            Some(tag) if self.targets.listed_absent(target, tag) => None,
+            Some(_) => {
+                let head = target.head_manifest(target_ref, stats)?;
+                if head.is_none() {
+                    self.targets.list(target, stats);
+                }
+                head
+            }
+            None => target.head_manifest(target_ref, stats)?,
+        };
+        let Some(head) = head else {
+            return Ok(None);
+        };
+        let target_digest = match head.digest {
+            Some(d) => Some(d),
+            None => target
+                .get_manifest(target_ref, stats)
+                .ok()
+                .map(|m| m.digest.clone()),
+        };
+        if target_digest.as_ref() != Some(push_digest) || self.options.push == Push::Always {
+            return Ok(None);
+        }
+        if self.options.referrers {
+            // The children of an index, read from the target's copy (its digest is
+            // known; the source's pull quota is spared).
+            let index = head.media_type.as_ref().is_none_or(MediaType::is_index);
+            facts.subjects = if index {
+                let there = target.get_manifest(push_digest.as_str(), stats)?;
+                self.subjects_of(digest, &there)?
+            } else {
+                vec![digest.clone()]
+            };
+        }
+        facts.media_type = head.media_type;
+        Ok(Some(Status::Unchanged))
+    }
+}

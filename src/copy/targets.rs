@@ -1,0 +1,65 @@
+//! What the run knows of each target repository's manifests, to skip `HEAD`s whose answer
+//! is known (its tags, listed once a tag is found missing) and to copy each child manifest
+//! of an index once, even when several jobs reach the same index at the same time (tags
+//! that alias each other): a registry may lose one of two concurrent `PUT`s of one
+//! manifest.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use super::claims::Claims;
+use crate::digest::Digest;
+use crate::end::End;
+use crate::http::RequestStats;
+
+#[derive(Default)]
+pub(super) struct TargetRepos {
+    repos: Mutex<HashMap<(String, String), Arc<TargetRepo>>>,
+}
+
+#[derive(Default)]
+pub(super) struct TargetRepo {
+    /// Listed after the first `HEAD` that found a tag missing; `None` inside when the
+    /// list could not be read (every tag is then checked with `HEAD`).
+    tags: OnceLock<Option<HashSet<String>>>,
+    /// Child manifests of indexes: known there, or being copied by a job.
+    pub(super) children: Claims<Digest, ()>,
+}
+
+impl TargetRepos {
+    pub(super) fn get(&self, target: &dyn End) -> Arc<TargetRepo> {
+        let key = (target.registry().to_string(), target.name().to_string());
+        self.repos.lock().unwrap().entry(key).or_default().clone()
+    }
+
+    /// Whether the tag list, if read, shows `tag` absent (then no `HEAD` is needed).
+    pub(super) fn listed_absent(&self, target: &dyn End, tag: &str) -> bool {
+        matches!(self.get(target).tags.get(), Some(Some(tags)) if !tags.contains(tag))
+    }
+
+    /// The repository's tags, listed on first use (`None` when they cannot be listed:
+    /// then every tag is asked for).
+    pub(super) fn tags(&self, repo: &dyn End, stats: &RequestStats) -> Option<HashSet<String>> {
+        self.list(repo, stats);
+        self.get(repo).tags.get().cloned().flatten()
+    }
+
+    /// After a `HEAD` found a tag missing: reads the repository's tag list, once.
+    pub(super) fn list(&self, target: &dyn End, stats: &RequestStats) {
+        self.get(target)
+            .tags
+            .get_or_init(|| match target.list_tags(stats) {
+                Ok(tags) => Some(tags.unwrap_or_default().into_iter().collect()),
+                Err(_) => None,
+            });
+    }
+}
+
+impl TargetRepo {
+    /// Whether a child manifest must be asked for before it is copied: not when the
+    /// repository had no tag when listed (at worst an interrupted run's child is pushed
+    /// again).
+    pub(super) fn may_hold_children(&self) -> bool {
+        !matches!(self.tags.get(), Some(Some(tags)) if tags.is_empty())
+    }
+}

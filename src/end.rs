@@ -1,0 +1,168 @@
+//! The seam between the copy engine and what it copies from and to. The copy ladder (skip,
+//! mount, stream and verify, push the manifest last) talks to its two ends only through
+//! [`End`], so a second kind of end — an OCI image layout, for the air gap — is a second
+//! implementation, not a second engine (regclient's `scheme` with `reg` and `ocidir`,
+//! containers/image's transports). A repository of a registry is the first: [`Ends`] for
+//! the registry [`Client`] opens them.
+
+use std::collections::HashSet;
+use std::io::Read;
+use std::sync::Arc;
+
+use crate::digest::Digest;
+use crate::error::Result;
+use crate::http::RequestStats;
+use crate::manifest::Manifest;
+pub use crate::registry::{Access, ManifestHead, Mount, PullQuota, ReferrerListing, UploadError};
+use crate::registry::{Client, Repo};
+
+/// Opens the ends of a copy, by location (a registry host, or later a layout) and
+/// repository.
+pub trait Ends: Sync {
+    fn open(&self, location: &str, repository: &str, access: Access) -> Box<dyn End + '_>;
+}
+
+/// One repository the copy reads from or writes to. References are a tag or a digest.
+pub trait End: Sync {
+    /// Where the repository lives (a registry host): blobs may be shared within it.
+    fn registry(&self) -> &str;
+    /// The repository.
+    fn name(&self) -> &str;
+    /// Every tag, or `None` when the repository does not exist (yet).
+    fn list_tags(&self, stats: &RequestStats) -> Result<Option<Vec<String>>>;
+    /// A manifest's digest and media type, or `None` when it is absent.
+    fn head_manifest(&self, reference: &str, stats: &RequestStats) -> Result<Option<ManifestHead>>;
+    /// A manifest with its bytes as stored; by digest, they hash to it.
+    fn get_manifest(&self, reference: &str, stats: &RequestStats) -> Result<Arc<Manifest>>;
+    /// Stores a manifest under a tag or its digest.
+    fn put_manifest(
+        &self,
+        reference: &str,
+        manifest: &Manifest,
+        stats: &RequestStats,
+    ) -> Result<()>;
+    /// What refers to `subject` (`tags`: the repository's tags, when listed, to spare
+    /// asking for fallback tags that are absent).
+    fn referrers(
+        &self,
+        subject: &Digest,
+        tags: Option<&HashSet<String>>,
+        stats: &RequestStats,
+    ) -> Result<ReferrerListing>;
+    fn blob_exists(&self, digest: &Digest, stats: &RequestStats) -> Result<bool>;
+    /// A blob's bytes, unverified (the copy verifies them while they stream).
+    fn get_blob(&self, digest: &Digest, stats: &RequestStats) -> Result<Box<dyn Read + '_>>;
+    /// Stores a blob of `size` bytes read from `body`, into `upload` when a mount opened
+    /// one.
+    fn put_blob(
+        &self,
+        digest: &Digest,
+        size: u64,
+        body: &mut dyn Read,
+        upload: Option<String>,
+        stats: &RequestStats,
+    ) -> std::result::Result<(), UploadError>;
+    /// Makes a blob that repository `from` of the same registry holds available here.
+    fn mount_blob(&self, digest: &Digest, from: &str, stats: &RequestStats) -> Result<Mount>;
+    /// Whether a mount from this repository itself tells whether it holds a blob (one
+    /// request instead of a `HEAD` and an upload).
+    fn mounts_in_place(&self) -> bool {
+        false
+    }
+    /// Learns, once per registry, whether [`End::mounts_in_place`] holds, with a blob the
+    /// repository is known to hold.
+    fn probe_self_mount(&self, _digest: &Digest, _stats: &RequestStats) {}
+    /// What the end has said of a pull quota.
+    fn pull_quota(&self) -> PullQuota {
+        PullQuota::Unlimited
+    }
+}
+
+impl Ends for Client {
+    fn open(&self, location: &str, repository: &str, access: Access) -> Box<dyn End + '_> {
+        Box::new(self.repo(location, repository, access))
+    }
+}
+
+impl End for Repo<'_> {
+    fn registry(&self) -> &str {
+        Repo::registry(self)
+    }
+
+    fn name(&self) -> &str {
+        Repo::name(self)
+    }
+
+    fn list_tags(&self, stats: &RequestStats) -> Result<Option<Vec<String>>> {
+        self.list_tags_if_any(stats)
+    }
+
+    fn head_manifest(&self, reference: &str, stats: &RequestStats) -> Result<Option<ManifestHead>> {
+        Repo::head_manifest(self, reference, stats)
+    }
+
+    fn get_manifest(&self, reference: &str, stats: &RequestStats) -> Result<Arc<Manifest>> {
+        Repo::get_manifest(self, reference, stats)
+    }
+
+    fn put_manifest(
+        &self,
+        reference: &str,
+        manifest: &Manifest,
+        stats: &RequestStats,
+    ) -> Result<()> {
+        Repo::put_manifest(self, reference, manifest, stats)
+    }
+
+    fn referrers(
+        &self,
+        subject: &Digest,
+        tags: Option<&HashSet<String>>,
+        stats: &RequestStats,
+    ) -> Result<ReferrerListing> {
+        Repo::referrers(self, subject, tags, stats)
+    }
+
+    fn blob_exists(&self, digest: &Digest, stats: &RequestStats) -> Result<bool> {
+        Repo::blob_exists(self, digest, stats)
+    }
+
+    /// A config read while planning (tag filters) is not fetched again.
+    fn get_blob(&self, digest: &Digest, stats: &RequestStats) -> Result<Box<dyn Read + '_>> {
+        Ok(match self.held_blob(digest) {
+            Some(bytes) => Box::new(std::io::Cursor::new(bytes.to_vec())),
+            None => Box::new(Repo::get_blob(self, digest, stats)?.into_reader()),
+        })
+    }
+
+    fn put_blob(
+        &self,
+        digest: &Digest,
+        size: u64,
+        body: &mut dyn Read,
+        upload: Option<String>,
+        stats: &RequestStats,
+    ) -> std::result::Result<(), UploadError> {
+        let url = match upload {
+            Some(url) => url,
+            None => self.start_upload(stats)?,
+        };
+        self.upload_blob(&url, digest, body, size, stats)
+    }
+
+    fn mount_blob(&self, digest: &Digest, from: &str, stats: &RequestStats) -> Result<Mount> {
+        Repo::mount_blob(self, digest, from, stats)
+    }
+
+    fn mounts_in_place(&self) -> bool {
+        Repo::mounts_in_place(self)
+    }
+
+    fn probe_self_mount(&self, digest: &Digest, stats: &RequestStats) {
+        Repo::probe_self_mount(self, digest, stats)
+    }
+
+    fn pull_quota(&self) -> PullQuota {
+        Repo::pull_quota(self)
+    }
+}
