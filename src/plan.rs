@@ -108,8 +108,13 @@ type Expanded = std::result::Result<(Vec<Job>, Option<TagCount>, Option<String>)
 /// owns it. With `referrers` (`--referrers`), whole-repository rules leave out the
 /// referrers tag schema's and cosign's tags (`sha256-<hex>[.sig|.att|.sbom]`): they
 /// travel with their images, and a fallback index is merged rather than overwritten.
-pub fn plan(client: &Client, rules: &[Rule], referrers: bool) -> Plan {
+/// With a `shard`, only the rules whose source repository falls in its slice are planned.
+pub fn plan(client: &Client, rules: &[Rule], referrers: bool, shard: Option<Shard>) -> Plan {
     let now = SystemTime::now();
+    let rules: Vec<&Rule> = rules
+        .iter()
+        .filter(|rule| shard.is_none_or(|shard| shard.contains(&rule.source.name())))
+        .collect();
     let expanded: Vec<Expanded> = rules
         .par_iter()
         .map(|rule| expand(client, rule, now, referrers))

@@ -101,35 +101,12 @@ impl Copier<'_> {
     }
 
     fn handle_subject(&self, ctx: &Ctx, subject: &Digest, depth: usize) -> Result<u64> {
-        let (source, target, tally, stats) = (ctx.source, ctx.target, ctx.tally, ctx.stats());
+        let (source, target, stats) = (ctx.source, ctx.target, ctx.stats());
         let source_tags = self.targets.tags(source, stats);
         let listing = source
             .referrers(subject, source_tags.as_ref(), stats)
             .map_err(|e| referrer_error(format!("looking up referrers of {subject}"), e))?;
-        let mut cosign = Vec::new();
-        for tag in manifest::cosign_tags(subject) {
-            if source_tags
-                .as_ref()
-                .is_some_and(|tags| !tags.contains(&tag))
-            {
-                continue;
-            }
-            let head = source
-                .head_manifest(&tag, stats)
-                .map_err(|e| referrer_error(format!("looking up cosign tag {tag}"), e))?;
-            if let Some(head) = head {
-                let digest = match head.digest {
-                    Some(digest) => digest,
-                    None => {
-                        let manifest = source
-                            .get_manifest(&tag, stats)
-                            .map_err(|e| referrer_error(format!("fetching cosign tag {tag}"), e))?;
-                        manifest.digest.clone()
-                    }
-                };
-                cosign.push((tag, digest));
-            }
-        }
+        let cosign = self.cosign_tags_of(ctx, subject, source_tags.as_ref())?;
         if listing.referrers.is_empty() && cosign.is_empty() {
             return Ok(0);
         }
@@ -174,29 +151,85 @@ impl Copier<'_> {
             return Err(failure);
         }
         for (tag, digest) in &cosign {
-            total += 1;
-            let absent = target_tags.as_ref().is_some_and(|tags| !tags.contains(tag));
-            let same = !absent
-                && target
-                    .head_manifest(tag, stats)
-                    .map_err(|e| referrer_error(format!("checking cosign tag {tag}"), e))?
-                    .and_then(|head| head.digest)
-                    .as_ref()
-                    == Some(digest);
-            if same {
-                tally.referrers.unchanged.fetch_add(1, Ordering::Relaxed);
-            } else {
-                let kind = cosign_kind(tag);
-                let what = format!("referrer {digest} ({kind}, cosign tag {tag}) of {subject}");
-                self.copy_referrer(ctx, digest, Some(tag))
-                    .map_err(|e| referrer_error(what, e))?;
-                self.note(digest.clone(), kind, subject, Some(tag.clone()), tally);
-            }
-            if depth < MAX_DEPTH {
-                total += self.referrers_of(ctx, digest, depth + 1)?;
-            }
+            total +=
+                self.cosign_referrer(ctx, subject, tag, digest, target_tags.as_ref(), depth)?;
         }
         Ok(total)
+    }
+
+    /// cosign's `sha256-<hex>.sig/.att/.sbom` tags of `subject` in the source, with their
+    /// digests (tags the source's list does not show are not asked for).
+    fn cosign_tags_of(
+        &self,
+        ctx: &Ctx,
+        subject: &Digest,
+        source_tags: Option<&HashSet<String>>,
+    ) -> Result<Vec<(String, Digest)>> {
+        let (source, stats) = (ctx.source, ctx.stats());
+        let mut cosign = Vec::new();
+        for tag in manifest::cosign_tags(subject) {
+            if source_tags.is_some_and(|tags| !tags.contains(&tag)) {
+                continue;
+            }
+            let head = source
+                .head_manifest(&tag, stats)
+                .map_err(|e| referrer_error(format!("looking up cosign tag {tag}"), e))?;
+            let Some(head) = head else { continue };
+            let digest = match head.digest {
+                Some(digest) => digest,
+                None => {
+                    let manifest = source
+                        .get_manifest(&tag, stats)
+                        .map_err(|e| referrer_error(format!("fetching cosign tag {tag}"), e))?;
+                    manifest.digest.clone()
+                }
+            };
+            cosign.push((tag, digest));
+        }
+        Ok(cosign)
+    }
+
+    /// One cosign tag into the target (unless it holds the same digest there), then its
+    /// own referrers within the depth; how many the target has now.
+    fn cosign_referrer(
+        &self,
+        ctx: &Ctx,
+        subject: &Digest,
+        tag: &str,
+        digest: &Digest,
+        target_tags: Option<&HashSet<String>>,
+        depth: usize,
+    ) -> Result<u64> {
+        let absent = target_tags.is_some_and(|tags| !tags.contains(tag));
+        let same = !absent
+            && ctx
+                .target
+                .head_manifest(tag, ctx.stats())
+                .map_err(|e| referrer_error(format!("checking cosign tag {tag}"), e))?
+                .and_then(|head| head.digest)
+                .as_ref()
+                == Some(digest);
+        if same {
+            (ctx.tally.referrers.unchanged).fetch_add(1, Ordering::Relaxed);
+        } else {
+            let kind = cosign_kind(tag);
+            let what = format!("referrer {digest} ({kind}, cosign tag {tag}) of {subject}");
+            self.copy_referrer(ctx, digest, Some(tag))
+                .map_err(|e| referrer_error(what, e))?;
+            self.note(
+                digest.clone(),
+                kind,
+                subject,
+                Some(tag.to_string()),
+                ctx.tally,
+            );
+        }
+        let nested = if depth < MAX_DEPTH {
+            self.referrers_of(ctx, digest, depth + 1)?
+        } else {
+            0
+        };
+        Ok(1 + nested)
     }
 
     /// One referrer a listing names: found in the target by digest, or copied; then its
