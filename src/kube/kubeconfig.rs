@@ -209,28 +209,7 @@ pub fn resolve(text: &str, base: &Path, context: Option<&str>) -> Result<Cluster
             })?)
         };
 
-    let server = cluster.server.trim().trim_end_matches('/').to_string();
-    if server.is_empty() {
-        return Err(format!("cluster {:?} has no server", ctx.cluster));
-    }
-    if !(server.starts_with("https://") || server.starts_with("http://")) {
-        return Err(format!(
-            "server {server:?} of cluster {:?} must start with https:// or http://",
-            ctx.cluster
-        ));
-    }
-    if cluster.tls_server_name.is_some() {
-        return Err(format!(
-            "cluster {:?}: tls-server-name is not supported",
-            ctx.cluster
-        ));
-    }
-    if cluster.proxy_url.is_some() {
-        return Err(format!(
-            "cluster {:?}: proxy-url is not supported (HTTPS_PROXY/NO_PROXY are honoured)",
-            ctx.cluster
-        ));
-    }
+    let server = server_of(cluster, &ctx.cluster)?;
 
     let ca_pem = read_data_or_file(
         base,
@@ -259,6 +238,31 @@ pub fn resolve(text: &str, base: &Path, context: Option<&str>) -> Result<Cluster
         identity,
         credentials,
     })
+}
+
+/// The cluster's API server URL, checked, and the settings of a cluster entry that are
+/// refused rather than ignored.
+fn server_of(cluster: &ClusterEntry, name: &str) -> Result<String, String> {
+    let server = cluster.server.trim().trim_end_matches('/').to_string();
+    if server.is_empty() {
+        return Err(format!("cluster {name:?} has no server"));
+    }
+    if !(server.starts_with("https://") || server.starts_with("http://")) {
+        return Err(format!(
+            "server {server:?} of cluster {name:?} must start with https:// or http://"
+        ));
+    }
+    if cluster.tls_server_name.is_some() {
+        return Err(format!(
+            "cluster {name:?}: tls-server-name is not supported"
+        ));
+    }
+    if cluster.proxy_url.is_some() {
+        return Err(format!(
+            "cluster {name:?}: proxy-url is not supported (HTTPS_PROXY/NO_PROXY are honoured)"
+        ));
+    }
+    Ok(server)
 }
 
 fn resolve_user(
@@ -315,7 +319,12 @@ fn resolve_user(
         }
     };
 
-    // As in client-go, a tokenFile is read and wins over an inline token.
+    Ok((identity, user_credentials(base, name, user)?))
+}
+
+/// A user's token (a tokenFile wins over an inline token, as in client-go) or username and
+/// password.
+fn user_credentials(base: &Path, name: &str, user: &UserEntry) -> Result<Credentials, String> {
     let token = match user.token_file.as_deref().filter(|f| !f.is_empty()) {
         Some(file) => {
             let path = base.join(file);
@@ -343,7 +352,7 @@ fn resolve_user(
         },
         (None, None) => Credentials::None,
     };
-    Ok((identity, credentials))
+    Ok(credentials)
 }
 
 /// `*-data` (base64, inline) wins over the file variant, as in client-go.
