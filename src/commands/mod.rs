@@ -10,7 +10,7 @@ mod validate;
 use std::path::Path;
 
 use crate::cli::FileArgs;
-use crate::config::{Config, ConfigErrors, ConfigPaths, images::check_defaults};
+use crate::config::{Config, ConfigErrors, ConfigPaths, check_defaults};
 use crate::github;
 use crate::progress::human_bytes;
 use crate::report::Report;

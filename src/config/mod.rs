@@ -5,6 +5,8 @@
 pub mod auth;
 pub mod images;
 pub mod machine;
+mod pair;
+pub use pair::check_defaults;
 mod source;
 pub mod tags;
 mod yaml;
