@@ -225,6 +225,7 @@ impl Repo<'_> {
         let actions = match self.access {
             Access::Pull => "pull",
             Access::Push => "pull,push",
+            Access::Catalog => return "registry:catalog:*".to_string(),
         };
         let mut scope = format!("repository:{}:{actions}", self.name);
         if let Some(from) = mount_from {

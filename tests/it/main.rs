@@ -49,6 +49,7 @@ mod bad_input_catalogue;
 mod validate_auth;
 mod validate_errors;
 mod validate_image_syncer;
+mod validate_kinds;
 mod validate_rules;
 
 // `config`: images.json from a Kubernetes cluster.
