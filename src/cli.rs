@@ -288,7 +288,7 @@ pub struct ConfigArgs {
     /// whole-repository rule for each, instead of reading a cluster. Credentials come as
     /// for `sync` (auth.json, Docker config, credential helpers).
     /// Example: --from-registry harbor.example.com/team
-    #[arg(long, value_name = "REGISTRY[/NAMESPACE]", conflicts_with_all = ["from_file", "namespaces", "context"])]
+    #[arg(long, value_name = "REGISTRY/NS", conflicts_with_all = ["from_file", "namespaces", "context"])]
     pub from_registry: Option<String>,
 
     /// With --from-registry: keep only repositories whose path below the namespace

@@ -56,6 +56,7 @@ mod validate_rules;
 mod config_auth;
 mod config_cluster;
 mod config_from_file;
+mod config_from_registry;
 
 // What ships: the container image, the demo, the examples, the lint gate, releases.
 mod cli_version;
