@@ -141,6 +141,12 @@ pub struct SyncArgs {
     #[arg(long)]
     pub dry_run: bool,
 
+    /// Before copying, check each target container — the Harbor project (first path
+    /// segment) — and create it when missing (private); with --dry-run only check, and
+    /// say `would create`. Images whose container cannot be made fail; the rest go on.
+    #[arg(long)]
+    pub create_targets: bool,
+
     /// Push manifests even when the target already has the same digest (blobs the target
     /// has are still skipped), as image-syncer's --force.
     #[arg(long)]

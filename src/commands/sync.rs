@@ -129,6 +129,12 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> Outcome {
     // Planning lists tags on rayon's pool; the copy has threads of its own, which never
     // steal work (see `copy::Threads`).
     let mut plan = pool.install(|| plan::plan(&client, &rules, args.referrers));
+    let targets = super::prepare_targets::prepare_targets(
+        &client,
+        &mut plan,
+        args.create_targets,
+        args.dry_run,
+    );
     let outcomes = {
         for warning in &plan.warnings {
             crate::progress::log(&format!("warning: {warning}"));
@@ -174,6 +180,7 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> Outcome {
     results.extend(outcomes);
     let mut summary = Summary::of(&results);
     summary.manifest_gets = client.manifest_gets();
+    summary.targets = crate::report::TargetCounts::of(&targets);
     let report = Report {
         schema_version: crate::report::SCHEMA_VERSION,
         tool: "image-migrator".into(),
@@ -210,6 +217,7 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> Outcome {
             })
             .collect(),
         results,
+        targets,
         summary,
         warnings: plan.warnings,
     };

@@ -8,6 +8,7 @@
 
 pub mod harbor;
 mod hub;
+pub mod prepare;
 mod quay;
 pub mod rules;
 

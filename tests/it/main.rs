@@ -13,6 +13,7 @@ mod proxy_forward;
 mod registry_concurrency_cap;
 mod sync_all_tags;
 mod sync_auth;
+mod sync_create_targets;
 mod sync_default_target;
 mod sync_digest_source;
 mod sync_dry_run;
