@@ -256,3 +256,115 @@ fn a_plain_registry_is_listed_through_its_catalog() {
         "team-x/other is not under team/"
     );
 }
+
+/// What a small API server answers: given its own base URL and a request target (path and
+/// query), the JSON body, or `None` for a 404.
+type Pages = dyn Fn(&str, &str) -> Option<Value> + Send + Sync;
+
+/// A small HTTP server answering with `pages`; its base URL.
+fn api_server(pages: Box<Pages>) -> String {
+    use std::io::BufReader;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let own = base.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let Ok(Some(request)) = support::http1::Request::read(&mut reader) else {
+                continue;
+            };
+            let mut out = stream;
+            let json = [("Content-Type", "application/json")];
+            let _ = match pages(&own, &request.target) {
+                Some(body) => {
+                    support::http1::respond(&mut out, 200, &json, body.to_string().as_bytes(), true)
+                }
+                None => support::http1::respond(
+                    &mut out,
+                    404,
+                    &json,
+                    br#"{"detail":"object not found"}"#,
+                    true,
+                ),
+            };
+        }
+    });
+    base
+}
+
+#[test]
+fn docker_hub_and_quay_are_listed_through_their_own_apis_page_by_page() {
+    // Docker Hub: pages linked by `next` (an absolute URL on the API), anonymous.
+    let hub = api_server(Box::new(|base, target| match target {
+        "/v2/namespaces/team/repositories?page_size=100" => Some(json!({
+            "count": 3,
+            "next": format!("{base}/v2/namespaces/team/repositories?page=2&page_size=100"),
+            "results": [{"name": "web", "namespace": "team"}, {"name": "api", "namespace": "team"}],
+        })),
+        "/v2/namespaces/team/repositories?page=2&page_size=100" => Some(json!({
+            "count": 3, "next": null, "results": [{"name": "db", "namespace": "team"}],
+        })),
+        _ => None,
+    }));
+    let (code, stdout, stderr) = config(
+        &json!({"docker.io": {"api": hub}}),
+        &[
+            "--from-registry",
+            "docker.io/team",
+            "-t",
+            "t.io/mirror",
+            "-o",
+            "-",
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&stdout).unwrap(),
+        json!({
+            "docker.io/team/api": "t.io/mirror/api",
+            "docker.io/team/db": "t.io/mirror/db",
+            "docker.io/team/web": "t.io/mirror/web",
+        })
+    );
+    assert!(stderr.contains("(dockerhub: GET http://"), "{stderr}");
+
+    // Quay: pages linked by `next_page` tokens.
+    let quay = api_server(Box::new(|_, target| match target {
+        "/api/v1/repository?namespace=org" => Some(json!({
+            "repositories": [{"namespace": "org", "name": "a"}], "next_page": "tok 2",
+        })),
+        "/api/v1/repository?namespace=org&next_page=tok%202" => Some(json!({
+            "repositories": [{"namespace": "org", "name": "b"}],
+        })),
+        _ => None,
+    }));
+    let (code, stdout, stderr) = config(
+        &json!({"quay.io": {"api": quay}}),
+        &["--from-registry", "quay.io/org", "-t", "t.io/m", "-o", "-"],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&stdout).unwrap(),
+        json!({"quay.io/org/a": "t.io/m/a", "quay.io/org/b": "t.io/m/b"})
+    );
+
+    // A namespace the API does not know: the API and its answer are named.
+    let (code, _, stderr) = config(
+        &json!({"docker.io": {"api": hub}}),
+        &[
+            "--from-registry",
+            "docker.io/nobody",
+            "-t",
+            "t.io/m",
+            "-o",
+            "-",
+        ],
+    );
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "GET {hub}/v2/namespaces/nobody/repositories answered HTTP 404: object not found"
+        )),
+        "{stderr}"
+    );
+}
