@@ -26,6 +26,9 @@ fi
 case "${INPUT_REFERRERS:-false}" in
   true|True|TRUE|1|yes) set -- "$@" --referrers ;;
 esac
+case "${INPUT_CREATE_TARGETS:-false}" in
+  true|True|TRUE|1|yes) set -- "$@" --create-targets ;;
+esac
 case "${INPUT_DRY_RUN:-false}" in
   true|True|TRUE|1|yes) set -- "$@" --dry-run ;;
 esac

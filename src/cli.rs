@@ -39,7 +39,8 @@ pub enum Command {
     Sync(SyncArgs),
     /// Check auth.json and images.json without touching the network, and print the rules.
     Validate(ValidateArgs),
-    /// Write images.json from the images a Kubernetes cluster runs.
+    /// Write images.json from the images a Kubernetes cluster runs, or (--from-registry)
+    /// from the repositories a registry holds under a namespace.
     Config(ConfigArgs),
     /// Work with reports: `report merge` combines the reports of sharded runs.
     #[command(subcommand)]
@@ -139,6 +140,12 @@ pub struct SyncArgs {
     /// Resolve rules, list tags and compare digests; write nothing to any registry.
     #[arg(long)]
     pub dry_run: bool,
+
+    /// Before copying, check each target container — the Harbor project (first path
+    /// segment) — and create it when missing (private); with --dry-run only check, and
+    /// say `would create`. Images whose container cannot be made fail; the rest go on.
+    #[arg(long)]
+    pub create_targets: bool,
 
     /// Push manifests even when the target already has the same digest (blobs the target
     /// has are still skipped), as image-syncer's --force.
@@ -249,7 +256,9 @@ Examples:
   image-migrator config -k prod.yaml --context prod -n web,db -t harbor.example.com/mirror
   image-migrator config -t registry.example.com/team/mirror -o prod-images.json
   kubectl get pods,deployments,statefulsets,daemonsets,replicasets,jobs,cronjobs -A -o json \\
-    | image-migrator config --from-file - -t harbor.example.com/mirror -o -")]
+    | image-migrator config --from-file - -t harbor.example.com/mirror -o -
+  image-migrator config --from-registry harbor.example.com/team \\
+    -t swr.cn-north-4.myhuaweicloud.com/team --exclude '^legacy/'")]
 pub struct ConfigArgs {
     /// Kubeconfig file to read [default: $KUBECONFIG, else ~/.kube/config].
     /// Example: -k ~/.kube/prod.yaml
@@ -273,10 +282,43 @@ pub struct ConfigArgs {
     pub namespaces: Vec<String>,
 
     /// Registry and namespace the rules copy to; each image goes to
-    /// <target>/<last segment of its repository>[:tag].
+    /// <target>/<last segment of its repository>[:tag]. With --from-registry each
+    /// repository goes to <target>/<its path below the source namespace>, and the
+    /// namespace may be left out.
     /// Example: -t harbor.example.com/mirror
-    #[arg(short = 't', long, value_name = "REGISTRY/NAMESPACE", value_parser = crate::kube::Target::parse)]
-    pub target: crate::kube::Target,
+    #[arg(short = 't', long, value_name = "REGISTRY/NAMESPACE")]
+    pub target: String,
+
+    /// List the repositories of this registry under this namespace (through the
+    /// registry's own API: Harbor, Docker Hub, Quay, else `_catalog`) and write one
+    /// whole-repository rule for each, instead of reading a cluster. Credentials come as
+    /// for `sync` (auth.json, Docker config, credential helpers).
+    /// Example: --from-registry harbor.example.com/team
+    #[arg(long, value_name = "REGISTRY/NS", conflicts_with_all = ["from_file", "namespaces", "context"])]
+    pub from_registry: Option<String>,
+
+    /// With --from-registry: keep only repositories whose path below the namespace
+    /// matches this regular expression (unanchored); may be repeated.
+    /// Example: --include '^apps/'
+    #[arg(long, value_name = "REGEX", requires = "from_registry")]
+    pub include: Vec<String>,
+
+    /// With --from-registry: leave out repositories whose path below the namespace
+    /// matches this regular expression (unanchored; wins over --include); may be repeated.
+    /// Example: --exclude 'legacy|-old$'
+    #[arg(long, value_name = "REGEX", requires = "from_registry")]
+    pub exclude: Vec<String>,
+
+    /// With --from-registry: the credentials file, JSON or YAML [default: auth.json when
+    /// present].
+    /// Example: --auth ci/auth.json
+    #[arg(long, value_name = "FILE", requires = "from_registry")]
+    pub auth: Option<PathBuf>,
+
+    /// With --from-registry: use only auth.json (no Docker config, credential helpers,
+    /// containers auth file or DOCKER_AUTH_CONFIG).
+    #[arg(long, requires = "from_registry")]
+    pub no_docker_config: bool,
 
     /// File to write; `-` writes to standard output.
     /// Example: -o prod-images.json

@@ -4,6 +4,7 @@
 
 mod discover;
 mod merge;
+mod prepare_targets;
 mod sync;
 mod validate;
 
@@ -112,9 +113,22 @@ pub(crate) fn print_summary(report: &Report, report_path: &Path) {
     } else {
         String::new()
     };
+    let t = &s.targets;
+    let targets = if report.targets.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; {} target(s): {} existed, {} created, {} would create, {} failed",
+            report.targets.len(),
+            t.existed,
+            t.created,
+            t.would_create,
+            t.failed
+        )
+    };
     crate::progress::log(&format!(
         "summary: {} image(s): {} copied, {} unchanged, {} failed, {} would copy, {} cancelled; \
-         {} in {} blob(s), {} mounted, {} already present{referrers}; {:.1}s; report: {}",
+         {} in {} blob(s), {} mounted, {} already present{referrers}{targets}; {:.1}s; report: {}",
         s.total,
         s.copied,
         s.unchanged,

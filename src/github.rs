@@ -248,6 +248,7 @@ mod tests {
 
     fn report_of(results: Vec<crate::report::ImageResult>) -> Report {
         Report {
+            targets: Vec::new(),
             schema_version: 1,
             tool: "image-migrator".into(),
             tool_version: "0".into(),

@@ -84,3 +84,12 @@ pub fn authentication_failed(registry: &str, detail: &str) -> String {
          registry (validate names where they come from)"
     )
 }
+
+/// After a push was refused because its container is missing (Harbor's 401 `project p not
+/// found`): `what` names it (`Harbor project "p"`).
+pub fn missing_container(what: &str) -> String {
+    format!(
+        "{what} does not exist: create it, or run sync with --create-targets to have it \
+         created before the copy"
+    )
+}

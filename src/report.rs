@@ -27,6 +27,10 @@ pub struct Report {
     #[serde(default)]
     pub rules: Vec<RuleTags>,
     pub results: Vec<ImageResult>,
+    /// `--create-targets`: each target container (Harbor project, …) checked, and what
+    /// came of it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<TargetResult>,
     pub summary: Summary,
     /// What the run skipped and why (e.g. names in a tag list that are not valid tags),
     /// with names from the wire escaped.
@@ -157,6 +161,57 @@ pub struct ReferrerCopied {
     pub tag: Option<String>,
 }
 
+/// One target container `--create-targets` checked before any blob moved.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct TargetResult {
+    /// The target registry, as images.json names it.
+    pub registry: String,
+    /// The registry's kind (`harbor`, `swr`, `ecr`).
+    pub kind: String,
+    /// The container: a Harbor project, an SWR organization, an ECR repository.
+    pub name: String,
+    pub outcome: TargetOutcome,
+    /// Why it could not be checked or made (never a secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// What `--create-targets` did with a container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum TargetOutcome {
+    Existed,
+    Created,
+    /// `--dry-run`: missing, would be created.
+    WouldCreate,
+    /// Could not be checked or created: the images that go there failed.
+    Failed,
+}
+
+/// How many target containers came to each outcome.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct TargetCounts {
+    pub existed: usize,
+    pub created: usize,
+    pub would_create: usize,
+    pub failed: usize,
+}
+
+impl TargetCounts {
+    pub fn of(targets: &[TargetResult]) -> TargetCounts {
+        let mut counts = TargetCounts::default();
+        for target in targets {
+            match target.outcome {
+                TargetOutcome::Existed => counts.existed += 1,
+                TargetOutcome::Created => counts.created += 1,
+                TargetOutcome::WouldCreate => counts.would_create += 1,
+                TargetOutcome::Failed => counts.failed += 1,
+            }
+        }
+        counts
+    }
+}
+
 /// Counts and totals over all results.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 pub struct Summary {
@@ -178,6 +233,9 @@ pub struct Summary {
     /// against its pull quota; `HEAD`s are free): one per distinct manifest at most.
     #[serde(default)]
     pub manifest_gets: BTreeMap<String, u64>,
+    /// `--create-targets`: the target containers by outcome.
+    #[serde(default)]
+    pub targets: TargetCounts,
 }
 
 impl Summary {
@@ -221,6 +279,16 @@ pub fn merge(reports: Vec<Report>) -> Option<Report> {
         merged.results.extend(report.results);
         merged.warnings.extend(report.warnings);
         merged.rules.extend(report.rules);
+        for target in report.targets {
+            // Every slice checks the containers of its own images; one entry each.
+            if !merged
+                .targets
+                .iter()
+                .any(|t| t.registry == target.registry && t.name == target.name)
+            {
+                merged.targets.push(target);
+            }
+        }
     }
     let parse = |t: &str| humantime::parse_rfc3339(t).ok();
     if let (Some(start), Some(end)) = (parse(&merged.started_at), parse(&merged.finished_at)) {
@@ -235,6 +303,7 @@ pub fn merge(reports: Vec<Report>) -> Option<Report> {
     }
     merged.summary = Summary::of(&merged.results);
     merged.summary.manifest_gets = manifest_gets;
+    merged.summary.targets = TargetCounts::of(&merged.targets);
     Some(merged)
 }
 

@@ -47,11 +47,17 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> Outcome {
             settings.shard,
         )
     });
+    let targets = super::prepare_targets::prepare_targets(
+        &client,
+        &mut plan,
+        settings.create_targets,
+        settings.copy.mode == Mode::DryRun,
+    );
     let outcomes = copy(&settings, &client, &mut plan);
     if settings.in_github {
         github::end_group();
     }
-    let report = results::report(&settings, &client, plan, outcomes, started);
+    let report = results::report(&settings, &client, plan, targets, outcomes, started);
     outputs(&settings, &report)
 }
 

@@ -75,10 +75,15 @@ pub fn validate(args: &ValidateArgs) -> Outcome {
             }
         })
         .collect();
+    let targets = target_registries(&config);
     let mut stdout = std::io::stdout().lock();
     match args.format {
         Format::Json => {
-            let doc = serde_json::json!({ "rules": rules, "referrers": args.referrers });
+            let doc = serde_json::json!({
+                "rules": rules,
+                "referrers": args.referrers,
+                "targets": targets,
+            });
             let _ = writeln!(stdout, "{}", serde_json::to_string_pretty(&doc).unwrap());
         }
         Format::Text => {
@@ -106,8 +111,68 @@ pub fn validate(args: &ValidateArgs) -> Outcome {
                     crate::copy::REFERRER_DEPTH
                 );
             }
+            for target in &targets {
+                let _ = writeln!(stdout, "target {}", target.describe());
+            }
             let _ = writeln!(stdout, "{} rule(s) valid", rules.len());
         }
     }
     Outcome::Success
+}
+
+/// A target registry as `validate` shows it: its kind and management API, from its host
+/// or auth.json (nothing is asked).
+#[derive(Serialize)]
+struct TargetRegistry {
+    registry: String,
+    /// `None`: Harbor or distribution, which `sync` tells apart by Harbor's ping.
+    kind: Option<crate::kind::Kind>,
+    /// Where the kind comes from: `host`, `auth.json`, or `ping` (asked at run time).
+    kind_from: &'static str,
+    region: Option<String>,
+    api: Option<String>,
+}
+
+impl TargetRegistry {
+    fn describe(&self) -> String {
+        let kind = match self.kind {
+            Some(kind) => format!("kind {kind} (from {})", self.kind_from),
+            None => {
+                "kind harbor or distribution (GET /api/v2.0/ping decides at run time)".to_string()
+            }
+        };
+        let region = self
+            .region
+            .as_ref()
+            .map(|r| format!(", region {r}"))
+            .unwrap_or_default();
+        let api = self
+            .api
+            .as_ref()
+            .map(|a| format!(", API {a}"))
+            .unwrap_or_else(|| ", API the registry itself".to_string());
+        format!("{}: {kind}{region}{api}", self.registry)
+    }
+}
+
+/// Each distinct target registry of the rules, in order of first use.
+fn target_registries(config: &crate::config::Config) -> Vec<TargetRegistry> {
+    let mut seen: Vec<&str> = Vec::new();
+    for rule in &config.rules {
+        if !seen.contains(&rule.target.registry.as_str()) {
+            seen.push(&rule.target.registry);
+        }
+    }
+    seen.into_iter()
+        .map(|registry| {
+            let described = crate::vendor::describe(&config.auth, registry);
+            TargetRegistry {
+                registry: registry.to_string(),
+                kind: described.kind,
+                kind_from: described.from,
+                region: described.region,
+                api: described.api,
+            }
+        })
+        .collect()
 }

@@ -49,6 +49,13 @@ pub struct AuthEntry {
     pub insecure: bool,
     /// A forward proxy for this registry; `""` = direct, whatever the environment says.
     pub proxy: Option<String>,
+    /// `"kind"`: what the registry is, when its host does not say (Harbor is otherwise
+    /// recognised by its ping).
+    pub kind: Option<crate::kind::Kind>,
+    /// `"region"`: SWR's or ECR's region, when the host does not say.
+    pub region: Option<String>,
+    /// `"api"`: the management API's base URL (private clouds, VPC endpoints, tests).
+    pub api: Option<String>,
     pub line: usize,
 }
 
@@ -86,6 +93,9 @@ struct RawEntry {
     password: Option<String>,
     insecure: Option<bool>,
     proxy: Option<String>,
+    kind: Option<String>,
+    region: Option<String>,
+    api: Option<String>,
 }
 
 impl AuthConfig {
@@ -142,7 +152,8 @@ impl AuthConfig {
                         &entry.key,
                         format!(
                             "{message} (an entry is an object with optional \"username\", \
-                             \"password\", \"proxy\" strings and an \"insecure\" boolean)"
+                             \"password\", \"proxy\", \"kind\", \"region\", \"api\" strings \
+                             and an \"insecure\" boolean)"
                         ),
                     ));
                     continue;
@@ -165,6 +176,13 @@ impl AuthConfig {
             {
                 errors.push(at(format!("proxy: {e}")));
             }
+            let vendor = match check_vendor(&registry, raw.kind, raw.region, raw.api) {
+                Ok(vendor) => vendor,
+                Err(message) => {
+                    errors.push(at(message));
+                    continue;
+                }
+            };
             entries.push(AuthEntry {
                 key: entry.key.clone(),
                 registry,
@@ -173,6 +191,9 @@ impl AuthConfig {
                 password,
                 insecure: raw.insecure.unwrap_or(false),
                 proxy,
+                kind: vendor.0,
+                region: vendor.1,
+                api: vendor.2,
                 line: entry.line,
             });
         }
@@ -213,6 +234,23 @@ impl AuthConfig {
         out
     }
 
+    /// What auth.json says of a registry's kind, region and management API: from its
+    /// registry-only entry first, else any entry of it (the API is per registry, not per
+    /// namespace).
+    pub fn vendor(&self, registry: &str) -> VendorFields {
+        let mut entries: Vec<&AuthEntry> = self
+            .entries
+            .iter()
+            .filter(|e| e.registry == registry)
+            .collect();
+        entries.sort_by_key(|e| e.namespace.is_some());
+        VendorFields {
+            kind: entries.iter().find_map(|e| e.kind),
+            region: entries.iter().find_map(|e| e.region.clone()),
+            api: entries.iter().find_map(|e| e.api.clone()),
+        }
+    }
+
     /// Every non-empty secret value, for masking in CI logs.
     pub fn secret_values(&self) -> Vec<&str> {
         self.entries
@@ -223,6 +261,72 @@ impl AuthConfig {
             .filter(|s| !s.is_empty())
             .collect()
     }
+}
+
+/// auth.json's `kind`, `region` and `api` of one registry.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VendorFields {
+    pub kind: Option<crate::kind::Kind>,
+    pub region: Option<String>,
+    pub api: Option<String>,
+}
+
+type Vendor = (Option<crate::kind::Kind>, Option<String>, Option<String>);
+
+/// Checks `kind`, `region` and `api`: a known kind, a region name, an http(s) base URL
+/// without query; SWR and ECR need a region when their host does not name one.
+fn check_vendor(
+    registry: &str,
+    kind: Option<String>,
+    region: Option<String>,
+    api: Option<String>,
+) -> Result<Vendor, String> {
+    use crate::kind::{self, Kind};
+    let kind = match kind {
+        None => None,
+        Some(value) => Some(Kind::parse(&value).ok_or_else(|| {
+            format!(
+                "kind: {value:?} is not a kind this tool knows; expected one of {}",
+                kind::SETTABLE.map(|k| format!("\"{k}\"")).join(", ")
+            )
+        })?),
+    };
+    if let Some(region) = &region
+        && !kind::is_region(region)
+    {
+        return Err(format!(
+            "region: {region:?} is not a region name (lowercase letters, digits and '-', \
+             e.g. \"cn-north-4\" or \"eu-west-1\")"
+        ));
+    }
+    if let Some(api) = &api {
+        let lower = api.to_ascii_lowercase();
+        let rest = lower
+            .strip_prefix("https://")
+            .or_else(|| lower.strip_prefix("http://"));
+        if rest.is_none_or(|rest| rest.is_empty() || rest.starts_with('/'))
+            || api.contains(['?', '#', ' '])
+        {
+            return Err(format!(
+                "api: {api:?} is not a base URL; expected http(s)://host[:port][/path], \
+                 e.g. \"https://swr-api.cn-north-4.myhuaweicloud.com\""
+            ));
+        }
+    }
+    let host = kind::from_host(registry);
+    let effective = kind.or(host.as_ref().map(|h| h.kind));
+    if let Some(effective) = effective
+        && effective.needs_region()
+        && region.is_none()
+        && host.as_ref().and_then(|h| h.region.as_ref()).is_none()
+    {
+        return Err(format!(
+            "region: required for kind \"{effective}\" when the host does not name the region \
+             (add e.g. \"region\": \"cn-north-4\")"
+        ));
+    }
+    let api = api.map(|a| a.trim_end_matches('/').to_string());
+    Ok((kind, region, api))
 }
 
 /// The line of the field that makes an entry invalid: the first field that fails on its own
@@ -350,6 +454,9 @@ mod tests {
             password: None,
             insecure: false,
             proxy: None,
+            kind: None,
+            region: None,
+            api: None,
             line: 1,
         }
     }
@@ -369,5 +476,33 @@ mod tests {
         assert_eq!(key("teamx/app"), Some("r.io"));
         assert_eq!(key("team/subx/app"), Some("r.io/team"));
         assert_eq!(auth.lookup("other.io", "team/app").map(|e| &e.key), None);
+    }
+
+    #[test]
+    fn kind_region_and_api_are_checked() {
+        let ok = |registry: &str, kind: Option<&str>, region: Option<&str>, api: Option<&str>| {
+            check_vendor(
+                registry,
+                kind.map(str::to_string),
+                region.map(str::to_string),
+                api.map(str::to_string),
+            )
+        };
+        assert_eq!(
+            ok("h.io", Some("harbor"), None, Some("http://h.io:8080/")).unwrap(),
+            (
+                Some(crate::kind::Kind::Harbor),
+                None,
+                Some("http://h.io:8080".into())
+            )
+        );
+        assert!(ok("swr.cn-north-4.myhuaweicloud.com", None, None, None).is_ok());
+        assert!(ok("swr.internal", Some("swr"), Some("cn-north-4"), None).is_ok());
+        let error = |r, k, g, a| ok(r, k, g, a).unwrap_err();
+        assert!(error("h.io", Some("gitlab"), None, None).contains("\"harbor\", \"swr\""));
+        assert!(error("h.io", Some("swr"), None, None).starts_with("region: required"));
+        assert!(error("h.io", None, Some("Mars 1"), None).starts_with("region:"));
+        assert!(error("h.io", None, None, Some("swr-api.x")).starts_with("api:"));
+        assert!(error("h.io", None, None, Some("https://x/?a=1")).starts_with("api:"));
     }
 }

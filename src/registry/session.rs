@@ -146,6 +146,20 @@ impl Repo<'_> {
     fn auth_error(&self, response: Response, resolved: &Resolved) -> Error {
         let registry = self.endpoint.registry.clone();
         let error = response.describe_error(&self.display());
+        // Harbor refuses a push into a project that does not exist with a 401.
+        let project = self.name.split('/').next().unwrap_or_default();
+        if self.access == Access::Push
+            && error
+                .message
+                .contains(&format!("project {project} not found"))
+        {
+            let hint = crate::hints::missing_container(&format!("Harbor project \"{project}\""));
+            return Error {
+                kind: ErrorKind::NotFound,
+                message: format!("{} ({hint})", error.message),
+                ..error
+            };
+        }
         let hint = match &resolved.source {
             CredentialSource::AuthJson => format!(
                 "the credentials of auth.json entry {:?} were refused",
@@ -225,6 +239,7 @@ impl Repo<'_> {
         let actions = match self.access {
             Access::Pull => "pull",
             Access::Push => "pull,push",
+            Access::Catalog => return "registry:catalog:*".to_string(),
         };
         let mut scope = format!("repository:{}:{actions}", self.name);
         if let Some(from) = mount_from {

@@ -13,6 +13,7 @@ mod proxy_forward;
 mod registry_concurrency_cap;
 mod sync_all_tags;
 mod sync_auth;
+mod sync_create_targets;
 mod sync_default_target;
 mod sync_digest_source;
 mod sync_dry_run;
@@ -49,12 +50,14 @@ mod bad_input_catalogue;
 mod validate_auth;
 mod validate_errors;
 mod validate_image_syncer;
+mod validate_kinds;
 mod validate_rules;
 
 // `config`: images.json from a Kubernetes cluster.
 mod config_auth;
 mod config_cluster;
 mod config_from_file;
+mod config_from_registry;
 
 // What ships: the container image, the demo, the examples, the lint gate, releases.
 mod cli_version;

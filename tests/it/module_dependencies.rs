@@ -9,12 +9,12 @@ use std::path::Path;
 
 /// Layers, lowest first. A module may use modules in earlier layers (and its own files).
 const LAYERS: &[&[&str]] = &[
-    &["error", "digest", "progress", "hints", "proxy_url"],
+    &["error", "digest", "progress", "hints", "proxy_url", "kind"],
     &["reference", "http", "manifest", "report"],
     &["config"],
     &["credentials", "kube", "github"],
     &["registry"],
-    &["plan", "end"],
+    &["plan", "end", "vendor"],
     &["copy", "cli"],
     &["commands"],
 ];

@@ -58,7 +58,9 @@ fn the_text_format_names_the_entry_or_anonymous() {
     project.write("auth.json", format!(r#"{{"r.io/team": {CREDS}}}"#));
     project.validate(&[]).assert().success().stdout(
         "line 1: quay.io/coreos/etcd [3.5] → r.io/team/etcd:3.5  \
-         (source auth: anonymous, target auth: r.io/team)\n1 rule(s) valid\n",
+         (source auth: anonymous, target auth: r.io/team)\n\
+         target r.io: kind harbor or distribution (GET /api/v2.0/ping decides at run time), \
+         API the registry itself\n1 rule(s) valid\n",
     );
 }
 

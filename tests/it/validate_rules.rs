@@ -71,6 +71,8 @@ fn text_format_lists_each_rule_on_its_line_and_counts_them() {
          (source auth: anonymous, target auth: anonymous)\n\
          line 3: quay.io/coreos/etcd [all] → r.example.com/mirror/etcd  \
          (source auth: anonymous, target auth: anonymous)\n\
+         target r.example.com: kind harbor or distribution (GET /api/v2.0/ping decides at \
+         run time), API the registry itself\n\
          2 rule(s) valid\n",
     );
     // Text is the default; `--format text` says the same.

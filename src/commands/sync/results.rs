@@ -8,13 +8,17 @@ use crate::copy::JobOutcome;
 use crate::plan::{Job, Plan, RuleFailure};
 use crate::progress::human_bytes;
 use crate::registry::Client;
-use crate::report::{Failure, ImageResult, ReferrerCopied, Report, RuleTags, Status, Summary};
+use crate::report::{
+    Failure, ImageResult, ReferrerCopied, Report, RuleTags, Status, Summary, TargetCounts,
+    TargetResult,
+};
 
 /// The report of a run that started at `started` (wall clock, monotonic).
 pub(super) fn report(
     settings: &SyncSettings,
     client: &Client,
     plan: Plan,
+    targets: Vec<TargetResult>,
     outcomes: Vec<ImageResult>,
     started: (SystemTime, Instant),
 ) -> Report {
@@ -22,6 +26,7 @@ pub(super) fn report(
     results.extend(outcomes);
     let mut summary = Summary::of(&results);
     summary.manifest_gets = client.manifest_gets();
+    summary.targets = TargetCounts::of(&targets);
     Report {
         schema_version: crate::report::SCHEMA_VERSION,
         tool: "image-migrator".into(),
@@ -41,6 +46,7 @@ pub(super) fn report(
                 tags_selected: count.tags_selected,
             })
             .collect(),
+        targets,
         results,
         summary,
         warnings: plan.warnings,

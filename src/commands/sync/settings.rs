@@ -25,6 +25,8 @@ pub struct SyncSettings {
     /// Requests in flight per registry at most.
     pub registry_concurrency: usize,
     pub shard: Option<Shard>,
+    /// `--create-targets`: target containers (Harbor projects, …) made before any copy.
+    pub create_targets: bool,
     /// Running as a GitHub Actions step (secrets masked, outputs and summary written).
     pub in_github: bool,
     pub report: PathBuf,
@@ -80,6 +82,7 @@ impl SyncSettings {
             copy: copy_options(args),
             registry_concurrency: usize::from(args.registry_concurrency),
             shard: args.shard,
+            create_targets: args.create_targets,
             in_github,
             report: args.report.clone(),
             junit: args.junit.clone(),

@@ -161,9 +161,34 @@ struct Shared {
     /// With the referrers API: the descriptors of the manifests pushed with a `subject`,
     /// by (repository, subject digest).
     referrers: Option<Mutex<ReferrerMap>>,
+    /// Answers requests before the registry sees them ([`FaultProxy::intercept`]).
+    intercept: Mutex<Option<Arc<Intercept>>>,
 }
 
 type ReferrerMap = std::collections::HashMap<(String, String), Vec<serde_json::Value>>;
+
+/// A request offered to an [`Intercept`]: its head, and its body unless it goes to the
+/// registry API (`/v2/…`, whose bodies are streamed through and never held).
+pub struct Intercepted<'a> {
+    pub method: &'a str,
+    /// Path and query, as sent.
+    pub path: &'a str,
+    pub headers: &'a [(String, String)],
+    pub body: &'a [u8],
+}
+
+impl Intercepted<'_> {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        header(self.headers, name)
+    }
+}
+
+/// An answer an [`Intercept`] gives instead of the registry's: status, headers, body.
+pub type Answer = (u16, Vec<(String, String)>, Vec<u8>);
+
+/// Answers some requests itself (an API beside the registry's, a refusal); `None` passes
+/// the request on to the registry.
+pub type Intercept = dyn Fn(&Intercepted<'_>) -> Option<Answer> + Send + Sync;
 
 /// Counts a request as in flight until dropped.
 struct InFlight<'a>(&'a Shared);
@@ -215,6 +240,7 @@ impl FaultProxy {
             connections: AtomicUsize::new(0),
             quota: Mutex::new(None),
             referrers: referrers_api.then(Default::default),
+            intercept: Mutex::new(None),
         });
         let accept_shared = shared.clone();
         thread::spawn(move || {
@@ -239,6 +265,12 @@ impl FaultProxy {
     /// Shorthand for [`FaultProxy::add`].
     pub fn inject(&self, method: Option<&str>, path: &str, when: When, fault: Fault) -> &Self {
         self.add(Rule::new(method, path, when, fault))
+    }
+
+    /// Lets `intercept` answer requests before the registry sees them (after the faults:
+    /// a request that meets a fault is not offered to it).
+    pub fn intercept(&self, intercept: Arc<Intercept>) {
+        *self.shared.intercept.lock().unwrap() = Some(intercept);
     }
 
     /// Removes every rule.
@@ -480,6 +512,48 @@ fn handle(client: TcpStream, shared: &Shared) -> std::io::Result<()> {
             ));
         }
 
+        let intercept = shared.intercept.lock().unwrap().clone();
+        if let Some(intercept) = intercept.filter(|_| fault.is_none()) {
+            let api = !head.path.starts_with("/v2/");
+            let mut body = Vec::new();
+            if api {
+                relay_request(&mut reader, &mut body)?;
+            }
+            let request = Intercepted {
+                method: &head.method,
+                path: &head.path,
+                headers: &head.headers,
+                body: &body,
+            };
+            match intercept(&request) {
+                Some((status, headers, answer)) => {
+                    if !api {
+                        relay_request(&mut reader, &mut std::io::sink())?;
+                    }
+                    let mut out = format!(
+                        "HTTP/1.1 {status} Intercepted\r\nContent-Length: {}\r\n",
+                        answer.len()
+                    );
+                    for (k, v) in headers {
+                        out.push_str(&format!("{k}: {v}\r\n"));
+                    }
+                    out.push_str("\r\n");
+                    writer.write_all(out.as_bytes())?;
+                    if head.method != "HEAD" {
+                        writer.write_all(&answer)?;
+                    }
+                    set_status(status);
+                    continue;
+                }
+                None if api => {
+                    // An API path nobody answers: as a registry would.
+                    writer.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")?;
+                    set_status(404);
+                    continue;
+                }
+                None => {}
+            }
+        }
         if let Some(Fault::PaginateTags { page }) = &fault {
             relay_request(&mut reader, &mut std::io::sink())?;
             let (headers, body) = tag_page(&shared.upstream, &head.path, *page);

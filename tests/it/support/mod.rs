@@ -11,6 +11,8 @@
 //! - [`blob_server`]: the "object storage" that redirected blob downloads land on.
 //! - [`http1`]: reading a request and writing a response, for the small servers.
 //! - [`hostile_registry`]: a registry that misbehaves on purpose, one way at a time.
+//! - [`harbor`]: Harbor's API v2.0 in front of a real registry, refusing pushes into
+//!   missing projects as Harbor does.
 //! - [`project`]: a scratch directory with auth.json/images.json and `validate` run in it.
 //! - [`migrator`]: run the binary in a scratch directory and read its report.
 //! - [`private_mounts`]: run it in a private mount namespace with test files over system paths.
@@ -20,6 +22,7 @@ pub mod apiserver;
 pub mod blob_server;
 pub mod fault_proxy;
 pub mod forward_proxy;
+pub mod harbor;
 pub mod hostile_registry;
 pub mod http1;
 pub mod migrator;
