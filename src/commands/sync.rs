@@ -47,6 +47,7 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> Outcome {
             settings.shard,
         )
     });
+    drop(pool); // its threads are not needed any more
     let targets = super::prepare_targets::prepare_targets(
         &client,
         &mut plan,
