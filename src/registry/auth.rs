@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::http::Method;
 use base64::Engine as _;
-use ureq::http::Method;
 
 use crate::config::Credentials;
 use crate::error::{Error, ErrorKind, Result};
@@ -192,7 +192,7 @@ fn fetch_token(
                 "application/x-www-form-urlencoded".to_string(),
             )];
             transport.send(
-                Method::POST,
+                Method::Post,
                 realm,
                 &headers,
                 Body::Bytes(form.as_bytes()),
@@ -201,7 +201,7 @@ fn fetch_token(
             )
         }
         _ => transport.send(
-            Method::GET,
+            Method::Get,
             &url,
             &headers,
             Body::Empty,

@@ -22,11 +22,11 @@ use std::io::Read;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 
-use ureq::http::Method;
+use crate::http::Method;
 
 use crate::credentials::CredentialStore;
 use crate::digest::Digest;
-use crate::error::{Error, Result, StatusClass};
+use crate::error::{Error, ErrorCode, RegistryError, Result, StatusClass};
 use crate::http::{Body, RequestStats, Response, Transport, bounds};
 use crate::manifest::{self, Manifest, MediaType};
 use crate::reference::is_valid_tag;
@@ -293,7 +293,7 @@ impl Repo<'_> {
                     bounds::MAX_TAGS_PER_REPOSITORY
                 )));
             }
-            let response = self.retrying_request(Method::GET, &path, &[], stats)?;
+            let response = self.retrying_request(Method::Get, &path, &[], stats)?;
             if response.status == 404 && absent_is_none && pages == 1 {
                 return Ok(None);
             }
@@ -349,7 +349,7 @@ impl Repo<'_> {
     ) -> Result<Option<ManifestHead>> {
         let path = format!("/v2/{}/manifests/{reference}", self.name);
         let headers = [("accept", manifest::ACCEPT.to_string())];
-        let response = self.retrying_request(Method::HEAD, &path, &headers, stats)?;
+        let response = self.retrying_request(Method::Head, &path, &headers, stats)?;
         self.endpoint.quota.observe(&response);
         match response.status {
             200 => Ok(Some(ManifestHead {
@@ -404,7 +404,7 @@ impl Repo<'_> {
         let quota = &self.endpoint.quota;
         let (content_type, bytes) = self.client.transport.retrying(stats, || {
             quota.before_pull(self.registry())?;
-            let response = self.request(Method::GET, &path, &headers, Body::Empty, stats)?;
+            let response = self.request(Method::Get, &path, &headers, Body::Empty, stats)?;
             quota.observe(&response);
             if response.status != 200 {
                 let none_left = Quota::none_left(&response);
@@ -453,7 +453,7 @@ impl Repo<'_> {
         let what = format!("pushing manifest {}", self.reference(reference));
         self.client.transport.retrying(stats, || {
             let response = self.request(
-                Method::PUT,
+                Method::Put,
                 &path,
                 &headers,
                 Body::Bytes(&manifest.bytes),
@@ -527,7 +527,7 @@ impl Repo<'_> {
             if pages > REFERRERS_PAGES {
                 return Err(Error::protocol(format!("{what}: pagination does not end")));
             }
-            let response = self.retrying_request(Method::GET, &path, &headers, stats)?;
+            let response = self.retrying_request(Method::Get, &path, &headers, stats)?;
             let status = response.status;
             let refused = matches!(StatusClass::of(status), StatusClass::Auth);
             if refused || (status != 200 && pages > 1) {
@@ -549,8 +549,8 @@ impl Repo<'_> {
             match page {
                 Some(page) => referrers.extend(page),
                 None if pages == 1 => {
-                    let repository_unknown =
-                        status == 404 && String::from_utf8_lossy(&body).contains("NAME_UNKNOWN");
+                    let repository_unknown = status == 404
+                        && RegistryError::codes_of(&body).contains(&ErrorCode::NameUnknown);
                     if !repository_unknown {
                         self.endpoint
                             .referrers_api
@@ -574,7 +574,7 @@ impl Repo<'_> {
     /// Whether the repository has the blob.
     pub fn blob_exists(&self, digest: &Digest, stats: &RequestStats) -> Result<bool> {
         let path = format!("/v2/{}/blobs/{digest}", self.name);
-        let response = self.retrying_request(Method::HEAD, &path, &[], stats)?;
+        let response = self.retrying_request(Method::Head, &path, &[], stats)?;
         match response.status {
             200 => Ok(true),
             404 => Ok(false),
@@ -596,7 +596,7 @@ impl Repo<'_> {
         let other = (from != self.name).then_some(from);
         let response = self.client.transport.retrying(stats, || {
             let call = session::Call {
-                method: Method::POST,
+                method: Method::Post,
                 path_or_url: &path,
                 headers: &[],
                 mount_from: other,
@@ -639,14 +639,14 @@ impl Repo<'_> {
             self.name,
             auth::percent_encode(&self.name)
         );
-        let answer = match self.request(Method::POST, &path, &[], Body::Empty, stats) {
+        let answer = match self.request(Method::Post, &path, &[], Body::Empty, stats) {
             Ok(response) if response.status == 201 => SELF_MOUNT_YES,
             Ok(response) => {
                 if response.status == 202
                     && let Ok(session) = self.upload_location(&response)
                 {
                     // Best effort: an abandoned session is purged by the registry anyway.
-                    let _ = self.request(Method::DELETE, &session, &[], Body::Empty, stats);
+                    let _ = self.request(Method::Delete, &session, &[], Body::Empty, stats);
                 }
                 SELF_MOUNT_NO
             }
@@ -659,7 +659,7 @@ impl Repo<'_> {
     /// caller retries the whole transfer.
     pub fn start_upload(&self, stats: &RequestStats) -> Result<String> {
         let path = format!("/v2/{}/blobs/uploads/", self.name);
-        let response = self.request(Method::POST, &path, &[], Body::Empty, stats)?;
+        let response = self.request(Method::Post, &path, &[], Body::Empty, stats)?;
         if response.status != 202 {
             return Err(response.describe_error(&format!("starting upload to {}", self.display())));
         }
@@ -691,7 +691,7 @@ impl Repo<'_> {
         let url = format!("{url}{separator}digest={digest}");
         let headers = [("content-type", "application/octet-stream".to_string())];
         let response = self
-            .request(Method::PUT, &url, &headers, closing_body, stats)
+            .request(Method::Put, &url, &headers, closing_body, stats)
             .map_err(|e| e.context(what()))?;
         match response.status {
             201 => Ok(()),
@@ -727,7 +727,7 @@ impl Repo<'_> {
             ];
             let response = self
                 .request(
-                    Method::PATCH,
+                    Method::Patch,
                     &url,
                     &headers,
                     Body::Stream(&mut part, len),
@@ -759,7 +759,7 @@ impl Repo<'_> {
     pub fn get_blob(&self, digest: &Digest, stats: &RequestStats) -> Result<Response> {
         let path = format!("/v2/{}/blobs/{digest}", self.name);
         let call = session::Call {
-            method: Method::GET,
+            method: Method::Get,
             path_or_url: &path,
             headers: &[],
             mount_from: None,

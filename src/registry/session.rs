@@ -5,7 +5,7 @@
 //! HTTPS registry is refused (credentials would travel in clear), and redirects stay
 //! on http(s) for at most `bounds::MAX_REDIRECTS` hops.
 
-use ureq::http::Method;
+use crate::http::Method;
 
 use super::auth::{Challenge, TokenRequest, basic_header, parse_challenge};
 use super::url::{resolve_url, same_origin};
@@ -37,7 +37,7 @@ impl Repo<'_> {
         stats: &RequestStats,
     ) -> Result<Response> {
         self.client.transport.retrying(stats, || {
-            let response = self.request(method.clone(), path, headers, Body::Empty, stats)?;
+            let response = self.request(method, path, headers, Body::Empty, stats)?;
             if StatusClass::of(response.status) == StatusClass::Transient {
                 return Err(response.describe_error(&format!("{method} {}", self.display())));
             }
@@ -101,7 +101,7 @@ impl Repo<'_> {
             let response = {
                 let _permit = self.endpoint.permits.acquire();
                 self.client.transport.send(
-                    method.clone(),
+                    method,
                     &url,
                     &all_headers,
                     this_body,
@@ -135,7 +135,7 @@ impl Repo<'_> {
             if response.status == 401 {
                 return Err(self.auth_error(response, &resolved));
             }
-            if matches!(method, Method::GET | Method::HEAD) && is_redirect(response.status) {
+            if matches!(method, Method::Get | Method::Head) && is_redirect(response.status) {
                 return self.follow_redirects(method, &url, response, headers, exchange, stats);
             }
             return Ok(response);
@@ -204,7 +204,7 @@ impl Repo<'_> {
             }
             let _permit = self.endpoint.permits.acquire();
             response = self.client.transport.send(
-                method.clone(),
+                method,
                 &url,
                 &all_headers,
                 Body::Empty,
@@ -332,7 +332,7 @@ impl Repo<'_> {
         let response = {
             let _permit = self.endpoint.permits.acquire();
             self.client.transport.send(
-                Method::GET,
+                Method::Get,
                 &format!("{base}/v2/"),
                 &[],
                 Body::Empty,
@@ -396,7 +396,7 @@ impl Repo<'_> {
         let chosen = if self.endpoint.insecure {
             let https = format!("https://{host}");
             let probe = self.client.transport.send(
-                Method::GET,
+                Method::Get,
                 &format!("{https}/v2/"),
                 &[],
                 Body::Empty,
