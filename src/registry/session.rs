@@ -5,16 +5,16 @@
 //! HTTPS registry is refused (credentials would travel in clear), and redirects stay
 //! on http(s) for at most `bounds::MAX_REDIRECTS` hops.
 
-use crate::http::Method;
-
-use super::auth::{Challenge, TokenRequest, basic_header, parse_challenge};
+use super::auth::{
+    Challenge, RepositoryScope, Scopes, TokenRequest, basic_header, parse_challenge,
+};
 use super::url::{resolve_url, same_origin};
-use super::{Access, Repo};
+use super::{Repo, paths};
 use crate::config::{CredentialSource, Credentials};
-use crate::credentials::Resolved;
+use crate::credentials::{CredentialKey, Resolved};
 use crate::error::{Error, ErrorKind, Result, StatusClass};
 use crate::http::bounds::{self, MAX_REDIRECTS};
-use crate::http::{Body, Exchange, RequestStats, Response, redact_url};
+use crate::http::{Body, Exchange, Method, RequestStats, Response, redact_url};
 use crate::reference::DOCKER_HUB;
 
 /// What a request is, besides its body.
@@ -146,16 +146,15 @@ impl Repo<'_> {
     fn auth_error(&self, response: Response, resolved: &Resolved) -> Error {
         let registry = self.endpoint.registry.clone();
         let error = response.describe_error(&self.display());
-        let hint = match &resolved.source {
-            CredentialSource::AuthJson => format!(
-                "the credentials of auth.json entry {:?} were refused",
-                resolved.key.trim_start_matches("auth.json:")
-            ),
-            CredentialSource::Anonymous => "no credentials in auth.json (or the Docker config, \
-                 credential helpers, containers auth file, DOCKER_AUTH_CONFIG) match this \
-                 registry/namespace"
+        let hint = match (&resolved.source, &resolved.key) {
+            (_, CredentialKey::AuthJson(entry)) => {
+                format!("the credentials of auth.json entry {entry:?} were refused")
+            }
+            (CredentialSource::Anonymous, _) => "no credentials in auth.json (or the Docker \
+                 config, credential helpers, containers auth file, DOCKER_AUTH_CONFIG) match \
+                 this registry/namespace"
                 .to_string(),
-            source => format!("the credentials from {source} were refused"),
+            (source, _) => format!("the credentials from {source} were refused"),
         };
         Error {
             kind: ErrorKind::Auth,
@@ -221,30 +220,31 @@ impl Repo<'_> {
         )))
     }
 
-    fn scope(&self, mount_from: Option<&str>) -> String {
-        let actions = match self.access {
-            Access::Pull => "pull",
-            Access::Push => "pull,push",
-        };
-        let mut scope = format!("repository:{}:{actions}", self.name);
-        if let Some(from) = mount_from {
-            scope.push_str(&format!(" repository:{from}:pull"));
+    /// The token scopes of a request: this repository with its access, and pull access
+    /// to the repository a blob is mounted from.
+    fn scope(&self, mount_from: Option<&str>) -> Scopes {
+        let scopes = Scopes::new(RepositoryScope {
+            repository: self.name().to_string(),
+            access: self.access,
+        });
+        match mount_from {
+            Some(from) => scopes.and_pull(from),
+            None => scopes,
         }
-        scope
     }
 
     /// This repository's credentials (a credential helper runs on first use).
     fn credentials(&self) -> Result<Resolved> {
         self.client
             .credentials
-            .get(&self.endpoint.registry, &self.name)
+            .get(&self.endpoint.registry, self.name())
     }
 
     /// The `Authorization` value for this repository and scope, if any is needed.
     fn authorization(
         &self,
         resolved: &Resolved,
-        scope: &str,
+        scopes: &Scopes,
         stats: &RequestStats,
     ) -> Result<Option<String>> {
         if let Credentials::RegistryToken(token) = &resolved.credentials {
@@ -260,7 +260,7 @@ impl Repo<'_> {
                     registry: &self.endpoint.registry,
                     realm: &realm,
                     service: service.as_deref(),
-                    scope,
+                    scopes,
                     credentials: &resolved.credentials,
                     credentials_key: &resolved.key,
                     insecure: self.endpoint.insecure,
@@ -305,13 +305,13 @@ impl Repo<'_> {
 
     /// After a 401: forget the token (and a helper's answer, so the helper is asked once
     /// more), and learn the challenge if it changed.
-    fn refresh_auth(&self, response: &Response, resolved: &Resolved, scope: &str) {
+    fn refresh_auth(&self, response: &Response, resolved: &Resolved, scopes: &Scopes) {
         self.client
             .tokens
-            .invalidate(&self.endpoint.registry, &resolved.key, scope);
+            .invalidate(&self.endpoint.registry, &resolved.key, scopes);
         self.client
             .credentials
-            .refused(resolved, &self.endpoint.registry, &self.name);
+            .refused(resolved, &self.endpoint.registry, self.name());
         if let Some(challenge) = response
             .header("www-authenticate")
             .and_then(parse_challenge)
@@ -333,7 +333,7 @@ impl Repo<'_> {
             let _permit = self.endpoint.permits.acquire();
             self.client.transport.send(
                 Method::Get,
-                &format!("{base}/v2/"),
+                &format!("{base}{}", paths::ROOT),
                 &[],
                 Body::Empty,
                 Exchange::whole(self.endpoint.insecure),
@@ -397,7 +397,7 @@ impl Repo<'_> {
             let https = format!("https://{host}");
             let probe = self.client.transport.send(
                 Method::Get,
-                &format!("{https}/v2/"),
+                &format!("{https}{}", paths::ROOT),
                 &[],
                 Body::Empty,
                 Exchange::whole(true),
