@@ -153,7 +153,7 @@ impl Response {
 }
 
 /// `Retry-After` (seconds, or an HTTP date seen from `now`), capped at
-/// [`MAX_RETRY_AFTER`]; a date in the past means at once, garbage means not given.
+/// `MAX_RETRY_AFTER` (2 min); a date in the past means at once, garbage means not given.
 pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
     let wait = match value.parse::<u64>() {

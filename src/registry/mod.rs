@@ -1,5 +1,5 @@
 //! The registry client (distribution API v2): the [`Client`] a run shares, each registry's
-//! [`Endpoint`] state, and the [`Repo`] handle whose methods are the protocol's
+//! `Endpoint` state, and the [`Repo`] handle whose methods are the protocol's
 //! operations, one file per resource: `tags`, `manifests`, `blobs` (uploads and mounts
 //! included), `referrers`. Every `/v2/` path is built in `paths`; how each request is
 //! authenticated, redirected and capped lives in `session`; URL arithmetic in `url`; what

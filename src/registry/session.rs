@@ -15,7 +15,6 @@ use crate::credentials::{CredentialKey, Resolved};
 use crate::error::{Error, ErrorKind, Result, StatusClass};
 use crate::http::bounds::{self, MAX_REDIRECTS};
 use crate::http::{Body, Exchange, Method, RequestStats, Response, redact_url};
-use crate::reference::DOCKER_HUB;
 
 /// What a request is, besides its body.
 pub(super) struct Call<'a> {
@@ -388,11 +387,7 @@ impl Repo<'_> {
         if let Some(base) = base.as_ref() {
             return Ok(base.clone());
         }
-        let host = if self.endpoint.registry == DOCKER_HUB {
-            "registry-1.docker.io"
-        } else {
-            &self.endpoint.registry
-        };
+        let host = super::api_host(&self.endpoint.registry);
         let chosen = if self.endpoint.insecure {
             let https = format!("https://{host}");
             let probe = self.client.transport.send(
