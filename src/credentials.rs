@@ -22,7 +22,34 @@ pub struct Resolved {
     pub credentials: Credentials,
     pub source: CredentialSource,
     /// Tells credentials apart in token caches (changes when a helper is asked again).
-    pub key: String,
+    pub key: CredentialKey,
+}
+
+/// Which credentials these are, without the secrets: a token is cached per credentials,
+/// and a helper asked again gives new ones.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum CredentialKey {
+    Anonymous,
+    /// An auth.json entry, by its key as written.
+    AuthJson(String),
+    /// What the machine's Docker or containers configuration holds for a registry.
+    Machine {
+        source: CredentialSource,
+        registry: String,
+    },
+    /// A credential helper's answer; `run` counts the times it was asked in this run.
+    Helper {
+        helper: HelperId,
+        run: u32,
+    },
+}
+
+/// A credential helper asked about one server.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct HelperId {
+    /// `<name>` of `docker-credential-<name>`.
+    pub name: String,
+    pub server_url: String,
 }
 
 #[derive(Default)]
@@ -31,14 +58,11 @@ struct HelperSlot {
     runs: u32,
 }
 
-/// (helper name, server URL).
-type HelperKey = (String, String);
-
 /// All credential sources of a run.
 pub struct CredentialStore {
     auth: AuthConfig,
     machine: MachineCredentials,
-    helpers: Mutex<HashMap<HelperKey, Arc<Mutex<HelperSlot>>>>,
+    helpers: Mutex<HashMap<HelperId, Arc<Mutex<HelperSlot>>>>,
     on_secret: Box<dyn Fn(&str) + Send + Sync>,
 }
 
@@ -80,21 +104,25 @@ impl CredentialStore {
             return Ok(Resolved {
                 credentials: Credentials::Basic { username, password },
                 source: CredentialSource::AuthJson,
-                key: format!("auth.json:{key}"),
+                key: CredentialKey::AuthJson(key),
             });
         }
         match self.machine.lookup(registry, repository) {
             Some(Found::Static(source, credentials)) => Ok(Resolved {
-                key: format!("{source}:{registry}"),
+                key: CredentialKey::Machine {
+                    source: source.clone(),
+                    registry: registry.to_string(),
+                },
                 credentials,
                 source,
             }),
             Some(Found::Helper { name, server_url }) => {
-                let slot = self.slot(&name, &server_url);
+                let helper = HelperId { name, server_url };
+                let slot = self.slot(&helper);
                 let mut slot = slot.lock().unwrap();
                 if slot.answer.is_none() {
                     slot.runs += 1;
-                    let answer = run_helper(&name, &server_url);
+                    let answer = run_helper(&helper.name, &helper.server_url);
                     if let Ok(credentials) = &answer {
                         for secret in secrets(credentials) {
                             (self.on_secret)(secret);
@@ -106,20 +134,24 @@ impl CredentialStore {
                     Error::new(
                         ErrorKind::Auth,
                         format!(
-                            "{registry}: credential helper docker-credential-{name}: {message}"
+                            "{registry}: credential helper docker-credential-{}: {message}",
+                            helper.name
                         ),
                     )
                 })?;
                 Ok(Resolved {
                     credentials,
-                    source: CredentialSource::Helper(name.clone()),
-                    key: format!("helper:{name}:{server_url}:{}", slot.runs),
+                    source: CredentialSource::Helper(helper.name.clone()),
+                    key: CredentialKey::Helper {
+                        run: slot.runs,
+                        helper,
+                    },
                 })
             }
             None => Ok(Resolved {
                 credentials: Credentials::Anonymous,
                 source: CredentialSource::Anonymous,
-                key: String::new(),
+                key: CredentialKey::Anonymous,
             }),
         }
     }
@@ -134,9 +166,16 @@ impl CredentialStore {
         else {
             return false;
         };
-        let slot = self.slot(name, &server_url);
+        let helper = HelperId {
+            name: name.clone(),
+            server_url,
+        };
+        let slot = self.slot(&helper);
         let mut slot = slot.lock().unwrap();
-        let current = format!("helper:{name}:{server_url}:{}", slot.runs);
+        let current = CredentialKey::Helper {
+            helper,
+            run: slot.runs,
+        };
         if slot.runs >= 2 || current != resolved.key {
             // Asked again already (by this job or a parallel one).
             return current != resolved.key;
@@ -145,11 +184,11 @@ impl CredentialStore {
         true
     }
 
-    fn slot(&self, name: &str, server_url: &str) -> Arc<Mutex<HelperSlot>> {
+    fn slot(&self, helper: &HelperId) -> Arc<Mutex<HelperSlot>> {
         self.helpers
             .lock()
             .unwrap()
-            .entry((name.to_string(), server_url.to_string()))
+            .entry(helper.clone())
             .or_default()
             .clone()
     }
@@ -213,12 +252,22 @@ fn run_helper(name: &str, server_url: &str) -> std::result::Result<Credentials, 
     };
     let stdout = out.join().unwrap_or_default();
     let stderr = err.join().unwrap_or_default();
+    read_answer(status, &stdout, &stderr)
+}
+
+/// What a helper's exit status and output say. Errors never carry what it printed on
+/// stdout (the secret's place).
+fn read_answer(
+    status: std::process::ExitStatus,
+    stdout: &[u8],
+    stderr: &[u8],
+) -> std::result::Result<Credentials, String> {
     if !status.success() {
-        let said = String::from_utf8_lossy(&stdout);
+        let said = String::from_utf8_lossy(stdout);
         if said.to_ascii_lowercase().contains("credentials not found") {
             return Ok(Credentials::Anonymous);
         }
-        let first_line = String::from_utf8_lossy(&stderr)
+        let first_line = String::from_utf8_lossy(stderr)
             .lines()
             .next()
             .unwrap_or_default()
@@ -239,7 +288,7 @@ fn run_helper(name: &str, server_url: &str) -> std::result::Result<Credentials, 
         #[serde(rename = "Secret", default)]
         secret: String,
     }
-    let answer: Answer = serde_json::from_slice(&stdout)
+    let answer: Answer = serde_json::from_slice(stdout)
         .map_err(|_| "the answer is not JSON with \"Username\" and \"Secret\"".to_string())?;
     if answer.secret.is_empty() {
         return Ok(Credentials::Anonymous);
@@ -252,4 +301,41 @@ fn run_helper(name: &str, server_url: &str) -> std::result::Result<Credentials, 
             password: Secret::new(answer.secret),
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> CredentialStore {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("auth.json");
+        let entries = r#"{"r.io/team": {"username": "u", "password": "p"}}"#;
+        std::fs::write(&path, entries).unwrap();
+        let auth = AuthConfig::load(&path, &|_| None).unwrap();
+        let docker = r#"{"auths": {"other.io": {"username": "m", "password": "q"}}}"#;
+        let env = |name: &str| (name == "DOCKER_AUTH_CONFIG").then(|| docker.to_string());
+        let machine = MachineCredentials::load(&env).unwrap();
+        CredentialStore::new(auth, machine, Box::new(|_| {}))
+    }
+
+    #[test]
+    fn each_source_has_its_own_kind_of_key() {
+        let store = store();
+        let key = |registry: &str, repository: &str| store.get(registry, repository).unwrap().key;
+        assert_eq!(
+            key("r.io", "team/app"),
+            CredentialKey::AuthJson("r.io/team".into())
+        );
+        assert_eq!(
+            key("other.io", "x/y"),
+            CredentialKey::Machine {
+                source: CredentialSource::DockerAuthConfig,
+                registry: "other.io".into()
+            }
+        );
+        assert_eq!(key("r.io", "elsewhere/app"), CredentialKey::Anonymous);
+        // Keys tell credentials apart, not repositories: one entry, one key.
+        assert_eq!(key("r.io", "team/a"), key("r.io", "team/b"));
+    }
 }

@@ -30,7 +30,7 @@ pub enum Credentials {
 }
 
 /// Where a registry's credentials come from; `validate` prints it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum CredentialSource {
     AuthJson,
     DockerConfig,

@@ -1,6 +1,6 @@
 //! A small read-only client for the Kubernetes API server: TLS as the kubeconfig says
-//! (CA, client certificate, or no verification) on the shared agent builder of
-//! `crate::http`, bearer/basic credentials, and paged list calls. It only GETs JSON; it
+//! (CA, client certificate, or no verification) through `crate::http`'s API client,
+//! bearer/basic credentials, and paged list calls. It only GETs JSON; it
 //! knows nothing about images.
 
 use std::time::Duration;
@@ -8,7 +8,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use serde_json::Value;
 
-use crate::http::{self, ClientIdentity, ProxyPolicy, Roots};
+use crate::http::{ApiClient, ApiError, ApiTrust};
 
 use super::KubeError;
 use super::kubeconfig::{ClusterAccess, Credentials};
@@ -25,7 +25,7 @@ pub enum ListOutcome {
 }
 
 pub struct Client {
-    agent: ureq::Agent,
+    api: ApiClient,
     server: String,
     authorization: Option<String>,
 }
@@ -34,31 +34,25 @@ impl Client {
     /// Builds the client; an error is a problem of the kubeconfig's TLS material.
     pub fn new(access: &ClusterAccess) -> Result<Client, String> {
         // A kubeconfig CA replaces the system roots, as kubectl does.
-        let roots = if access.insecure {
-            Roots::Unverified
+        let trust = if access.insecure {
+            ApiTrust::Unverified
         } else if let Some(pem) = &access.ca_pem {
-            Roots::Only(
-                http::pem_certificates(pem).map_err(|e| format!("certificate authority: {e}"))?,
-            )
+            ApiTrust::Pem(pem)
         } else {
-            Roots::System(Vec::new())
+            ApiTrust::System
         };
-        let identity = match &access.identity {
-            Some(identity) => Some(ClientIdentity::from_pem(
-                &identity.cert_pem,
-                &identity.key_pem,
-            )?),
-            None => None,
-        };
+        let identity = access
+            .identity
+            .as_ref()
+            .map(|identity| (&identity.cert_pem[..], &identity.key_pem[..]));
         // The API server is reached through the environment's proxy, as kubectl does.
-        let proxy =
-            ProxyPolicy::from_env(&|name| std::env::var(name).ok())?.for_url(&access.server);
-        let agent = http::agent_config(http::tls_config(&roots, identity.as_ref()))
-            .timeout_connect(Some(Duration::from_secs(15)))
-            .timeout_global(Some(Duration::from_secs(120)))
-            .proxy(proxy)
-            .build()
-            .new_agent();
+        let api = ApiClient::new(
+            &access.server,
+            trust,
+            identity,
+            Duration::from_secs(15),
+            Duration::from_secs(120),
+        )?;
         let authorization = match &access.credentials {
             Credentials::None => None,
             Credentials::Bearer(token) => Some(format!("Bearer {token}")),
@@ -68,7 +62,7 @@ impl Client {
             )),
         };
         Ok(Client {
-            agent,
+            api,
             server: access.server.clone(),
             authorization,
         })
@@ -126,17 +120,16 @@ impl Client {
 
     fn get(&self, path: &str, query: &[(&str, &str)]) -> Result<(u16, Value), KubeError> {
         let url = format!("{}{path}", self.server);
-        let mut request = self
-            .agent
-            .get(&url)
-            .header("Accept", "application/json")
-            .query_pairs(query.iter().copied());
+        let mut headers = vec![("Accept", "application/json")];
         if let Some(auth) = &self.authorization {
-            request = request.header("Authorization", auth);
+            headers.push(("Authorization", auth));
         }
-        let response = request.call().map_err(|e| connect_error(&url, e))?;
-        let status = response.status().as_u16();
-        let reader = response.into_body().into_reader();
+        let response = self
+            .api
+            .get(&url, &headers, query)
+            .map_err(|e| connect_error(&url, e))?;
+        let status = response.status;
+        let reader = response.into_reader();
         let body = match serde_json::from_reader::<_, Value>(reader) {
             Ok(body) => body,
             Err(_) if !(200..300).contains(&status) => Value::Null,
@@ -172,9 +165,9 @@ fn status_message(body: &Value) -> String {
         .unwrap_or_else(|| "no message".to_string())
 }
 
-fn connect_error(url: &str, error: ureq::Error) -> KubeError {
+fn connect_error(url: &str, error: ApiError) -> KubeError {
     let text = error.to_string();
-    let hint = if http::is_tls_failure(&error) {
+    let hint = if error.is_tls_failure() {
         " (the server's TLS certificate could not be verified: set certificate-authority or \
          certificate-authority-data for the cluster in the kubeconfig, or \
          insecure-skip-tls-verify: true to skip verification)"

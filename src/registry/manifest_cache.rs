@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use crate::digest::Digest;
 use crate::error::Result;
 use crate::manifest::Manifest;
+use crate::reference::{RepoId, Tag};
 
 /// Memory the kept manifests may take (a manifest is typically 0.5–10 KiB): hundreds to
 /// thousands of recent manifests.
@@ -25,10 +26,10 @@ const BUDGET_BYTES: usize = 4 * 1024 * 1024;
 /// 20,000 small manifests: about 1.1 KiB per 0.4 KiB manifest).
 const ENTRY_OVERHEAD_BYTES: usize = 384;
 
-/// (registry, repository, digest)
-pub(super) type Key = (String, String, Digest);
-/// (registry, repository, tag)
-pub(super) type TagKey = (String, String, String);
+/// A manifest by its digest in one repository.
+pub(super) type Key = (RepoId, Digest);
+/// A tag of one repository.
+pub(super) type TagKey = (RepoId, Tag);
 type Slot = Arc<OnceLock<Result<Arc<Manifest>>>>;
 
 /// What the budget holds: a manifest, or the digest a tag was found to name.
@@ -82,12 +83,12 @@ impl ManifestCache {
             let size = footprint(&key, &manifest);
             self.account(Entry::Manifest(key.clone()), size);
         }
-        let size = 2 * (tag.0.len() + tag.1.len() + tag.2.len()) + key.2.as_str().len();
+        let size = 2 * (id_len(&tag.0) + tag.1.as_str().len()) + key.1.as_str().len();
         if self
             .tags
             .lock()
             .unwrap()
-            .insert(tag.clone(), key.2)
+            .insert(tag.clone(), key.1)
             .is_none()
         {
             self.account(Entry::Tag(tag), size + ENTRY_OVERHEAD_BYTES / 2);
@@ -152,11 +153,16 @@ impl ManifestCache {
 /// The memory an entry holds: its bytes, its key (once in the map, once in the queue) and
 /// the fixed bookkeeping.
 fn footprint(key: &Key, manifest: &Manifest) -> usize {
-    let key_bytes = key.0.len() + key.1.len() + key.2.as_str().len();
+    let key_bytes = id_len(&key.0) + key.1.as_str().len();
     manifest.bytes.capacity()
         + manifest.digest.as_str().len()
         + 2 * key_bytes
         + ENTRY_OVERHEAD_BYTES
+}
+
+/// The bytes of a repository id's strings.
+fn id_len(id: &RepoId) -> usize {
+    id.registry.len() + id.repository.len()
 }
 
 #[cfg(test)]
@@ -173,11 +179,11 @@ mod tests {
     }
 
     fn key(m: &Manifest) -> Key {
-        ("r.io".into(), "a/b".into(), m.digest.clone())
+        (RepoId::new("r.io", "a/b"), m.digest.clone())
     }
 
     fn tag(name: &str) -> TagKey {
-        ("r.io".into(), "a/b".into(), name.into())
+        (RepoId::new("r.io", "a/b"), Tag::parse(name).unwrap())
     }
 
     #[test]

@@ -6,7 +6,7 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
-use crate::error::{Error, ErrorKind};
+use crate::error::{Error, ErrorCode, ErrorKind};
 use crate::http::Response;
 
 /// What a registry has said of its pull quota.
@@ -95,7 +95,7 @@ impl Quota {
     pub(super) fn says_exhausted(none_left: bool, retry_after: bool, error: &Error) -> bool {
         error.status == Some(429)
             && !retry_after
-            && (none_left || error.message.contains("TOOMANYREQUESTS"))
+            && (none_left || error.has_code(&ErrorCode::TooManyRequests))
     }
 
     /// Whether the answer's `RateLimit-Remaining` is 0.

@@ -5,17 +5,16 @@
 //! HTTPS registry is refused (credentials would travel in clear), and redirects stay
 //! on http(s) for at most `bounds::MAX_REDIRECTS` hops.
 
-use ureq::http::Method;
-
-use super::auth::{Challenge, TokenRequest, basic_header, parse_challenge};
+use super::auth::{
+    Challenge, RepositoryScope, Scopes, TokenRequest, basic_header, parse_challenge,
+};
 use super::url::{resolve_url, same_origin};
-use super::{Access, Repo};
+use super::{Repo, paths};
 use crate::config::{CredentialSource, Credentials};
-use crate::credentials::Resolved;
+use crate::credentials::{CredentialKey, Resolved};
 use crate::error::{Error, ErrorKind, Result, StatusClass};
 use crate::http::bounds::{self, MAX_REDIRECTS};
-use crate::http::{Body, Exchange, RequestStats, Response, redact_url};
-use crate::reference::DOCKER_HUB;
+use crate::http::{Body, Exchange, Method, RequestStats, Response, redact_url};
 
 /// What a request is, besides its body.
 pub(super) struct Call<'a> {
@@ -37,7 +36,7 @@ impl Repo<'_> {
         stats: &RequestStats,
     ) -> Result<Response> {
         self.client.transport.retrying(stats, || {
-            let response = self.request(method.clone(), path, headers, Body::Empty, stats)?;
+            let response = self.request(method, path, headers, Body::Empty, stats)?;
             if StatusClass::of(response.status) == StatusClass::Transient {
                 return Err(response.describe_error(&format!("{method} {}", self.display())));
             }
@@ -101,7 +100,7 @@ impl Repo<'_> {
             let response = {
                 let _permit = self.endpoint.permits.acquire();
                 self.client.transport.send(
-                    method.clone(),
+                    method,
                     &url,
                     &all_headers,
                     this_body,
@@ -135,7 +134,7 @@ impl Repo<'_> {
             if response.status == 401 {
                 return Err(self.auth_error(response, &resolved));
             }
-            if matches!(method, Method::GET | Method::HEAD) && is_redirect(response.status) {
+            if matches!(method, Method::Get | Method::Head) && is_redirect(response.status) {
                 return self.follow_redirects(method, &url, response, headers, exchange, stats);
             }
             return Ok(response);
@@ -147,8 +146,8 @@ impl Repo<'_> {
         let registry = self.endpoint.registry.clone();
         let error = response.describe_error(&self.display());
         // Harbor refuses a push into a project that does not exist with a 401.
-        let project = self.name.split('/').next().unwrap_or_default();
-        if self.access == Access::Push
+        let project = self.name().split('/').next().unwrap_or_default();
+        if self.access == super::Access::Push
             && error
                 .message
                 .contains(&format!("project {project} not found"))
@@ -160,16 +159,15 @@ impl Repo<'_> {
                 ..error
             };
         }
-        let hint = match &resolved.source {
-            CredentialSource::AuthJson => format!(
-                "the credentials of auth.json entry {:?} were refused",
-                resolved.key.trim_start_matches("auth.json:")
-            ),
-            CredentialSource::Anonymous => "no credentials in auth.json (or the Docker config, \
-                 credential helpers, containers auth file, DOCKER_AUTH_CONFIG) match this \
-                 registry/namespace"
+        let hint = match (&resolved.source, &resolved.key) {
+            (_, CredentialKey::AuthJson(entry)) => {
+                format!("the credentials of auth.json entry {entry:?} were refused")
+            }
+            (CredentialSource::Anonymous, _) => "no credentials in auth.json (or the Docker \
+                 config, credential helpers, containers auth file, DOCKER_AUTH_CONFIG) match \
+                 this registry/namespace"
                 .to_string(),
-            source => format!("the credentials from {source} were refused"),
+            (source, _) => format!("the credentials from {source} were refused"),
         };
         Error {
             kind: ErrorKind::Auth,
@@ -218,7 +216,7 @@ impl Repo<'_> {
             }
             let _permit = self.endpoint.permits.acquire();
             response = self.client.transport.send(
-                method.clone(),
+                method,
                 &url,
                 &all_headers,
                 Body::Empty,
@@ -235,31 +233,31 @@ impl Repo<'_> {
         )))
     }
 
-    fn scope(&self, mount_from: Option<&str>) -> String {
-        let actions = match self.access {
-            Access::Pull => "pull",
-            Access::Push => "pull,push",
-            Access::Catalog => return "registry:catalog:*".to_string(),
-        };
-        let mut scope = format!("repository:{}:{actions}", self.name);
-        if let Some(from) = mount_from {
-            scope.push_str(&format!(" repository:{from}:pull"));
+    /// The token scopes of a request: this repository with its access, and pull access
+    /// to the repository a blob is mounted from.
+    fn scope(&self, mount_from: Option<&str>) -> Scopes {
+        let scopes = Scopes::new(RepositoryScope {
+            repository: self.name().to_string(),
+            access: self.access,
+        });
+        match mount_from {
+            Some(from) => scopes.and_pull(from),
+            None => scopes,
         }
-        scope
     }
 
     /// This repository's credentials (a credential helper runs on first use).
     fn credentials(&self) -> Result<Resolved> {
         self.client
             .credentials
-            .get(&self.endpoint.registry, &self.name)
+            .get(&self.endpoint.registry, self.name())
     }
 
     /// The `Authorization` value for this repository and scope, if any is needed.
     fn authorization(
         &self,
         resolved: &Resolved,
-        scope: &str,
+        scopes: &Scopes,
         stats: &RequestStats,
     ) -> Result<Option<String>> {
         if let Credentials::RegistryToken(token) = &resolved.credentials {
@@ -275,7 +273,7 @@ impl Repo<'_> {
                     registry: &self.endpoint.registry,
                     realm: &realm,
                     service: service.as_deref(),
-                    scope,
+                    scopes,
                     credentials: &resolved.credentials,
                     credentials_key: &resolved.key,
                     insecure: self.endpoint.insecure,
@@ -320,13 +318,13 @@ impl Repo<'_> {
 
     /// After a 401: forget the token (and a helper's answer, so the helper is asked once
     /// more), and learn the challenge if it changed.
-    fn refresh_auth(&self, response: &Response, resolved: &Resolved, scope: &str) {
+    fn refresh_auth(&self, response: &Response, resolved: &Resolved, scopes: &Scopes) {
         self.client
             .tokens
-            .invalidate(&self.endpoint.registry, &resolved.key, scope);
+            .invalidate(&self.endpoint.registry, &resolved.key, scopes);
         self.client
             .credentials
-            .refused(resolved, &self.endpoint.registry, &self.name);
+            .refused(resolved, &self.endpoint.registry, self.name());
         if let Some(challenge) = response
             .header("www-authenticate")
             .and_then(parse_challenge)
@@ -347,8 +345,8 @@ impl Repo<'_> {
         let response = {
             let _permit = self.endpoint.permits.acquire();
             self.client.transport.send(
-                Method::GET,
-                &format!("{base}/v2/"),
+                Method::Get,
+                &format!("{base}{}", paths::ROOT),
                 &[],
                 Body::Empty,
                 Exchange::whole(self.endpoint.insecure),
@@ -403,16 +401,12 @@ impl Repo<'_> {
         if let Some(base) = base.as_ref() {
             return Ok(base.clone());
         }
-        let host = if self.endpoint.registry == DOCKER_HUB {
-            "registry-1.docker.io"
-        } else {
-            &self.endpoint.registry
-        };
+        let host = super::api_host(&self.endpoint.registry);
         let chosen = if self.endpoint.insecure {
             let https = format!("https://{host}");
             let probe = self.client.transport.send(
-                Method::GET,
-                &format!("{https}/v2/"),
+                Method::Get,
+                &format!("{https}{}", paths::ROOT),
                 &[],
                 Body::Empty,
                 Exchange::whole(true),

@@ -1,5 +1,6 @@
 //! URL arithmetic for the registry protocol: `Location` headers (absolute, absolute
-//! path, or relative), origins (credentials stay on the registry's), `Link` pagination.
+//! path, or relative), origins (credentials stay on the registry's), `Link` pagination,
+//! query values percent-encoded.
 
 /// The `rel="next"` target of a `Link` header.
 pub fn next_link(header: &str) -> Option<&str> {
@@ -45,9 +46,35 @@ pub(super) fn same_origin(a: &str, b: &str) -> bool {
     origin_of(a).eq_ignore_ascii_case(origin_of(b))
 }
 
+/// Percent-encodes a query parameter value (RFC 3986 unreserved characters pass).
+pub(super) fn percent_encode(value: &str) -> String {
+    percent_encode_except(value, b"")
+}
+
+/// Percent-encodes every byte of `value` but RFC 3986's unreserved characters and `keep`.
+pub(super) fn percent_encode_except(value: &str, keep: &[u8]) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) || keep.contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn percent_encoding_of_scopes() {
+        assert_eq!(
+            percent_encode("repository:a/b:pull,push"),
+            "repository%3Aa%2Fb%3Apull%2Cpush"
+        );
+    }
 
     #[test]
     fn resolves_locations() {

@@ -3,10 +3,9 @@
 //! (with a confusing 401 `project p not found`). Authenticated with the Basic credentials
 //! the registry gets; robot accounts and users alike.
 
-use ureq::http::Method;
-
 use super::{Answer, Api, Listing, encode, endless, too_many};
 use crate::error::Result;
+use crate::http::Method;
 use crate::http::RequestStats;
 
 /// Repositories per page (Harbor's maximum is 100).
@@ -39,7 +38,7 @@ pub fn list(api: &Api<'_>, namespace: Option<&str>, stats: &RequestStats) -> Res
             return Err(endless(&asked, max_pages));
         }
         let url = format!("{}{path}?page={page}&page_size={PAGE_SIZE}", api.base);
-        let answer = api.call(Method::GET, &url, &headers, &[], stats)?;
+        let answer = api.call(Method::Get, &url, &headers, &[], stats)?;
         if answer.status != 200 {
             return Err(answer.error(&hint(&answer, "list its repositories")));
         }
@@ -70,7 +69,7 @@ pub fn project_exists(api: &Api<'_>, project: &str, stats: &RequestStats) -> Res
         encode(project)
     );
     let headers = authorization(api, project)?;
-    let answer = api.call(Method::HEAD, &url, &headers, &[], stats)?;
+    let answer = api.call(Method::Head, &url, &headers, &[], stats)?;
     match answer.status {
         200 => Ok(true),
         404 => Ok(false),
@@ -89,7 +88,7 @@ pub fn create_project(api: &Api<'_>, project: &str, stats: &RequestStats) -> Res
     .to_string();
     let mut headers = authorization(api, project)?;
     headers.push(("content-type", "application/json".to_string()));
-    let answer = api.call(Method::POST, &url, &headers, body.as_bytes(), stats)?;
+    let answer = api.call(Method::Post, &url, &headers, body.as_bytes(), stats)?;
     match answer.status {
         200..=299 => Ok(true),
         409 => Ok(false),

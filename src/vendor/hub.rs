@@ -3,10 +3,9 @@
 //! are listed anonymously; with credentials (a password or personal access token) the
 //! Hub's login gives a token that also shows private ones.
 
-use ureq::http::Method;
-
 use super::{Api, Listing, encode, endless, too_many};
 use crate::error::{Error, Result};
+use crate::http::Method;
 use crate::http::RequestStats;
 
 const PAGE_SIZE: usize = 100;
@@ -45,7 +44,7 @@ pub fn list(api: &Api<'_>, namespace: Option<&str>, stats: &RequestStats) -> Res
         if pages > max_pages {
             return Err(endless(&asked, max_pages));
         }
-        let answer = api.call(Method::GET, &url, &headers, &[], stats)?;
+        let answer = api.call(Method::Get, &url, &headers, &[], stats)?;
         if answer.status != 200 {
             return Err(answer.error(""));
         }
@@ -90,7 +89,7 @@ fn login(api: &Api<'_>, namespace: &str, stats: &RequestStats) -> Result<Option<
     let url = format!("{}/v2/users/login", api.base);
     let body = serde_json::json!({ "username": username, "password": password }).to_string();
     let headers = [("content-type", "application/json".to_string())];
-    let answer = api.call(Method::POST, &url, &headers, body.as_bytes(), stats)?;
+    let answer = api.call(Method::Post, &url, &headers, body.as_bytes(), stats)?;
     if answer.status != 200 {
         return Err(answer.error(" (Docker Hub did not accept the credentials)"));
     }

@@ -12,11 +12,9 @@ pub mod prepare;
 mod quay;
 pub mod rules;
 
-use ureq::http::Method;
-
 use crate::config::{AuthConfig, Credentials};
 use crate::error::{Error, ErrorKind, Result, StatusClass};
-use crate::http::{Body, Exchange, RequestStats, Response, bounds};
+use crate::http::{Body, Exchange, Method, RequestStats, Response, bounds};
 use crate::kind::{self, Kind};
 use crate::registry::Client;
 
@@ -127,7 +125,7 @@ impl<'c> Api<'c> {
     fn is_harbor(&self, stats: &RequestStats) -> Result<bool> {
         let url = format!("{}/api/v2.0/ping", self.base);
         let response = self.client.transport().retrying(stats, || {
-            let response = self.send(Method::GET, &url, &[], Body::Empty, stats)?;
+            let response = self.send(Method::Get, &url, &[], Body::Empty, stats)?;
             if StatusClass::of(response.status) == StatusClass::Transient {
                 return Err(response.describe_error(&format!("GET {url}")));
             }
@@ -174,14 +172,14 @@ impl<'c> Api<'c> {
     ) -> Result<Answer> {
         let what = format!("{method} {}", crate::http::redact_url(url));
         self.client.transport().retrying(stats, || {
-            let request_body = if body.is_empty() && method == Method::GET {
+            let request_body = if body.is_empty() && method == Method::Get {
                 Body::Empty
             } else {
                 Body::Bytes(body)
             };
-            let response = self.send(method.clone(), url, headers, request_body, stats)?;
+            let response = self.send(method, url, headers, request_body, stats)?;
             let status = response.status;
-            let response_headers = response.headers.clone();
+            let response_headers = response.headers();
             let retry_after = response.retry_after();
             let bytes = response.read_bounded(MAX_API_BODY, &format!("the answer to {what}"))?;
             let answer = Answer {
@@ -221,13 +219,17 @@ pub(crate) struct Answer {
     /// `METHOD url` without its query, for messages.
     pub what: String,
     pub status: u16,
-    pub headers: ureq::http::HeaderMap,
+    /// Names in lower case.
+    pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
 
 impl Answer {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
     }
 
     pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T> {

@@ -3,10 +3,9 @@
 //! listed anonymously; a password that is an OAuth application token (username
 //! `$oauthtoken`) is sent as a bearer token and shows private ones too.
 
-use ureq::http::Method;
-
 use super::{Api, Listing, encode, endless, too_many};
 use crate::error::{Error, Result};
+use crate::http::Method;
 use crate::http::RequestStats;
 
 pub fn list(api: &Api<'_>, namespace: Option<&str>, stats: &RequestStats) -> Result<Listing> {
@@ -49,7 +48,7 @@ pub fn list(api: &Api<'_>, namespace: Option<&str>, stats: &RequestStats) -> Res
             Some(token) => format!("{}{path}&next_page={}", api.base, encode(token)),
             None => format!("{}{path}", api.base),
         };
-        let answer = api.call(Method::GET, &url, &headers, &[], stats)?;
+        let answer = api.call(Method::Get, &url, &headers, &[], stats)?;
         if answer.status != 200 {
             return Err(answer.error(""));
         }

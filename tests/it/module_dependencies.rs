@@ -2,8 +2,9 @@
 //! network, the registry client never prints, only the top of the program chooses
 //! threads, writes files and picks the exit code"). Each module may use only modules of
 //! a lower layer; this test reads every `crate::…` path in `src/` and fails on any other.
-//! Some lower modules are off limits as well ([`FORBIDDEN`]), and only the output layers
-//! print or write files ([`OUTPUT_LAYERS`]).
+//! Some lower modules are off limits as well ([`FORBIDDEN`]), only the output layers
+//! print or write files ([`OUTPUT_LAYERS`]), and only the HTTP layer uses ureq
+//! ([`CRATES_OF_ONE_MODULE`]).
 
 use std::path::Path;
 
@@ -152,6 +153,54 @@ fn only_the_output_layers_print_or_write_files() {
     );
 }
 
+/// Crates that one module alone may use: (crate, the module, why). The others talk to it
+/// through that module's types.
+const CRATES_OF_ONE_MODULE: &[(&str, &str, &str)] = &[(
+    "ureq",
+    "http",
+    "the HTTP layer is the only ureq user: agents, TLS, proxies, bounds and retries in one place",
+)];
+
+/// Whether `text` names the crate `name` in code, tests included (`use ureq…`,
+/// `ureq::…`); prose that mentions it does not count.
+fn names_crate(text: &str, name: &str) -> bool {
+    text.match_indices(name).any(|(i, _)| {
+        let before = text[..i].chars().next_back();
+        let after = &text[i + name.len()..];
+        !before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':')
+            && (after.starts_with("::") || after.starts_with(';') || after.starts_with(" as "))
+    })
+}
+
+#[test]
+fn crates_of_one_module_are_used_there_only() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut violations = Vec::new();
+    let mut seen = vec![false; CRATES_OF_ONE_MODULE.len()];
+    for entry in walk(&src) {
+        let relative = entry.strip_prefix(&src).unwrap();
+        let module = relative.components().next().unwrap().as_os_str();
+        let module = module.to_string_lossy();
+        let module = module.trim_end_matches(".rs");
+        let text = std::fs::read_to_string(&entry).unwrap();
+        for (i, (name, owner, why)) in CRATES_OF_ONE_MODULE.iter().enumerate() {
+            if !names_crate(&text, name) {
+                continue;
+            }
+            seen[i] = true;
+            if module != *owner {
+                violations.push(format!("{} uses {name}: {why}", relative.display()));
+            }
+        }
+    }
+    assert!(seen.iter().all(|s| *s), "a crate is used nowhere: {seen:?}");
+    assert!(
+        violations.is_empty(),
+        "crates used outside their module:\n{}",
+        violations.join("\n")
+    );
+}
+
 #[test]
 fn the_check_sees_a_violation() {
     // Guards the test above against passing vacuously.
@@ -172,6 +221,14 @@ fn the_check_sees_a_violation() {
         output_calls("fn f() { eprintln!(\"x\"); }\n#[cfg(test)]\nfn t() { std::fs::write(p, b) }"),
         ["eprintln!"]
     );
+    assert!(names_crate("use ureq::http::Method;", "ureq"));
+    assert!(names_crate("fn f(e: ureq::Error) {}", "ureq"));
+    assert!(names_crate("use ureq;", "ureq"));
+    assert!(!names_crate("//! the only module that uses ureq", "ureq"));
+    assert!(!names_crate(
+        "let my_ureq = 1; crate::ureq_like::x()",
+        "ureq"
+    ));
 }
 
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {

@@ -1,0 +1,157 @@
+//! Manifests (`/v2/<name>/manifests/<tag or digest>`): `HEAD` for what a tag names,
+//! `GET` once per run through the manifest cache (checked against its digest, counted
+//! against the pull quota), `PUT` with the registry's digest checked against ours. The
+//! bytes are kept as served: a manifest is never re-serialised.
+
+use std::sync::Arc;
+
+use super::quota::Quota;
+use super::{Repo, paths, tag_or_digest};
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::http::{Body, Method, RequestStats};
+use crate::manifest::{self, Manifest, MediaType};
+use crate::reference::TagOrDigest;
+
+/// What `HEAD` on a manifest tells.
+#[derive(Debug, Clone)]
+pub struct ManifestHead {
+    pub digest: Option<Digest>,
+    pub media_type: Option<MediaType>,
+}
+
+impl Repo<'_> {
+    /// `HEAD` a manifest; `None` when it does not exist.
+    pub fn head_manifest(
+        &self,
+        reference: &str,
+        stats: &RequestStats,
+    ) -> Result<Option<ManifestHead>> {
+        let reference = tag_or_digest(reference)?;
+        let path = paths::manifest(self.name(), &reference);
+        let headers = [("accept", manifest::ACCEPT.to_string())];
+        let response = self.retrying_request(Method::Head, &path, &headers, stats)?;
+        self.endpoint.quota.observe(&response);
+        match response.status {
+            200 => Ok(Some(ManifestHead {
+                digest: response
+                    .header("docker-content-digest")
+                    .and_then(|d| Digest::parse(d.trim()).ok()),
+                // Reported as it is: only a well-formed media type.
+                media_type: response
+                    .header("content-type")
+                    .map(|v| v.split(';').next().unwrap_or(v).trim())
+                    .and_then(MediaType::parse),
+            })),
+            404 => Ok(None),
+            _ => Err(response.describe_error(&format!("checking {}", self.id.at(&reference)))),
+        }
+    }
+
+    /// A manifest with its bytes as served; when `reference` is a digest the bytes must
+    /// hash to it. Fetched once per run: later calls for the same digest, or for a tag
+    /// already fetched (whose digest is then known), are answered from memory.
+    pub fn get_manifest(&self, reference: &str, stats: &RequestStats) -> Result<Arc<Manifest>> {
+        self.manifest_at(&tag_or_digest(reference)?, stats)
+    }
+
+    /// [`Repo::get_manifest`] for a reference already read.
+    pub(super) fn manifest_at(
+        &self,
+        reference: &TagOrDigest,
+        stats: &RequestStats,
+    ) -> Result<Arc<Manifest>> {
+        let manifests = &self.client.manifests;
+        let key = |digest: Digest| (self.id.clone(), digest);
+        let tag = match reference {
+            TagOrDigest::Digest(digest) => {
+                return manifests.get(key(digest.clone()), || {
+                    self.fetch_manifest(reference, stats)
+                });
+            }
+            TagOrDigest::Tag(tag) => (self.id.clone(), tag.clone()),
+        };
+        if let Some(digest) = manifests.digest_of_tag(&tag) {
+            let by_digest = TagOrDigest::Digest(digest.clone());
+            return manifests.get(key(digest), || self.fetch_manifest(&by_digest, stats));
+        }
+        let manifest = self.fetch_manifest(reference, stats)?;
+        Ok(manifests.keep(key(manifest.digest.clone()), tag, manifest))
+    }
+
+    fn fetch_manifest(&self, reference: &TagOrDigest, stats: &RequestStats) -> Result<Manifest> {
+        let path = paths::manifest(self.name(), reference);
+        let headers = [("accept", manifest::ACCEPT.to_string())];
+        let what = format!("fetching manifest {}", self.id.at(reference));
+        let quota = &self.endpoint.quota;
+        let (content_type, bytes) = self.client.transport.retrying(stats, || {
+            quota.before_pull(self.registry())?;
+            let response = self.request(Method::Get, &path, &headers, Body::Empty, stats)?;
+            quota.observe(&response);
+            if response.status != 200 {
+                let none_left = Quota::none_left(&response);
+                let retry_after = response.header("retry-after").is_some();
+                let error = response.describe_error(&what);
+                if Quota::says_exhausted(none_left, retry_after, &error) {
+                    return Err(quota.exhaust(self.registry()));
+                }
+                return Err(error);
+            }
+            let content_type = response.header("content-type").map(str::to_string);
+            Ok((
+                content_type,
+                response.read_bounded(
+                    manifest::MAX_MANIFEST_BYTES,
+                    &format!("manifest {}:{reference}", self.display()),
+                )?,
+            ))
+        })?;
+        let digest = Digest::sha256_of(&bytes);
+        if let Some(expected) = reference.digest()
+            && *expected != digest
+        {
+            return Err(Error::digest(format!(
+                "manifest {}@{expected}: content hashes to {digest}",
+                self.display()
+            )));
+        }
+        let media_type = manifest::media_type_of(&bytes, content_type.as_deref())?;
+        Ok(Manifest {
+            bytes,
+            media_type,
+            digest,
+        })
+    }
+
+    /// `PUT` a manifest under a tag or its digest; the registry must agree on the digest.
+    pub fn put_manifest(
+        &self,
+        reference: &str,
+        manifest: &Manifest,
+        stats: &RequestStats,
+    ) -> Result<()> {
+        let reference = tag_or_digest(reference)?;
+        let path = paths::manifest(self.name(), &reference);
+        let headers = [("content-type", manifest.media_type.to_string())];
+        let what = format!("pushing manifest {}", self.id.at(&reference));
+        self.client.transport.retrying(stats, || {
+            let response = self.request(
+                Method::Put,
+                &path,
+                &headers,
+                Body::Bytes(&manifest.bytes),
+                stats,
+            )?;
+            if response.status != 201 && response.status != 200 {
+                return Err(response.describe_error(&what));
+            }
+            match response.header("docker-content-digest") {
+                Some(d) if d.trim() != manifest.digest.as_str() => Err(Error::digest(format!(
+                    "{what}: registry stored it as {d}, expected {}",
+                    manifest.digest
+                ))),
+                _ => Ok(()),
+            }
+        })
+    }
+}
