@@ -33,6 +33,11 @@ mod sync_tag_selection;
 mod sync_target_requests;
 mod upload_chunked_fallback;
 
+// The protocol rules easiest to get wrong, in process against `support::spec_registry`.
+mod protocol_redirects;
+mod protocol_tag_pagination;
+mod protocol_upload_fallbacks;
+
 // Faults: broken networks, hostile servers, interruptions, secrets.
 mod faults_hostile_registry;
 mod faults_interrupt;

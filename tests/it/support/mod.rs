@@ -13,6 +13,8 @@
 //! - [`hostile_registry`]: a registry that misbehaves on purpose, one way at a time.
 //! - [`harbor`]: Harbor's API v2.0 in front of a real registry, refusing pushes into
 //!   missing projects as Harbor does.
+//! - [`spec_registry`]: an in-memory registry that follows the distribution spec, with a
+//!   switch for each protocol choice under test and a log of every request.
 //! - [`project`]: a scratch directory with auth.json/images.json and `validate` run in it.
 //! - [`migrator`]: run the binary in a scratch directory and read its report.
 //! - [`private_mounts`]: run it in a private mount namespace with test files over system paths.
@@ -30,6 +32,7 @@ pub mod private_mounts;
 pub mod project;
 pub mod registry;
 pub mod seed;
+pub mod spec_registry;
 pub mod sync;
 pub mod token_server;
 

@@ -1,0 +1,258 @@
+//! Redirected blob downloads and where credentials go, without Docker: a source
+//! `support::spec_registry` answers blob `GET`s with 301/302/303/307/308 to an
+//! `ObjectStore` on another port (a signed query, as S3 presigned URLs, which refuses any
+//! `Authorization`). The redirect target gets the query untouched and no credentials; a
+//! `Location` that is a path is resolved against the registry; a chain of redirects
+//! without end fails after 10 hops with a clear error; basic credentials go only to the
+//! registry, and with a bearer challenge the password goes only to the token realm and the
+//! token only to the registry, never to the storage or the other registry of the run.
+
+use crate::support;
+
+use serde_json::json;
+use support::spec_registry::{Auth, Image, ObjectStore, SpecRegistry, Switches, signature};
+use support::sync::{RunResult, SyncRun};
+use support::token_server::TokenServer;
+
+const PASSWORD: &str = "redirect-secret-7731";
+
+fn layer() -> Vec<u8> {
+    (0..50_000u32).map(|i| (i * 31 % 253) as u8).collect()
+}
+
+/// `source/src/app:v1` → `target/dst/app:v1`; `source_auth` is the source's auth.json entry.
+fn sync_one(
+    source: &SpecRegistry,
+    target: &SpecRegistry,
+    source_auth: serde_json::Value,
+) -> RunResult {
+    SyncRun::new()
+        .auth(&source.host, source_auth)
+        .insecure(&target.host)
+        .rule(
+            &format!("{}/src/app:v1", source.host),
+            &format!("{}/dst/app:v1", target.host),
+        )
+        .arg("--retries")
+        .arg("1")
+        .run()
+}
+
+/// The image arrived whole and byte for byte.
+fn assert_copied(source: &SpecRegistry, target: &SpecRegistry, image: &Image, run: &RunResult) {
+    run.assert_all("copied");
+    assert_eq!(
+        target.manifest("dst/app", "v1"),
+        Some(image.manifest.clone())
+    );
+    for blob in &image.blobs {
+        assert_eq!(
+            target.blob("dst/app", blob),
+            source.blob("src/app", blob),
+            "{blob}"
+        );
+    }
+}
+
+fn basic_auth() -> Auth {
+    Auth::Basic {
+        user: "robot".into(),
+        password: PASSWORD.into(),
+    }
+}
+
+/// No request `logged` carries `Authorization`, or the password anywhere.
+fn assert_no_credentials(who: &str, logged: &[support::spec_registry::Logged]) {
+    for request in logged {
+        assert_eq!(request.header("authorization"), None, "{who}: {request:#?}");
+        let text = format!("{request:?}");
+        assert!(!text.contains(PASSWORD), "{who}: {request:#?}");
+    }
+}
+
+#[test]
+fn a_blob_redirected_to_another_host_keeps_its_query_and_gets_no_credentials() {
+    for status in [301, 302, 303, 307, 308] {
+        let source = SpecRegistry::start(Switches {
+            auth: basic_auth(),
+            ..Switches::default()
+        });
+        let image = source.push_image("src/app", "v1", &[layer()]);
+        let storage = ObjectStore::start(&source, false);
+        source.switches().blob_redirect = Some((status, storage.base.clone()));
+        let target = SpecRegistry::start(Switches::default());
+        let run = sync_one(
+            &source,
+            &target,
+            json!({"username": "robot", "password": PASSWORD, "insecure": true}),
+        );
+        assert_copied(&source, &target, &image, &run);
+
+        // Each blob: one GET to the registry, with its credentials, answered `status`;
+        // then one GET of exactly the signed URL on the storage, without them.
+        let blob_gets: Vec<_> = source
+            .requests()
+            .into_iter()
+            .filter(|r| r.method == "GET" && r.target.contains("/blobs/"))
+            .collect();
+        assert_eq!(
+            blob_gets.len(),
+            image.blobs.len(),
+            "{status}: {blob_gets:#?}"
+        );
+        for get in &blob_gets {
+            assert_eq!(get.status, status);
+            assert!(
+                get.header("authorization")
+                    .is_some_and(|a| a.starts_with("Basic "))
+            );
+        }
+        let mut fetched: Vec<String> = storage.requests().iter().map(|r| r.line()).collect();
+        fetched.sort();
+        let mut expected: Vec<String> = image
+            .blobs
+            .iter()
+            .map(|d| {
+                format!(
+                    "GET /bucket/{d}?X-Amz-Signature={}&X-Amz-Expires=300",
+                    signature(d)
+                )
+            })
+            .collect();
+        expected.sort();
+        assert_eq!(fetched, expected, "{status}");
+        assert!(storage.requests().iter().all(|r| r.status == 200));
+        assert_no_credentials("storage", &storage.requests());
+        assert_no_credentials("target", &target.requests());
+    }
+}
+
+#[test]
+fn a_location_that_is_a_path_is_resolved_against_the_registry() {
+    let source = SpecRegistry::start(Switches {
+        blob_redirect: Some((307, "/_storage".into())),
+        ..Switches::default()
+    });
+    let image = source.push_image("src/app", "v1", &[layer()]);
+    let target = SpecRegistry::start(Switches::default());
+    let run = sync_one(&source, &target, json!({"insecure": true}));
+    assert_copied(&source, &target, &image, &run);
+    let mut fetched = source.lines(|r| r.target.starts_with("/_storage/") && r.status == 200);
+    fetched.sort();
+    let mut expected: Vec<String> = image
+        .blobs
+        .iter()
+        .map(|d| {
+            format!(
+                "GET /_storage/{d}?X-Amz-Signature={}&X-Amz-Expires=300",
+                signature(d)
+            )
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(fetched, expected);
+}
+
+#[test]
+fn redirects_without_end_fail_after_10_hops_with_a_clear_error() {
+    let source = SpecRegistry::start(Switches::default());
+    // No layers: the config is the one blob, so the counts below are exact.
+    let image = source.push_image("src/app", "v1", &[]);
+    let storage = ObjectStore::start(&source, true);
+    source.switches().blob_redirect = Some((307, storage.base.clone()));
+    let target = SpecRegistry::start(Switches::default());
+    let run = sync_one(&source, &target, json!({"insecure": true}));
+    run.assert_code(1);
+    let result = run.result_for(&format!("{}/dst/app:v1", target.host));
+    assert_eq!(result["status"], "failed", "{}", run.pretty());
+    let message = result["error"]["message"].as_str().unwrap();
+    assert!(message.contains("more than 10 redirects"), "{message}");
+    assert!(
+        message.contains(&format!("/v2/src/app/blobs/{}", image.blobs[0])),
+        "names the blob URL: {message}"
+    );
+    assert!(
+        !message.contains(&signature(&image.blobs[0])),
+        "the signed query is not shown: {message}"
+    );
+    // The registry's answer and 10 hops, once: a redirect loop is not retried.
+    let gets = source.lines(|r| r.target.contains("/blobs/"));
+    assert_eq!(gets.len(), 1, "{gets:#?}");
+    assert_eq!(storage.requests().len(), 10, "{:#?}", storage.requests());
+    assert_eq!(
+        target.manifest("dst/app", "v1"),
+        None,
+        "no tag without its blobs"
+    );
+}
+
+#[test]
+fn bearer_credentials_go_to_the_realm_and_the_token_only_to_the_registry() {
+    let tokens = TokenServer::start(&[("robot", PASSWORD, &[("src/", &["pull"])])]);
+    let source = SpecRegistry::start(Switches {
+        auth: Auth::Bearer {
+            realm: tokens.realm.clone(),
+            service: tokens.service.clone(),
+            issuer: tokens.issuer.clone(),
+        },
+        ..Switches::default()
+    });
+    let image = source.push_image("src/app", "v1", &[layer()]);
+    let storage = ObjectStore::start(&source, false);
+    source.switches().blob_redirect = Some((307, storage.base.clone()));
+    let target = SpecRegistry::start(Switches::default());
+    let run = sync_one(
+        &source,
+        &target,
+        json!({"username": "robot", "password": PASSWORD, "insecure": true}),
+    );
+    assert_copied(&source, &target, &image, &run);
+
+    // The realm: the password, in basic credentials, for pull on the one repository.
+    let issued = tokens.requests();
+    assert!(!issued.is_empty());
+    let basic = format!(
+        "Basic {}",
+        base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            format!("robot:{PASSWORD}")
+        )
+    );
+    for request in &issued {
+        assert_eq!(request.status, 200, "{request:#?}");
+        assert_eq!(request.authorization.as_deref(), Some(basic.as_str()));
+        assert_eq!(request.scopes, ["repository:src/app:pull"]);
+        assert_eq!(request.service.as_deref(), Some(tokens.service.as_str()));
+    }
+    // The registry: a token it accepted on every request but the first ping, never the
+    // password.
+    let requests = source.requests();
+    let issued_tokens: Vec<String> = issued
+        .iter()
+        .map(|r| format!("Bearer {}", r.token))
+        .collect();
+    for request in &requests {
+        let text = format!("{request:?}");
+        assert!(
+            !text.contains(PASSWORD) && !text.contains(&basic),
+            "{request:#?}"
+        );
+        match request.header("authorization") {
+            Some(token) => assert!(issued_tokens.iter().any(|t| t == token), "{request:#?}"),
+            None => assert_eq!(
+                (request.target.as_str(), request.status),
+                ("/v2/", 401),
+                "only the ping goes without a token"
+            ),
+        }
+        assert_ne!(request.status, 403, "{request:#?}");
+    }
+    // Neither the storage nor the other registry of the run saw a credential.
+    assert_eq!(storage.requests().len(), image.blobs.len());
+    assert_no_credentials("storage", &storage.requests());
+    assert_no_credentials("target", &target.requests());
+    for token in &issued_tokens {
+        let everywhere = format!("{:?}{:?}", storage.requests(), target.requests());
+        assert!(!everywhere.contains(token.trim_start_matches("Bearer ")));
+    }
+}
