@@ -80,7 +80,7 @@ impl Repo<'_> {
         })?;
         match response.status {
             201 => Ok(Mount::Mounted),
-            202 => Ok(Mount::Upload(self.upload_location(&response)?)),
+            202 => Ok(Mount::Upload(self.upload_location(&response, &path)?)),
             _ => {
                 Err(response.describe_error(&format!("mounting {digest} into {}", self.display())))
             }
@@ -107,7 +107,7 @@ impl Repo<'_> {
             Ok(response) if response.status == 201 => true,
             Ok(response) => {
                 if response.status == 202
-                    && let Ok(session) = self.upload_location(&response)
+                    && let Ok(session) = self.upload_location(&response, &path)
                 {
                     // Best effort: an abandoned session is purged by the registry anyway.
                     let _ = self.request(Method::Delete, &session, &[], Body::Empty, stats);
@@ -127,7 +127,7 @@ impl Repo<'_> {
         if response.status != 202 {
             return Err(response.describe_error(&format!("starting upload to {}", self.display())));
         }
-        self.upload_location(&response)
+        self.upload_location(&response, &path)
     }
 
     /// Uploads a blob's content into an open upload session: one monolithic `PUT`, or —
@@ -200,7 +200,7 @@ impl Repo<'_> {
             if response.status != 202 {
                 return Err(response.describe_error(&what()));
             }
-            url = self.upload_location(&response)?;
+            url = self.upload_location(&response, &url)?;
             offset += len;
         }
         // Reach the end of the stream so that its size and digest are verified now.
@@ -273,10 +273,14 @@ impl Repo<'_> {
             .cloned()
     }
 
-    fn upload_location(&self, response: &Response) -> Result<String> {
+    /// The upload session an answer names: its `Location`, resolved (as any relative
+    /// reference, RFC 3986) against the URL of the request it answers — `request`, a path
+    /// of the registry or an absolute URL.
+    fn upload_location(&self, response: &Response, request: &str) -> Result<String> {
         let location = response
             .header("location")
             .ok_or_else(|| Error::protocol("upload response without Location header"))?;
-        Ok(resolve_url(&self.base()?, location))
+        let request_url = resolve_url(&self.base()?, request);
+        Ok(resolve_url(&request_url, location))
     }
 }
