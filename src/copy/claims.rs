@@ -100,34 +100,43 @@ impl<K: Eq + Hash + Clone, V: Clone> Drop for ClaimGuard<'_, K, V> {
     }
 }
 
-/// Where blobs are known to be in each target registry, and which are being uploaded
-/// right now, so that each blob crosses the wire at most once per target registry.
+/// Where blobs are known to be in each target registry, and where jobs are placing them
+/// right now, so that each blob crosses the wire at most once per target registry and is
+/// placed in each repository once: two concurrent mounts of one blob into one repository
+/// can make a registry (distribution 2.8) answer `MANIFEST_BLOB_UNKNOWN` to a manifest
+/// pushed meanwhile.
 #[derive(Default)]
 pub(super) struct BlobLedger {
-    state: Mutex<HashMap<(String, Digest), BlobState>>,
+    state: Mutex<HashMap<(String, Digest), BlobPlaces>>,
     changed: Condvar,
 }
 
-enum BlobState {
-    Uploading,
-    In(Vec<String>),
+/// Where one blob is in one registry.
+#[derive(Default)]
+struct BlobPlaces {
+    /// Repositories that hold it.
+    held: Vec<String>,
+    /// Repositories a job is putting it in (an upload, or a mount from a holder).
+    placing: Vec<String>,
 }
 
 /// What a job does about one blob.
 pub(super) enum BlobClaim<'l> {
     /// Known to be in the target repository already.
     Present,
-    /// Known in another repository of the same registry.
-    MountFrom(String),
-    /// Nobody has it or is uploading it: the caller must, and records it with the guard.
+    /// Known in another repository of the same registry: the caller mounts it from there
+    /// and says so with the guard.
+    MountFrom(String, BlobGuard<'l>),
+    /// Nobody has it or is uploading it: the caller must, and says so with the guard.
     Owner(BlobGuard<'l>),
-    /// Another job is uploading it (only when the caller asked not to wait).
+    /// Another job is placing it (only when the caller asked not to wait).
     Busy,
 }
 
 impl BlobLedger {
-    /// Where the blob stands for `repo`; with `wait`, an upload in progress is waited
-    /// for, else it is answered [`BlobClaim::Busy`].
+    /// Where the blob stands for `repo`; with `wait`, another job placing it (into this
+    /// repository, or uploading it anywhere in the registry) is waited for, else it is
+    /// answered [`BlobClaim::Busy`].
     pub(super) fn claim(
         &self,
         registry: &str,
@@ -138,62 +147,58 @@ impl BlobLedger {
         let key = (registry.to_string(), digest.clone());
         let mut state = self.state.lock().unwrap();
         loop {
-            match state.get(&key) {
-                Some(BlobState::Uploading) if !wait => return BlobClaim::Busy,
-                Some(BlobState::Uploading) => state = self.changed.wait(state).unwrap(),
-                Some(BlobState::In(repos)) if repos.iter().any(|r| r == repo) => {
-                    return BlobClaim::Present;
-                }
-                Some(BlobState::In(repos)) => return BlobClaim::MountFrom(repos[0].clone()),
-                None => {
-                    state.insert(key.clone(), BlobState::Uploading);
-                    return BlobClaim::Owner(BlobGuard {
-                        ledger: self,
-                        key: Some(key),
-                    });
-                }
+            let places = state.entry(key.clone()).or_default();
+            let busy = places.placing.iter().any(|r| r == repo)
+                || (places.held.is_empty() && !places.placing.is_empty());
+            if places.held.iter().any(|r| r == repo) {
+                return BlobClaim::Present;
             }
+            if busy && !wait {
+                return BlobClaim::Busy;
+            }
+            if busy {
+                state = self.changed.wait(state).unwrap();
+                continue;
+            }
+            places.placing.push(repo.to_string());
+            let guard = BlobGuard {
+                ledger: self,
+                key: Some(key),
+                repo: repo.to_string(),
+            };
+            return match places.held.first() {
+                Some(holder) => BlobClaim::MountFrom(holder.clone(), guard),
+                None => BlobClaim::Owner(guard),
+            };
         }
     }
 
-    /// Records that `repo` of `registry` has the blob.
-    pub(super) fn record(&self, registry: &str, digest: &Digest, repo: &str) {
-        let key = (registry.to_string(), digest.clone());
+    /// Ends a placement: the blob is in `repo` now (`placed`), or the job gave up.
+    fn end(&self, key: &(String, Digest), repo: &str, placed: bool) {
         let mut state = self.state.lock().unwrap();
-        match state.get_mut(&key) {
-            Some(BlobState::In(repos)) => {
-                if !repos.iter().any(|r| r == repo) {
-                    repos.push(repo.to_string());
-                }
+        if let Some(places) = state.get_mut(key) {
+            places.placing.retain(|r| r != repo);
+            if placed && !places.held.iter().any(|r| r == repo) {
+                places.held.push(repo.to_string());
             }
-            _ => {
-                state.insert(key, BlobState::In(vec![repo.to_string()]));
-            }
-        }
-        self.changed.notify_all();
-    }
-
-    /// Gives up an upload after a failure, so that a waiting job may try.
-    fn release(&self, key: &(String, Digest)) {
-        let mut state = self.state.lock().unwrap();
-        if matches!(state.get(key), Some(BlobState::Uploading)) {
-            state.remove(key);
         }
         self.changed.notify_all();
     }
 }
 
-/// An upload this job owns; dropped without [`BlobGuard::uploaded`], it is given up.
+/// A placement this job owns; dropped without [`BlobGuard::placed`], it is given up and
+/// a waiting job may try.
 pub(super) struct BlobGuard<'l> {
     ledger: &'l BlobLedger,
     key: Option<(String, Digest)>,
+    repo: String,
 }
 
 impl BlobGuard<'_> {
-    /// The blob is now in `repo`.
-    pub(super) fn uploaded(mut self, repo: &str) {
-        if let Some((registry, digest)) = self.key.take() {
-            self.ledger.record(&registry, &digest, repo);
+    /// The blob is now in the repository it was claimed for.
+    pub(super) fn placed(mut self) {
+        if let Some(key) = self.key.take() {
+            self.ledger.end(&key, &self.repo, true);
         }
     }
 }
@@ -201,7 +206,7 @@ impl BlobGuard<'_> {
 impl Drop for BlobGuard<'_> {
     fn drop(&mut self) {
         if let Some(key) = self.key.take() {
-            self.ledger.release(&key);
+            self.ledger.end(&key, &self.repo, false);
         }
     }
 }
@@ -259,25 +264,41 @@ mod tests {
     }
 
     #[test]
-    fn the_ledger_gives_one_owner_then_mounts_then_presence() {
+    fn the_ledger_gives_one_owner_then_one_mount_per_repository_then_presence() {
         let ledger = BlobLedger::default();
         let blob = digest(1);
         let BlobClaim::Owner(guard) = ledger.claim("r.io", &blob, "a/one", true) else {
             panic!("the first job owns the upload")
         };
-        assert!(matches!(
-            ledger.claim("r.io", &blob, "b/two", false),
-            BlobClaim::Busy
-        ));
-        guard.uploaded("a/one");
+        assert!(
+            matches!(ledger.claim("r.io", &blob, "b/two", false), BlobClaim::Busy),
+            "uploaded once per registry: another repository waits for it"
+        );
+        guard.placed();
         assert!(matches!(
             ledger.claim("r.io", &blob, "a/one", true),
             BlobClaim::Present
         ));
-        match ledger.claim("r.io", &blob, "b/two", true) {
-            BlobClaim::MountFrom(repo) => assert_eq!(repo, "a/one"),
-            _ => panic!("another repository of the same registry mounts"),
-        }
+        let BlobClaim::MountFrom(from, mount) = ledger.claim("r.io", &blob, "b/two", true) else {
+            panic!("another repository of the same registry mounts")
+        };
+        assert_eq!(from, "a/one");
+        assert!(
+            matches!(ledger.claim("r.io", &blob, "b/two", false), BlobClaim::Busy),
+            "one mount per repository at a time"
+        );
+        assert!(
+            matches!(
+                ledger.claim("r.io", &blob, "c/three", false),
+                BlobClaim::MountFrom(..)
+            ),
+            "other repositories mount meanwhile"
+        );
+        mount.placed();
+        assert!(matches!(
+            ledger.claim("r.io", &blob, "b/two", false),
+            BlobClaim::Present
+        ));
         // Another registry knows nothing of it.
         assert!(matches!(
             ledger.claim("s.io", &blob, "a/one", true),
@@ -296,7 +317,7 @@ mod tests {
             let (ledger, blob) = (ledger.clone(), blob.clone());
             move || match ledger.claim("r.io", &blob, "a/two", true) {
                 BlobClaim::Owner(_) => "owner".to_string(),
-                BlobClaim::MountFrom(repo) => repo,
+                BlobClaim::MountFrom(repo, _) => repo,
                 _ => "other".to_string(),
             }
         });
@@ -317,11 +338,11 @@ mod tests {
         let waiter = on_thread({
             let (ledger, blob) = (ledger.clone(), blob.clone());
             move || match ledger.claim("r.io", &blob, "a/two", true) {
-                BlobClaim::MountFrom(repo) => repo,
+                BlobClaim::MountFrom(repo, _) => repo,
                 _ => "not a mount".to_string(),
             }
         });
-        guard.uploaded("a/one");
+        guard.placed();
         assert_eq!(waiter.recv().unwrap(), "a/one");
     }
 }

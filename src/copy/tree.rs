@@ -92,13 +92,13 @@ impl Copier<'_> {
             BlobClaim::Present => {
                 ctx.tally.skipped.fetch_add(1, Ordering::Relaxed);
             }
-            BlobClaim::MountFrom(from) => {
+            BlobClaim::MountFrom(from, guard) => {
                 self.mount_or_stream(ctx, &from, digest, *size)?;
-                (self.ledger).record(target.registry(), digest, target.name());
+                guard.placed();
             }
             BlobClaim::Owner(guard) => {
                 self.owner_copy(ctx, digest, *size)?;
-                guard.uploaded(target.name());
+                guard.placed();
             }
         }
         Ok(true)
