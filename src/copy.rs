@@ -187,8 +187,8 @@ impl<'c> Copier<'c> {
             }
         }
         let deferred = Mutex::new(Vec::new());
-        let numbered: Vec<(usize, Job)> = jobs.into_iter().enumerate().collect();
-        let mut results = self.threads.map(numbered, |(n, job)| {
+        let numbered = spread(jobs, self.options.threads);
+        let ran = self.threads.map(numbered, |(n, job)| {
             let started = Instant::now();
             let step = self.run_step(&job, None);
             *self
@@ -198,13 +198,17 @@ impl<'c> Copier<'c> {
                 .get_mut(&job.source.registry)
                 .expect("counted above") -= 1;
             match step {
-                Ok(outcome) => Some(done(&job, outcome)),
+                Ok(outcome) => (n, Some(done(&job, outcome))),
                 Err(resume) => {
                     deferred.lock().unwrap().push((n, job, resume, started));
-                    None
+                    (n, None)
                 }
             }
         });
+        let mut results: Vec<Option<R>> = std::iter::repeat_with(|| None).take(ran.len()).collect();
+        for (n, result) in ran {
+            results[n] = result;
+        }
         let mut deferred = deferred.into_inner().unwrap();
         deferred.sort_unstable_by_key(|(n, ..)| *n);
         for (n, job, resume, started) in deferred {
@@ -335,11 +339,59 @@ impl<'c> Copier<'c> {
     }
 }
 
+/// The jobs, numbered in file order, in the order they start: the list cut into `ways`
+/// runs that are taken in turn (the first job of each, then the second of each, …), so
+/// that the jobs running at once are far apart in the file — rarely of one repository,
+/// whose tag list the first of them reads for the others and whose blobs each job would
+/// otherwise wait for — while each run keeps its repositories' jobs close in time.
+fn spread(jobs: Vec<Job>, ways: usize) -> Vec<(usize, Job)> {
+    let len = jobs.len();
+    let run = len.div_ceil(ways.max(1)).max(1);
+    let mut slots: Vec<Option<Job>> = jobs.into_iter().map(Some).collect();
+    let mut order = Vec::with_capacity(len);
+    for i in 0..run {
+        for n in (i..len).step_by(run) {
+            order.push((n, slots[n].take().expect("each job once")));
+        }
+    }
+    order
+}
+
 /// The source reference a job copies: its digest when pinned, else its tag.
 fn source_reference(job: &Job) -> Result<String> {
     match (&job.source.digest, &job.source.tag) {
         (Some(digest), _) => Ok(digest.to_string()),
         (None, Some(tag)) => Ok(tag.clone()),
         (None, None) => Err(Error::protocol("job without tag or digest")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reference::Reference;
+
+    #[test]
+    fn jobs_start_far_apart_and_each_once() {
+        let job = |n: usize| Job {
+            rule: String::new(),
+            rule_line: n,
+            source: Reference::parse(&format!("r.io/a:t{n}")).unwrap(),
+            target: Reference::parse(&format!("s.io/a:t{n}")).unwrap(),
+        };
+        let order: Vec<usize> = spread((0..10).map(job).collect(), 3)
+            .into_iter()
+            .map(|(n, job)| {
+                assert_eq!(job.rule_line, n, "numbered in file order");
+                n
+            })
+            .collect();
+        assert_eq!(order, vec![0, 4, 8, 1, 5, 9, 2, 6, 3, 7]);
+        assert!(spread(Vec::new(), 8).is_empty());
+        let one: Vec<usize> = spread((0..3).map(job).collect(), 8)
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        assert_eq!(one, vec![0, 1, 2]);
     }
 }
