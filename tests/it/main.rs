@@ -9,6 +9,7 @@
 mod support;
 
 // `sync`: what a migration copies, and how it talks to registries.
+mod cloud_swr;
 mod proxy_forward;
 mod registry_concurrency_cap;
 mod sync_all_tags;

@@ -13,6 +13,8 @@
 //! - [`hostile_registry`]: a registry that misbehaves on purpose, one way at a time.
 //! - [`harbor`]: Harbor's API v2.0 in front of a real registry, refusing pushes into
 //!   missing projects as Harbor does.
+//! - [`cloud`]: SWR's API (signatures recomputed by Huawei's SDK) beside a real registry
+//!   gated as SWR gates it, the Python in a cached venv (`cloud_venv.sh`).
 //! - [`project`]: a scratch directory with auth.json/images.json and `validate` run in it.
 //! - [`migrator`]: run the binary in a scratch directory and read its report.
 //! - [`private_mounts`]: run it in a private mount namespace with test files over system paths.
@@ -20,6 +22,7 @@
 
 pub mod apiserver;
 pub mod blob_server;
+pub mod cloud;
 pub mod fault_proxy;
 pub mod forward_proxy;
 pub mod harbor;
@@ -35,7 +38,7 @@ pub mod token_server;
 
 /// Environment a CI runner or a developer's shell may have that would change what the
 /// binary does; every test run of the binary starts without it.
-pub const CLEARED_ENV: [&str; 17] = [
+pub const CLEARED_ENV: [&str; 23] = [
     "DEFAULT_REGISTRY",
     "DEFAULT_NAMESPACE",
     "IMAGE_MIGRATOR_SHARD",
@@ -53,6 +56,12 @@ pub const CLEARED_ENV: [&str; 17] = [
     "all_proxy",
     "NO_PROXY",
     "no_proxy",
+    "HUAWEICLOUD_SDK_AK",
+    "HUAWEICLOUD_SDK_SK",
+    "HUAWEICLOUD_SDK_PROJECT_ID",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
 ];
 
 /// The `image-migrator` binary with [`CLEARED_ENV`] removed (for a process the test must
