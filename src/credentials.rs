@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 use crate::config::{
     AuthConfig, CloudKeys, CredentialSource, Credentials, Found, MachineCredentials, Secret,
 };
-use crate::kind::Kind;
 use crate::error::{Error, ErrorKind, Result};
+use crate::kind::Kind;
 
 /// How long a helper may take to answer.
 const HELPER_TIMEOUT: Duration = Duration::from_secs(60);

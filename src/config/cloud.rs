@@ -33,7 +33,11 @@ pub struct CloudKeys {
 
 impl CloudKeys {
     pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> CloudKeys {
-        let set = |name: &str| env(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let set = |name: &str| {
+            env(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
         let huawei = match (set("HUAWEICLOUD_SDK_AK"), set("HUAWEICLOUD_SDK_SK")) {
             (Some(ak), Some(sk)) => Some(HuaweiKeys {
                 ak: Secret::new(ak),
@@ -80,7 +84,10 @@ mod tests {
                     .map(|(_, v)| v.to_string())
             }
         };
-        let keys = CloudKeys::from_env(&env(&[("HUAWEICLOUD_SDK_AK", "A"), ("AWS_ACCESS_KEY_ID", "B")]));
+        let keys = CloudKeys::from_env(&env(&[
+            ("HUAWEICLOUD_SDK_AK", "A"),
+            ("AWS_ACCESS_KEY_ID", "B"),
+        ]));
         assert!(keys.huawei.is_none() && keys.aws.is_none());
         let keys = CloudKeys::from_env(&env(&[
             ("HUAWEICLOUD_SDK_AK", "A"),
@@ -91,6 +98,15 @@ mod tests {
         ]));
         assert_eq!(keys.huawei.unwrap().ak.expose(), "A");
         assert!(keys.aws.unwrap().session_token.is_none());
-        assert!(!format!("{:?}", CloudKeys::from_env(&env(&[("HUAWEICLOUD_SDK_AK", "A"), ("HUAWEICLOUD_SDK_SK", "S")]))).contains("\"S\""));
+        assert!(
+            !format!(
+                "{:?}",
+                CloudKeys::from_env(&env(&[
+                    ("HUAWEICLOUD_SDK_AK", "A"),
+                    ("HUAWEICLOUD_SDK_SK", "S")
+                ]))
+            )
+            .contains("\"S\"")
+        );
     }
 }

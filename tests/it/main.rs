@@ -9,7 +9,6 @@
 mod support;
 
 // `sync`: what a migration copies, and how it talks to registries.
-mod cloud_swr;
 mod proxy_forward;
 mod registry_concurrency_cap;
 mod sync_all_tags;
@@ -33,6 +32,9 @@ mod sync_tag_pagination;
 mod sync_tag_selection;
 mod sync_target_requests;
 mod upload_chunked_fallback;
+
+// Whole projects to and from cloud registries (stand-ins checking with the vendors' code).
+mod cloud_swr;
 
 // Faults: broken networks, hostile servers, interruptions, secrets.
 mod faults_hostile_registry;

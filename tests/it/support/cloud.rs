@@ -21,7 +21,10 @@ pub const REGION: &str = "cn-north-4";
 fn python() -> PathBuf {
     static VENV: OnceLock<PathBuf> = OnceLock::new();
     VENV.get_or_init(|| {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/support/cloud_venv.sh");
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/it/support/cloud_venv.sh"
+        );
         let out = Command::new("bash")
             .arg(script)
             .stderr(Stdio::inherit())
