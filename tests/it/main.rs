@@ -34,6 +34,7 @@ mod sync_target_requests;
 mod upload_chunked_fallback;
 
 // Whole projects to and from cloud registries (stand-ins checking with the vendors' code).
+mod cloud_ecr;
 mod cloud_swr;
 
 // Faults: broken networks, hostile servers, interruptions, secrets.

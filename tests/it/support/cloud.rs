@@ -1,6 +1,6 @@
 //! Cloud registries' stand-ins that check what the real services check, with the vendors'
 //! own code: `cloud_api.py` (in the venv `cloud_venv.sh` makes, with Huawei's
-//! `huaweicloudsdkcore`) answers the management API and recomputes each request's
+//! `huaweicloudsdkcore` and AWS's `botocore`) answers the management API and recomputes each request's
 //! signature; a [`FaultProxy`] in front of a real registry asks it about every registry
 //! request (`/_standin/gate`: sign-in, pushes into containers that do not exist).
 
@@ -16,6 +16,11 @@ use super::registry::TestRegistry;
 pub const AK: &str = "TESTAKSWR0123456789A";
 pub const SK: &str = "testSkSwrDoNotUse0123456789abcdefghijklmn";
 pub const REGION: &str = "cn-north-4";
+pub const AWS_KEY_ID: &str = "AKIATESTECR000000000";
+pub const AWS_SECRET: &str = "testAwsSecretDoNotUse/0123456789abcdefghij";
+pub const AWS_REGION: &str = "eu-west-1";
+/// The ECR registry's password for user `AWS` (what `GetAuthorizationToken` would give).
+pub const ECR_PASSWORD: &str = "ecr-registry-password-0123456789";
 
 /// The venv's Python, made by `cloud_venv.sh` when missing (once per test process).
 fn python() -> PathBuf {
@@ -67,6 +72,40 @@ impl CloudStandIn {
                 AK,
                 "--sk",
                 SK,
+                "--containers",
+                &containers,
+                "--may-create",
+                may_create,
+                "--page-size",
+                &page_size,
+            ],
+        )
+    }
+
+    /// ECR in front of `registry`, with these repositories; `may_create`: the key may
+    /// create repositories; `page_size`: the most repositories on one page.
+    pub fn ecr(
+        registry: &TestRegistry,
+        repositories: &[&str],
+        may_create: bool,
+        page_size: usize,
+    ) -> CloudStandIn {
+        let may_create = if may_create { "1" } else { "0" };
+        let page_size = page_size.to_string();
+        let containers = repositories.join(",");
+        Self::start(
+            registry,
+            &[
+                "--vendor",
+                "ecr",
+                "--region",
+                AWS_REGION,
+                "--ak",
+                AWS_KEY_ID,
+                "--sk",
+                AWS_SECRET,
+                "--password",
+                ECR_PASSWORD,
                 "--containers",
                 &containers,
                 "--may-create",
@@ -151,16 +190,18 @@ impl CloudStandIn {
         serde_json::from_value(self.state()["containers"].clone()).unwrap()
     }
 
-    /// Every API call answered: method, path with query, status.
+    /// Every API call answered: method, path with query (ECR's: `/#<Action>`), status.
     pub fn api_calls(&self) -> Vec<(String, String, u16)> {
         serde_json::from_value(self.state()["calls"].clone()).unwrap()
     }
 
-    /// The API calls that would change something.
+    /// The API calls that would change something (ECR's reads are POSTs too).
     pub fn api_writes(&self) -> Vec<(String, String, u16)> {
         self.api_calls()
             .into_iter()
-            .filter(|(m, _, _)| !matches!(m.as_str(), "GET" | "HEAD"))
+            .filter(|(m, p, _)| {
+                !matches!(m.as_str(), "GET" | "HEAD") && !p.ends_with("#DescribeRepositories")
+            })
             .collect()
     }
 }

@@ -9,6 +9,13 @@ that asks this server about every registry request, at /_standin/gate).
   /v2/manage/namespaces. The registry gate wants Basic '<region>@<AK>' with the login key
   hex(HMAC-SHA256(SK, AK)), and refuses pushes into organizations that do not exist.
 
+--vendor ecr: Amazon ECR's API (JSON 1.1, X-Amz-Target). Each request's SigV4 signature
+  is recomputed with botocore's SigV4Auth over the headers it names; a wrong one is
+  refused with 403 InvalidSignatureException, an unknown key with
+  UnrecognizedClientException, as AWS does. DescribeRepositories (nextToken pages, or
+  repositoryNames), CreateRepository (RepositoryAlreadyExistsException). The registry gate
+  wants Basic 'AWS:<password>' and answers NAME_UNKNOWN for repositories not created.
+
 Prints 'listening <port>' on stdout once it answers. /_standin/state tells the test
 what exists and which API calls were made.
 """
@@ -70,9 +77,13 @@ class Handler(BaseHTTPRequestHandler):
         body = self.body()
         if parsed.path.startswith("/_standin/"):
             return self.standin(parsed.path, body)
-        status = swr(self, parsed, body)
+        status = (swr if self.state.args.vendor == "swr" else ecr)(self, parsed, body)
+        path = self.path
+        if self.state.args.vendor == "ecr":
+            # One URL for every action: the action names the call.
+            path += "#" + (self.headers.get("X-Amz-Target") or "").split(".")[-1]
         with LOCK:
-            self.state.calls.append([self.command, self.path, status])
+            self.state.calls.append([self.command, path, status])
 
     do_GET = do_POST = do_HEAD = do_PUT = do_DELETE = do_PATCH = handle_any
 
@@ -84,7 +95,8 @@ class Handler(BaseHTTPRequestHandler):
                                          "calls": list(state.calls)})
         if path == "/_standin/gate":
             request = json.loads(body)
-            return self.answer(200, swr_gate(state, request))
+            gate = swr_gate if state.args.vendor == "swr" else ecr_gate
+            return self.answer(200, gate(state, request))
         return self.answer(404, {"error": "no such stand-in path"})
 
 
@@ -198,9 +210,106 @@ def swr_gate(state, request):
     return {"status": 0}
 
 
+# --- ECR ------------------------------------------------------------------------------
+
+def ecr_error(handler, status, kind, message):
+    return handler.answer(status, {"__type": kind, "message": message})
+
+
+def ecr_signature_ok(handler, body):
+    """What AWS checks: a known key, the scope's region and service, and the signature
+    botocore computes over the signed headers. None when right, else (type, message)."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+    args = handler.state.args
+    authorization = handler.headers.get("Authorization") or ""
+    if not authorization.startswith("AWS4-HMAC-SHA256 "):
+        return ("MissingAuthenticationTokenException", "Missing Authentication Token")
+    fields = dict(part.strip().split("=", 1)
+                  for part in authorization[len("AWS4-HMAC-SHA256 "):].split(","))
+    key, date, region, service, _ = fields.get("Credential", "////").split("/", 4)
+    if key != args.ak:
+        return ("UnrecognizedClientException", "The security token included in the request is invalid.")
+    if region != args.region or service != "ecr":
+        return ("InvalidSignatureException", "Credential should be scoped to a valid region and service.")
+    signed = fields.get("SignedHeaders", "").split(";")
+    headers = {name: handler.headers.get(name) or "" for name in signed if name != "host"}
+    token = handler.headers.get("X-Amz-Security-Token")
+    request = AWSRequest(method=handler.command,
+                         url="http://%s%s" % (handler.headers.get("Host"), handler.path),
+                         data=body, headers=headers)
+    request.context["timestamp"] = handler.headers.get("X-Amz-Date") or ""
+    auth = SigV4Auth(Credentials(args.ak, args.sk, token), "ecr", args.region)
+    canonical = auth.canonical_request(request)
+    expected = auth.signature(auth.string_to_sign(request, canonical), request)
+    if expected != fields.get("Signature"):
+        return ("InvalidSignatureException",
+                "The request signature we calculated does not match the signature you provided.")
+    return None
+
+
+def ecr(handler, parsed, body):
+    state, args = handler.state, handler.state.args
+    refused = ecr_signature_ok(handler, body)
+    if refused:
+        return ecr_error(handler, 403 if refused[0] != "UnrecognizedClientException" else 400, *refused)
+    action = (handler.headers.get("X-Amz-Target") or "").split(".")[-1]
+    request = json.loads(body or b"{}")
+    if action == "DescribeRepositories":
+        with LOCK:
+            names = sorted(state.containers)
+        if request.get("repositoryNames"):
+            missing = [n for n in request["repositoryNames"] if n not in names]
+            if missing:
+                return ecr_error(handler, 400, "RepositoryNotFoundException",
+                                 "The repository with name '%s' does not exist in the registry" % missing[0])
+            names = request["repositoryNames"]
+        start = int(request.get("nextToken") or 0)
+        size = min(int(request.get("maxResults") or 100), args.page_size)
+        page = names[start:start + size]
+        out = {"repositories": [{"repositoryName": n, "registryId": "123456789012"} for n in page]}
+        if start + size < len(names):
+            out["nextToken"] = str(start + size)
+        return handler.answer(200, out)
+    if action == "CreateRepository":
+        name = request.get("repositoryName", "")
+        if not args.may_create:
+            return ecr_error(handler, 400, "AccessDeniedException",
+                             "User: arn:aws:iam::123456789012:user/ci is not authorized to perform: "
+                             "ecr:CreateRepository on resource: %s" % name)
+        with LOCK:
+            if name in state.containers:
+                return ecr_error(handler, 400, "RepositoryAlreadyExistsException",
+                                 "The repository with name '%s' already exists" % name)
+            state.containers.add(name)
+        return handler.answer(200, {"repository": {"repositoryName": name}})
+    return ecr_error(handler, 400, "UnknownOperationException", "unknown operation")
+
+
+def ecr_gate(state, request):
+    import base64
+    expected = "Basic " + base64.b64encode(("AWS:%s" % state.args.password).encode()).decode()
+    if request.get("authorization") != expected:
+        return {"status": 401, "headers": [["WWW-Authenticate", 'Basic realm="ecr"']],
+                "body": {"errors": [{"code": "UNAUTHORIZED", "message": "authentication required"}]}}
+    rest = request["path"].split("?")[0][len("/v2/"):]
+    for marker in ("/blobs/", "/manifests/", "/tags/"):
+        if marker in rest:
+            repository = rest.split(marker)[0]
+            with LOCK:
+                exists = repository in state.containers
+            if not exists:
+                return {"status": 404, "headers": [], "body": {"errors": [{
+                    "code": "NAME_UNKNOWN",
+                    "message": "The repository with name '%s' does not exist in the registry "
+                               "with id '123456789012'" % repository}]}}
+    return {"status": 0}
+
+
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--vendor", choices=["swr"], required=True)
+    parser.add_argument("--vendor", choices=["swr", "ecr"], required=True)
     parser.add_argument("--registry", required=True, help="host:port of the real registry")
     parser.add_argument("--region", required=True)
     parser.add_argument("--ak", required=True)
@@ -208,6 +317,7 @@ def main():
     parser.add_argument("--containers", default="", help="organizations that exist, comma-separated")
     parser.add_argument("--may-create", type=int, default=1)
     parser.add_argument("--page-size", type=int, default=100)
+    parser.add_argument("--password", default="", help="ECR: the registry's password for user AWS")
     args = parser.parse_args()
     Handler.state = State(args)
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

@@ -13,8 +13,8 @@
 //! - [`hostile_registry`]: a registry that misbehaves on purpose, one way at a time.
 //! - [`harbor`]: Harbor's API v2.0 in front of a real registry, refusing pushes into
 //!   missing projects as Harbor does.
-//! - [`cloud`]: SWR's API (signatures recomputed by Huawei's SDK) beside a real registry
-//!   gated as SWR gates it, the Python in a cached venv (`cloud_venv.sh`).
+//! - [`cloud`]: SWR's and ECR's APIs (signatures recomputed by Huawei's SDK and botocore)
+//!   beside a real registry gated as they gate it, the Python in a cached venv (`cloud_venv.sh`).
 //! - [`project`]: a scratch directory with auth.json/images.json and `validate` run in it.
 //! - [`migrator`]: run the binary in a scratch directory and read its report.
 //! - [`private_mounts`]: run it in a private mount namespace with test files over system paths.
