@@ -3,6 +3,7 @@
 //! Nothing here talks to the network.
 
 pub mod auth;
+pub mod cloud;
 pub mod images;
 pub mod machine;
 mod pair;
@@ -15,6 +16,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use auth::{AuthConfig, AuthEntry, Secret};
+pub use cloud::CloudKeys;
 pub use images::{Defaults, Rule, TagSelection};
 pub use machine::{CredentialSource, Credentials, Found, MachineCredentials};
 pub use tags::TagFilters;

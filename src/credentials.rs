@@ -3,6 +3,11 @@
 //! (`docker-credential-<name> get`) run here, at most once per registry per run and once
 //! more after the registry refused what they gave (ECR tokens expire). What a helper
 //! says is a secret: it is handed to `on_secret` (masking in CI) and never printed.
+//!
+//! Cloud sign-in: a registry of kind SWR without a username and password in auth.json,
+//! with `HUAWEICLOUD_SDK_AK` / `_SK` set, signs in as `<region>@<AK>` with the long-term
+//! login key `hex(HMAC-SHA256(SK, AK))` (`swr-aksk`); these come before the machine's
+//! Docker config, because the keys were given for this run.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -10,8 +15,11 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::config::{AuthConfig, CredentialSource, Credentials, Found, MachineCredentials, Secret};
+use crate::config::{
+    AuthConfig, CloudKeys, CredentialSource, Credentials, Found, MachineCredentials, Secret,
+};
 use crate::error::{Error, ErrorKind, Result};
+use crate::kind::Kind;
 
 /// How long a helper may take to answer.
 const HELPER_TIMEOUT: Duration = Duration::from_secs(60);
@@ -64,6 +72,9 @@ pub struct CredentialStore {
     machine: MachineCredentials,
     helpers: Mutex<HashMap<HelperId, Arc<Mutex<HelperSlot>>>>,
     on_secret: Box<dyn Fn(&str) + Send + Sync>,
+    cloud: CloudKeys,
+    /// SWR's login key, derived once from the Huawei keys.
+    swr_login_key: Option<Secret>,
 }
 
 impl CredentialStore {
@@ -78,17 +89,66 @@ impl CredentialStore {
             machine,
             helpers: Mutex::new(HashMap::new()),
             on_secret,
+            cloud: CloudKeys::default(),
+            swr_login_key: None,
         }
+    }
+
+    /// The clouds' keys (from the environment), for signing API requests and signing in;
+    /// each value, and SWR's login key derived from them, goes to `on_secret` now.
+    pub fn with_cloud(mut self, cloud: CloudKeys) -> Self {
+        self.swr_login_key = cloud.huawei.as_ref().map(|keys| {
+            Secret::new(crate::signing::swr_login_key(
+                keys.ak.expose(),
+                keys.sk.expose(),
+            ))
+        });
+        for secret in cloud
+            .secret_values()
+            .into_iter()
+            .chain(self.swr_login_key.as_ref().map(Secret::expose))
+        {
+            (self.on_secret)(secret);
+        }
+        self.cloud = cloud;
+        self
     }
 
     pub fn auth(&self) -> &AuthConfig {
         &self.auth
     }
 
+    pub fn cloud(&self) -> &CloudKeys {
+        &self.cloud
+    }
+
+    /// The kind and region of a registry, as auth.json or its host says.
+    fn kind_region(&self, registry: &str) -> (Option<Kind>, Option<String>) {
+        let fields = self.auth.vendor(registry);
+        let host = crate::kind::from_host(registry);
+        (
+            fields.kind.or(host.as_ref().map(|h| h.kind)),
+            fields.region.or(host.and_then(|h| h.region)),
+        )
+    }
+
+    /// The cloud sign-in a registry gets when auth.json gives it no username and password.
+    fn cloud_source(&self, registry: &str) -> Option<CredentialSource> {
+        match self.kind_region(registry) {
+            (Some(Kind::Swr), Some(_)) if self.cloud.huawei.is_some() => {
+                Some(CredentialSource::SwrAksk)
+            }
+            _ => None,
+        }
+    }
+
     /// Where the credentials for a repository come from, without running any helper.
     pub fn source(&self, registry: &str, repository: &str) -> CredentialSource {
         if self.auth_entry(registry, repository).is_some() {
             return CredentialSource::AuthJson;
+        }
+        if let Some(source) = self.cloud_source(registry) {
+            return source;
         }
         match self.machine.lookup(registry, repository) {
             Some(Found::Static(source, _)) => source,
@@ -105,6 +165,25 @@ impl CredentialStore {
                 credentials: Credentials::Basic { username, password },
                 source: CredentialSource::AuthJson,
                 key: CredentialKey::AuthJson(key),
+            });
+        }
+        if let Some(CredentialSource::SwrAksk) = self.cloud_source(registry)
+            && let (Some(keys), Some(login_key), (_, Some(region))) = (
+                &self.cloud.huawei,
+                &self.swr_login_key,
+                self.kind_region(registry),
+            )
+        {
+            return Ok(Resolved {
+                credentials: Credentials::Basic {
+                    username: Secret::new(format!("{region}@{}", keys.ak.expose())),
+                    password: login_key.clone(),
+                },
+                source: CredentialSource::SwrAksk,
+                key: CredentialKey::Machine {
+                    source: CredentialSource::SwrAksk,
+                    registry: registry.to_string(),
+                },
             });
         }
         match self.machine.lookup(registry, repository) {

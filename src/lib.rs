@@ -24,4 +24,5 @@ pub mod proxy_url;
 pub mod reference;
 pub mod registry;
 pub mod report;
+pub mod signing;
 pub mod vendor;

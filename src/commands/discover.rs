@@ -207,7 +207,8 @@ fn registry_client(args: &ConfigArgs) -> Result<crate::registry::Client, Discove
         std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
     )
     .map_err(usage)?;
-    let credentials = crate::credentials::CredentialStore::new(auth, machine, Box::new(|_| {}));
+    let credentials = crate::credentials::CredentialStore::new(auth, machine, Box::new(|_| {}))
+        .with_cloud(crate::config::CloudKeys::from_env(&env));
     crate::registry::Client::new(transport, credentials, 8).map_err(usage)
 }
 

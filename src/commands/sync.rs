@@ -91,7 +91,10 @@ fn connect(
         Box::new(|_| {})
     };
     let credentials =
-        CredentialStore::new(settings.auth.clone(), settings.machine.clone(), on_secret);
+        CredentialStore::new(settings.auth.clone(), settings.machine.clone(), on_secret)
+            .with_cloud(crate::config::CloudKeys::from_env(&|name| {
+                std::env::var(name).ok()
+            }));
     match Client::new(transport, credentials, settings.registry_concurrency) {
         Ok(client) => Some((client, pool)),
         Err(e) => {

@@ -40,7 +40,10 @@ pub fn validate(args: &ValidateArgs) -> Outcome {
         config.auth.clone(),
         config.machine.clone(),
         Box::new(|_| {}),
-    );
+    )
+    .with_cloud(crate::config::CloudKeys::from_env(&|name| {
+        std::env::var(name).ok()
+    }));
     let source_of =
         |registry: &str, repository: &str| store.source(registry, repository).to_string();
     // The entry whose credentials are used; None = anonymous (no matching key, or the

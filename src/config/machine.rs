@@ -37,6 +37,10 @@ pub enum CredentialSource {
     Helper(String),
     ContainersAuth,
     DockerAuthConfig,
+    /// SWR's login key, derived from `HUAWEICLOUD_SDK_AK` / `_SK`.
+    SwrAksk,
+    /// ECR's `GetAuthorizationToken`, signed with `AWS_*`.
+    EcrApi,
     Anonymous,
 }
 
@@ -48,6 +52,8 @@ impl fmt::Display for CredentialSource {
             CredentialSource::Helper(name) => write!(f, "credential-helper:{name}"),
             CredentialSource::ContainersAuth => f.write_str("containers-auth"),
             CredentialSource::DockerAuthConfig => f.write_str("DOCKER_AUTH_CONFIG"),
+            CredentialSource::SwrAksk => f.write_str("swr-aksk"),
+            CredentialSource::EcrApi => f.write_str("ecr-api"),
             CredentialSource::Anonymous => f.write_str("anonymous"),
         }
     }

@@ -1,16 +1,18 @@
 //! The registries' management APIs beside the distribution API: what the registry protocol
 //! cannot do — list the repositories of a Harbor project, a Docker Hub or Quay namespace
 //! (distribution's `_catalog` is the fallback), check and create the container a push
-//! needs (a Harbor project). Each vendor has its own file; this one settles a registry's
+//! needs (a Harbor project, an SWR organization, an ECR repository). Each vendor has its own file; this one settles a registry's
 //! kind (its host, auth.json's `kind`, else Harbor's ping) and makes the requests, through
 //! `http` like every other request, with errors that name the API asked and its answer.
 //! Never prints.
 
+mod ecr;
 pub mod harbor;
 mod hub;
 pub mod prepare;
 mod quay;
 pub mod rules;
+pub mod swr;
 
 use crate::config::{AuthConfig, Credentials};
 use crate::error::{Error, ErrorKind, Result, StatusClass};
@@ -338,13 +340,8 @@ pub fn list_repositories(
                 asked,
             }
         }
-        Kind::Swr | Kind::Ecr => {
-            return Err(Error::protocol(format!(
-                "{registry}: listing the repositories of {} is not supported yet; \
-                 write the rules by hand",
-                api.kind
-            )));
-        }
+        Kind::Swr => swr::list(&api, namespace, stats)?,
+        Kind::Ecr => ecr::list(&api, stats)?,
     };
     listing
         .repositories

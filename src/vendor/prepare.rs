@@ -1,5 +1,5 @@
 //! `sync --create-targets`: before any blob moves, each distinct target container — the
-//! Harbor project a repository lives in — is checked once and created when missing,
+//! Harbor project or SWR organization a repository lives in, or the ECR repository itself — is checked once and created when missing,
 //! because the registry protocol cannot make one and a push into a missing one fails
 //! (Harbor's 401 `project p not found`). A dry run only checks. Registries without
 //! containers (plain distribution, Docker Hub, Quay) need nothing.
@@ -45,7 +45,8 @@ impl Prepared {
 /// none this tool makes.
 fn container_of(kind: Kind, repository: &str) -> Option<&str> {
     match kind {
-        Kind::Harbor => repository.split('/').next(),
+        Kind::Harbor | Kind::Swr => repository.split('/').next(),
+        Kind::Ecr => Some(repository),
         _ => None,
     }
 }
@@ -83,16 +84,7 @@ pub fn prepare(
             }
         };
         match api.kind {
-            Kind::Harbor => {}
-            Kind::Swr | Kind::Ecr => {
-                out.warnings.push(format!(
-                    "--create-targets: creating {} {}s is not supported yet; create those \
-                     of {registry} by hand",
-                    api.kind,
-                    api.kind.container().unwrap_or("container")
-                ));
-                continue;
-            }
+            Kind::Harbor | Kind::Swr | Kind::Ecr => {}
             Kind::Distribution | Kind::DockerHub | Kind::Quay => continue,
         }
         let mut names: Vec<&str> = repositories
@@ -125,13 +117,21 @@ fn ensure(
     dry_run: bool,
     stats: &RequestStats,
 ) -> Result<TargetOutcome, Error> {
-    if super::harbor::project_exists(api, name, stats)? {
+    let (exists, create): (fn(_, _, _) -> _, fn(_, _, _) -> _) = match api.kind {
+        Kind::Swr => (
+            super::swr::organization_exists,
+            super::swr::create_organization,
+        ),
+        Kind::Ecr => (super::ecr::repository_exists, super::ecr::create_repository),
+        _ => (super::harbor::project_exists, super::harbor::create_project),
+    };
+    if exists(api, name, stats)? {
         return Ok(TargetOutcome::Existed);
     }
     if dry_run {
         return Ok(TargetOutcome::WouldCreate);
     }
-    Ok(if super::harbor::create_project(api, name, stats)? {
+    Ok(if create(api, name, stats)? {
         TargetOutcome::Created
     } else {
         TargetOutcome::Existed

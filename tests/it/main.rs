@@ -37,6 +37,9 @@ mod upload_chunked_fallback;
 mod protocol_redirects;
 mod protocol_tag_pagination;
 mod protocol_upload_fallbacks;
+// Whole projects to and from cloud registries (stand-ins checking with the vendors' code).
+mod cloud_ecr;
+mod cloud_swr;
 
 // Faults: broken networks, hostile servers, interruptions, secrets.
 mod faults_hostile_registry;

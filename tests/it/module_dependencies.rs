@@ -10,7 +10,15 @@ use std::path::Path;
 
 /// Layers, lowest first. A module may use modules in earlier layers (and its own files).
 const LAYERS: &[&[&str]] = &[
-    &["error", "digest", "progress", "hints", "proxy_url", "kind"],
+    &[
+        "error",
+        "digest",
+        "progress",
+        "hints",
+        "proxy_url",
+        "kind",
+        "signing",
+    ],
     &["reference", "http", "manifest", "report"],
     &["config"],
     &["credentials", "kube", "github"],

@@ -15,6 +15,8 @@
 //!   missing projects as Harbor does.
 //! - [`spec_registry`]: an in-memory registry that follows the distribution spec, with a
 //!   switch for each protocol choice under test and a log of every request.
+//! - [`cloud`]: SWR's and ECR's APIs (signatures recomputed by Huawei's SDK and botocore)
+//!   beside a real registry gated as they gate it, the Python in a cached venv (`cloud_venv.sh`).
 //! - [`project`]: a scratch directory with auth.json/images.json and `validate` run in it.
 //! - [`migrator`]: run the binary in a scratch directory and read its report.
 //! - [`private_mounts`]: run it in a private mount namespace with test files over system paths.
@@ -22,6 +24,7 @@
 
 pub mod apiserver;
 pub mod blob_server;
+pub mod cloud;
 pub mod fault_proxy;
 pub mod forward_proxy;
 pub mod harbor;
@@ -38,7 +41,7 @@ pub mod token_server;
 
 /// Environment a CI runner or a developer's shell may have that would change what the
 /// binary does; every test run of the binary starts without it.
-pub const CLEARED_ENV: [&str; 17] = [
+pub const CLEARED_ENV: [&str; 23] = [
     "DEFAULT_REGISTRY",
     "DEFAULT_NAMESPACE",
     "IMAGE_MIGRATOR_SHARD",
@@ -56,6 +59,12 @@ pub const CLEARED_ENV: [&str; 17] = [
     "all_proxy",
     "NO_PROXY",
     "no_proxy",
+    "HUAWEICLOUD_SDK_AK",
+    "HUAWEICLOUD_SDK_SK",
+    "HUAWEICLOUD_SDK_PROJECT_ID",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
 ];
 
 /// The `image-migrator` binary with [`CLEARED_ENV`] removed (for a process the test must
