@@ -15,9 +15,8 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::config::{
-    AuthConfig, CloudKeys, CredentialSource, Credentials, Found, MachineCredentials, Secret,
-};
+use crate::config::{AuthConfig, CloudKeys, Found, MachineCredentials};
+pub use crate::config::{CredentialSource, Credentials, Secret};
 use crate::error::{Error, ErrorKind, Result};
 use crate::kind::Kind;
 

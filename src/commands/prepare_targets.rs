@@ -42,43 +42,7 @@ pub(super) fn prepare_targets(
             ),
         });
     }
-    // The images whose container could not be made fail, and only those.
-    let failed: Vec<&prepare::Prepared> = preparation
-        .prepared
-        .iter()
-        .filter(|p| p.outcome == TargetOutcome::Failed)
-        .collect();
-    if !failed.is_empty() {
-        let jobs = std::mem::take(&mut plan.jobs);
-        for job in jobs {
-            match failed
-                .iter()
-                .find(|p| p.holds(&job.target.registry, &job.target.repository))
-            {
-                Some(container) => {
-                    let cause = container.error.clone().unwrap_or_else(|| {
-                        crate::error::Error::protocol("the target could not be created")
-                    });
-                    plan.failures.push(RuleFailure {
-                        rule: job.rule,
-                        rule_line: job.rule_line,
-                        source: job.source,
-                        target: job.target,
-                        error: crate::error::Error {
-                            message: format!(
-                                "cannot create {}: {}",
-                                container.describe(),
-                                cause.message
-                            ),
-                            ..cause
-                        },
-                        attempts: 1,
-                    });
-                }
-                None => plan.jobs.push(job),
-            }
-        }
-    }
+    fail_jobs_without_container(plan, &preparation.prepared);
     preparation
         .prepared
         .into_iter()
@@ -90,4 +54,39 @@ pub(super) fn prepare_targets(
             error: p.error.map(|e| e.message),
         })
         .collect()
+}
+
+/// The images whose container could not be made fail, and only those.
+fn fail_jobs_without_container(plan: &mut Plan, prepared: &[prepare::Prepared]) {
+    let failed: Vec<&prepare::Prepared> = prepared
+        .iter()
+        .filter(|p| p.outcome == TargetOutcome::Failed)
+        .collect();
+    if failed.is_empty() {
+        return;
+    }
+    for job in std::mem::take(&mut plan.jobs) {
+        let Some(container) = failed
+            .iter()
+            .find(|p| p.holds(&job.target.registry, &job.target.repository))
+        else {
+            plan.jobs.push(job);
+            continue;
+        };
+        let cause = container
+            .error
+            .clone()
+            .unwrap_or_else(|| crate::error::Error::protocol("the target could not be created"));
+        plan.failures.push(RuleFailure {
+            rule: job.rule,
+            rule_line: job.rule_line,
+            source: job.source,
+            target: job.target,
+            error: crate::error::Error {
+                message: format!("cannot create {}: {}", container.describe(), cause.message),
+                ..cause
+            },
+            attempts: 1,
+        });
+    }
 }

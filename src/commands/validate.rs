@@ -79,48 +79,55 @@ pub fn validate(args: &ValidateArgs) -> Outcome {
         })
         .collect();
     let targets = target_registries(&config);
-    let mut stdout = std::io::stdout().lock();
     match args.format {
-        Format::Json => {
-            let doc = serde_json::json!({
-                "rules": rules,
-                "referrers": args.referrers,
-                "targets": targets,
-            });
-            let _ = writeln!(stdout, "{}", serde_json::to_string_pretty(&doc).unwrap());
-        }
-        Format::Text => {
-            for rule in &rules {
-                // The auth.json key, or where else the credentials come from.
-                let auth = |key: &Option<String>, source: &str| {
-                    key.clone().unwrap_or_else(|| source.to_string())
-                };
-                let _ = writeln!(
-                    stdout,
-                    "line {}: {} [{}] → {}  (source auth: {}, target auth: {})",
-                    rule.line,
-                    rule.source,
-                    rule.tags_described,
-                    rule.target,
-                    auth(&rule.source_auth, &rule.source_credentials),
-                    auth(&rule.target_auth, &rule.target_credentials),
-                );
-            }
-            if args.referrers {
-                let _ = writeln!(
-                    stdout,
-                    "referrers: on (signatures, SBOMs and attestations are copied with each \
-                     image, up to {} level(s) deep)",
-                    crate::copy::REFERRER_DEPTH
-                );
-            }
-            for target in &targets {
-                let _ = writeln!(stdout, "target {}", target.describe());
-            }
-            let _ = writeln!(stdout, "{} rule(s) valid", rules.len());
-        }
+        Format::Json => print_json(&rules, args.referrers, &targets),
+        Format::Text => print_text(&rules, args.referrers, &targets),
     }
     Outcome::Success
+}
+
+fn print_json(rules: &[ResolvedRule], referrers: bool, targets: &[TargetRegistry]) {
+    let doc = serde_json::json!({
+        "rules": rules,
+        "referrers": referrers,
+        "targets": targets,
+    });
+    let _ = writeln!(
+        std::io::stdout().lock(),
+        "{}",
+        serde_json::to_string_pretty(&doc).unwrap()
+    );
+}
+
+fn print_text(rules: &[ResolvedRule], referrers: bool, targets: &[TargetRegistry]) {
+    let mut stdout = std::io::stdout().lock();
+    for rule in rules {
+        // The auth.json key, or where else the credentials come from.
+        let auth =
+            |key: &Option<String>, source: &str| key.clone().unwrap_or_else(|| source.to_string());
+        let _ = writeln!(
+            stdout,
+            "line {}: {} [{}] → {}  (source auth: {}, target auth: {})",
+            rule.line,
+            rule.source,
+            rule.tags_described,
+            rule.target,
+            auth(&rule.source_auth, &rule.source_credentials),
+            auth(&rule.target_auth, &rule.target_credentials),
+        );
+    }
+    if referrers {
+        let _ = writeln!(
+            stdout,
+            "referrers: on (signatures, SBOMs and attestations are copied with each image, up \
+             to {} level(s) deep)",
+            crate::copy::REFERRER_DEPTH
+        );
+    }
+    for target in targets {
+        let _ = writeln!(stdout, "target {}", target.describe());
+    }
+    let _ = writeln!(stdout, "{} rule(s) valid", rules.len());
 }
 
 /// A target registry as `validate` shows it: its kind and management API, from its host

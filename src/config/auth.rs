@@ -115,67 +115,40 @@ impl AuthConfig {
         let mut entries: Vec<AuthEntry> = Vec::new();
         for entry in file_entries {
             let at = |message: String| ConfigError::at(path, entry.line, &entry.key, message);
-            // image-syncer users write `harbor.example.com/` as often as without the slash.
-            let location = entry.key.strip_suffix('/').unwrap_or(&entry.key);
             let Location {
                 registry,
                 namespace,
-            } = match Location::parse(location) {
+            } = match new_location(&entry.key, &entries) {
                 Ok(location) => location,
-                Err(e) => {
-                    errors.push(at(format!(
-                        "key must be a registry or registry/namespace: {}",
-                        e.reason
-                    )));
+                Err(message) => {
+                    errors.push(at(message));
                     continue;
                 }
             };
-            if let Some(previous) = entries
-                .iter()
-                .find(|e| e.registry == registry && e.namespace == namespace)
-            {
-                errors.push(at(format!(
-                    "duplicate entry: line {} already configures the same registry/namespace",
-                    previous.line
-                )));
-                continue;
-            }
-            let raw: RawEntry = match serde_json::from_value(entry.value.to_json()) {
+            let raw = match raw_entry(path, &entry) {
                 Ok(raw) => raw,
-                Err(e) => {
-                    let message =
-                        without_value(&e.to_string()).replace("struct RawEntry", "an object");
-                    let line = field_line(&entry.value).unwrap_or(entry.line);
-                    errors.push(ConfigError::at(
-                        path,
-                        line,
-                        &entry.key,
-                        format!(
-                            "{message} (an entry is an object with optional \"username\", \
-                             \"password\", \"proxy\", \"kind\", \"region\", \"api\" strings \
-                             and an \"insecure\" boolean)"
-                        ),
-                    ));
+                Err(error) => {
+                    errors.push(error);
                     continue;
                 }
             };
-            let mut expand_field = |field: &str, value: Option<String>| {
-                value.and_then(|value| match expand(&value, env) {
-                    Ok(expanded) => Some(Secret(expanded)),
-                    Err(e) => {
-                        errors.push(at(format!("{field}: {e}")));
-                        None
-                    }
-                })
-            };
-            let username = expand_field("username", raw.username);
-            let password = expand_field("password", raw.password);
-            let proxy = expand_field("proxy", raw.proxy).map(|p| p.expose().to_string());
+            let mut problems = Vec::new();
+            let [username, password, proxy] = expand_fields(
+                [
+                    ("username", raw.username),
+                    ("password", raw.password),
+                    ("proxy", raw.proxy),
+                ],
+                env,
+                &mut problems,
+            );
+            let proxy = proxy.map(|p| p.expose().to_string());
             if let Some(proxy) = &proxy
                 && let Err(e) = crate::proxy_url::check(proxy)
             {
-                errors.push(at(format!("proxy: {e}")));
+                problems.push(format!("proxy: {e}"));
             }
+            errors.extend(problems.into_iter().map(at));
             let vendor = match check_vendor(&registry, raw.kind, raw.region, raw.api) {
                 Ok(vendor) => vendor,
                 Err(message) => {
@@ -395,6 +368,59 @@ fn valid_name(name: &str) -> bool {
         .next()
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// The registry (and namespace) an entry's key names, unless an earlier entry names it.
+fn new_location(key: &str, earlier: &[AuthEntry]) -> Result<Location, String> {
+    // image-syncer users write `harbor.example.com/` as often as without the slash.
+    let location = Location::parse(key.strip_suffix('/').unwrap_or(key))
+        .map_err(|e| format!("key must be a registry or registry/namespace: {}", e.reason))?;
+    match earlier
+        .iter()
+        .find(|e| e.registry == location.registry && e.namespace == location.namespace)
+    {
+        Some(previous) => Err(format!(
+            "duplicate entry: line {} already configures the same registry/namespace",
+            previous.line
+        )),
+        None => Ok(location),
+    }
+}
+
+/// `${VAR}` expanded in each field present; what cannot be is a problem named by its
+/// field, never by its value.
+fn expand_fields<const N: usize>(
+    fields: [(&str, Option<String>); N],
+    env: &dyn Fn(&str) -> Option<String>,
+    problems: &mut Vec<String>,
+) -> [Option<Secret>; N] {
+    fields.map(|(field, value)| {
+        value.and_then(|value| match expand(&value, env) {
+            Ok(expanded) => Some(Secret(expanded)),
+            Err(e) => {
+                problems.push(format!("{field}: {e}"));
+                None
+            }
+        })
+    })
+}
+
+/// An entry's fields, or an error that names what is wrong without repeating the value
+/// (it may be a secret).
+fn raw_entry(path: &Path, entry: &Entry) -> Result<RawEntry, ConfigError> {
+    serde_json::from_value(entry.value.to_json()).map_err(|e| {
+        let message = without_value(&e.to_string()).replace("struct RawEntry", "an object");
+        let line = field_line(&entry.value).unwrap_or(entry.line);
+        ConfigError::at(
+            path,
+            line,
+            &entry.key,
+            format!(
+                "{message} (an entry is an object with optional \"username\", \"password\", \
+                 \"proxy\", \"kind\", \"region\", \"api\" strings and an \"insecure\" boolean)"
+            ),
+        )
+    })
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ use crate::digest::Digest;
 use crate::end::End;
 use crate::error::{Error, ErrorKind, Result};
 use crate::manifest::{self, Referrer};
+use crate::reference::RepoId;
 
 /// How deep referrers of referrers are followed (1 = only those of the image).
 pub const MAX_DEPTH: usize = 3;
@@ -46,14 +47,13 @@ pub(super) struct ReferrerTally {
 pub(super) struct ReferrerState {
     /// Subjects of target repositories: handled (with how many referrers the target has
     /// now, nested ones included), or being handled by a job.
-    subjects: Claims<(String, String, Digest), u64>,
+    subjects: Claims<(RepoId, Digest), u64>,
 }
 
 impl ReferrerState {
-    fn subject_key(target: &dyn End, subject: &Digest) -> (String, String, Digest) {
+    fn subject_key(target: &dyn End, subject: &Digest) -> (RepoId, Digest) {
         (
-            target.registry().to_string(),
-            target.name().to_string(),
+            RepoId::new(target.registry(), target.name()),
             subject.clone(),
         )
     }

@@ -11,10 +11,11 @@ use super::claims::Claims;
 use crate::digest::Digest;
 use crate::end::End;
 use crate::http::RequestStats;
+use crate::reference::RepoId;
 
 #[derive(Default)]
 pub(super) struct TargetRepos {
-    repos: Mutex<HashMap<(String, String), Arc<TargetRepo>>>,
+    repos: Mutex<HashMap<RepoId, Arc<TargetRepo>>>,
 }
 
 #[derive(Default)]
@@ -28,7 +29,7 @@ pub(super) struct TargetRepo {
 
 impl TargetRepos {
     pub(super) fn get(&self, target: &dyn End) -> Arc<TargetRepo> {
-        let key = (target.registry().to_string(), target.name().to_string());
+        let key = RepoId::new(target.registry(), target.name());
         self.repos.lock().unwrap().entry(key).or_default().clone()
     }
 

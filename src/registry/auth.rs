@@ -12,8 +12,8 @@ use base64::Engine as _;
 
 use super::Access;
 use super::url::percent_encode;
-use crate::config::Credentials;
 use crate::credentials::CredentialKey;
+use crate::credentials::Credentials;
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::{Body, Exchange, Method, RequestStats, Response, Transport, bounds};
 
@@ -373,8 +373,8 @@ mod tests {
         })
         .and_pull("c");
         let credentials = Credentials::Basic {
-            username: crate::config::Secret::new("robot$ci".to_string()),
-            password: crate::config::Secret::new("x".to_string()),
+            username: crate::credentials::Secret::new("robot$ci".to_string()),
+            password: crate::credentials::Secret::new("x".to_string()),
         };
         let anonymous = CredentialKey::Anonymous;
         let request = TokenRequest {

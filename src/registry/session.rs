@@ -10,8 +10,8 @@ use super::auth::{
 };
 use super::url::{resolve_url, same_origin};
 use super::{Repo, paths};
-use crate::config::{CredentialSource, Credentials};
 use crate::credentials::{CredentialKey, Resolved};
+use crate::credentials::{CredentialSource, Credentials};
 use crate::error::{Error, ErrorKind, Result, StatusClass};
 use crate::http::bounds::{self, MAX_REDIRECTS};
 use crate::http::{Body, Exchange, Method, RequestStats, Response, redact_url};

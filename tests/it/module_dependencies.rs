@@ -4,7 +4,8 @@
 //! a lower layer; this test reads every `crate::…` path in `src/` and fails on any other.
 //! Some lower modules are off limits as well ([`FORBIDDEN`]), only the output layers
 //! print or write files ([`OUTPUT_LAYERS`]), and only the HTTP layer uses ureq
-//! ([`CRATES_OF_ONE_MODULE`]).
+//! ([`CRATES_OF_ONE_MODULE`]). No function is longer than [`MAX_FUNCTION_LINES`], no
+//! file's code longer than [`MAX_FILE_LINES`].
 
 use std::path::Path;
 
@@ -34,6 +35,11 @@ const FORBIDDEN: &[(&str, &str, &str)] = &[
         "config",
         "http",
         "reading the files never touches the network (a proxy URL is checked with proxy_url)",
+    ),
+    (
+        "registry",
+        "config",
+        "the registry layer takes credentials from `credentials`, never the files' types",
     ),
     (
         "copy",
@@ -251,4 +257,88 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     files.sort();
     files
+}
+
+/// Longest function, and longest file (its code before any `#[cfg(test)]` module), in `src/`.
+const MAX_FUNCTION_LINES: usize = 80;
+const MAX_FILE_LINES: usize = 500;
+
+/// The functions of a file longer than [`MAX_FUNCTION_LINES`] (`fn` line to its closing
+/// brace at the same indentation), and its code length.
+fn long_functions(text: &str) -> (Vec<(String, usize)>, usize) {
+    let lines: Vec<&str> = text.lines().collect();
+    let code = (lines.iter())
+        .position(|l| l.trim_start().starts_with("#[cfg(test)]"))
+        .unwrap_or(lines.len());
+    let mut long = Vec::new();
+    let mut i = 0;
+    while i < code {
+        let line = lines[i];
+        let trimmed = line.trim_start();
+        let indent = &line[..line.len() - trimmed.len()];
+        let signature = trimmed
+            .split_once("fn ")
+            .filter(|(before, _)| {
+                before
+                    .split_whitespace()
+                    .all(|w| w.starts_with("pub") || ["const", "unsafe", "async"].contains(&w))
+            })
+            .map(|(_, after)| after);
+        // A declaration without a body, or a body on the same line, is short.
+        if let Some(after) = signature
+            && !trimmed.ends_with(';')
+            && !trimmed.ends_with('}')
+        {
+            let name: String = after
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            let end = (i + 1..lines.len())
+                .find(|&j| lines[j] == format!("{indent}}}"))
+                .unwrap_or(i);
+            if end + 1 - i > MAX_FUNCTION_LINES {
+                long.push((name, end + 1 - i));
+            }
+            i = end;
+        }
+        i += 1;
+    }
+    (long, code)
+}
+
+#[test]
+fn functions_and_files_stay_short() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut problems = Vec::new();
+    for path in walk(&src) {
+        let (long, code) = long_functions(&std::fs::read_to_string(&path).unwrap());
+        let name = path.strip_prefix(&src).unwrap().display().to_string();
+        if code > MAX_FILE_LINES {
+            problems.push(format!(
+                "{name}: {code} lines of code (at most {MAX_FILE_LINES})"
+            ));
+        }
+        for (function, lines) in long {
+            problems.push(format!(
+                "{name}: fn {function} has {lines} lines (at most {MAX_FUNCTION_LINES})"
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+#[test]
+fn the_length_check_sees_a_long_function_and_ends_at_its_brace() {
+    let body = "    let x = 1;\n".repeat(MAX_FUNCTION_LINES);
+    let text =
+        format!("fn short() {{\n}}\n\npub(crate) fn long() {{\n{body}}}\n\nfn after() {{}}\n");
+    let (long, code) = long_functions(&text);
+    assert_eq!(long, vec![("long".to_string(), MAX_FUNCTION_LINES + 2)]);
+    assert_eq!(code, text.lines().count());
+    let tests = format!("fn a() {{}}\n#[cfg(test)]\nmod tests {{\nfn long() {{\n{body}}}\n}}\n");
+    assert_eq!(
+        long_functions(&tests),
+        (Vec::new(), 1),
+        "test modules do not count"
+    );
 }

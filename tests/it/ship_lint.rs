@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-const LINTED: [&str; 8] = [
+const LINTED: [&str; 9] = [
     "ci",
     "action",
     ".ci",
@@ -16,6 +16,7 @@ const LINTED: [&str; 8] = [
     "action.yml",
     "Cargo.toml",
     "Cargo.lock",
+    "tests/it/support/cloud_venv.sh",
 ];
 
 fn copy_tree(from: &Path, to: &Path) {
@@ -26,6 +27,7 @@ fn copy_tree(from: &Path, to: &Path) {
             copy_tree(&entry.path(), &to.join(entry.file_name()));
         }
     } else {
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
         std::fs::copy(from, to).unwrap();
     }
 }
