@@ -187,28 +187,27 @@ impl<'c> Copier<'c> {
             }
         }
         let deferred = Mutex::new(Vec::new());
-        let numbered = spread(jobs, self.options.threads);
-        let ran = self.threads.map(numbered, |(n, job)| {
-            let started = Instant::now();
-            let step = self.run_step(&job, None);
-            *self
-                .unfinished
-                .lock()
-                .unwrap()
-                .get_mut(&job.source.registry)
-                .expect("counted above") -= 1;
-            match step {
-                Ok(outcome) => (n, Some(done(&job, outcome))),
-                Err(resume) => {
-                    deferred.lock().unwrap().push((n, job, resume, started));
-                    (n, None)
+        let results: Mutex<Vec<Option<R>>> =
+            Mutex::new(std::iter::repeat_with(|| None).take(jobs.len()).collect());
+        self.threads
+            .consume(spread(jobs, self.options.threads), |(n, job)| {
+                let started = Instant::now();
+                let step = self.run_step(&job, None);
+                *self
+                    .unfinished
+                    .lock()
+                    .unwrap()
+                    .get_mut(&job.source.registry)
+                    .expect("counted above") -= 1;
+                match step {
+                    Ok(outcome) => {
+                        let result = done(&job, outcome);
+                        results.lock().unwrap()[n] = Some(result);
+                    }
+                    Err(resume) => deferred.lock().unwrap().push((n, job, resume, started)),
                 }
-            }
-        });
-        let mut results: Vec<Option<R>> = std::iter::repeat_with(|| None).take(ran.len()).collect();
-        for (n, result) in ran {
-            results[n] = result;
-        }
+            });
+        let mut results = results.into_inner().unwrap();
         let mut deferred = deferred.into_inner().unwrap();
         deferred.sort_unstable_by_key(|(n, ..)| *n);
         for (n, job, resume, started) in deferred {
@@ -344,10 +343,12 @@ impl<'c> Copier<'c> {
 /// that the jobs running at once are far apart in the file — rarely of one repository,
 /// whose tag list the first of them reads for the others and whose blobs each job would
 /// otherwise wait for — while each run keeps its repositories' jobs close in time.
-fn spread(jobs: Vec<Job>, ways: usize) -> Vec<(usize, Job)> {
+/// Each job is boxed, so that the slots of jobs already taken cost a pointer, not a job.
+fn spread(jobs: Vec<Job>, ways: usize) -> Vec<(usize, Box<Job>)> {
     let len = jobs.len();
     let run = len.div_ceil(ways.max(1)).max(1);
-    let mut slots: Vec<Option<Job>> = jobs.into_iter().map(Some).collect();
+    let mut slots: Vec<Option<Box<Job>>> =
+        jobs.into_iter().map(|job| Some(Box::new(job))).collect();
     let mut order = Vec::with_capacity(len);
     for i in 0..run {
         for n in (i..len).step_by(run) {

@@ -50,25 +50,19 @@ impl Threads {
         }
     }
 
-    /// `work` on every item, results in the items' order; each item is dropped as soon
-    /// as its result is made.
-    pub fn map<T: Send, R: Send>(&self, items: Vec<T>, work: impl Fn(T) -> R + Sync) -> Vec<R> {
+    /// `work` on every item, each item given away (and so dropped) as it is taken.
+    pub fn consume<T: Send>(&self, items: Vec<T>, work: impl Fn(T) + Sync) {
         let len = items.len();
         let items: Vec<Mutex<Option<T>>> = items.into_iter().map(|i| Mutex::new(Some(i))).collect();
-        let results = Mutex::new(Vec::with_capacity(len));
         self.drive(len, &|i| {
             let item = items[i]
                 .lock()
                 .unwrap()
                 .take()
                 .expect("each item is taken once");
-            let result = work(item);
-            results.lock().unwrap().push((i, result));
+            work(item);
             true
         });
-        let mut results = results.into_inner().unwrap();
-        results.sort_unstable_by_key(|(i, _)| *i);
-        results.into_iter().map(|(_, result)| result).collect()
     }
 
     /// Runs `work(i)` for every `i < len` until one returns `false`.
@@ -140,10 +134,13 @@ mod tests {
     use std::sync::Barrier;
 
     #[test]
-    fn every_item_once_in_order_and_the_budget_is_whole_again() {
+    fn every_item_once_and_the_budget_is_whole_again() {
         let threads = Threads::new(4);
-        let doubled = threads.map((0..1000).collect(), |i: u32| i * 2);
-        assert_eq!(doubled, (0..1000).map(|i| i * 2).collect::<Vec<_>>());
+        let seen = Mutex::new(Vec::new());
+        threads.consume((0..1000).collect(), |i: u32| seen.lock().unwrap().push(i));
+        let mut seen = seen.into_inner().unwrap();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..1000).collect::<Vec<_>>());
         assert_eq!(threads.spare.load(Ordering::Acquire), 3);
     }
 
