@@ -12,6 +12,7 @@ mod limit;
 mod manifest_cache;
 mod manifests;
 mod memo;
+mod pages;
 mod paths;
 mod quota;
 mod referrers;

@@ -3,12 +3,10 @@
 //! and no more than [`bounds::MAX_TAGS_PER_REPOSITORY`] names, which is an error, never a
 //! truncation. Names that are not tags are counted and skipped, never used.
 
-use std::collections::HashSet;
-
-use super::url::{next_link, resolve_url};
+use super::pages::Listing;
 use super::{Repo, paths};
 use crate::error::{Error, Result};
-use crate::http::{Method, RequestStats, bounds};
+use crate::http::{RequestStats, bounds};
 use crate::reference::is_valid_tag;
 
 /// Tags asked for per page.
@@ -68,35 +66,14 @@ impl Repo<'_> {
             tags: Option<Vec<String>>,
         }
         let what = format!("tag list of {}", self.display());
+        let listing = Listing {
+            first: paths::tags(self.name(), TAGS_PAGE),
+            what: &what,
+            failing: &format!("listing tags of {}", self.display()),
+            absent_is_none,
+        };
         let mut tags = Tags::default();
-        let first = paths::tags(self.name(), TAGS_PAGE);
-        let base = self.base()?;
-        let mut visited = HashSet::from([resolve_url(&base, &first)]);
-        let mut next = Some(first);
-        let mut pages = 0;
-        while let Some(path) = next.take() {
-            pages += 1;
-            if pages > bounds::MAX_TAGS_PER_REPOSITORY {
-                return Err(Error::protocol(format!(
-                    "{what}: more than {} pages; the pagination does not end",
-                    bounds::MAX_TAGS_PER_REPOSITORY
-                )));
-            }
-            let response = self.retrying_request(Method::Get, &path, &[], stats)?;
-            if response.status == 404 && absent_is_none && pages == 1 {
-                return Ok(None);
-            }
-            if response.status != 200 {
-                return Err(response.describe_error(&format!("listing tags of {}", self.display())));
-            }
-            next = response
-                .header("link")
-                .and_then(next_link)
-                .map(|link| link.to_string());
-            let body = response.read_bounded(
-                bounds::MAX_TAG_PAGE_BYTES,
-                &format!("{what}, page {pages},"),
-            )?;
+        let walked = self.walk_pages(listing, stats, |body, _| {
             let page: TagList = serde_json::from_slice(&body)
                 .map_err(|e| Error::protocol(format!("{what}: {e}")))?;
             tags.add_page(page.tags.unwrap_or_default());
@@ -107,14 +84,10 @@ impl Repo<'_> {
                     bounds::MAX_TAGS_PER_REPOSITORY
                 )));
             }
-            if let Some(link) = &next
-                && !visited.insert(resolve_url(&base, link))
-            {
-                return Err(Error::protocol(format!(
-                    "{what}: the pagination loops (page {pages} links back to {}, a page already read)",
-                    bounds::escaped(link, 200)
-                )));
-            }
+            Ok(())
+        })?;
+        if walked.is_none() {
+            return Ok(None);
         }
         tags.valid.sort();
         tags.valid.dedup();
