@@ -27,6 +27,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::http::{RequestStats, Transport};
 use crate::manifest::{self, Content, Manifest, MediaType, PlatformSpec};
 use crate::plan::Job;
+use crate::reference::{Tag, TagOrDigest};
 use crate::report::Status;
 use claims::BlobLedger;
 pub use referrers::{MAX_DEPTH as REFERRER_DEPTH, ReferrerNote};
@@ -359,12 +360,25 @@ fn spread(jobs: Vec<Job>, ways: usize) -> Vec<(usize, Box<Job>)> {
 }
 
 /// The source reference a job copies: its digest when pinned, else its tag.
-fn source_reference(job: &Job) -> Result<String> {
+fn source_reference(job: &Job) -> Result<TagOrDigest> {
     match (&job.source.digest, &job.source.tag) {
-        (Some(digest), _) => Ok(digest.to_string()),
-        (None, Some(tag)) => Ok(tag.clone()),
+        (Some(digest), _) => Ok(by_digest(digest)),
+        (None, Some(tag)) => by_tag(tag),
         (None, None) => Err(Error::protocol("job without tag or digest")),
     }
+}
+
+/// A manifest named by its digest.
+fn by_digest(digest: &Digest) -> TagOrDigest {
+    TagOrDigest::Digest(digest.clone())
+}
+
+/// A manifest named by a tag (tags come checked from the rules, tag lists and the
+/// referrers' tag schemas; one that is not is an error, never a URL).
+fn by_tag(tag: &str) -> Result<TagOrDigest> {
+    Tag::parse(tag)
+        .map(TagOrDigest::Tag)
+        .map_err(|e| Error::protocol(e.to_string()))
 }
 
 #[cfg(test)]

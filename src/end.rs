@@ -13,6 +13,7 @@ use crate::digest::Digest;
 use crate::error::Result;
 use crate::http::RequestStats;
 use crate::manifest::Manifest;
+use crate::reference::TagOrDigest;
 pub use crate::registry::{Access, ManifestHead, Mount, PullQuota, ReferrerListing, UploadError};
 use crate::registry::{Client, Repo};
 
@@ -22,7 +23,7 @@ pub trait Ends: Sync {
     fn open(&self, location: &str, repository: &str, access: Access) -> Box<dyn End + '_>;
 }
 
-/// One repository the copy reads from or writes to. References are a tag or a digest.
+/// One repository the copy reads from or writes to.
 pub trait End: Sync {
     /// Where the repository lives (a registry host): blobs may be shared within it.
     fn registry(&self) -> &str;
@@ -31,13 +32,17 @@ pub trait End: Sync {
     /// Every tag, or `None` when the repository does not exist (yet).
     fn list_tags(&self, stats: &RequestStats) -> Result<Option<Vec<String>>>;
     /// A manifest's digest and media type, or `None` when it is absent.
-    fn head_manifest(&self, reference: &str, stats: &RequestStats) -> Result<Option<ManifestHead>>;
+    fn head_manifest(
+        &self,
+        reference: &TagOrDigest,
+        stats: &RequestStats,
+    ) -> Result<Option<ManifestHead>>;
     /// A manifest with its bytes as stored; by digest, they hash to it.
-    fn get_manifest(&self, reference: &str, stats: &RequestStats) -> Result<Arc<Manifest>>;
+    fn get_manifest(&self, reference: &TagOrDigest, stats: &RequestStats) -> Result<Arc<Manifest>>;
     /// Stores a manifest under a tag or its digest.
     fn put_manifest(
         &self,
-        reference: &str,
+        reference: &TagOrDigest,
         manifest: &Manifest,
         stats: &RequestStats,
     ) -> Result<()>;
@@ -97,21 +102,25 @@ impl End for Repo<'_> {
         self.list_tags_if_any(stats)
     }
 
-    fn head_manifest(&self, reference: &str, stats: &RequestStats) -> Result<Option<ManifestHead>> {
-        Repo::head_manifest(self, reference, stats)
+    fn head_manifest(
+        &self,
+        reference: &TagOrDigest,
+        stats: &RequestStats,
+    ) -> Result<Option<ManifestHead>> {
+        self.head_manifest_at(reference, stats)
     }
 
-    fn get_manifest(&self, reference: &str, stats: &RequestStats) -> Result<Arc<Manifest>> {
-        Repo::get_manifest(self, reference, stats)
+    fn get_manifest(&self, reference: &TagOrDigest, stats: &RequestStats) -> Result<Arc<Manifest>> {
+        self.manifest_at(reference, stats)
     }
 
     fn put_manifest(
         &self,
-        reference: &str,
+        reference: &TagOrDigest,
         manifest: &Manifest,
         stats: &RequestStats,
     ) -> Result<()> {
-        Repo::put_manifest(self, reference, manifest, stats)
+        self.put_manifest_at(reference, manifest, stats)
     }
 
     fn referrers(

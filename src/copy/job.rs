@@ -6,12 +6,13 @@
 
 use std::sync::Arc;
 
-use super::{Copier, Ctx, Facts, Push, Resume, Step, source_reference};
+use super::{Copier, Ctx, Facts, Push, Resume, Step, by_digest, by_tag, source_reference};
 use crate::digest::Digest;
 use crate::end::{ManifestHead, PullQuota};
 use crate::error::{Error, ErrorKind, Result};
 use crate::manifest::{self, Manifest, MediaType};
 use crate::plan::Job;
+use crate::reference::TagOrDigest;
 use crate::report::Status;
 
 /// The manifest a job fetched so far, if any.
@@ -51,11 +52,10 @@ impl Copier<'_> {
             .as_ref()
             .map_or_else(|| digest.clone(), |m| m.digest.clone());
         facts.target_digest = Some(push_digest.clone());
-        let target_ref = job
-            .target
-            .tag
-            .clone()
-            .unwrap_or_else(|| push_digest.to_string());
+        let target_ref = match &job.target.tag {
+            Some(tag) => by_tag(tag)?,
+            None => by_digest(&push_digest),
+        };
         if !target_lacks
             && let Some(status) =
                 self.unchanged_in_target(job, ctx, &target_ref, &digest, &push_digest, facts)?
@@ -71,7 +71,7 @@ impl Copier<'_> {
         }
         let manifest = match (fetched, reads_tree) {
             (Some(manifest), _) => manifest,
-            (None, true) => ctx.source.get_manifest(digest.as_str(), ctx.stats())?,
+            (None, true) => ctx.source.get_manifest(&by_digest(&digest), ctx.stats())?,
             (None, false) => return Ok(Step::Done(Status::WouldCopy)),
         };
         if self.options.referrers {
@@ -169,7 +169,7 @@ impl Copier<'_> {
         }
         let manifest = match fetched {
             Some(manifest) => manifest,
-            None => ctx.source.get_manifest(digest.as_str(), ctx.stats())?,
+            None => ctx.source.get_manifest(&by_digest(digest), ctx.stats())?,
         };
         Ok(Some(Some(if manifest.media_type.is_index() {
             Arc::new(manifest::filter_index(&manifest, &self.options.platforms)?)
@@ -185,7 +185,7 @@ impl Copier<'_> {
         &self,
         job: &Job,
         ctx: &Ctx,
-        target_ref: &str,
+        target_ref: &TagOrDigest,
         digest: &Digest,
         push_digest: &Digest,
         facts: &mut Facts,
@@ -220,7 +220,7 @@ impl Copier<'_> {
             // known; the source's pull quota is spared).
             let index = head.media_type.as_ref().is_none_or(MediaType::is_index);
             facts.subjects = if index {
-                let there = target.get_manifest(push_digest.as_str(), stats)?;
+                let there = target.get_manifest(&by_digest(push_digest), stats)?;
                 self.subjects_of(digest, &there)?
             } else {
                 vec![digest.clone()]

@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::claims::{Claim, Claims};
-use super::{Copier, Ctx, Tally};
+use super::{Copier, Ctx, Tally, by_digest, by_tag};
 use crate::digest::Digest;
 use crate::end::End;
 use crate::error::{Error, ErrorKind, Result};
@@ -144,7 +144,7 @@ impl Copier<'_> {
             let tag = manifest::fallback_tag(subject);
             let merged = manifest::merge_referrers(there.fallback_index.as_deref(), &added)?;
             target
-                .put_manifest(&tag, &merged, stats)
+                .put_manifest(&by_tag(&tag)?, &merged, stats)
                 .map_err(|e| referrer_error(format!("referrers index {tag} of {subject}"), e))?;
         }
         if let Some(failure) = failure {
@@ -172,14 +172,14 @@ impl Copier<'_> {
                 continue;
             }
             let head = source
-                .head_manifest(&tag, stats)
+                .head_manifest(&by_tag(&tag)?, stats)
                 .map_err(|e| referrer_error(format!("looking up cosign tag {tag}"), e))?;
             let Some(head) = head else { continue };
             let digest = match head.digest {
                 Some(digest) => digest,
                 None => {
                     let manifest = source
-                        .get_manifest(&tag, stats)
+                        .get_manifest(&by_tag(&tag)?, stats)
                         .map_err(|e| referrer_error(format!("fetching cosign tag {tag}"), e))?;
                     manifest.digest.clone()
                 }
@@ -204,7 +204,7 @@ impl Copier<'_> {
         let same = !absent
             && ctx
                 .target
-                .head_manifest(tag, ctx.stats())
+                .head_manifest(&by_tag(tag)?, ctx.stats())
                 .map_err(|e| referrer_error(format!("checking cosign tag {tag}"), e))?
                 .and_then(|head| head.digest)
                 .as_ref()
@@ -294,11 +294,17 @@ impl Copier<'_> {
             return Ok(());
         }
         let stats = ctx.stats();
-        let referrer = ctx.source.get_manifest(digest.as_str(), stats)?;
+        let referrer = ctx.source.get_manifest(&by_digest(digest), stats)?;
         // An image's blobs, or an index's children (each claimed once per target).
         self.copy_tree(ctx, &referrer, 1)?;
-        ctx.target
-            .put_manifest(tag.unwrap_or(digest.as_str()), &referrer, stats)
+        ctx.target.put_manifest(
+            &match tag {
+                Some(tag) => by_tag(tag)?,
+                None => by_digest(digest),
+            },
+            &referrer,
+            stats,
+        )
     }
 }
 

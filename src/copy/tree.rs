@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 
 use super::claims::{BlobClaim, Claim};
-use super::{Copier, Ctx, Push};
+use super::{Copier, Ctx, Push, by_digest};
 use crate::digest::{Digest, VerifyingReader};
 use crate::end::{Mount, UploadError};
 use crate::error::{Error, ErrorKind, Result};
@@ -51,14 +51,13 @@ impl Copier<'_> {
     /// One child manifest of an index at `depth`, owned by this job: `HEAD` when `check`
     /// says so, else (or when absent) its own tree and then the manifest itself.
     fn copy_child(&self, ctx: &Ctx, child: &Digest, check: bool, depth: usize) -> Result<()> {
-        let stats = ctx.stats();
-        if check && ctx.target.head_manifest(child.as_str(), stats)?.is_some() {
+        let (stats, child) = (ctx.stats(), by_digest(child));
+        if check && ctx.target.head_manifest(&child, stats)?.is_some() {
             return Ok(());
         }
-        let child_manifest = ctx.source.get_manifest(child.as_str(), stats)?;
+        let child_manifest = ctx.source.get_manifest(&child, stats)?;
         self.copy_tree(ctx, &child_manifest, depth + 1)?;
-        ctx.target
-            .put_manifest(child.as_str(), &child_manifest, stats)
+        ctx.target.put_manifest(&child, &child_manifest, stats)
     }
 
     /// Every blob of an image manifest, in parallel: first those nobody else is

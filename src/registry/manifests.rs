@@ -27,8 +27,16 @@ impl Repo<'_> {
         reference: &str,
         stats: &RequestStats,
     ) -> Result<Option<ManifestHead>> {
-        let reference = tag_or_digest(reference)?;
-        let path = paths::manifest(self.name(), &reference);
+        self.head_manifest_at(&tag_or_digest(reference)?, stats)
+    }
+
+    /// [`Repo::head_manifest`] for a reference already read.
+    pub fn head_manifest_at(
+        &self,
+        reference: &TagOrDigest,
+        stats: &RequestStats,
+    ) -> Result<Option<ManifestHead>> {
+        let path = paths::manifest(self.name(), reference);
         let headers = [("accept", manifest::ACCEPT.to_string())];
         let response = self.retrying_request(Method::Head, &path, &headers, stats)?;
         self.endpoint.quota.observe(&response);
@@ -44,7 +52,7 @@ impl Repo<'_> {
                     .and_then(MediaType::parse),
             })),
             404 => Ok(None),
-            _ => Err(response.describe_error(&format!("checking {}", self.id.at(&reference)))),
+            _ => Err(response.describe_error(&format!("checking {}", self.id.at(reference)))),
         }
     }
 
@@ -56,7 +64,7 @@ impl Repo<'_> {
     }
 
     /// [`Repo::get_manifest`] for a reference already read.
-    pub(super) fn manifest_at(
+    pub fn manifest_at(
         &self,
         reference: &TagOrDigest,
         stats: &RequestStats,
@@ -130,10 +138,19 @@ impl Repo<'_> {
         manifest: &Manifest,
         stats: &RequestStats,
     ) -> Result<()> {
-        let reference = tag_or_digest(reference)?;
-        let path = paths::manifest(self.name(), &reference);
+        self.put_manifest_at(&tag_or_digest(reference)?, manifest, stats)
+    }
+
+    /// [`Repo::put_manifest`] for a reference already read.
+    pub fn put_manifest_at(
+        &self,
+        reference: &TagOrDigest,
+        manifest: &Manifest,
+        stats: &RequestStats,
+    ) -> Result<()> {
+        let path = paths::manifest(self.name(), reference);
         let headers = [("content-type", manifest.media_type.to_string())];
-        let what = format!("pushing manifest {}", self.id.at(&reference));
+        let what = format!("pushing manifest {}", self.id.at(reference));
         self.client.transport.retrying(stats, || {
             let response = self.request(
                 Method::Put,
