@@ -169,7 +169,7 @@ impl Client {
 }
 
 /// Where a registry's API lives: Docker Hub's is registry-1.docker.io.
-fn api_host(registry: &str) -> &str {
+pub fn api_host(registry: &str) -> &str {
     if registry == crate::reference::DOCKER_HUB {
         "registry-1.docker.io"
     } else {

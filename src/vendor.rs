@@ -18,7 +18,7 @@ use crate::config::{AuthConfig, Credentials};
 use crate::error::{Error, ErrorKind, Result, StatusClass};
 use crate::http::{Body, Exchange, Method, RequestStats, Response, bounds};
 use crate::kind::{self, Kind};
-use crate::registry::Client;
+use crate::registry::{Client, api_host};
 
 /// Largest API answer read into memory (a page of a listing).
 const MAX_API_BODY: u64 = bounds::MAX_TAG_PAGE_BYTES;
@@ -66,14 +66,6 @@ pub fn describe(auth: &AuthConfig, registry: &str) -> Described {
         region,
         api,
         from,
-    }
-}
-
-fn api_host(registry: &str) -> &str {
-    if registry == crate::reference::DOCKER_HUB {
-        "registry-1.docker.io"
-    } else {
-        registry
     }
 }
 
