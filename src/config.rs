@@ -16,7 +16,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use auth::{AuthConfig, AuthEntry, Secret};
-pub use cloud::CloudKeys;
+pub use cloud::{AwsKeys, CloudKeys};
 pub use images::{Defaults, Rule, TagSelection};
 pub use machine::{CredentialSource, Credentials, Found, MachineCredentials};
 pub use tags::TagFilters;

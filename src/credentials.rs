@@ -7,7 +7,11 @@
 //! Cloud sign-in: a registry of kind SWR without a username and password in auth.json,
 //! with `HUAWEICLOUD_SDK_AK` / `_SK` set, signs in as `<region>@<AK>` with the long-term
 //! login key `hex(HMAC-SHA256(SK, AK))` (`swr-aksk`); these come before the machine's
-//! Docker config, because the keys were given for this run.
+//! Docker config, because the keys were given for this run. A registry of kind ECR
+//! without them, with `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` set, signs in as `AWS`
+//! with the password of ECR's `GetAuthorizationToken` (`ecr-api`): asked of a
+//! [`CloudSignIn`] (the registry client, which talks to the network; this module does not)
+//! once per registry per run, and once more after the registry refused it (it expires).
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -16,9 +20,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::config::{AuthConfig, CloudKeys, Found, MachineCredentials};
-pub use crate::config::{CredentialSource, Credentials, Secret};
+pub use crate::config::{AwsKeys, CredentialSource, Credentials, Secret};
 use crate::error::{Error, ErrorKind, Result};
 use crate::kind::Kind;
+
+mod ecr;
+use ecr::EcrSlot;
+pub use ecr::{CloudSignIn, EcrSignIn};
 
 /// How long a helper may take to answer.
 const HELPER_TIMEOUT: Duration = Duration::from_secs(60);
@@ -49,6 +57,11 @@ pub enum CredentialKey {
         helper: HelperId,
         run: u32,
     },
+    /// ECR's `GetAuthorizationToken` for a registry; `run` counts the times it was asked.
+    EcrToken {
+        registry: String,
+        run: u32,
+    },
 }
 
 /// A credential helper asked about one server.
@@ -70,6 +83,8 @@ pub struct CredentialStore {
     auth: AuthConfig,
     machine: MachineCredentials,
     helpers: Mutex<HashMap<HelperId, Arc<Mutex<HelperSlot>>>>,
+    /// ECR sign-ins, by registry.
+    ecr: Mutex<HashMap<String, Arc<Mutex<EcrSlot>>>>,
     on_secret: Box<dyn Fn(&str) + Send + Sync>,
     cloud: CloudKeys,
     /// SWR's login key, derived once from the Huawei keys.
@@ -87,6 +102,7 @@ impl CredentialStore {
             auth,
             machine,
             helpers: Mutex::new(HashMap::new()),
+            ecr: Mutex::new(HashMap::new()),
             on_secret,
             cloud: CloudKeys::default(),
             swr_login_key: None,
@@ -121,6 +137,11 @@ impl CredentialStore {
         &self.cloud
     }
 
+    /// The kind of a registry, as auth.json or its host says (Harbor's ping is not asked).
+    pub fn kind(&self, registry: &str) -> Option<Kind> {
+        self.kind_region(registry).0
+    }
+
     /// The kind and region of a registry, as auth.json or its host says.
     fn kind_region(&self, registry: &str) -> (Option<Kind>, Option<String>) {
         let fields = self.auth.vendor(registry);
@@ -136,6 +157,9 @@ impl CredentialStore {
         match self.kind_region(registry) {
             (Some(Kind::Swr), Some(_)) if self.cloud.huawei.is_some() => {
                 Some(CredentialSource::SwrAksk)
+            }
+            (Some(Kind::Ecr), Some(_)) if self.cloud.aws.is_some() => {
+                Some(CredentialSource::EcrApi)
             }
             _ => None,
         }
@@ -157,14 +181,22 @@ impl CredentialStore {
     }
 
     /// The credentials for a repository; a helper that fails is an error naming it and the
-    /// registry.
-    pub fn get(&self, registry: &str, repository: &str) -> Result<Resolved> {
+    /// registry. `sign_in` asks ECR for its password (the first time, and after a refusal).
+    pub fn get(
+        &self,
+        registry: &str,
+        repository: &str,
+        sign_in: &dyn CloudSignIn,
+    ) -> Result<Resolved> {
         if let Some((key, username, password)) = self.auth_entry(registry, repository) {
             return Ok(Resolved {
                 credentials: Credentials::Basic { username, password },
                 source: CredentialSource::AuthJson,
                 key: CredentialKey::AuthJson(key),
             });
+        }
+        if let Some(CredentialSource::EcrApi) = self.cloud_source(registry) {
+            return self.ecr(registry, sign_in);
         }
         if let Some(CredentialSource::SwrAksk) = self.cloud_source(registry)
             && let (Some(keys), Some(login_key), (_, Some(region))) = (
@@ -195,36 +227,7 @@ impl CredentialStore {
                 source,
             }),
             Some(Found::Helper { name, server_url }) => {
-                let helper = HelperId { name, server_url };
-                let slot = self.slot(&helper);
-                let mut slot = slot.lock().unwrap();
-                if slot.answer.is_none() {
-                    slot.runs += 1;
-                    let answer = run_helper(&helper.name, &helper.server_url);
-                    if let Ok(credentials) = &answer {
-                        for secret in secrets(credentials) {
-                            (self.on_secret)(secret);
-                        }
-                    }
-                    slot.answer = Some(answer);
-                }
-                let credentials = slot.answer.clone().unwrap().map_err(|message| {
-                    Error::new(
-                        ErrorKind::Auth,
-                        format!(
-                            "{registry}: credential helper docker-credential-{}: {message}",
-                            helper.name
-                        ),
-                    )
-                })?;
-                Ok(Resolved {
-                    credentials,
-                    source: CredentialSource::Helper(helper.name.clone()),
-                    key: CredentialKey::Helper {
-                        run: slot.runs,
-                        helper,
-                    },
-                })
+                self.helper_answer(registry, HelperId { name, server_url })
             }
             None => Ok(Resolved {
                 credentials: Credentials::Anonymous,
@@ -234,9 +237,45 @@ impl CredentialStore {
         }
     }
 
-    /// The registry refused `resolved`: a helper's answer is forgotten so the helper is
-    /// asked once more (only once per run). Returns whether anything changed.
+    /// A credential helper's answer, asked once (and again after a refusal).
+    fn helper_answer(&self, registry: &str, helper: HelperId) -> Result<Resolved> {
+        let slot = self.slot(&helper);
+        let mut slot = slot.lock().unwrap();
+        if slot.answer.is_none() {
+            slot.runs += 1;
+            let answer = run_helper(&helper.name, &helper.server_url);
+            if let Ok(credentials) = &answer {
+                for secret in secrets(credentials) {
+                    (self.on_secret)(secret);
+                }
+            }
+            slot.answer = Some(answer);
+        }
+        let credentials = slot.answer.clone().unwrap().map_err(|message| {
+            Error::new(
+                ErrorKind::Auth,
+                format!(
+                    "{registry}: credential helper docker-credential-{}: {message}",
+                    helper.name
+                ),
+            )
+        })?;
+        Ok(Resolved {
+            credentials,
+            source: CredentialSource::Helper(helper.name.clone()),
+            key: CredentialKey::Helper {
+                run: slot.runs,
+                helper,
+            },
+        })
+    }
+
+    /// The registry refused `resolved`: a helper's answer, or ECR's password, is forgotten
+    /// so it is asked once more (only once per run). Returns whether anything changed.
     pub fn refused(&self, resolved: &Resolved, registry: &str, repository: &str) -> bool {
+        if let CredentialKey::EcrToken { run, .. } = &resolved.key {
+            return self.ecr_refused(registry, *run);
+        }
         let CredentialSource::Helper(name) = &resolved.source else {
             return false;
         };
@@ -400,7 +439,15 @@ mod tests {
     #[test]
     fn each_source_has_its_own_kind_of_key() {
         let store = store();
-        let key = |registry: &str, repository: &str| store.get(registry, repository).unwrap().key;
+        struct NoSignIn;
+        impl CloudSignIn for NoSignIn {
+            fn ecr_password(&self, _: &EcrSignIn<'_>) -> Result<Secret> {
+                unreachable!("no ECR registry here")
+            }
+        }
+        let key = |registry: &str, repository: &str| {
+            store.get(registry, repository, &NoSignIn).unwrap().key
+        };
         assert_eq!(
             key("r.io", "team/app"),
             CredentialKey::AuthJson("r.io/team".into())

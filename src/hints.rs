@@ -86,10 +86,20 @@ pub fn authentication_failed(registry: &str, detail: &str) -> String {
 }
 
 /// After a push was refused because its container is missing (Harbor's 401 `project p not
-/// found`): `what` names it (`Harbor project "p"`).
+/// found`, ECR's `NAME_UNKNOWN`): `what` names it (`Harbor project "p"`).
 pub fn missing_container(what: &str) -> String {
     format!(
         "{what} does not exist: create it, or run sync with --create-targets to have it \
          created before the copy"
+    )
+}
+
+/// After a push was refused in a way that also means its container is missing (SWR answers
+/// `DENIED` both for an organization that does not exist and for one the user may not
+/// push to): `what` names it (`SWR organization "o"`).
+pub fn maybe_missing_container(what: &str) -> String {
+    format!(
+        "{what} may not exist (or the credentials may not push there): create it, or run sync \
+         with --create-targets to have it created before the copy"
     )
 }

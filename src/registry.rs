@@ -8,6 +8,7 @@
 pub mod auth;
 mod blobs;
 mod catalog;
+mod cloud_sign_in;
 mod limit;
 mod manifest_cache;
 mod manifests;

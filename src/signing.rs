@@ -1,7 +1,7 @@
 //! The clouds' request signatures and derived keys, pure (no I/O, no clock of its own: the
 //! caller passes the time): Huawei Cloud's APIG `SDK-HMAC-SHA256` (the canonical request
 //! as `huaweicloudsdkcore`'s `Signer` builds it) and SWR's long-term login key
-//! `hex(HMAC-SHA256(key = SK, message = AK))`. Secrets go in as `&str` and only signatures
+//! `hex(HMAC-SHA256(key = SK, message = AK))`, and AWS's SigV4 (by `aws-sigv4`). Secrets go in as `&str` and only signatures
 //! come out.
 
 use hmac::{Hmac, Mac};
@@ -154,6 +154,65 @@ pub fn apig_authorization(request: &ApigRequest<'_>, date: &str, ak: &str, sk: &
     );
     let signature = hex::encode(hmac_sha256(sk.as_bytes(), string_to_sign.as_bytes()));
     format!("SDK-HMAC-SHA256 Access={ak}, SignedHeaders={signed}, Signature={signature}")
+}
+
+/// AWS's SigV4 key, as `&str` (the caller keeps the secrets).
+pub struct AwsKey<'a> {
+    pub access_key_id: &'a str,
+    pub secret_access_key: &'a str,
+    pub session_token: Option<&'a str>,
+}
+
+/// One AWS request to sign with SigV4 (by AWS's own `aws-sigv4`).
+pub struct AwsRequest<'a> {
+    pub method: &'a str,
+    pub url: &'a str,
+    /// The headers sent, lower case; all are signed.
+    pub headers: &'a [(&'a str, &'a str)],
+    pub body: &'a [u8],
+    pub region: &'a str,
+    pub service: &'a str,
+    pub time: std::time::SystemTime,
+}
+
+/// The headers SigV4 adds (`authorization`, `x-amz-date`, `x-amz-security-token`…), lower
+/// case. An error says why it could not sign, never with a secret.
+pub fn sigv4_headers(
+    key: &AwsKey<'_>,
+    request: &AwsRequest<'_>,
+) -> Result<Vec<(String, String)>, String> {
+    use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+    let identity = aws_credential_types::Credentials::new(
+        key.access_key_id,
+        key.secret_access_key,
+        key.session_token.map(str::to_string),
+        None,
+        "environment",
+    )
+    .into();
+    let params = aws_sigv4::sign::v4::SigningParams::builder()
+        .identity(&identity)
+        .region(request.region)
+        .name(request.service)
+        .time(request.time)
+        .settings(SigningSettings::default())
+        .build()
+        .map_err(|e| e.to_string())?
+        .into();
+    let signable = SignableRequest::new(
+        request.method,
+        request.url,
+        request.headers.iter().copied(),
+        SignableBody::Bytes(request.body),
+    )
+    .map_err(|e| e.to_string())?;
+    let (instructions, _) = sign(signable, &params)
+        .map_err(|e| e.to_string())?
+        .into_parts();
+    Ok(instructions
+        .headers()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.to_string()))
+        .collect())
 }
 
 #[cfg(test)]

@@ -192,13 +192,19 @@ impl<'c> Api<'c> {
     /// The credentials the registry gets for `repository` (auth.json, Docker config,
     /// helpers), as `Authorization: Basic`; `None` when anonymous.
     pub(crate) fn basic_authorization(&self, repository: &str) -> Result<Option<String>> {
-        let resolved = self.client.credentials().get(&self.registry, repository)?;
+        let resolved = self
+            .client
+            .credentials()
+            .get(&self.registry, repository, self.client)?;
         Ok(crate::registry::auth::basic_header(&resolved.credentials))
     }
 
     /// The username and password for `repository`, when there are both.
     pub(crate) fn user_password(&self, repository: &str) -> Result<Option<(String, String)>> {
-        let resolved = self.client.credentials().get(&self.registry, repository)?;
+        let resolved = self
+            .client
+            .credentials()
+            .get(&self.registry, repository, self.client)?;
         Ok(match resolved.credentials {
             Credentials::Basic { username, password } => {
                 Some((username.expose().to_string(), password.expose().to_string()))

@@ -125,7 +125,8 @@ impl Repo<'_> {
         let path = paths::uploads(self.name());
         let response = self.request(Method::Post, &path, &[], Body::Empty, stats)?;
         if response.status != 202 {
-            return Err(response.describe_error(&format!("starting upload to {}", self.display())));
+            let error = response.describe_error(&format!("starting upload to {}", self.display()));
+            return Err(self.missing_container(error));
         }
         self.upload_location(&response, &path)
     }

@@ -160,7 +160,7 @@ impl Repo<'_> {
                 stats,
             )?;
             if response.status != 201 && response.status != 200 {
-                return Err(response.describe_error(&what));
+                return Err(self.missing_container(response.describe_error(&what)));
             }
             match response.header("docker-content-digest") {
                 Some(d) if d.trim() != manifest.digest.as_str() => Err(Error::digest(format!(

@@ -12,9 +12,10 @@ use super::url::{resolve_url, same_origin};
 use super::{Repo, paths};
 use crate::credentials::{CredentialKey, Resolved};
 use crate::credentials::{CredentialSource, Credentials};
-use crate::error::{Error, ErrorKind, Result, StatusClass};
+use crate::error::{Error, ErrorCode, ErrorKind, Result, StatusClass};
 use crate::http::bounds::{self, MAX_REDIRECTS};
 use crate::http::{Body, Exchange, Method, RequestStats, Response, redact_url};
+use crate::kind::Kind;
 
 /// What a request is, besides its body.
 pub(super) struct Call<'a> {
@@ -179,6 +180,32 @@ impl Repo<'_> {
         }
     }
 
+    /// A push refused because the target's container is missing gets a hint naming it and
+    /// `--create-targets`, by the registry's typed error code: ECR answers `NAME_UNKNOWN`
+    /// for a repository not created, SWR `DENIED` for an organization that does not exist
+    /// (and for one the user may not push to, so the hint says "may").
+    pub(super) fn missing_container(&self, error: Error) -> Error {
+        if self.access != super::Access::Push {
+            return error;
+        }
+        let hint = match self.client.credentials.kind(&self.endpoint.registry) {
+            Some(Kind::Ecr) if error.has_code(&ErrorCode::NameUnknown) => {
+                let what = format!("ECR repository \"{}\"", self.name());
+                crate::hints::missing_container(&what)
+            }
+            Some(Kind::Swr) if error.has_code(&ErrorCode::Denied) => {
+                let organization = self.name().split('/').next().unwrap_or_default();
+                let what = format!("SWR organization \"{organization}\"");
+                crate::hints::maybe_missing_container(&what)
+            }
+            _ => return error,
+        };
+        Error {
+            message: format!("{} ({hint})", error.message),
+            ..error
+        }
+    }
+
     /// Follows GET/HEAD redirects, to http(s) URLs only and at most [`MAX_REDIRECTS`]
     /// hops; `Authorization` only goes to the registry's origin.
     fn follow_redirects(
@@ -250,7 +277,7 @@ impl Repo<'_> {
     fn credentials(&self) -> Result<Resolved> {
         self.client
             .credentials
-            .get(&self.endpoint.registry, self.name())
+            .get(&self.endpoint.registry, self.name(), self.client)
     }
 
     /// The `Authorization` value for this repository and scope, if any is needed.

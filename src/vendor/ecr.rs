@@ -2,13 +2,11 @@
 //! `X-Amz-Target: AmazonEC2ContainerRegistry_V20150921.<Action>`): the repositories of a
 //! registry (`DescribeRepositories`, `nextToken` pages) and repositories checked and created
 //! (`CreateRepository`), because ECR refuses a push into a repository that does not exist
-//! (`NAME_UNKNOWN`). Every request is signed with SigV4 by AWS's own `aws-sigv4` (it signs
-//! without an async runtime) using `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` /
+//! (`NAME_UNKNOWN`). Every request is signed with SigV4 (`signing::sigv4_headers`, AWS's own `aws-sigv4`,
+//! which signs without an async runtime) using `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` /
 //! `AWS_SESSION_TOKEN`.
 
 use crate::http::Method;
-use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
-use aws_sigv4::sign::v4;
 
 use super::{Answer, Api, Listing, endless, too_many};
 use crate::error::{Error, ErrorKind, Result};
@@ -47,44 +45,27 @@ fn call(
         ("content-type", CONTENT_TYPE),
         ("x-amz-target", &target[..]),
     ];
-    let identity = aws_credential_types::Credentials::new(
-        keys.access_key_id.expose(),
-        keys.secret_access_key.expose(),
-        keys.session_token.as_ref().map(|t| t.expose().to_string()),
-        None,
-        "environment",
-    )
-    .into();
-    let signing_error = |e: &dyn std::fmt::Display| {
+    let key = crate::signing::AwsKey {
+        access_key_id: keys.access_key_id.expose(),
+        secret_access_key: keys.secret_access_key.expose(),
+        session_token: keys.session_token.as_ref().map(|t| t.expose()),
+    };
+    let request = crate::signing::AwsRequest {
+        method: "POST",
+        url: &url,
+        headers: &headers,
+        body: body.as_bytes(),
+        region,
+        service: "ecr",
+        time: std::time::SystemTime::now(),
+    };
+    let signed = crate::signing::sigv4_headers(&key, &request).map_err(|e| {
         Error::protocol(format!(
             "{}: cannot sign the ECR request: {e}",
             api.registry
         ))
-    };
-    let params = v4::SigningParams::builder()
-        .identity(&identity)
-        .region(region)
-        .name("ecr")
-        .time(std::time::SystemTime::now())
-        .settings(SigningSettings::default())
-        .build()
-        .map_err(|e| signing_error(&e))?
-        .into();
-    let signable = SignableRequest::new(
-        "POST",
-        &url,
-        headers.iter().copied(),
-        SignableBody::Bytes(body.as_bytes()),
-    )
-    .map_err(|e| signing_error(&e))?;
-    let (instructions, _) = sign(signable, &params)
-        .map_err(|e| signing_error(&e))?
-        .into_parts();
+    })?;
     let mut sent: Vec<(&str, String)> = headers.iter().map(|(k, v)| (*k, v.to_string())).collect();
-    let signed: Vec<(String, String)> = instructions
-        .headers()
-        .map(|(k, v)| (k.to_ascii_lowercase(), v.to_string()))
-        .collect();
     sent.extend(signed.iter().map(|(k, v)| (k.as_str(), v.clone())));
     api.call(Method::Post, &url, &sent, body.as_bytes(), stats)
 }

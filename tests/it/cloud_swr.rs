@@ -286,5 +286,15 @@ fn validate_names_the_keys_as_the_source_and_without_them_the_registry_refuses()
     assert_eq!(tool["status"], "copied", "{}", with.stderr);
     let app = with.result_for(&format!("{}/newteam/app:1.0", swr.host));
     assert_eq!(app["status"], "failed");
+    // SWR's DENIED for the push into the missing organization gets a hint naming it.
+    let message = app["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("DENIED")
+            && message.contains("SWR organization \"newteam\" may not exist")
+            && message.contains("--create-targets"),
+        "{message}"
+    );
+    // The image that reached its organization has no such hint.
+    assert!(tool["error"].is_null(), "{tool}");
     assert_no_secret(&with.stderr);
 }

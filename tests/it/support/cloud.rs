@@ -116,6 +116,35 @@ impl CloudStandIn {
         )
     }
 
+    /// ECR in front of `registry`, with these repositories, and no password issued before
+    /// the run: the registry takes only what `GetAuthorizationToken` gives, except the first
+    /// `stale_tokens` of those (expired already).
+    pub fn ecr_sign_in(
+        registry: &TestRegistry,
+        repositories: &[&str],
+        stale_tokens: usize,
+    ) -> CloudStandIn {
+        let containers = repositories.join(",");
+        let stale = stale_tokens.to_string();
+        Self::start(
+            registry,
+            &[
+                "--vendor",
+                "ecr",
+                "--region",
+                AWS_REGION,
+                "--ak",
+                AWS_KEY_ID,
+                "--sk",
+                AWS_SECRET,
+                "--containers",
+                &containers,
+                "--stale-tokens",
+                &stale,
+            ],
+        )
+    }
+
     fn start(registry: &TestRegistry, args: &[&str]) -> CloudStandIn {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/support/cloud_api.py");
         let mut child = Command::new(python())
@@ -195,12 +224,23 @@ impl CloudStandIn {
         serde_json::from_value(self.state()["calls"].clone()).unwrap()
     }
 
+    /// The `GetAuthorizationToken` calls answered, by status.
+    pub fn token_calls(&self) -> Vec<u16> {
+        self.api_calls()
+            .into_iter()
+            .filter(|(_, p, _)| p.ends_with("#GetAuthorizationToken"))
+            .map(|(_, _, status)| status)
+            .collect()
+    }
+
     /// The API calls that would change something (ECR's reads are POSTs too).
     pub fn api_writes(&self) -> Vec<(String, String, u16)> {
         self.api_calls()
             .into_iter()
             .filter(|(m, p, _)| {
-                !matches!(m.as_str(), "GET" | "HEAD") && !p.ends_with("#DescribeRepositories")
+                !matches!(m.as_str(), "GET" | "HEAD")
+                    && !p.ends_with("#DescribeRepositories")
+                    && !p.ends_with("#GetAuthorizationToken")
             })
             .collect()
     }

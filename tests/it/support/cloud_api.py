@@ -13,8 +13,12 @@ that asks this server about every registry request, at /_standin/gate).
   is recomputed with botocore's SigV4Auth over the headers it names; a wrong one is
   refused with 403 InvalidSignatureException, an unknown key with
   UnrecognizedClientException, as AWS does. DescribeRepositories (nextToken pages, or
-  repositoryNames), CreateRepository (RepositoryAlreadyExistsException). The registry gate
-  wants Basic 'AWS:<password>' and answers NAME_UNKNOWN for repositories not created.
+  repositoryNames), CreateRepository (RepositoryAlreadyExistsException),
+  GetAuthorizationToken (a new password each time, as base64 'AWS:<password>'; the first
+  --stale-tokens of them are already expired). The registry gate wants Basic
+  'AWS:<password>' with a password it issued and that has not expired (--password is one
+  issued before the run, as `aws ecr get-login-password` gives), and answers NAME_UNKNOWN for
+  repositories not created.
 
 Prints 'listening <port>' on stdout once it answers. /_standin/state tells the test
 what exists and which API calls were made.
@@ -42,6 +46,9 @@ class State:
         self.args = args
         self.containers = set(filter(None, args.containers.split(",")))
         self.calls = []
+        # ECR: the registry passwords that are valid now, and how many were issued.
+        self.passwords = {args.password} if args.password else set()
+        self.issued = 0
 
 
 def catalog(registry):
@@ -284,13 +291,28 @@ def ecr(handler, parsed, body):
                                  "The repository with name '%s' already exists" % name)
             state.containers.add(name)
         return handler.answer(200, {"repository": {"repositoryName": name}})
+    if action == "GetAuthorizationToken":
+        import base64
+        import secrets
+        password = "ecr-issued-" + secrets.token_hex(24)
+        with LOCK:
+            state.issued += 1
+            if state.issued > args.stale_tokens:
+                state.passwords.add(password)
+        token = base64.b64encode(("AWS:%s" % password).encode()).decode()
+        return handler.answer(200, {"authorizationData": [{
+            "authorizationToken": token,
+            "expiresAt": 1.9e9,
+            "proxyEndpoint": "https://123456789012.dkr.ecr.%s.amazonaws.com" % args.region}]})
     return ecr_error(handler, 400, "UnknownOperationException", "unknown operation")
 
 
 def ecr_gate(state, request):
     import base64
-    expected = "Basic " + base64.b64encode(("AWS:%s" % state.args.password).encode()).decode()
-    if request.get("authorization") != expected:
+    with LOCK:
+        valid = {"Basic " + base64.b64encode(("AWS:%s" % p).encode()).decode()
+                 for p in state.passwords}
+    if request.get("authorization") not in valid:
         return {"status": 401, "headers": [["WWW-Authenticate", 'Basic realm="ecr"']],
                 "body": {"errors": [{"code": "UNAUTHORIZED", "message": "authentication required"}]}}
     rest = request["path"].split("?")[0][len("/v2/"):]
@@ -317,7 +339,9 @@ def main():
     parser.add_argument("--containers", default="", help="organizations that exist, comma-separated")
     parser.add_argument("--may-create", type=int, default=1)
     parser.add_argument("--page-size", type=int, default=100)
-    parser.add_argument("--password", default="", help="ECR: the registry's password for user AWS")
+    parser.add_argument("--password", default="", help="ECR: a password for user AWS issued before the run")
+    parser.add_argument("--stale-tokens", type=int, default=0,
+                        help="ECR: how many of the first GetAuthorizationToken passwords have expired")
     args = parser.parse_args()
     Handler.state = State(args)
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
