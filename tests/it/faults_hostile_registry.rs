@@ -13,9 +13,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use support::hostile_registry::{Behaviour, HostileRegistry, REPO, TAG, bad_tag_names};
-use support::migrator::{Workdir, result_for, seed_images};
+use support::migrator::{result_for, seed_images};
 use support::registry::TestRegistry;
 use support::seed::Seeder;
+use support::sync::SyncRun;
 
 /// Short bounds, so that each test takes seconds.
 const FAST_BOUNDS: [&str; 8] = [
@@ -47,8 +48,8 @@ struct Run {
 /// from `/proc/<pid>/status` until it exits: `wait4`'s `ru_maxrss` would be no use, as it
 /// counts the test process's memory too (the child shares it between spawn and exec:
 /// measured at ~190 MiB for a run whose own peak is 15 MiB).
-fn run(work: &Workdir, args: &[&str]) -> Run {
-    let mut cmd = work.sync_std();
+fn run(work: &SyncRun, args: &[&str]) -> Run {
+    let mut cmd = work.std_command();
     cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
     let started = Instant::now();
     let mut child = cmd.spawn().unwrap();
@@ -109,7 +110,7 @@ struct Scene {
     registry: TestRegistry,
     seeder: Seeder,
     good_digest: String,
-    work: Workdir,
+    work: SyncRun,
 }
 
 fn scene(hostile: &HostileRegistry, bad_rule: &str, auth: Value) -> Scene {
@@ -130,7 +131,7 @@ fn scene(hostile: &HostileRegistry, bad_rule: &str, auth: Value) -> Scene {
     auth[reg.as_str()] = json!({ "insecure": true });
     Scene {
         good_digest: good[0].manifest_digest.clone(),
-        work: Workdir::new(&auth, &images),
+        work: SyncRun::ci(&auth, &images),
         registry,
         seeder,
     }
@@ -259,8 +260,8 @@ fn a_plain_http_token_realm_for_an_https_registry_gets_no_credentials() {
     let hostile = HostileRegistry::start(Behaviour::PlainHttpRealm);
     let password = "hostile-realm-secret-5521";
     let auth = json!({ hostile.host.clone(): { "username": "robot", "password": password } });
-    let scene = scene(&hostile, &format!("{REPO}:{TAG}"), auth);
-    let ca = scene.work.path().join("hostile-ca.pem");
+    let mut scene = scene(&hostile, &format!("{REPO}:{TAG}"), auth);
+    let ca = scene.work.dir().join("hostile-ca.pem");
     std::fs::write(&ca, hostile.ca_pem.as_ref().unwrap()).unwrap();
     let mut args = FAST_BOUNDS.to_vec();
     args.extend(["--ca-file", ca.to_str().unwrap()]);
@@ -276,10 +277,14 @@ fn a_plain_http_token_realm_for_an_https_registry_gets_no_credentials() {
     assert!(!scene.work.report_text().contains(password));
 
     // Marked `insecure`, the same registry is trusted with its plain-HTTP realm.
-    let mut auth = json!({ hostile.host.clone():
-        { "username": "robot", "password": password, "insecure": true } });
-    auth[scene.registry.host.as_str()] = json!({ "insecure": true });
-    std::fs::write(scene.work.path().join("auth.json"), auth.to_string()).unwrap();
+    let registry = scene.registry.host.clone();
+    scene.work = scene
+        .work
+        .auth(
+            &hostile.host,
+            json!({ "username": "robot", "password": password, "insecure": true }),
+        )
+        .auth(&registry, json!({ "insecure": true }));
     let run = self::run(&scene.work, &args);
     assert_eq!(run.code, Some(0), "{}", run.output);
     assert!(hostile.token_requests() >= 1);
@@ -292,7 +297,7 @@ fn a_plain_http_token_realm_for_an_https_registry_gets_no_credentials() {
 fn tag_names_that_break_the_grammar_are_skipped_with_a_warning() {
     let hostile = HostileRegistry::start(Behaviour::BadTagNames);
     let scene = scene(&hostile, REPO, insecure_hostile(&hostile));
-    let log = scene.work.path().join("run.log");
+    let log = scene.work.dir().join("run.log");
     let mut args = FAST_BOUNDS.to_vec();
     args.extend(["--log", log.to_str().unwrap()]);
     let run = run(&scene.work, &args);

@@ -10,9 +10,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use support::fault_proxy::FaultProxy;
-use support::migrator::{Workdir, assert_tags_complete, insecure, seed_images, tag_rules, text};
+use support::migrator::{assert_tags_complete, insecure, seed_images, tag_rules, text};
 use support::registry::TestRegistry;
 use support::seed::Seeder;
+use support::sync::SyncRun;
 
 const TAGS: [&str; 6] = ["t0", "t1", "t2", "t3", "t4", "t5"];
 const SLOW: Duration = Duration::from_millis(150);
@@ -79,8 +80,8 @@ fn setup(seed: u64) -> Setup {
 }
 
 impl Setup {
-    fn workdir(&self, dst_repo: &str) -> Workdir {
-        Workdir::new(
+    fn workdir(&self, dst_repo: &str) -> SyncRun {
+        SyncRun::ci(
             &insecure(&[&self.source.host, &self.target.host]),
             &tag_rules(
                 &self.source.host,
@@ -99,7 +100,7 @@ fn kill_9_leaves_no_broken_tag_and_a_rerun_completes() {
     s.target.set_delay(SLOW);
     let work = s.workdir("dst/app");
     let mut child = work
-        .sync_std()
+        .std_command()
         .args(["--proc", "2"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -123,7 +124,7 @@ fn kill_9_leaves_no_broken_tag_and_a_rerun_completes() {
     );
 
     s.target.set_delay(Duration::ZERO);
-    let output = work.sync().output().unwrap();
+    let output = work.command().output().unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
     assert_eq!(assert_tags_complete(&s.seeder, "dst/app"), TAGS.len());
     for (tag, digest) in TAGS.iter().zip(&s.digests) {
@@ -148,7 +149,7 @@ fn kill_9_leaves_no_broken_tag_and_a_rerun_completes() {
 fn interrupted_by(s: &Setup, signal: &str, dst_repo: &str) {
     let work = s.workdir(dst_repo);
     let mut child = work
-        .sync_std()
+        .std_command()
         .args(["--proc", "2"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

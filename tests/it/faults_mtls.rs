@@ -15,9 +15,10 @@ use crate::support;
 
 use serde_json::{Value, json};
 use support::apiserver::Certs;
-use support::migrator::{Workdir, result_for, seed_images, tag_rules, text};
+use support::migrator::{result_for, seed_images, tag_rules, text};
 use support::registry::TestRegistry;
 use support::seed::{Pushed, Seeder};
+use support::sync::SyncRun;
 
 struct Setup {
     certs: Certs,
@@ -53,19 +54,19 @@ impl Setup {
         &self.registry.host
     }
 
-    /// A workdir copying src/app:v1 to `dst_repo`:v1 on the registry.
-    fn workdir(&self, dst_repo: &str, insecure: bool) -> Workdir {
+    /// A run copying src/app:v1 to `dst_repo`:v1 on the registry.
+    fn workdir(&self, dst_repo: &str, insecure: bool) -> SyncRun {
         let host = self.host();
         let auth = if insecure {
             json!({ host: { "insecure": true } })
         } else {
             json!({})
         };
-        Workdir::new(&auth, &tag_rules(host, "src/app", host, dst_repo, &["v1"]))
+        SyncRun::ci(&auth, &tag_rules(host, "src/app", host, dst_repo, &["v1"]))
     }
 
     /// The failed result of src/app:v1 in `work`'s report after `output`; nothing copied.
-    fn failed(&self, work: &Workdir, dst_repo: &str, output: &std::process::Output) -> Value {
+    fn failed(&self, work: &SyncRun, dst_repo: &str, output: &std::process::Output) -> Value {
         assert_eq!(output.status.code(), Some(1), "{}", text(output));
         assert_eq!(self.seeder.manifest_digest(dst_repo, "v1"), None);
         let report = work.report();
@@ -144,7 +145,7 @@ fn without_a_client_certificate_the_error_says_where_it_goes() {
     // The registry's CA trusted through --ca-file; no certs.d directory for the host.
     let work = s.workdir("dst/no-cert", false);
     let output = work
-        .sync()
+        .command()
         .arg("--ca-file")
         .arg(s.ca_dir.path().join("ca.pem"))
         .output()
@@ -178,7 +179,7 @@ fn without_a_client_certificate_the_error_says_where_it_goes() {
         ],
     );
     let work = s.workdir("dst/insecure-cert", true);
-    let output = run_with_docker_etc(&work.sync_std(), &etc);
+    let output = run_with_docker_etc(&work.std_command(), &etc);
     s.assert_copied("dst/insecure-cert", &output);
 }
 
@@ -197,7 +198,7 @@ fn a_client_certificate_the_registry_refuses_is_named() {
         ],
     );
     let work = s.workdir("dst/refused", false);
-    let output = run_with_docker_etc(&work.sync_std(), &etc);
+    let output = run_with_docker_etc(&work.std_command(), &etc);
     let result = s.failed(&work, "dst/refused", &output);
     let message = message_without_ca_advice(&result);
     for needle in [
@@ -225,7 +226,7 @@ fn a_client_certificate_the_registry_refuses_is_named() {
         ],
     );
     let work = s.workdir("dst/accepted", false);
-    let output = run_with_docker_etc(&work.sync_std(), &etc);
+    let output = run_with_docker_etc(&work.std_command(), &etc);
     s.assert_copied("dst/accepted", &output);
 }
 
@@ -289,12 +290,12 @@ fn a_rustls_server_wanting_a_client_certificate_gets_the_same_hint() {
         (&[&rustls::version::TLS12][..], "certificate_required"),
     ] {
         let host = rustls_mtls_server(&certs, versions);
-        let work = Workdir::new(
+        let work = SyncRun::ci(
             &json!({}),
             &tag_rules(&host, "src/app", &host, "dst/app", &["v1"]),
         );
         let output = work
-            .sync()
+            .command()
             .arg("--ca-file")
             .arg(ca_file.path())
             .output()
@@ -333,11 +334,11 @@ fn a_rustls_server_wanting_a_client_certificate_gets_the_same_hint() {
             ("client.key", &stranger.client_key_pem),
         ],
     );
-    let work = Workdir::new(
+    let work = SyncRun::ci(
         &json!({}),
         &tag_rules(&host, "src/app", &host, "dst/app", &["v1"]),
     );
-    let output = run_with_docker_etc(&work.sync_std(), &etc);
+    let output = run_with_docker_etc(&work.std_command(), &etc);
     assert_eq!(output.status.code(), Some(1), "{}", text(&output));
     let report = work.report();
     let result = result_for(&report, &format!("{host}/src/app:v1"));

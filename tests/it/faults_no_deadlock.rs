@@ -19,9 +19,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::fault_proxy::{Fault, FaultProxy, Rule, When};
-use support::migrator::{Workdir, assert_tags_complete, insecure};
+use support::migrator::{assert_tags_complete, insecure};
 use support::registry::TestRegistry;
 use support::seed::{ImageSpec, Media, Seeder, deterministic_layer};
+use support::sync::SyncRun;
 
 const REPOSITORIES: usize = 6;
 /// `a` and `b` alias one index of two platforms; `c` is a single image.
@@ -149,7 +150,7 @@ impl Setup {
         self.target.clear();
     }
 
-    fn workdir(&self, namespace: &str) -> Workdir {
+    fn workdir(&self, namespace: &str) -> SyncRun {
         let mut rules = serde_json::Map::new();
         for r in 0..REPOSITORIES {
             for tag in TAGS {
@@ -159,10 +160,18 @@ impl Setup {
                 );
             }
         }
-        Workdir::new(
+        // `sync --report report.json` (no JUnit file), with the build under stress when
+        // IMAGE_MIGRATOR_STRESS_BIN names one.
+        let run = SyncRun::from_json(
             &insecure(&[&self.source.host, &self.target.host]),
             &Value::Object(rules),
         )
+        .arg("sync")
+        .report_to("report.json");
+        match std::env::var_os("IMAGE_MIGRATOR_STRESS_BIN") {
+            Some(bin) => run.program(bin),
+            None => run,
+        }
     }
 
     /// Every tag `namespace` holds is complete; how many there are.
@@ -175,29 +184,13 @@ impl Setup {
 
 /// Runs a sync to its end, or — past [`RUN_BOUND`] — prints every thread's stack and
 /// fails. The exit code.
-fn sync_within_bound(work: &Workdir, what: &str) -> i32 {
-    let mut cmd = match std::env::var_os("IMAGE_MIGRATOR_STRESS_BIN") {
-        Some(bin) => {
-            let mut cmd = Command::new(bin);
-            for var in support::CLEARED_ENV {
-                cmd.env_remove(var);
-            }
-            cmd.env(
-                "DOCKER_CONFIG",
-                "/nonexistent/image-migrator-test-docker-config",
-            );
-            cmd
-        }
-        None => support::migrator_std(),
-    };
-    let log = work.path().join("output.log");
+fn sync_within_bound(work: &SyncRun, what: &str) -> i32 {
+    let mut cmd = work.std_command();
+    let log = work.dir().join("output.log");
     let mut child = cmd
-        .current_dir(work.path())
-        .args(["sync", "--report"])
-        .arg(work.report_path())
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&log).unwrap())
-        .stderr(std::fs::File::create(work.path().join("stderr.log")).unwrap())
+        .stderr(std::fs::File::create(work.dir().join("stderr.log")).unwrap())
         .spawn()
         .unwrap();
     let started = Instant::now();
@@ -209,8 +202,7 @@ fn sync_within_bound(work: &Workdir, what: &str) -> i32 {
             let stacks = thread_stacks(child.id());
             let _ = child.kill();
             let _ = child.wait();
-            let stderr =
-                std::fs::read_to_string(work.path().join("stderr.log")).unwrap_or_default();
+            let stderr = std::fs::read_to_string(work.dir().join("stderr.log")).unwrap_or_default();
             panic!(
                 "{what}: no end after {RUN_BOUND:?}\n--- its output ---\n{stderr}\n--- its threads ---\n{stacks}"
             );
@@ -276,7 +268,7 @@ fn every_run_ends(scene: Scene) {
         assert!(
             code == 0 || code == 1,
             "{scene:?} run {run}: exit {code}: {}",
-            std::fs::read_to_string(work.path().join("stderr.log")).unwrap_or_default()
+            std::fs::read_to_string(work.dir().join("stderr.log")).unwrap_or_default()
         );
         // What was copied is whole, and the report names every image.
         s.tags_complete(&namespace);

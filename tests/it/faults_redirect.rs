@@ -6,9 +6,10 @@ use crate::support;
 
 use support::blob_server::BlobServer;
 use support::fault_proxy::{Fault, FaultProxy, When};
-use support::migrator::{Workdir, seed_images, tag_rules, text};
+use support::migrator::{seed_images, tag_rules, text};
 use support::registry::TestRegistry;
 use support::seed::{Seeder, sha256_digest};
+use support::sync::SyncRun;
 
 #[test]
 fn redirected_blob_downloads_carry_no_credentials() {
@@ -27,7 +28,7 @@ fn redirected_blob_downloads_carry_no_credentials() {
     let creds = serde_json::json!({
         "username": "robot", "password": "redirect-pass-4411", "insecure": true
     });
-    let work = Workdir::new(
+    let work = SyncRun::ci(
         &serde_json::json!({ source.host.clone(): creds, target.host.clone(): creds }),
         &tag_rules(
             &source.host,
@@ -37,7 +38,7 @@ fn redirected_blob_downloads_carry_no_credentials() {
             &["one", "two"],
         ),
     );
-    let output = work.sync().output().unwrap();
+    let output = work.command().output().unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
 
     for (tag, image) in ["one", "two"].iter().zip(&images) {

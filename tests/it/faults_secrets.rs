@@ -10,9 +10,10 @@ use base64::Engine as _;
 use support::apiserver::Certs;
 use support::blob_server::BlobServer;
 use support::fault_proxy::{Fault, FaultProxy, When};
-use support::migrator::{Workdir, result_for, seed_images, text};
+use support::migrator::{result_for, seed_images, text};
 use support::registry::TestRegistry;
 use support::seed::Seeder;
+use support::sync::SyncRun;
 use support::token_server::TokenServer;
 
 const USER: &str = "zebra-user";
@@ -93,9 +94,9 @@ fn failures_never_print_or_record_secrets() {
         format!("{}/src/app:x", token_registry.host): format!("{t}/dst/token:x"),
         format!("{}/src/app:x", tls.host): format!("{t}/dst/tls:x"),
     });
-    let work = Workdir::new(&auth, &images_json);
+    let work = SyncRun::ci(&auth, &images_json);
     let output = work
-        .sync()
+        .command()
         .args(["--retries", "1"])
         .env("ZEBRA_USER", USER)
         .env("ZEBRA_PASSWORD", SECRET)

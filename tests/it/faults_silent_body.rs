@@ -20,9 +20,10 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
 use support::http1::{Request, respond};
-use support::migrator::{Workdir, insecure, result_for, text};
+use support::migrator::{insecure, result_for, text};
 use support::registry::TestRegistry;
 use support::seed::Seeder;
+use support::sync::SyncRun;
 
 const REPO: &str = "src/slow";
 const TAG: &str = "v1";
@@ -181,11 +182,11 @@ fn serve(
 }
 
 /// `src/slow:v1` from `source` to `dst/slow:v1` on `target`, both plain HTTP.
-fn workdir(source: &LayerServer, target: &TestRegistry) -> Workdir {
+fn workdir(source: &LayerServer, target: &TestRegistry) -> SyncRun {
     let images = json!({
         format!("{}/{REPO}:{TAG}", source.host): format!("{}/dst/slow:{TAG}", target.host),
     });
-    Workdir::new(&insecure(&[&source.host, &target.host]), &images)
+    SyncRun::ci(&insecure(&[&source.host, &target.host]), &images)
 }
 
 #[test]
@@ -197,7 +198,7 @@ fn a_layer_that_goes_silent_is_cut_after_the_speed_window_not_the_request_timeou
 
     let started = Instant::now();
     let output = work
-        .sync()
+        .command()
         .args(["--retries", "1", "--request-timeout", "60s"])
         .args(["--min-speed", "1024", "--min-speed-window", "2s"])
         .timeout(Duration::from_secs(200))
@@ -248,7 +249,7 @@ fn a_pause_shorter_than_the_speed_window_is_not_cut() {
     let work = workdir(&source, &target);
 
     let output = work
-        .sync()
+        .command()
         .args(["--retries", "0", "--request-timeout", "60s"])
         .args(["--min-speed", "1024", "--min-speed-window", "4s"])
         .timeout(Duration::from_secs(200))

@@ -6,9 +6,10 @@
 use crate::support;
 
 use support::apiserver::Certs;
-use support::migrator::{Workdir, result_for, seed_images, tag_rules, text};
+use support::migrator::{result_for, seed_images, tag_rules, text};
 use support::registry::TestRegistry;
 use support::seed::{Pushed, Seeder};
+use support::sync::SyncRun;
 
 struct Setup {
     registry: TestRegistry,
@@ -37,15 +38,15 @@ impl Setup {
         self.ca_dir.path().join("ca.pem")
     }
 
-    /// A workdir copying src/app:v1 to `dst_repo`:v1 on the same TLS registry.
-    fn workdir(&self, dst_repo: &str, insecure: bool) -> Workdir {
+    /// A run copying src/app:v1 to `dst_repo`:v1 on the same TLS registry.
+    fn workdir(&self, dst_repo: &str, insecure: bool) -> SyncRun {
         let host = self.registry.host.as_str();
         let auth = if insecure {
             serde_json::json!({ host: { "insecure": true } })
         } else {
             serde_json::json!({})
         };
-        Workdir::new(&auth, &tag_rules(host, "src/app", host, dst_repo, &["v1"]))
+        SyncRun::ci(&auth, &tag_rules(host, "src/app", host, dst_repo, &["v1"]))
     }
 
     fn assert_copied(&self, dst_repo: &str, output: &std::process::Output) {
@@ -61,7 +62,7 @@ impl Setup {
 fn without_the_ca_the_image_fails_with_a_tls_hint() {
     let s = setup(31);
     let work = s.workdir("dst/none", false);
-    let output = work.sync().output().unwrap();
+    let output = work.command().output().unwrap();
     let log = text(&output);
     assert_eq!(output.status.code(), Some(1), "{log}");
     let report = work.report();
@@ -93,7 +94,7 @@ fn ca_file_ssl_cert_file_or_insecure_make_it_work() {
 
     let work = s.workdir("dst/ca-file", false);
     let output = work
-        .sync()
+        .command()
         .arg("--ca-file")
         .arg(s.ca_file())
         .output()
@@ -106,14 +107,14 @@ fn ca_file_ssl_cert_file_or_insecure_make_it_work() {
 
     let work = s.workdir("dst/ssl-cert-file", false);
     let output = work
-        .sync()
+        .command()
         .env("SSL_CERT_FILE", s.ca_file())
         .output()
         .unwrap();
     s.assert_copied("dst/ssl-cert-file", &output);
 
     let work = s.workdir("dst/insecure", true);
-    let output = work.sync().output().unwrap();
+    let output = work.command().output().unwrap();
     s.assert_copied("dst/insecure", &output);
 }
 
@@ -141,7 +142,7 @@ fn a_ca_in_the_system_store_or_ssl_cert_dir_is_trusted_without_ca_file() {
     let bundle = system_bundle_with(&ca_pem, scratch.path());
     let work = s.workdir("dst/system-store", false);
     let output =
-        support::private_mounts::with_bind_mounts(&work.sync_std(), &[(bundle.clone(), system)])
+        support::private_mounts::with_bind_mounts(&work.std_command(), &[(bundle.clone(), system)])
             .output()
             .unwrap();
     s.assert_copied("dst/system-store", &output);
@@ -154,7 +155,7 @@ fn a_ca_in_the_system_store_or_ssl_cert_dir_is_trusted_without_ca_file() {
     let other = Certs::generate();
     std::fs::write(scratch.path().join("other-ca.pem"), &other.ca_pem).unwrap();
     let work = s.workdir("dst/system-plus-env", false);
-    let mut cmd = work.sync_std();
+    let mut cmd = work.std_command();
     cmd.env("SSL_CERT_FILE", scratch.path().join("other-ca.pem"));
     let output = support::private_mounts::with_bind_mounts(
         &cmd,
@@ -169,7 +170,7 @@ fn a_ca_in_the_system_store_or_ssl_cert_dir_is_trusted_without_ca_file() {
     std::fs::write(dir.path().join("test-ca.pem"), &ca_pem).unwrap();
     let work = s.workdir("dst/ssl-cert-dir", false);
     let output = work
-        .sync()
+        .command()
         .env("SSL_CERT_DIR", dir.path())
         .output()
         .unwrap();
@@ -188,14 +189,14 @@ fn docker_etc(host: &str, files: &[(&str, &str)]) -> tempfile::TempDir {
     dir
 }
 
-fn with_docker_etc(work: &Workdir, docker_etc: &tempfile::TempDir) -> std::process::Output {
+fn with_docker_etc(work: &SyncRun, docker_etc: &tempfile::TempDir) -> std::process::Output {
     let etc_docker = std::path::Path::new("/etc/docker");
     assert!(
         etc_docker.is_dir(),
         "this test mounts over /etc/docker (created by Debian's docker-registry, which ci/lib.sh installs)"
     );
     support::private_mounts::with_bind_mounts(
-        &work.sync_std(),
+        &work.std_command(),
         &[(docker_etc.path().to_path_buf(), etc_docker)],
     )
     .output()
@@ -236,7 +237,7 @@ fn an_mtls_registry_takes_the_client_certificate_from_docker_certs_d() {
 
     // The CA alone: the registry refuses the connection without a client certificate.
     let etc = docker_etc(host, &[("ca.crt", &certs.ca_pem)]);
-    let work = Workdir::new(&serde_json::json!({}), &rules);
+    let work = SyncRun::ci(&serde_json::json!({}), &rules);
     let output = with_docker_etc(&work, &etc);
     assert_eq!(output.status.code(), Some(1), "{}", text(&output));
     assert_eq!(seeder.manifest_digest("dst/mtls", "v1"), None);

@@ -8,9 +8,10 @@ use crate::support;
 use std::time::Duration;
 
 use support::fault_proxy::{Fault, FaultProxy, When};
-use support::migrator::{Workdir, result_for, seed_images, tag_rules, text};
+use support::migrator::{result_for, seed_images, tag_rules, text};
 use support::registry::TestRegistry;
 use support::seed::Seeder;
+use support::sync::SyncRun;
 use support::token_server::TokenServer;
 
 const USER: &str = "alice";
@@ -59,11 +60,11 @@ fn bearer_flow_with_pull_push_scopes_and_a_cross_repository_mount() {
     let images = seed_images(&seeder, "src/app", &["one", "two"], 21, 10_000);
 
     let host = registry.host.as_str();
-    let work = Workdir::new(
+    let work = SyncRun::ci(
         &auth_for(&[host], PASSWORD),
         &tag_rules(host, "src/app", host, "dst/app", &["one", "two"]),
     );
-    let output = work.sync().output().unwrap();
+    let output = work.command().output().unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
 
     for (tag, image) in ["one", "two"].iter().zip(&images) {
@@ -131,7 +132,7 @@ fn tokens_that_expire_during_the_run_are_renewed() {
         When::Nth(vec![1]),
         Fault::Delay(Duration::from_millis(2500)),
     );
-    let work = Workdir::new(
+    let work = SyncRun::ci(
         &auth_for(&[&source.host, &target.host], PASSWORD),
         &tag_rules(
             &source.host,
@@ -141,7 +142,7 @@ fn tokens_that_expire_during_the_run_are_renewed() {
             &["one", "two"],
         ),
     );
-    let output = work.sync().args(["--proc", "1"]).output().unwrap();
+    let output = work.command().args(["--proc", "1"]).output().unwrap();
     assert_eq!(
         output.status.code(),
         Some(0),
@@ -185,11 +186,11 @@ fn a_wrong_password_is_a_clear_auth_error() {
     seed_images(&seeder, "src/app", &["one"], 23, 1000);
     let host = registry.host.as_str();
     let wrong = "Wr0ng-Passw0rd-Quokka";
-    let work = Workdir::new(
+    let work = SyncRun::ci(
         &auth_for(&[host], wrong),
         &tag_rules(host, "src/app", host, "dst/app", &["one"]),
     );
-    let output = work.sync().output().unwrap();
+    let output = work.command().output().unwrap();
     let log = text(&output);
     assert_eq!(output.status.code(), Some(1), "{log}");
     let report = work.report();
@@ -221,12 +222,12 @@ fn a_token_service_answering_503_is_retried_once_per_try() {
     let host = registry.host.as_str();
 
     // Three 503s then success: exactly 4 token requests for the first token, 3 retries.
-    let work = Workdir::new(
+    let work = SyncRun::ci(
         &auth_for(&[host], PASSWORD),
         &tag_rules(host, "src/app", host, "dst/app", &["one"]),
     );
     tokens.fail_next(3);
-    let output = work.sync().args(["--retries", "3"]).output().unwrap();
+    let output = work.command().args(["--retries", "3"]).output().unwrap();
     let log = text(&output);
     assert_eq!(output.status.code(), Some(0), "{log}");
     let requests = tokens.requests();
@@ -242,12 +243,12 @@ fn a_token_service_answering_503_is_retried_once_per_try() {
 
     // Five 503s with --retries 3: the image fails after 4 token requests, no more.
     let before = tokens.requests().len();
-    let work = Workdir::new(
+    let work = SyncRun::ci(
         &auth_for(&[host], PASSWORD),
         &tag_rules(host, "src/app", host, "dst/app", &["two"]),
     );
     tokens.fail_next(5);
-    let output = work.sync().args(["--retries", "3"]).output().unwrap();
+    let output = work.command().args(["--retries", "3"]).output().unwrap();
     let log = text(&output);
     assert_eq!(output.status.code(), Some(1), "{log}");
     let requests = tokens.requests()[before..].to_vec();
@@ -289,12 +290,12 @@ fn a_docker_config_identity_token_is_exchanged_with_an_oauth2_post() {
         std::fs::write(docker_config.path().join("config.json"), config.to_string()).unwrap();
     };
     let sync_to = |dst_repo: &str| {
-        let work = Workdir::new(
+        let work = SyncRun::ci(
             &support::migrator::insecure(&[host]),
             &tag_rules(host, "src/app", host, dst_repo, &["one"]),
         );
         let output = work
-            .sync()
+            .command()
             .env("DOCKER_CONFIG", docker_config.path())
             .output()
             .unwrap();

@@ -8,9 +8,10 @@ use crate::support;
 use std::time::Duration;
 
 use support::fault_proxy::{Fault, FaultProxy, When};
-use support::migrator::{Workdir, insecure, result_for, seed_images, tag_rules, text};
+use support::migrator::{insecure, result_for, seed_images, tag_rules, text};
 use support::registry::TestRegistry;
 use support::seed::Seeder;
+use support::sync::SyncRun;
 
 const TAGS: [&str; 3] = ["one", "two", "three"];
 
@@ -40,8 +41,8 @@ fn setup(seed: u64) -> Setup {
 }
 
 impl Setup {
-    fn workdir(&self) -> Workdir {
-        Workdir::new(
+    fn workdir(&self) -> SyncRun {
+        SyncRun::ci(
             &insecure(&[&self.source.host, &self.target.host]),
             &tag_rules(
                 &self.source.host,
@@ -104,7 +105,7 @@ fn transient_faults_on_source_and_target_are_retried() {
 
     let work = s.workdir();
     let output = work
-        .sync()
+        .command()
         .args(["--proc", "2", "--retries", "4"])
         .output()
         .unwrap();
@@ -182,7 +183,7 @@ fn a_corrupted_blob_fails_its_image_only() {
         .inject(Some("GET"), &corrupted, When::Always, Fault::FlipByte);
 
     let work = s.workdir();
-    let output = work.sync().args(["--retries", "2"]).output().unwrap();
+    let output = work.command().args(["--retries", "2"]).output().unwrap();
     let log = text(&output);
     assert_eq!(output.status.code(), Some(1), "{log}");
 
@@ -235,7 +236,7 @@ fn retry_after_is_honoured() {
             retry_after_secs: 2,
         },
     );
-    let work = Workdir::new(
+    let work = SyncRun::ci(
         &insecure(&[&s.source.host, &s.target.host]),
         &tag_rules(
             &s.source.host,
@@ -245,7 +246,7 @@ fn retry_after_is_honoured() {
             &["one"],
         ),
     );
-    let output = work.sync().output().unwrap();
+    let output = work.command().output().unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
 
     let log = s.source.log();
@@ -294,7 +295,7 @@ fn a_rate_limit_that_does_not_lift_fails_with_a_hint() {
         },
     );
     let work = s.workdir();
-    let out = work.sync().args(["--retries", "1"]).output().unwrap();
+    let out = work.command().args(["--retries", "1"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let report = work.report();
     let failed = result_for(&report, &s.source_ref("one"));

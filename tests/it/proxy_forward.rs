@@ -7,9 +7,10 @@ use crate::support;
 use serde_json::json;
 use support::apiserver::Certs;
 use support::forward_proxy::{ForwardProxy, PASSWORD};
-use support::migrator::{Workdir, seed_images, tag_rules, text};
+use support::migrator::{seed_images, tag_rules, text};
 use support::registry::TestRegistry;
 use support::seed::Seeder;
+use support::sync::SyncRun;
 
 struct Setup {
     registry: TestRegistry,
@@ -46,8 +47,8 @@ impl Setup {
         env: &[(&str, &str)],
     ) -> std::process::Output {
         let host = self.registry.host.as_str();
-        let work = Workdir::new(&auth, &tag_rules(host, "src/app", host, dst, &["v1"]));
-        let mut cmd = work.sync();
+        let work = SyncRun::ci(&auth, &tag_rules(host, "src/app", host, dst, &["v1"]));
+        let mut cmd = work.command();
         cmd.arg("--ca-file").arg(self.ca_dir.path().join("ca.pem"));
         for (name, value) in env {
             cmd.env(name, value);
@@ -177,8 +178,8 @@ fn the_token_service_goes_through_the_proxy_too() {
         json!({ host: entry })
     };
     let run = |dst: &str, auth: serde_json::Value, env: &[(&str, &str)]| {
-        let work = Workdir::new(&auth, &tag_rules(host, "src/app", host, dst, &["v1"]));
-        let mut cmd = work.sync();
+        let work = SyncRun::ci(&auth, &tag_rules(host, "src/app", host, dst, &["v1"]));
+        let mut cmd = work.command();
         for (name, value) in env {
             cmd.env(name, value);
         }

@@ -8,8 +8,9 @@ use crate::support;
 use std::time::Duration;
 
 use support::fault_proxy::FaultProxy;
-use support::migrator::{Workdir, insecure, seed_images, tag_rules};
+use support::migrator::{insecure, seed_images, tag_rules};
 use support::registry::TestRegistry;
+use support::sync::SyncRun;
 
 fn run_with_cap(cap: Option<&str>) -> usize {
     let registry = TestRegistry::start();
@@ -20,11 +21,11 @@ fn run_with_cap(cap: Option<&str>) -> usize {
     // A slow registry: every request takes a while, so parallel ones overlap.
     source.set_delay(Duration::from_millis(60));
     let target = TestRegistry::start();
-    let work = Workdir::new(
+    let work = SyncRun::ci(
         &insecure(&[&source.host, &target.host]),
         &tag_rules(&source.host, "src/app", &target.host, "dst/app", &tags),
     );
-    let mut sync = work.sync();
+    let mut sync = work.command();
     sync.args(["--proc", "8"]);
     if let Some(cap) = cap {
         sync.args(["--registry-concurrency", cap]);

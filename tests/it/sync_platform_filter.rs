@@ -4,12 +4,13 @@
 use crate::support;
 
 use serde_json::json;
-use support::migrator::{Workdir, insecure};
+use support::migrator::insecure;
 use support::registry::TestRegistry;
 use support::seed::{ImageSpec, Media, Seeder, deterministic_layer};
+use support::sync::SyncRun;
 
-fn run(work: &Workdir, args: &[&str]) -> serde_json::Value {
-    work.sync().args(args).assert().success();
+fn run(work: &SyncRun, args: &[&str]) -> serde_json::Value {
+    work.command().args(args).assert().success();
     work.report()
 }
 
@@ -40,7 +41,7 @@ fn platform_filter_keeps_only_the_wanted_children() {
     );
     let index_digest = seeder.push_index_of("multi/app", "1.0", &[&amd, &arm], Media::Oci);
 
-    let work = Workdir::new(
+    let work = SyncRun::ci(
         &insecure(&[&source.host, &target.host]),
         &json!({
             format!("{}/multi/app:1.0", source.host): format!("{}/arm/app", target.host),
@@ -113,11 +114,11 @@ fn a_platform_no_child_has_fails_that_image() {
         ),
     );
     seeder.push_index_of("multi/app", "1.0", &[&amd], Media::Docker);
-    let work = Workdir::new(
+    let work = SyncRun::ci(
         &insecure(&[&source.host, &target.host]),
         &json!({ format!("{}/multi/app:1.0", source.host): format!("{}/x/app", target.host) }),
     );
-    work.sync()
+    work.command()
         .args(["--platform", "linux/s390x"])
         .assert()
         .code(1)

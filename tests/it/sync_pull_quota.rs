@@ -9,9 +9,10 @@
 use crate::support;
 
 use support::fault_proxy::FaultProxy;
-use support::migrator::{Workdir, assert_tags_complete, insecure, result_for, tag_rules, text};
+use support::migrator::{assert_tags_complete, insecure, result_for, tag_rules, text};
 use support::registry::TestRegistry;
 use support::seed::{ImageSpec, Media, Seeder, deterministic_layer};
+use support::sync::SyncRun;
 use support::sync::access_log;
 
 const TAGS: [&str; 6] = ["1.27", "mainline", "latest", "1.25", "1.25.4", "1.24"];
@@ -68,8 +69,8 @@ fn setup() -> Setup {
 }
 
 impl Setup {
-    fn workdir(&self, dst_repo: &str) -> Workdir {
-        Workdir::new(
+    fn workdir(&self, dst_repo: &str) -> SyncRun {
+        SyncRun::ci(
             &insecure(&[&self.hub.host, &self.dst.host]),
             &tag_rules(
                 &self.hub.host,
@@ -87,7 +88,7 @@ fn each_distinct_manifest_is_pulled_once_and_a_no_op_pulls_none() {
     let s = setup();
     s.hub.set_pull_quota(100);
     let work = s.workdir("mirror/nginx");
-    let output = work.sync().output().unwrap();
+    let output = work.command().output().unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
     assert_eq!(
         s.hub.manifest_gets(),
@@ -110,7 +111,7 @@ fn each_distinct_manifest_is_pulled_once_and_a_no_op_pulls_none() {
     assert_eq!(child_puts, 2, "one PUT per child manifest");
 
     // Nothing changed: HEADs only, no pull spent.
-    let output = s.workdir("mirror/nginx").sync().output().unwrap();
+    let output = s.workdir("mirror/nginx").command().output().unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
     assert_eq!(s.hub.manifest_gets(), DISTINCT_MANIFESTS);
 }
@@ -120,7 +121,7 @@ fn an_exhausted_quota_fails_the_rest_fast_and_the_next_window_finishes() {
     let s = setup();
     s.hub.set_pull_quota(3);
     let work = s.workdir("mirror/small");
-    let output = work.sync().output().unwrap();
+    let output = work.command().output().unwrap();
     let log = text(&output);
     assert_eq!(output.status.code(), Some(1), "{log}");
     let report = work.report();
@@ -153,7 +154,7 @@ fn an_exhausted_quota_fails_the_rest_fast_and_the_next_window_finishes() {
     // The next window: the run finishes the job, pulling only what is still missing.
     s.hub.set_pull_quota(100);
     let before = s.hub.manifest_gets();
-    let output = s.workdir("mirror/small").sync().output().unwrap();
+    let output = s.workdir("mirror/small").command().output().unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
     assert_eq!(assert_tags_complete(&s.target, "mirror/small"), TAGS.len());
     assert!(s.hub.manifest_gets() - before <= DISTINCT_MANIFESTS);
@@ -226,11 +227,11 @@ fn a_small_quota_copies_the_images_of_one_pull_first_in_every_run() {
             format!("{}/library/redis:7", hub.host),
             format!("{}/run{run}/redis:7", dst.host).into(),
         );
-        let work = Workdir::new(
+        let work = SyncRun::ci(
             &insecure(&[&hub.host, &dst.host]),
             &serde_json::Value::Object(rules.clone()),
         );
-        let output = work.sync().output().unwrap();
+        let output = work.command().output().unwrap();
         assert_eq!(
             output.status.code(),
             Some(1),

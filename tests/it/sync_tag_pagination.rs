@@ -6,9 +6,10 @@
 use crate::support;
 
 use support::fault_proxy::{Fault, FaultProxy, When};
-use support::migrator::{Workdir, insecure};
+use support::migrator::insecure;
 use support::registry::TestRegistry;
 use support::seed::{ImageSpec, Media, Seeder, deterministic_layer};
+use support::sync::SyncRun;
 
 #[test]
 fn tags_on_every_page_are_copied() {
@@ -36,13 +37,13 @@ fn tags_on_every_page_are_copied() {
         Fault::PaginateTags { page: 5 },
     );
     let target = TestRegistry::start();
-    let work = Workdir::new(
+    let work = SyncRun::ci(
         &insecure(&[&source.host, &target.host]),
         &serde_json::json!({
             format!("{}/many/tags", source.host): format!("{}/mirror/tags", target.host)
         }),
     );
-    work.sync().assert().success();
+    work.command().assert().success();
 
     let report = work.report();
     assert_eq!(report["summary"]["copied"], 23, "{report}");

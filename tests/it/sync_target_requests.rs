@@ -14,10 +14,10 @@ use std::collections::HashSet;
 
 use serde_json::Value;
 use support::fault_proxy::{Fault, FaultProxy, Logged, Rule, When};
-use support::migrator::{Workdir, assert_tags_complete, insecure, seed_images, tag_rules};
+use support::migrator::{assert_tags_complete, insecure, seed_images, tag_rules};
 use support::registry::TestRegistry;
 use support::seed::{Pushed, Seeder, deterministic_layer, sha256_digest};
-use support::sync::{access_log, migrator_requests_since};
+use support::sync::{SyncRun, access_log, migrator_requests_since};
 
 const LAYER: usize = 20_000;
 
@@ -79,13 +79,13 @@ fn cold_sync_sends_two_target_requests_per_new_blob_and_no_op_one_per_tag() {
     target.push_blob("dst/a", &kept);
 
     let proxy = FaultProxy::start(&dst.host);
-    let work = Workdir::new(
+    let work = SyncRun::ci(
         &insecure(&[&src.host, &proxy.host]),
         &rules(&src.host, &proxy.host, &[("a", a_tags), ("b", b_tags)]),
     );
     // One worker: the order of requests, and so their count, is the same every run.
     let src_before = access_log(&src).len();
-    work.sync().arg("--proc").arg("1").assert().success();
+    work.command().arg("--proc").arg("1").assert().success();
     let report = work.report();
     assert_eq!(report["summary"]["copied"], 7, "{report}");
 
@@ -168,7 +168,7 @@ fn cold_sync_sends_two_target_requests_per_new_blob_and_no_op_one_per_tag() {
         cold.len()
     );
 
-    work.sync().arg("--proc").arg("1").assert().success();
+    work.command().arg("--proc").arg("1").assert().success();
     assert_eq!(work.report()["summary"]["unchanged"], 7);
     let no_op = &proxy.log()[cold.len()..];
     let heads = count(no_op, |l| {
@@ -193,11 +193,11 @@ fn a_registry_that_refuses_mounts_from_the_repository_itself_gets_head_then_uplo
         When::Always,
         Fault::Status(405),
     ));
-    let work = Workdir::new(
+    let work = SyncRun::ci(
         &insecure(&[&src.host, &proxy.host]),
         &tag_rules(&src.host, "src/app", &proxy.host, "dst/app", tags),
     );
-    work.sync().arg("--proc").arg("1").assert().success();
+    work.command().arg("--proc").arg("1").assert().success();
     assert_eq!(work.report()["summary"]["copied"], 3);
     for (tag, image) in tags.iter().zip(&images) {
         assert_eq!(
@@ -230,11 +230,11 @@ fn blobs_from_the_source_reuse_its_connections() {
     let images = seed_images(&source, "src/app", tags, 8, LAYER);
     let blobs = unique_blobs(&images.iter().collect::<Vec<_>>()).len();
     let proxy = FaultProxy::start(&src.host);
-    let work = Workdir::new(
+    let work = SyncRun::ci(
         &insecure(&[&proxy.host, &dst.host]),
         &tag_rules(&proxy.host, "src/app", &dst.host, "dst/app", tags),
     );
-    work.sync().arg("--proc").arg("2").assert().success();
+    work.command().arg("--proc").arg("2").assert().success();
     assert_eq!(work.report()["summary"]["copied"], 6);
     let blob_gets = count(&proxy.log(), |l| {
         l.method == "GET" && l.path.contains("/blobs/sha256:")

@@ -5,9 +5,10 @@
 use crate::support;
 
 use support::fault_proxy::{Fault, FaultProxy, Rule, When};
-use support::migrator::{Workdir, insecure, seed_images, tag_rules};
+use support::migrator::{insecure, seed_images, tag_rules};
 use support::registry::TestRegistry;
 use support::seed::Seeder;
+use support::sync::SyncRun;
 
 #[test]
 fn a_refused_monolithic_put_falls_back_to_patch_chunks() {
@@ -27,11 +28,11 @@ fn a_refused_monolithic_put_falls_back_to_patch_chunks() {
         )
         .with_min_body(1),
     );
-    let work = Workdir::new(
+    let work = SyncRun::ci(
         &insecure(&[&registry.host, &target.host]),
         &tag_rules(&registry.host, "src/app", &target.host, "dst/app", &tags),
     );
-    work.sync().arg("--proc").arg("1").assert().success();
+    work.command().arg("--proc").arg("1").assert().success();
 
     let report = work.report();
     assert_eq!(report["summary"]["copied"], 2, "{report}");

@@ -1,86 +1,10 @@
-//! Running the real `image-migrator` binary in a scratch directory holding auth.json and
-//! images.json, and reading back what it left (report, JUnit file, output).
+//! Helpers for the values a run is given and what it left: auth.json marking hosts
+//! insecure, images.json rules per tag, seeded images, a report's result, the output as
+//! text, and tags that point at complete content. Runs start with [`super::sync::SyncRun`].
 
-use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use serde_json::Value;
-
-/// The binary with a clean environment (see [`super::CLEARED_ENV`]).
-pub fn command() -> assert_cmd::Command {
-    super::migrator()
-}
-
-/// The same for a process the test must signal or kill (std, not assert_cmd).
-pub fn std_command() -> std::process::Command {
-    super::migrator_std()
-}
-
-/// A scratch directory with the two files.
-pub struct Workdir {
-    pub dir: tempfile::TempDir,
-}
-
-impl Workdir {
-    /// `auth` and `images` as JSON values (images: a map of source → target).
-    pub fn new(auth: &Value, images: &Value) -> Workdir {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("auth.json"), auth.to_string()).unwrap();
-        std::fs::write(dir.path().join("images.json"), images.to_string()).unwrap();
-        Workdir { dir }
-    }
-
-    pub fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    pub fn report_path(&self) -> PathBuf {
-        self.path().join("report.json")
-    }
-
-    pub fn junit_path(&self) -> PathBuf {
-        self.path().join("junit.xml")
-    }
-
-    /// `image-migrator sync --report report.json --junit junit.xml` in this directory.
-    pub fn sync(&self) -> assert_cmd::Command {
-        let mut cmd = command();
-        cmd.current_dir(self.path())
-            .args(["sync", "--report"])
-            .arg(self.report_path())
-            .arg("--junit")
-            .arg(self.junit_path());
-        cmd
-    }
-
-    /// The same as a std command (for signals and kill -9).
-    pub fn sync_std(&self) -> std::process::Command {
-        let mut cmd = std_command();
-        cmd.current_dir(self.path())
-            .args(["sync", "--report"])
-            .arg(self.report_path())
-            .arg("--junit")
-            .arg(self.junit_path());
-        cmd
-    }
-
-    /// The report, checked against the published schema and for a summary that adds up.
-    pub fn report(&self) -> Value {
-        let text = std::fs::read_to_string(self.report_path())
-            .unwrap_or_else(|e| panic!("no report at {}: {e}", self.report_path().display()));
-        let report = serde_json::from_str(&text).unwrap();
-        super::sync::check_report(&report);
-        report
-    }
-
-    pub fn report_text(&self) -> String {
-        std::fs::read_to_string(self.report_path()).unwrap_or_default()
-    }
-
-    pub fn junit_text(&self) -> String {
-        std::fs::read_to_string(self.junit_path()).unwrap_or_default()
-    }
-}
 
 /// auth.json marking each host `insecure` (plain HTTP test registries and proxies).
 pub fn insecure(hosts: &[&str]) -> Value {

@@ -4,7 +4,9 @@
 //! - [`registry`]: start throwaway registries in Docker (anonymous, htpasswd, TLS, token).
 //! - [`apiserver`]: a small HTTPS server answering like the Kubernetes API server.
 //! - [`seed`]: push real images/indexes over the plain HTTP API and read them back.
-//! - [`sync`]: run the binary on auth.json/images.json, check its report, read registry logs.
+//! - [`sync`]: [`sync::SyncRun`], the one way a test starts a sync (auth.json/images.json,
+//!   arguments, environment; run to a checked report, or as an assert_cmd or std command),
+//!   and the registries' access logs.
 //! - [`fault_proxy`]: a fault-injecting HTTP proxy in front of a registry.
 //! - [`forward_proxy`]: a real tinyproxy on loopback that logs its CONNECTs.
 //! - [`token_server`]: a bearer token server issuing signed JWTs a registry accepts.
@@ -18,7 +20,8 @@
 //! - [`cloud`]: SWR's and ECR's APIs (signatures recomputed by Huawei's SDK and botocore)
 //!   beside a real registry gated as they gate it, the Python in a cached venv (`cloud_venv.sh`).
 //! - [`project`]: a scratch directory with auth.json/images.json and `validate` run in it.
-//! - [`migrator`]: run the binary in a scratch directory and read its report.
+//! - [`migrator`]: helpers for the values a run is given and what it left (rules per tag,
+//!   seeded images, a report's result, the output as text, complete tags).
 //! - [`private_mounts`]: run it in a private mount namespace with test files over system paths.
 #![allow(dead_code)]
 
@@ -70,7 +73,12 @@ pub const CLEARED_ENV: [&str; 23] = [
 /// The `image-migrator` binary with [`CLEARED_ENV`] removed (for a process the test must
 /// signal or kill).
 pub fn migrator_std() -> std::process::Command {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_image-migrator"));
+    migrator_at(env!("CARGO_BIN_EXE_image-migrator"))
+}
+
+/// Another build of the binary (`program`), with the same environment.
+pub fn migrator_at(program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
+    let mut cmd = std::process::Command::new(program);
     for var in CLEARED_ENV {
         cmd.env_remove(var);
     }

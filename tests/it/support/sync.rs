@@ -2,7 +2,12 @@
 //! `images.json` in a fresh working directory, then read what it left behind — the exit
 //! code, the human log, the JSON report (checked against the published schema on every
 //! run) and the JUnit file — and what the registries saw (their access logs).
+//!
+//! [`SyncRun`] is the one way a test starts a sync: [`SyncRun::run`] for a run to its end
+//! read as a [`RunResult`], [`SyncRun::command`] for assert_cmd's output and assertions,
+//! [`SyncRun::std_command`] for a process the test signals, kills, times or wraps.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Arc, OnceLock};
@@ -22,8 +27,14 @@ pub struct SyncRun {
     auth: serde_json::Map<String, Value>,
     /// `(source, target)` in file order; keys may repeat.
     rules: Vec<(String, Value)>,
-    args: Vec<String>,
+    args: Vec<OsString>,
     env: Vec<(String, String)>,
+    /// The report's file name in the directory ([`REPORT`] unless [`SyncRun::report_to`]).
+    report: String,
+    /// The JUnit file's name in the directory, when [`SyncRun::junit_to`] asked for one.
+    junit: String,
+    /// Another build of the binary (`None`: the one under test).
+    program: Option<OsString>,
 }
 
 impl Default for SyncRun {
@@ -40,12 +51,85 @@ impl SyncRun {
             rules: Vec::new(),
             args: Vec::new(),
             env: Vec::new(),
+            report: REPORT.to_string(),
+            junit: "junit.xml".to_string(),
+            program: None,
         }
+    }
+
+    /// Both files from JSON values: `auth` an auth.json object, `images` an object of
+    /// source → target.
+    pub fn from_json(auth: &Value, images: &Value) -> SyncRun {
+        let mut run = SyncRun::new();
+        for (key, entry) in auth.as_object().expect("auth.json is an object") {
+            run = run.auth(key, entry.clone());
+        }
+        for (source, target) in images.as_object().expect("images.json is an object") {
+            run = run.rule_value(source, target.clone());
+        }
+        run
+    }
+
+    /// The shape a CI job runs: both files from JSON values, then
+    /// `sync --report report.json --junit junit.xml` (absolute paths in the directory).
+    pub fn ci(auth: &Value, images: &Value) -> SyncRun {
+        SyncRun::from_json(auth, images)
+            .arg("sync")
+            .report_to("report.json")
+            .junit_to("junit.xml")
+    }
+
+    /// `--report <dir>/<name>`, and the report read from there.
+    pub fn report_to(mut self, name: &str) -> SyncRun {
+        self.report = name.to_string();
+        let path = self.report_path();
+        self.arg("--report").arg_os(path)
+    }
+
+    /// `--junit <dir>/<name>`.
+    pub fn junit_to(mut self, name: &str) -> SyncRun {
+        self.junit = name.to_string();
+        let path = self.junit_path();
+        self.arg("--junit").arg_os(path)
+    }
+
+    /// Runs `program` (another build of the binary) instead of the one under test, with the
+    /// same cleared environment.
+    pub fn program(mut self, program: impl Into<OsString>) -> SyncRun {
+        self.program = Some(program.into());
+        self
     }
 
     /// The working directory of the run.
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    pub fn report_path(&self) -> PathBuf {
+        self.dir().join(&self.report)
+    }
+
+    pub fn junit_path(&self) -> PathBuf {
+        self.dir().join(&self.junit)
+    }
+
+    /// The report a [`SyncRun::command`] or [`SyncRun::std_command`] left, checked against
+    /// the published schema and for a summary that adds up.
+    pub fn report(&self) -> Value {
+        let path = self.report_path();
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("no report at {}: {e}", path.display()));
+        let report = serde_json::from_str(&text).unwrap();
+        check_report(&report);
+        report
+    }
+
+    pub fn report_text(&self) -> String {
+        std::fs::read_to_string(self.report_path()).unwrap_or_default()
+    }
+
+    pub fn junit_text(&self) -> String {
+        std::fs::read_to_string(self.junit_path()).unwrap_or_default()
     }
 
     /// `"<host>": {"insecure": true}` — an anonymous plain-HTTP test registry.
@@ -74,7 +158,13 @@ impl SyncRun {
     }
 
     pub fn arg(mut self, arg: &str) -> SyncRun {
-        self.args.push(arg.to_string());
+        self.args.push(arg.into());
+        self
+    }
+
+    /// An argument that need not be UTF-8 (a path).
+    pub fn arg_os(mut self, arg: impl Into<OsString>) -> SyncRun {
+        self.args.push(arg.into());
         self
     }
 
@@ -82,13 +172,16 @@ impl SyncRun {
     /// variant of a run (e.g. `--dry-run` before the real one).
     pub fn arg_clone(&self, arg: &str) -> SyncRun {
         let mut args = self.args.clone();
-        args.push(arg.to_string());
+        args.push(arg.into());
         SyncRun {
             dir: self.dir.clone(),
             auth: self.auth.clone(),
             rules: self.rules.clone(),
             args,
             env: self.env.clone(),
+            report: self.report.clone(),
+            junit: self.junit.clone(),
+            program: self.program.clone(),
         }
     }
 
@@ -111,6 +204,15 @@ impl SyncRun {
     /// written) is validated against the schema and its summary checked against its
     /// results. The setup stays usable for another run (an incremental re-run).
     pub fn run(&self) -> RunResult {
+        let mut cmd = self.std_command();
+        let _ = std::fs::remove_file(self.report_path());
+        let output = cmd.output().expect("run image-migrator");
+        RunResult::new(self.dir.clone(), self.report_path(), output)
+    }
+
+    /// Writes both files and returns the command (arguments, environment, directory set)
+    /// as a std command, for a process the test signals, kills, times or wraps.
+    pub fn std_command(&self) -> Command {
         let dir = self.dir.path();
         std::fs::write(
             dir.join("auth.json"),
@@ -118,14 +220,20 @@ impl SyncRun {
         )
         .expect("write auth.json");
         std::fs::write(dir.join("images.json"), self.images_json()).expect("write images.json");
-        let _ = std::fs::remove_file(dir.join(REPORT));
-        let mut cmd = super::migrator_std();
+        let mut cmd = match &self.program {
+            Some(program) => super::migrator_at(program),
+            None => super::migrator_std(),
+        };
         cmd.current_dir(dir).args(&self.args);
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
-        let output = cmd.output().expect("run image-migrator");
-        RunResult::new(self.dir.clone(), output)
+        cmd
+    }
+
+    /// The same as an assert_cmd command, for its output and assertions.
+    pub fn command(&self) -> assert_cmd::Command {
+        assert_cmd::Command::from_std(self.std_command())
     }
 }
 
@@ -142,12 +250,12 @@ pub struct RunResult {
 }
 
 impl RunResult {
-    fn new(keep: Arc<tempfile::TempDir>, output: Output) -> RunResult {
+    fn new(keep: Arc<tempfile::TempDir>, report: PathBuf, output: Output) -> RunResult {
         let dir = keep.path().to_path_buf();
         let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
         let code = output.status.code().expect("exited with a code");
-        let report = std::fs::read_to_string(dir.join(REPORT)).ok().map(|text| {
+        let report = std::fs::read_to_string(report).ok().map(|text| {
             let report: Value = serde_json::from_str(&text)
                 .unwrap_or_else(|e| panic!("report is not JSON ({e}):\n{text}"));
             check_report(&report);
