@@ -191,6 +191,25 @@ pub struct SyncArgs {
     #[arg(long)]
     pub referrers: bool,
 
+    /// Keep the mirror true: after a whole-repository rule's copies succeeded, delete the
+    /// target tags that no rule selects any more (see --prune-protect, --max-prune). Never
+    /// when a source listing failed or a rule selected nothing; with --dry-run, only say
+    /// `would delete`.
+    #[arg(long)]
+    pub prune: bool,
+
+    /// With --prune: never delete target tags matching this regular expression
+    /// (unanchored); may be repeated.
+    /// Example: --prune-protect '^release-'
+    #[arg(long, value_name = "REGEX", requires = "prune")]
+    pub prune_protect: Vec<String>,
+
+    /// With --prune: a repository that would lose more tags than this loses none, and its
+    /// rule fails.
+    /// Example: --max-prune 200
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    pub max_prune: usize,
+
     /// Cap on requests waiting for an answer from one registry at a time (blob bodies
     /// streaming after their answer do not count; --proc bounds those).
     /// Example: --registry-concurrency 32

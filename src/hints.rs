@@ -103,3 +103,13 @@ pub fn maybe_missing_container(what: &str) -> String {
          with --create-targets to have it created before the copy"
     )
 }
+
+/// After a registry refused to delete a manifest (distribution's 405 `UNSUPPORTED`): the
+/// copies stand, and deleting has to be allowed.
+pub fn deletes_refused(registry: &str) -> String {
+    format!(
+        "{registry} refuses deletes: on a distribution registry (registry:2) set \
+         REGISTRY_STORAGE_DELETE_ENABLED=true, elsewhere give the credentials the right to \
+         delete; the copies stand, nothing was pruned after this"
+    )
+}

@@ -48,6 +48,25 @@ pub struct RuleTags {
     pub source: String,
     pub tags_listed: usize,
     pub tags_selected: usize,
+    /// `--prune`: the target tags deleted under this rule (with `--dry-run`: that would
+    /// be deleted), the referrers' tags that went with them included.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pruned: Vec<String>,
+    /// `--prune`: target tags no rule selects that were kept, and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prune_kept: Vec<PruneKept>,
+    /// `--prune`: why this rule's target could not be pruned (its rule counts as failed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prune_error: Option<String>,
+}
+
+/// A target tag `--prune` kept although no rule selects it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct PruneKept {
+    pub tag: String,
+    /// E.g. `matches --prune-protect`, `shares <digest> with kept tag latest…`, or why
+    /// nothing in the repository was deleted.
+    pub reason: String,
 }
 
 /// The effective settings of the run (never secrets).
@@ -71,6 +90,13 @@ pub struct Settings {
     /// `--referrers`: signatures, SBOMs and attestations copied with their images.
     #[serde(default)]
     pub referrers: bool,
+    /// `--prune`, its `--prune-protect` expressions and `--max-prune` (when pruning).
+    #[serde(default)]
+    pub prune: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prune_protect: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_prune: Option<usize>,
     /// `--request-timeout`, `--min-speed` and `--min-speed-window`: the time bounds of
     /// every request.
     #[serde(default)]
@@ -236,6 +262,12 @@ pub struct Summary {
     /// `--create-targets`: the target containers by outcome.
     #[serde(default)]
     pub targets: TargetCounts,
+    /// `--prune`: target tags deleted (with `--dry-run`: that would be), and the rules
+    /// whose target could not be pruned.
+    #[serde(default)]
+    pub pruned: usize,
+    #[serde(default)]
+    pub prune_failed: usize,
 }
 
 impl Summary {
@@ -260,6 +292,14 @@ impl Summary {
             summary.referrers_unchanged += r.referrers_unchanged;
         }
         summary
+    }
+}
+
+impl Summary {
+    /// `pruned` and `prune_failed`, from what the rules say.
+    pub fn count_prunes(&mut self, rules: &[RuleTags]) {
+        self.pruned = rules.iter().map(|r| r.pruned.len()).sum();
+        self.prune_failed = rules.iter().filter(|r| r.prune_error.is_some()).count();
     }
 }
 
@@ -304,6 +344,7 @@ pub fn merge(reports: Vec<Report>) -> Option<Report> {
     merged.summary = Summary::of(&merged.results);
     merged.summary.manifest_gets = manifest_gets;
     merged.summary.targets = TargetCounts::of(&merged.targets);
+    merged.summary.count_prunes(&merged.rules);
     Some(merged)
 }
 

@@ -3,6 +3,7 @@
 //! outputs. Every line people read goes through one channel ([`crate::progress`]), so it
 //! also reaches `--log`.
 
+mod prune;
 mod results;
 mod settings;
 
@@ -54,11 +55,25 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> Outcome {
         settings.create_targets,
         settings.copy.mode == Mode::DryRun,
     );
-    let outcomes = copy(&settings, &client, &mut plan);
+    let prune_repos = settings
+        .prune
+        .enabled
+        .then(|| crate::prune::target_repos(&settings.rules, &plan, settings.shard));
+    let (outcomes, facts) = copy(&settings, &client, &mut plan);
+    let pruned = match prune_repos {
+        Some(repos) => prune_stage(&settings, &client).run(repos, &facts),
+        None => Vec::new(),
+    };
     if settings.in_github {
         github::end_group();
     }
-    let report = results::report(&settings, &client, plan, targets, outcomes, started);
+    let ran = results::Ran {
+        plan,
+        targets,
+        outcomes,
+        pruned,
+    };
+    let report = results::report(&settings, &client, ran, started);
     outputs(&settings, &report)
 }
 
@@ -130,10 +145,23 @@ fn log_start(settings: &SyncSettings) {
     }
 }
 
-/// Every job of the plan, with one log line per image as it ends. Each job is dropped
-/// once its result is made: at 20,000 tags the jobs and the results would otherwise both
-/// be held to the end.
-fn copy(settings: &SyncSettings, client: &Client, plan: &mut Plan) -> Vec<ImageResult> {
+fn prune_stage<'a>(settings: &'a SyncSettings, client: &'a Client) -> prune::PruneRun<'a> {
+    prune::PruneRun {
+        client,
+        options: &settings.prune,
+        dry_run: settings.copy.mode == Mode::DryRun,
+        referrers: settings.copy.referrers,
+    }
+}
+
+/// Every job of the plan, with one log line per image as it ends, and what pruning needs
+/// to know of them. Each job is dropped once its result is made: at 20,000 tags the jobs
+/// and the results would otherwise both be held to the end.
+fn copy(
+    settings: &SyncSettings,
+    client: &Client,
+    plan: &mut Plan,
+) -> (Vec<ImageResult>, prune::CopyFacts) {
     let dry_run = settings.copy.mode == Mode::DryRun;
     for warning in &plan.warnings {
         log(&format!("warning: {warning}"));
@@ -153,19 +181,24 @@ fn copy(settings: &SyncSettings, client: &Client, plan: &mut Plan) -> Vec<ImageR
         progress.line(&log_line(&failure_result(failure), dry_run));
     }
     let copier = Copier::new(client, client.transport(), settings.copy.clone());
+    let facts = std::sync::Mutex::new(prune::CopyFacts::default());
     let outcomes = copier.run_all(std::mem::take(&mut plan.jobs), |job, outcome| {
         let result = job_result(job, outcome);
+        if settings.prune.enabled {
+            facts.lock().unwrap().learn(job, &result);
+        }
         progress.line(&log_line(&result, dry_run));
         progress.image_done(result.bytes_transferred);
         result
     });
     progress.finish();
-    outcomes
+    (outcomes, facts.into_inner().unwrap())
 }
 
 /// The report, the JUnit file, the summary and GitHub's outputs; the exit outcome.
 fn outputs(settings: &SyncSettings, report: &Report) -> Outcome {
-    let mut exit = if report.summary.failed + report.summary.cancelled > 0 {
+    let failures = report.summary.failed + report.summary.cancelled + report.summary.prune_failed;
+    let mut exit = if failures > 0 {
         Outcome::Failed
     } else {
         Outcome::Success

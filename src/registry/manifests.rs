@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::quota::Quota;
 use super::{Repo, paths, tag_or_digest};
 use crate::digest::Digest;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorCode, Result};
 use crate::http::{Body, Method, RequestStats};
 use crate::manifest::{self, Manifest, MediaType};
 use crate::reference::TagOrDigest;
@@ -170,5 +170,70 @@ impl Repo<'_> {
                 _ => Ok(()),
             }
         })
+    }
+}
+
+/// What a `DELETE` of a manifest came to.
+#[derive(Debug)]
+pub enum Deletion {
+    /// `202 Accepted` (or another 2xx).
+    Deleted,
+    /// `404`: nothing by that name any more.
+    Absent,
+    /// The registry does not delete this way: `405`, `UNSUPPORTED` (distribution with
+    /// deletes disabled), or a tag read as a digest (distribution 2.8: `DIGEST_INVALID`).
+    Unsupported(Error),
+}
+
+impl Repo<'_> {
+    /// `DELETE /v2/<name>/manifests/<tag>`: removes the tag alone, where the registry
+    /// deletes tags. Once the registry showed it does not, later calls answer
+    /// [`Deletion::Unsupported`] without a request.
+    pub fn delete_tag(&self, tag: &str, stats: &RequestStats) -> Result<Deletion> {
+        let memo = &self.endpoint.tag_deletes;
+        if memo.get() == super::memo::Capability::No {
+            return Ok(Deletion::Unsupported(Error::protocol(format!(
+                "{} does not delete tags",
+                self.registry()
+            ))));
+        }
+        let deletion = self.delete_manifest_at(&tag_or_digest(tag)?, stats)?;
+        match deletion {
+            Deletion::Deleted => memo.settle(true),
+            Deletion::Unsupported(_) => memo.settle(false),
+            Deletion::Absent => {}
+        }
+        Ok(deletion)
+    }
+
+    /// `DELETE /v2/<name>/manifests/<digest>`: removes the manifest and, on distribution,
+    /// every tag that names it.
+    pub fn delete_manifest(&self, digest: &Digest, stats: &RequestStats) -> Result<Deletion> {
+        self.delete_manifest_at(&TagOrDigest::Digest(digest.clone()), stats)
+    }
+
+    fn delete_manifest_at(
+        &self,
+        reference: &TagOrDigest,
+        stats: &RequestStats,
+    ) -> Result<Deletion> {
+        let path = paths::manifest(self.name(), reference);
+        let response = self.retrying_request(Method::Delete, &path, &[], stats)?;
+        let what = format!("deleting {}", self.id.at(reference));
+        match response.status {
+            200..=299 => Ok(Deletion::Deleted),
+            404 => Ok(Deletion::Absent),
+            status => {
+                let error = response.describe_error(&what);
+                let unsupported = status == 405
+                    || error.has_code(&ErrorCode::Unsupported)
+                    || (reference.digest().is_none() && error.has_code(&ErrorCode::DigestInvalid));
+                if unsupported {
+                    Ok(Deletion::Unsupported(error))
+                } else {
+                    Err(error)
+                }
+            }
+        }
     }
 }

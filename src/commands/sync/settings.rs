@@ -13,6 +13,7 @@ use crate::github;
 use crate::http::TransportOptions;
 use crate::plan::Shard;
 use crate::progress::log;
+use crate::prune::PruneOptions;
 use crate::report::Settings;
 
 /// What a sync run does, validated.
@@ -27,6 +28,8 @@ pub struct SyncSettings {
     pub shard: Option<Shard>,
     /// `--create-targets`: target containers (Harbor projects, …) made before any copy.
     pub create_targets: bool,
+    /// `--prune` and its guards.
+    pub prune: PruneOptions,
     /// Running as a GitHub Actions step (secrets masked, outputs and summary written).
     pub in_github: bool,
     pub report: PathBuf,
@@ -68,6 +71,7 @@ impl SyncSettings {
             ));
             return Err(Outcome::InvalidInput);
         }
+        let prune = prune_options(args)?;
         Ok(SyncSettings {
             auth: config.auth,
             machine: config.machine,
@@ -83,12 +87,32 @@ impl SyncSettings {
             registry_concurrency: usize::from(args.registry_concurrency),
             shard: args.shard,
             create_targets: args.create_targets,
+            prune,
             in_github,
             report: args.report.clone(),
             junit: args.junit.clone(),
             shown: shown(args),
         })
     }
+}
+
+/// `--prune`, `--prune-protect` (each expression compiled) and `--max-prune`.
+fn prune_options(args: &SyncArgs) -> Result<PruneOptions, Outcome> {
+    let mut protect = Vec::new();
+    for text in &args.prune_protect {
+        match crate::config::TagRegex::new(text) {
+            Ok(regex) => protect.push(regex),
+            Err(e) => {
+                log(&format!("error: --prune-protect: {e}; nothing was copied"));
+                return Err(Outcome::InvalidInput);
+            }
+        }
+    }
+    Ok(PruneOptions {
+        enabled: args.prune,
+        protect,
+        max: args.max_prune,
+    })
 }
 
 fn copy_options(args: &SyncArgs) -> CopyOptions {
@@ -124,6 +148,9 @@ fn shown(args: &SyncArgs) -> Settings {
         platforms: args.platforms().iter().map(ToString::to_string).collect(),
         shard: args.shard.map(|s| s.to_string()),
         referrers: args.referrers,
+        prune: args.prune,
+        prune_protect: args.prune_protect.clone(),
+        max_prune: args.prune.then_some(args.max_prune),
         request_timeout_seconds: args.request_timeout.as_secs_f64(),
         min_speed_bytes_per_second: args.min_speed,
         min_speed_window_seconds: args.min_speed_window.as_secs_f64(),
