@@ -24,6 +24,7 @@ mod sync_multiarch;
 mod sync_one_tag;
 mod sync_pasted_flags;
 mod sync_platform_filter;
+mod sync_prune;
 mod sync_pull_quota;
 mod sync_referrers;
 mod sync_sharded;

@@ -140,9 +140,11 @@ impl PruneRun<'_> {
             stats: &stats,
             name: &name,
         };
+        let going: BTreeSet<String> = pruning.iter().map(|(tag, _)| tag.clone()).collect();
         let mut outcome = deleter.delete(pruning, || {
             staying
                 .iter()
+                .filter(|tag| !going.contains(**tag))
                 .filter_map(|tag| Some(((*tag).clone(), digest_of(tag)?)))
                 .collect()
         });

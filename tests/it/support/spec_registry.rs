@@ -121,6 +121,10 @@ pub struct Switches {
     /// A blob `GET` is answered with this status and a `Location`: `base` (an absolute URL
     /// or a path on this registry) + `/<digest>?X-Amz-Signature=…&X-Amz-Expires=300`.
     pub blob_redirect: Option<(u16, String)>,
+    /// `DELETE /v2/<name>/manifests/<tag>` removes that tag alone (as registries that
+    /// delete tags do, distribution 3 among them); `DELETE …/<digest>` removes the
+    /// manifest and every tag naming it. Off: both answer `405 UNSUPPORTED`.
+    pub deletes: bool,
 }
 
 impl Default for Switches {
@@ -133,6 +137,7 @@ impl Default for Switches {
             refuse_monolithic: None,
             omit_digest_header: false,
             blob_redirect: None,
+            deletes: false,
         }
     }
 }
@@ -481,6 +486,9 @@ fn handle(request: &Request, state: &State, switches: &Switches) -> Reply {
         ("GET", Route::Tags) => tag_page(&store, &state.host, name, &param, switches),
         ("GET" | "HEAD", Route::Manifest(reference)) => get_manifest(&store, name, reference),
         ("PUT", Route::Manifest(tag)) => put_manifest(&mut store, name, tag, request, switches),
+        ("DELETE", Route::Manifest(reference)) if switches.deletes => {
+            delete_manifest(&mut store, name, reference)
+        }
         ("GET" | "HEAD", Route::Blob(digest)) => get_blob(&store, name, digest, request, switches),
         ("POST", Route::Uploads("")) => {
             start_upload(&mut store, &state.host, name, &param, switches)
@@ -627,6 +635,24 @@ fn get_manifest(store: &Store, name: &str, reference: &str) -> Reply {
         .header("Content-Type", media_type.as_str())
         .header("Docker-Content-Digest", digest)
         .body(bytes.to_vec())
+}
+
+/// A tag alone, or a manifest with every tag naming it.
+fn delete_manifest(store: &mut Store, name: &str, reference: &str) -> Reply {
+    let Some(repo) = store.repos.get_mut(name) else {
+        return error(404, "NAME_UNKNOWN");
+    };
+    if reference.starts_with("sha256:") {
+        if repo.manifests.remove(reference).is_none() {
+            return error(404, "MANIFEST_UNKNOWN");
+        }
+        repo.tags.retain(|_, digest| digest != reference);
+        return reply(202);
+    }
+    match repo.tags.remove(reference) {
+        Some(_) => reply(202),
+        None => error(404, "MANIFEST_UNKNOWN"),
+    }
 }
 
 fn put_manifest(
