@@ -26,6 +26,9 @@ fi
 case "${INPUT_REFERRERS:-false}" in
   true|True|TRUE|1|yes) set -- "$@" --referrers ;;
 esac
+case "${INPUT_PRUNE:-false}" in
+  true|True|TRUE|1|yes) set -- "$@" --prune ;;
+esac
 case "${INPUT_CREATE_TARGETS:-false}" in
   true|True|TRUE|1|yes) set -- "$@" --create-targets ;;
 esac
