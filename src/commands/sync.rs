@@ -1,7 +1,7 @@
 //! `image-migrator sync` (and no subcommand): glue over short stages. The flags become
 //! validated [`SyncSettings`] before any request; then connect → plan → prepare targets →
-//! copy → prune → report → outputs. Every line people read goes through one channel ([`crate::progress`]), so it
-//! also reaches `--log`.
+//! copy → prune → report → outputs. Every line people read goes through one channel
+//! ([`crate::progress`]), so it also reaches `--log`.
 
 mod prune;
 mod results;
