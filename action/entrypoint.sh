@@ -26,6 +26,7 @@ fi
 case "${INPUT_REFERRERS:-false}" in
   true|True|TRUE|1|yes) set -- "$@" --referrers ;;
 esac
+[ -n "${INPUT_OVERWRITE:-}" ] && set -- "$@" --overwrite "$INPUT_OVERWRITE"
 case "${INPUT_PRUNE:-false}" in
   true|True|TRUE|1|yes) set -- "$@" --prune ;;
 esac

@@ -152,6 +152,17 @@ pub struct SyncArgs {
     #[arg(long)]
     pub force: bool,
 
+    /// What to do with a target tag that names another image than the source's: `always`
+    /// move it (the default), or `never`: leave it and report it `drifted`.
+    /// Example: --overwrite never
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = OverwriteArg::Always)]
+    pub overwrite: OverwriteArg,
+
+    /// Exit 1 when a target tag drifted (`--overwrite never`) or could not be moved because
+    /// the target keeps it immutable.
+    #[arg(long)]
+    pub fail_on_drift: bool,
+
     /// Also write the human log (one line per image, the summary) to FILE.
     /// Example: --log migration.log
     #[arg(long, value_name = "FILE")]
@@ -244,6 +255,13 @@ fn positive_duration(value: &str) -> Result<humantime::Duration, String> {
         return Err(format!("{value:?}: must be more than zero"));
     }
     Ok(duration)
+}
+
+/// `--overwrite`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OverwriteArg {
+    Always,
+    Never,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

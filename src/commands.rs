@@ -98,6 +98,31 @@ fn create_parent(path: &Path) -> std::io::Result<()> {
     }
 }
 
+/// `; 2 drifted, 1 immutable; 3 tag(s) pruned` — what keeping a mirror did, when it did
+/// anything.
+fn mirror_summary(report: &Report) -> String {
+    let s = &report.summary;
+    let mut out = String::new();
+    if s.drifted + s.immutable > 0 {
+        out.push_str(&format!(
+            "; {} drifted, {} immutable",
+            s.drifted, s.immutable
+        ));
+    }
+    if report.settings.prune {
+        let verb = if report.settings.dry_run {
+            "to prune"
+        } else {
+            "pruned"
+        };
+        out.push_str(&format!("; {} tag(s) {verb}", s.pruned));
+        if s.prune_failed > 0 {
+            out.push_str(&format!(", {} prune(s) failed", s.prune_failed));
+        }
+    }
+    out
+}
+
 pub(crate) fn print_summary(report: &Report, report_path: &Path) {
     let s = &report.summary;
     let referrers = if report.settings.referrers {
@@ -126,9 +151,11 @@ pub(crate) fn print_summary(report: &Report, report_path: &Path) {
             t.failed
         )
     };
+    let mirror = mirror_summary(report);
     crate::progress::log(&format!(
         "summary: {} image(s): {} copied, {} unchanged, {} failed, {} would copy, {} cancelled; \
-         {} in {} blob(s), {} mounted, {} already present{referrers}{targets}; {:.1}s; report: {}",
+         {} in {} blob(s), {} mounted, {} already present{referrers}{targets}{mirror}; {:.1}s; \
+         report: {}",
         s.total,
         s.copied,
         s.unchanged,

@@ -161,6 +161,7 @@ pub fn markdown_summary(report: &Report, report_path: &Path, max_rows: usize) ->
     rows.sort_by_key(|r| match r.status {
         Status::Failed => 0,
         Status::Cancelled => 1,
+        Status::Drifted | Status::Immutable => 2,
         Status::Copied | Status::WouldCopy => 2,
         Status::Unchanged => 3,
     });
@@ -172,6 +173,8 @@ pub fn markdown_summary(report: &Report, report_path: &Path, max_rows: usize) ->
             Status::Copied => "✅",
             Status::WouldCopy => "📝",
             Status::Unchanged => "➖",
+            Status::Drifted => "↔️",
+            Status::Immutable => "🔒",
         };
         let detail = match &result.error {
             Some(e) => e.message.clone(),
@@ -264,6 +267,8 @@ mod tests {
                 retries: 0,
                 dry_run: false,
                 force: false,
+                overwrite: None,
+                fail_on_drift: false,
                 ca_file: None,
                 platforms: vec![],
                 shard: None,

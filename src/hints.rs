@@ -113,3 +113,10 @@ pub fn deletes_refused(registry: &str) -> String {
          delete; the copies stand, nothing was pruned after this"
     )
 }
+
+/// After a target refused to move a tag it keeps immutable.
+pub fn immutable_tag() -> &'static str {
+    "the target keeps this tag immutable and it names another image there: the target's \
+     image stays; push the source under a new tag, or lift the immutability rule (Harbor) \
+     or set the repository MUTABLE (ECR) if the tag should move"
+}

@@ -82,6 +82,12 @@ pub struct Settings {
     /// `--force`: manifests pushed even where the target had the digest.
     #[serde(default)]
     pub force: bool,
+    /// `--overwrite`: `always` (a target tag naming another image is moved) or `never`.
+    #[serde(default)]
+    pub overwrite: Option<String>,
+    /// `--fail-on-drift`: drifted or immutable tags make the run exit 1.
+    #[serde(default)]
+    pub fail_on_drift: bool,
     pub ca_file: Option<String>,
     /// `--platform` filter (empty = every platform).
     pub platforms: Vec<String>,
@@ -116,6 +122,11 @@ pub enum Status {
     Failed,
     WouldCopy,
     Cancelled,
+    /// `--overwrite never`: the target tag names another image, left as it is
+    /// (`target_digest` is the target's).
+    Drifted,
+    /// The target refused to move the tag: it keeps it immutable.
+    Immutable,
 }
 
 impl Status {
@@ -126,6 +137,8 @@ impl Status {
             Status::Failed => "failed",
             Status::WouldCopy => "would-copy",
             Status::Cancelled => "cancelled",
+            Status::Drifted => "drifted",
+            Status::Immutable => "immutable",
         }
     }
 }
@@ -247,6 +260,12 @@ pub struct Summary {
     pub failed: usize,
     pub would_copy: usize,
     pub cancelled: usize,
+    /// `--overwrite never`: target tags left naming another image than the source's.
+    #[serde(default)]
+    pub drifted: usize,
+    /// Target tags that could not be moved because the target keeps them immutable.
+    #[serde(default)]
+    pub immutable: usize,
     pub bytes_transferred: u64,
     pub blobs_transferred: u64,
     pub blobs_mounted: u64,
@@ -283,6 +302,8 @@ impl Summary {
                 Status::Failed => summary.failed += 1,
                 Status::WouldCopy => summary.would_copy += 1,
                 Status::Cancelled => summary.cancelled += 1,
+                Status::Drifted => summary.drifted += 1,
+                Status::Immutable => summary.immutable += 1,
             }
             summary.bytes_transferred += r.bytes_transferred;
             summary.blobs_transferred += r.blobs_transferred;

@@ -197,7 +197,13 @@ fn copy(
 
 /// The report, the JUnit file, the summary and GitHub's outputs; the exit outcome.
 fn outputs(settings: &SyncSettings, report: &Report) -> Outcome {
-    let failures = report.summary.failed + report.summary.cancelled + report.summary.prune_failed;
+    let s = &report.summary;
+    let drift = if settings.fail_on_drift {
+        s.drifted + s.immutable
+    } else {
+        0
+    };
+    let failures = s.failed + s.cancelled + s.prune_failed + drift;
     let mut exit = if failures > 0 {
         Outcome::Failed
     } else {

@@ -160,7 +160,8 @@ impl Repo<'_> {
                 stats,
             )?;
             if response.status != 201 && response.status != 200 {
-                return Err(self.missing_container(response.describe_error(&what)));
+                let error = response.describe_error(&what);
+                return Err(self.missing_container(immutable_tag(error)));
             }
             match response.header("docker-content-digest") {
                 Some(d) if d.trim() != manifest.digest.as_str() => Err(Error::digest(format!(
@@ -170,6 +171,22 @@ impl Repo<'_> {
                 _ => Ok(()),
             }
         })
+    }
+}
+
+/// A manifest `PUT` refused because the tag is immutable in the target, as Harbor answers
+/// it (`412 PRECONDITION`: "… configured as immutable") and ECR (`TAG_INVALID`: "… cannot
+/// be overwritten because the repository is immutable"): kind
+/// [`ErrorKind::Immutable`](crate::error::ErrorKind::Immutable), with a hint.
+fn immutable_tag(error: Error) -> Error {
+    let harbor = error.status == Some(412) && error.has_code(&ErrorCode::Precondition);
+    if !harbor && !error.has_code(&ErrorCode::TagInvalid) {
+        return error;
+    }
+    Error {
+        kind: crate::error::ErrorKind::Immutable,
+        message: format!("{} ({})", error.message, crate::hints::immutable_tag()),
+        ..error
     }
 }
 

@@ -16,6 +16,7 @@ mod sync_auth;
 mod sync_create_targets;
 mod sync_default_target;
 mod sync_digest_source;
+mod sync_drift;
 mod sync_dry_run;
 mod sync_failures;
 mod sync_incremental;

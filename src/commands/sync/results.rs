@@ -97,7 +97,8 @@ pub(super) fn job_result(job: &Job, outcome: JobOutcome) -> ImageResult {
             (None, Some(digest)) => format!("{}@{digest}", job.target.name()),
             _ => job.target.to_string(),
         },
-        platform_filtered: outcome.target_digest.is_some()
+        platform_filtered: outcome.status != Status::Drifted
+            && outcome.target_digest.is_some()
             && outcome.target_digest != outcome.source_digest,
         source_digest: outcome.source_digest.map(|d| d.to_string()),
         target_digest: outcome.target_digest.map(|d| d.to_string()),
@@ -161,6 +162,11 @@ pub(super) fn failure_result(failure: &RuleFailure) -> ImageResult {
 pub(super) fn log_line(result: &ImageResult, dry_run: bool) -> String {
     let detail = match (&result.status, &result.error) {
         (_, Some(error)) => error.message.clone(),
+        (Status::Drifted, None) => format!(
+            "the target has {}, the source {} (--overwrite never)",
+            result.target_digest.as_deref().unwrap_or("?"),
+            result.source_digest.as_deref().unwrap_or("?")
+        ),
         (Status::Copied, None) => format!(
             "{} blob(s) copied, {} mounted, {} present, {}, {:.1}s",
             result.blobs_transferred,

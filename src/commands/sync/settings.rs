@@ -5,10 +5,11 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::cli::OverwriteArg;
 use crate::cli::{FileArgs, SyncArgs};
 use crate::commands::{Outcome, load_config, print_config_errors};
 use crate::config::{AuthConfig, MachineCredentials, Rule};
-use crate::copy::{CopyOptions, Mode, Push};
+use crate::copy::{CopyOptions, Mode, Overwrite, Push};
 use crate::github;
 use crate::http::TransportOptions;
 use crate::plan::Shard;
@@ -28,6 +29,8 @@ pub struct SyncSettings {
     pub shard: Option<Shard>,
     /// `--create-targets`: target containers (Harbor projects, …) made before any copy.
     pub create_targets: bool,
+    /// `--fail-on-drift`.
+    pub fail_on_drift: bool,
     /// `--prune` and its guards.
     pub prune: PruneOptions,
     /// Running as a GitHub Actions step (secrets masked, outputs and summary written).
@@ -88,6 +91,7 @@ impl SyncSettings {
             shard: args.shard,
             create_targets: args.create_targets,
             prune,
+            fail_on_drift: args.fail_on_drift,
             in_github,
             report: args.report.clone(),
             junit: args.junit.clone(),
@@ -127,6 +131,10 @@ fn copy_options(args: &SyncArgs) -> CopyOptions {
         } else {
             Push::Changed
         },
+        overwrite: match args.overwrite {
+            OverwriteArg::Always => Overwrite::Always,
+            OverwriteArg::Never => Overwrite::Never,
+        },
         platforms: args.platforms(),
         referrers: args.referrers,
         threads: usize::from(args.proc),
@@ -144,6 +152,14 @@ fn shown(args: &SyncArgs) -> Settings {
         retries: args.retries,
         dry_run: args.dry_run,
         force: args.force,
+        overwrite: Some(
+            match args.overwrite {
+                OverwriteArg::Always => "always",
+                OverwriteArg::Never => "never",
+            }
+            .to_string(),
+        ),
+        fail_on_drift: args.fail_on_drift,
         ca_file: args.ca_file.as_ref().map(|p| p.display().to_string()),
         platforms: args.platforms().iter().map(ToString::to_string).collect(),
         shard: args.shard.map(|s| s.to_string()),

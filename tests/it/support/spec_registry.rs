@@ -125,6 +125,18 @@ pub struct Switches {
     /// delete tags do, distribution 3 among them); `DELETE …/<digest>` removes the
     /// manifest and every tag naming it. Off: both answer `405 UNSUPPORTED`.
     pub deletes: bool,
+    /// A manifest `PUT` that would move an existing tag to another digest is refused, in
+    /// the words of the registry named.
+    pub immutable_tags: Option<Immutability>,
+}
+
+/// How a registry refuses to move an immutable tag.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Immutability {
+    /// Harbor's immutability rules: `412` with code `PRECONDITION`.
+    Harbor,
+    /// An ECR repository with `imageTagMutability: IMMUTABLE`: `400 TAG_INVALID`.
+    Ecr,
 }
 
 impl Default for Switches {
@@ -138,6 +150,7 @@ impl Default for Switches {
             omit_digest_header: false,
             blob_redirect: None,
             deletes: false,
+            immutable_tags: None,
         }
     }
 }
@@ -684,6 +697,13 @@ fn put_manifest(
             return error(400, "MANIFEST_BLOB_UNKNOWN");
         }
     }
+    let moves = repo
+        .tags
+        .get(reference)
+        .is_some_and(|there| *there != digest);
+    if let (Some(style), true) = (switches.immutable_tags, moves) {
+        return immutable_refusal(style, name, reference);
+    }
     let media_type = request.header("content-type").unwrap_or(OCI_MANIFEST);
     repo.manifests.insert(
         digest.clone(),
@@ -697,6 +717,29 @@ fn put_manifest(
         true => answer,
         false => answer.header("Docker-Content-Digest", digest),
     }
+}
+
+/// Harbor's and ECR's answers to a push that would move an immutable tag.
+fn immutable_refusal(style: Immutability, name: &str, tag: &str) -> Reply {
+    let (status, code, message) = match style {
+        Immutability::Harbor => (
+            412,
+            "PRECONDITION",
+            format!("Failed to process request due to '{name}:{tag}' configured as immutable."),
+        ),
+        Immutability::Ecr => (
+            400,
+            "TAG_INVALID",
+            format!(
+                "The image tag '{tag}' already exists in the '{name}' repository and cannot be \
+                 overwritten because the repository is immutable."
+            ),
+        ),
+    };
+    let body = json!({"errors": [{"code": code, "message": message}]});
+    reply(status)
+        .header("Content-Type", "application/json")
+        .body(body.to_string().into_bytes())
 }
 
 fn get_blob(
