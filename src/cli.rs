@@ -158,6 +158,13 @@ pub struct SyncArgs {
     #[arg(long, value_enum, value_name = "WHEN", default_value_t = OverwriteArg::Always)]
     pub overwrite: OverwriteArg,
 
+    /// Tags trusted never to change (a release's version tags): a matching tag that the
+    /// target's tag list already shows is `unchanged`, with no manifest request on either
+    /// side. A rule's `tags` object may add its own (`"immutable": "REGEX"`).
+    /// Example: --immutable-tags '^v?[0-9]+\.[0-9]+\.[0-9]+$'
+    #[arg(long, value_name = "REGEX")]
+    pub immutable_tags: Option<String>,
+
     /// Exit 1 when a target tag drifted (`--overwrite never`) or could not be moved because
     /// the target keeps it immutable.
     #[arg(long)]

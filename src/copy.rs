@@ -404,6 +404,7 @@ mod tests {
             rule_line: n,
             source: Reference::parse(&format!("r.io/a:t{n}")).unwrap(),
             target: Reference::parse(&format!("s.io/a:t{n}")).unwrap(),
+            trusted: false,
         };
         let order: Vec<usize> = spread((0..10).map(job).collect(), 3)
             .into_iter()

@@ -269,6 +269,7 @@ mod tests {
                 force: false,
                 overwrite: None,
                 fail_on_drift: false,
+                immutable_tags: None,
                 ca_file: None,
                 platforms: vec![],
                 shard: None,

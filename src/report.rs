@@ -88,6 +88,9 @@ pub struct Settings {
     /// `--fail-on-drift`: drifted or immutable tags make the run exit 1.
     #[serde(default)]
     pub fail_on_drift: bool,
+    /// `--immutable-tags`: tags trusted never to change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub immutable_tags: Option<String>,
     pub ca_file: Option<String>,
     /// `--platform` filter (empty = every platform).
     pub platforms: Vec<String>,

@@ -41,12 +41,12 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> Outcome {
     // Planning lists tags on rayon's pool; the copy has threads of its own, which never
     // steal work (see `copy::Threads`).
     let mut plan = pool.install(|| {
-        plan::plan(
-            &client,
-            &settings.rules,
-            settings.copy.referrers,
-            settings.shard,
-        )
+        let options = plan::PlanOptions {
+            referrers: settings.copy.referrers,
+            shard: settings.shard,
+            immutable_tags: settings.immutable_tags.clone(),
+        };
+        plan::plan(&client, &settings.rules, &options)
     });
     drop(pool); // its threads are not needed any more
     let targets = super::prepare_targets::prepare_targets(

@@ -29,6 +29,14 @@ impl Copier<'_> {
         facts: &mut Facts,
     ) -> Result<Step> {
         let first_pass = resume.is_none();
+        if first_pass
+            && job.trusted
+            && let Some(tag) = &job.target.tag
+            && self.targets.listed_present(ctx.target, tag, ctx.stats())
+        {
+            // Trusted never to change, and already there: no manifest request at all.
+            return Ok(Step::Done(Status::Unchanged));
+        }
         let (head, fetched, target_lacks) = match resume {
             Some(resume) => (resume.head, None, resume.target_lacks),
             None => {

@@ -105,6 +105,7 @@ mod repos {
             rule_line: rule.line,
             source: rule.source.with_tag(tag),
             target: rule.target.with_tag(tag),
+            trusted: false,
         }
     }
 

@@ -29,6 +29,8 @@ pub struct SyncSettings {
     pub shard: Option<Shard>,
     /// `--create-targets`: target containers (Harbor projects, …) made before any copy.
     pub create_targets: bool,
+    /// `--immutable-tags`: tags trusted never to change.
+    pub immutable_tags: Option<crate::config::TagRegex>,
     /// `--fail-on-drift`.
     pub fail_on_drift: bool,
     /// `--prune` and its guards.
@@ -75,6 +77,18 @@ impl SyncSettings {
             return Err(Outcome::InvalidInput);
         }
         let prune = prune_options(args)?;
+        let immutable_tags = match args
+            .immutable_tags
+            .as_deref()
+            .map(crate::config::TagRegex::new)
+        {
+            None => None,
+            Some(Ok(regex)) => Some(regex),
+            Some(Err(e)) => {
+                log(&format!("error: --immutable-tags: {e}; nothing was copied"));
+                return Err(Outcome::InvalidInput);
+            }
+        };
         Ok(SyncSettings {
             auth: config.auth,
             machine: config.machine,
@@ -92,6 +106,7 @@ impl SyncSettings {
             create_targets: args.create_targets,
             prune,
             fail_on_drift: args.fail_on_drift,
+            immutable_tags,
             in_github,
             report: args.report.clone(),
             junit: args.junit.clone(),
@@ -160,6 +175,7 @@ fn shown(args: &SyncArgs) -> Settings {
             .to_string(),
         ),
         fail_on_drift: args.fail_on_drift,
+        immutable_tags: args.immutable_tags.clone(),
         ca_file: args.ca_file.as_ref().map(|p| p.display().to_string()),
         platforms: args.platforms().iter().map(ToString::to_string).collect(),
         shard: args.shard.map(|s| s.to_string()),
