@@ -132,6 +132,13 @@ pub struct SyncArgs {
     )]
     pub report: PathBuf,
 
+    /// Where to write the run's metrics in the Prometheus text format (images by status,
+    /// bytes, blobs, pruned and drifted tags, duration, end time, success), for
+    /// node-exporter's textfile collector or a Pushgateway.
+    /// Example: --metrics /var/lib/node-exporter/image-migrator.prom
+    #[arg(long, value_name = "FILE")]
+    pub metrics: Option<PathBuf>,
+
     /// Where to write a JUnit XML file (one test case per image), e.g. for GitLab.
     /// Example: --junit junit.xml
     #[arg(long, value_name = "FILE")]

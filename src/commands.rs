@@ -80,6 +80,16 @@ pub(crate) fn write_file(path: &Path, content: &str) -> std::io::Result<()> {
     std::fs::write(path, content)
 }
 
+/// Writes `content` to a file beside `path`, then renames it over `path`: a reader (a
+/// textfile collector scraping `--metrics`) never sees half a file.
+pub(crate) fn write_file_whole(path: &Path, content: &str) -> std::io::Result<()> {
+    create_parent(path)?;
+    let mut partial = path.as_os_str().to_owned();
+    partial.push(format!(".{}.partial", std::process::id()));
+    std::fs::write(&partial, content)?;
+    std::fs::rename(&partial, path)
+}
+
 /// Writes `value` as pretty JSON and a newline, streamed to the file: a 20,000-tag report
 /// never exists as one string in memory.
 pub(crate) fn write_json(path: &Path, value: &impl serde::Serialize) -> std::io::Result<()> {

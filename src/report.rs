@@ -9,6 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ErrorKind;
 
+mod metrics;
+pub use metrics::prometheus_text;
+
 /// Bumped when a field changes meaning or disappears.
 pub const SCHEMA_VERSION: u32 = 1;
 

@@ -235,5 +235,15 @@ fn outputs(settings: &SyncSettings, report: &Report) -> Outcome {
             exit = Outcome::Failed;
         }
     }
+    if let Some(metrics) = &settings.metrics {
+        let text = crate::report::prometheus_text(report, exit == Outcome::Success);
+        if let Err(e) = super::write_file_whole(metrics, &text) {
+            log(&format!(
+                "error: writing metrics {}: {e}",
+                metrics.display()
+            ));
+            exit = Outcome::Failed;
+        }
+    }
     exit
 }

@@ -39,6 +39,8 @@ pub struct SyncSettings {
     pub in_github: bool,
     pub report: PathBuf,
     pub junit: Option<PathBuf>,
+    /// `--metrics`.
+    pub metrics: Option<PathBuf>,
     /// What the report shows of these settings.
     pub shown: Settings,
 }
@@ -110,6 +112,7 @@ impl SyncSettings {
             in_github,
             report: args.report.clone(),
             junit: args.junit.clone(),
+            metrics: args.metrics.clone(),
             shown: shown(args),
         })
     }
