@@ -1,7 +1,8 @@
 //! Tags trusted not to change (`--immutable-tags`, a rule's `tags.immutable`): a nightly
 //! no-op of a mirror whose tags all match costs one tag-list walk per repository per side
-//! and the ping — no manifest request on either side, counted on the spec stand-in's
-//! request log — while the same run without them asks each tag. A trusted tag the target
+//! and the ping (behind bearer tokens: one token per side) — no manifest request on
+//! either side, counted on the spec stand-in's request log — while the same run without
+//! them asks each tag. A trusted tag the target
 //! lacks is copied as usual. And the two guards of a tags object: `older_than` (a
 //! cooldown: only tags created at least that long ago) and `min_tags` (a rule selecting
 //! fewer fails, so a broken source never empties a pruned mirror).
@@ -12,8 +13,9 @@ use crate::support;
 
 use support::registry::TestRegistry;
 use support::seed::{ImageSpec, Media, Seeder, deterministic_layer};
-use support::spec_registry::{Logged, SpecRegistry, Switches};
+use support::spec_registry::{Auth, Logged, SpecRegistry, Switches};
 use support::sync::SyncRun;
+use support::token_server::TokenServer;
 
 const TAGS: usize = 12;
 
@@ -166,4 +168,56 @@ fn older_than_waits_out_a_cooldown_and_min_tags_guards_a_pruned_mirror() {
     let mut tags = target.tags("mirror/x");
     tags.sort();
     assert_eq!(tags, ["old", "settled"]);
+}
+
+#[test]
+fn behind_bearer_tokens_a_trusted_no_op_adds_one_token_per_side() {
+    let tokens = TokenServer::start(&[(
+        "robot",
+        "robot-password",
+        &[("src/", &["pull"]), ("dst/", &["pull", "push"])],
+    )]);
+    let gated = || {
+        SpecRegistry::start(Switches {
+            auth: Auth::Bearer {
+                realm: tokens.realm.clone(),
+                service: tokens.service.clone(),
+                issuer: tokens.issuer.clone(),
+            },
+            ..Switches::default()
+        })
+    };
+    let (source, target) = (gated(), gated());
+    let image = source.push_image("src/app", "v0", &[b"one".to_vec()]);
+    source.tag("src/app", (1..TAGS).map(|i| format!("v{i}")), &image.digest);
+    let robot = json!({"username": "robot", "password": "robot-password", "insecure": true});
+    let sync = SyncRun::new()
+        .auth(&source.host, robot.clone())
+        .auth(&target.host, robot)
+        .rule(
+            &format!("{}/src/app", source.host),
+            &format!("{}/dst/app", target.host),
+        )
+        .arg("--immutable-tags")
+        .arg("^v");
+    sync.run().assert_all("copied");
+
+    let (src_before, dst_before) = (source.requests().len(), target.requests().len());
+    let tokens_before = tokens.requests().len();
+    sync.run().assert_all("unchanged");
+    let answered = |registry: &SpecRegistry, skip: usize| -> Vec<String> {
+        registry.requests()[skip..]
+            .iter()
+            .filter(|r| r.status != 401 && r.target != "/v2/")
+            .map(Logged::line)
+            .collect()
+    };
+    tag_list_only(&answered(&source, src_before));
+    tag_list_only(&answered(&target, dst_before));
+    assert_eq!(
+        tokens.requests().len() - tokens_before,
+        2,
+        "one token per registry: {:#?}",
+        &tokens.requests()[tokens_before..]
+    );
 }

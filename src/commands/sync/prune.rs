@@ -232,7 +232,11 @@ impl Deleter<'_> {
         for (tag, digest) in pruning {
             match digest {
                 Some(digest) => with_digest.push((tag, digest)),
-                None => self.keep(done, tag, "the registry gave no digest for it".into()),
+                None => self.keep(
+                    done,
+                    tag,
+                    "its digest could not be read (HEAD failed or named none)".into(),
+                ),
             }
         }
         let (deletions, shared) = prune::by_digest(&with_digest, &staying);
