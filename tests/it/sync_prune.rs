@@ -342,3 +342,20 @@ fn a_registry_that_deletes_tags_loses_only_the_tag() {
     let deletes = target.lines(|r| r.method == "DELETE");
     assert_eq!(deletes, ["DELETE /v2/dst/app/manifests/alias"]);
 }
+
+#[test]
+fn a_bad_prune_protect_expression_is_a_configuration_error() {
+    let run = SyncRun::new()
+        .rule("src.example/app/x", "dst.example/mirror/x")
+        .arg("--prune")
+        .arg("--prune-protect")
+        .arg("(unclosed")
+        .run();
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains("--prune-protect") && run.stderr.contains("/(unclosed/"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("nothing was copied"), "{}", run.stderr);
+}
