@@ -96,14 +96,18 @@ pub fn write_outputs(report: &Report, report_path: &Path) -> std::io::Result<()>
     };
     let s = &report.summary;
     let text = format!(
-        "report={}\ntotal={}\ncopied={}\nunchanged={}\nfailed={}\nwould_copy={}\ncancelled={}\n",
+        "report={}\ntotal={}\ncopied={}\nunchanged={}\nfailed={}\nwould_copy={}\ncancelled={}\n\
+         drifted={}\nimmutable={}\npruned={}\n",
         report_path.display(),
         s.total,
         s.copied,
         s.unchanged,
         s.failed,
         s.would_copy,
-        s.cancelled
+        s.cancelled,
+        s.drifted,
+        s.immutable,
+        s.pruned
     );
     append(Path::new(&path), &text)
 }
