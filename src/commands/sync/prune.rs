@@ -87,48 +87,30 @@ impl PruneRun<'_> {
             .client
             .repo(&target.registry, &target.repository, access);
         let stats = RequestStats::default();
-        let failed = |error: String| {
-            log(&format!("prune      {name}: failed: {error}"));
-            Pruned {
-                error: Some(error),
-                ..Pruned::default()
-            }
+        let (tags, found, mut kept) = match self.candidates(target, &repo, &stats) {
+            Ok(found) => found,
+            Err(done) => return done,
         };
-        let tags = match repo.list_tags_if_any(&stats) {
-            Ok(tags) => tags.unwrap_or_default(),
-            Err(e) => return failed(e.message),
-        };
-        let found = prune::candidates(&tags, &target.kept, &self.options.protect, self.referrers);
-        let mut kept: Vec<PruneKept> = found
-            .protected
-            .iter()
-            .map(|tag| PruneKept {
-                tag: tag.clone(),
-                reason: "matches --prune-protect".into(),
-            })
-            .collect();
-        if let Some(refusal) = prune::over_limit(found.prune.len(), self.options.max) {
-            return Pruned {
-                kept,
-                ..failed(refusal)
-            };
-        }
+        // What the copy learnt, else a `HEAD`: asked only where a digest is needed (the
+        // referrers of a pruned image, deletion by digest).
+        let known = |tag: &str| facts.digests.get(&(name.clone(), tag.to_string())).cloned();
         let digest_of = |tag: &str| -> Option<Digest> {
-            let known = facts.digests.get(&(name.clone(), tag.to_string()));
-            known.cloned().or_else(|| {
-                let head = repo.head_manifest(tag, &stats).ok().flatten()?;
-                head.digest
-            })
+            known(tag).or_else(|| repo.head_manifest(tag, &stats).ok().flatten()?.digest)
         };
         let mut pruning: Vec<(String, Option<Digest>)> = found
             .prune
             .iter()
-            .map(|tag| (tag.clone(), digest_of(tag)))
+            .map(|tag| {
+                let digest = if self.referrers {
+                    digest_of(tag)
+                } else {
+                    known(tag)
+                };
+                (tag.clone(), digest)
+            })
             .collect();
-        let staying: Vec<&String> = tags
-            .iter()
-            .filter(|tag| !found.prune.contains(tag))
-            .collect();
+        let going: BTreeSet<&String> = found.prune.iter().collect();
+        let staying: Vec<&String> = tags.iter().filter(|tag| !going.contains(tag)).collect();
         if self.referrers {
             add_referrer_tags(&mut pruning, &tags, &staying, &digest_of);
         }
@@ -139,6 +121,7 @@ impl PruneRun<'_> {
             repo: &repo,
             stats: &stats,
             name: &name,
+            digest_of: &digest_of,
         };
         let going: BTreeSet<String> = pruning.iter().map(|(tag, _)| tag.clone()).collect();
         let mut outcome = deleter.delete(pruning, || {
@@ -151,6 +134,52 @@ impl PruneRun<'_> {
         kept.append(&mut outcome.kept);
         outcome.kept = kept;
         outcome
+    }
+}
+
+impl PruneRun<'_> {
+    /// The target's tags, what no rule keeps there, and the protected ones; or what
+    /// pruning came to when it ends here (the listing failed, `--max-prune`, nothing to
+    /// delete).
+    fn candidates(
+        &self,
+        target: &TargetRepo,
+        repo: &Repo,
+        stats: &RequestStats,
+    ) -> Result<(Vec<String>, prune::Candidates, Vec<PruneKept>), Pruned> {
+        let tags = match repo.list_tags_if_any(stats) {
+            Ok(tags) => tags.unwrap_or_default(),
+            Err(e) => return Err(failed(&target.name(), e.message, Vec::new())),
+        };
+        let found = prune::candidates(&tags, &target.kept, &self.options.protect, self.referrers);
+        let kept: Vec<PruneKept> = found
+            .protected
+            .iter()
+            .map(|tag| PruneKept {
+                tag: tag.clone(),
+                reason: "matches --prune-protect".into(),
+            })
+            .collect();
+        if let Some(refusal) = prune::over_limit(found.prune.len(), self.options.max) {
+            return Err(failed(&target.name(), refusal, kept));
+        }
+        if found.prune.is_empty() {
+            return Err(Pruned {
+                kept,
+                ..Pruned::default()
+            });
+        }
+        Ok((tags, found, kept))
+    }
+}
+
+/// A prune of `name` that failed with `error`, logged.
+fn failed(name: &str, error: String, kept: Vec<PruneKept>) -> Pruned {
+    log(&format!("prune      {name}: failed: {error}"));
+    Pruned {
+        error: Some(error),
+        kept,
+        ..Pruned::default()
     }
 }
 
@@ -195,6 +224,8 @@ struct Deleter<'a> {
     repo: &'a Repo<'a>,
     stats: &'a RequestStats,
     name: &'a str,
+    /// A tag's digest, for deletion by digest.
+    digest_of: &'a dyn Fn(&str) -> Option<Digest>,
 }
 
 impl Deleter<'_> {
@@ -230,7 +261,7 @@ impl Deleter<'_> {
     ) {
         let mut with_digest = Vec::new();
         for (tag, digest) in pruning {
-            match digest {
+            match digest.or_else(|| (self.digest_of)(&tag)) {
                 Some(digest) => with_digest.push((tag, digest)),
                 None => self.keep(
                     done,
@@ -278,10 +309,9 @@ impl Deleter<'_> {
     }
 
     fn fail(&self, done: Pruned, error: String) -> Pruned {
-        log(&format!("prune      {}: failed: {error}", self.name));
         Pruned {
-            error: Some(error),
-            ..done
+            pruned: done.pruned,
+            ..failed(self.name, error, done.kept)
         }
     }
 }
