@@ -91,8 +91,8 @@ pub fn target_repos(rules: &[Rule], plan: &Plan, shard: Option<Shard>) -> Vec<Ta
         if let Some(repo) = repos.get_mut(&failure.target.name()) {
             repo.blocked.get_or_insert_with(|| {
                 format!(
-                    "the source listing of rule {:?} (line {}) failed",
-                    failure.rule, failure.rule_line
+                    "rule {:?} (line {}) failed before copying: {}",
+                    failure.rule, failure.rule_line, failure.error.message
                 )
             });
         }

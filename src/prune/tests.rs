@@ -162,7 +162,11 @@ mod repos {
         let mut repos = target_repos(&[a, b, c], &plan, None);
         block_failed_copies(&mut repos, &set(&["dst.example/m/c"]));
         let reasons: Vec<String> = repos.iter().map(|r| r.blocked.clone().unwrap()).collect();
-        assert!(reasons[0].contains("listing") && reasons[0].contains("failed"));
+        assert!(
+            reasons[0].contains("failed before copying: listing failed"),
+            "{}",
+            reasons[0]
+        );
         assert!(reasons[1].contains("selected no tags"));
         assert!(reasons[2].contains("failed"));
     }

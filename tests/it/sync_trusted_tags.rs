@@ -168,6 +168,11 @@ fn older_than_waits_out_a_cooldown_and_min_tags_guards_a_pruned_mirror() {
     let mut tags = target.tags("mirror/x");
     tags.sort();
     assert_eq!(tags, ["old", "settled"]);
+    assert!(
+        guarded.stderr.contains("nothing deleted") && guarded.stderr.contains("min_tags"),
+        "{}",
+        guarded.stderr
+    );
 }
 
 #[test]
