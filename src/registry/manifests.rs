@@ -198,7 +198,8 @@ pub enum Deletion {
     /// `404`: nothing by that name any more.
     Absent,
     /// The registry does not delete this way: `405`, `UNSUPPORTED` (distribution with
-    /// deletes disabled), or a tag read as a digest (distribution 2.8: `DIGEST_INVALID`).
+    /// deletes disabled), or a `400` for a tag (distribution 2.8 reads it as a digest:
+    /// `DIGEST_INVALID`; the spec lets registries delete by digest only).
     Unsupported(Error),
 }
 
@@ -242,9 +243,11 @@ impl Repo<'_> {
             404 => Ok(Deletion::Absent),
             status => {
                 let error = response.describe_error(&what);
-                let unsupported = status == 405
-                    || error.has_code(&ErrorCode::Unsupported)
-                    || (reference.digest().is_none() && error.has_code(&ErrorCode::DigestInvalid));
+                // A tag where the registry wants a digest: distribution 2.8 answers
+                // `400 DIGEST_INVALID`, others a bare 400.
+                let by_tag_refused = reference.digest().is_none() && status == 400;
+                let unsupported =
+                    status == 405 || error.has_code(&ErrorCode::Unsupported) || by_tag_refused;
                 if unsupported {
                     Ok(Deletion::Unsupported(error))
                 } else {
