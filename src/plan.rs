@@ -5,8 +5,6 @@
 
 use std::time::SystemTime;
 
-use rayon::prelude::*;
-
 use crate::config::{Rule, TagRegex, TagSelection};
 use crate::digest::Digest;
 use crate::error::Error;
@@ -15,6 +13,7 @@ use crate::http::bounds::escaped;
 use crate::manifest::{self, Content, Manifest};
 use crate::reference::Reference;
 use crate::registry::{Access, Client, Repo, Tags};
+use crate::threads::Threads;
 
 /// One of N deterministic slices of the work (`--shard K/N`, K from 1). A source
 /// repository always falls in the same slice, whatever the machine.
@@ -124,17 +123,15 @@ type Expanded = std::result::Result<(Vec<Job>, Option<TagCount>, Option<String>)
 /// travel with their images, and a fallback index is merged rather than overwritten.
 /// With a `shard`, only the rules whose source repository falls in its slice are planned.
 /// A rule whose selection is smaller than its `tags.min_tags` fails.
-pub fn plan(client: &Client, rules: &[Rule], options: &PlanOptions) -> Plan {
+pub fn plan(client: &Client, threads: &Threads, rules: &[Rule], options: &PlanOptions) -> Plan {
     let (referrers, shard) = (options.referrers, options.shard);
     let now = SystemTime::now();
     let rules: Vec<&Rule> = rules
         .iter()
         .filter(|rule| shard.is_none_or(|shard| shard.contains(&rule.source.name())))
         .collect();
-    let expanded: Vec<Expanded> = rules
-        .par_iter()
-        .map(|rule| expand(client, rule, now, referrers))
-        .collect();
+    let expanded: Vec<Expanded> =
+        threads.map(&rules, |rule| expand(client, threads, rule, now, referrers));
     let own: std::collections::HashMap<(&str, usize), &TagRegex> = rules
         .iter()
         .filter_map(|r| Some(((r.key.as_str(), r.line), r.filters.immutable.as_ref()?)))
@@ -169,7 +166,13 @@ pub fn plan(client: &Client, rules: &[Rule], options: &PlanOptions) -> Plan {
     plan
 }
 
-fn expand(client: &Client, rule: &Rule, now: SystemTime, referrers: bool) -> Expanded {
+fn expand(
+    client: &Client,
+    threads: &Threads,
+    rule: &Rule,
+    now: SystemTime,
+    referrers: bool,
+) -> Expanded {
     let job = |source: Reference, target: Reference| Job {
         rule: rule.key.clone(),
         rule_line: rule.line,
@@ -212,7 +215,7 @@ fn expand(client: &Client, rule: &Rule, now: SystemTime, referrers: bool) -> Exp
             if referrers {
                 tags.retain(|tag| !crate::manifest::is_referrer_tag(tag));
             }
-            let selected = select(rule, &repo, &tags, now, &stats).map_err(fail)?;
+            let selected = select(&repo, threads, rule, &tags, now, &stats).map_err(fail)?;
             if let Some(error) = below_min_tags(rule, selected.len(), tags.len()) {
                 return Err(fail(error));
             }
@@ -238,8 +241,9 @@ fn expand(client: &Client, rule: &Rule, now: SystemTime, referrers: bool) -> Exp
 /// The tags a rule's filters keep of `tags`; creation times are read only for what the
 /// cheap filters left, in parallel.
 fn select(
-    rule: &Rule,
     repo: &Repo,
+    threads: &Threads,
+    rule: &Rule,
     tags: &[String],
     now: SystemTime,
     stats: &RequestStats,
@@ -249,12 +253,12 @@ fn select(
     }
     let candidates = rule.filters.prefilter(tags);
     let candidates = if rule.filters.needs_created() {
-        candidates
-            .into_par_iter()
-            .map(|tag| {
-                let created = created_of(repo, &tag, stats)?;
-                Ok((tag, created))
+        threads
+            .map(&candidates, |tag| {
+                let created = created_of(repo, tag, stats)?;
+                Ok((tag.clone(), created))
             })
+            .into_iter()
             .collect::<crate::error::Result<Vec<_>>>()?
     } else {
         candidates.into_iter().map(|tag| (tag, None)).collect()
