@@ -61,6 +61,10 @@ pub struct RuleTags {
     /// `--prune`: why this rule's target could not be pruned (its rule counts as failed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prune_error: Option<String>,
+    /// `--prune`: why nothing in this rule's target was looked at (a rule that selected
+    /// nothing or failed before copying, a failed copy, a rule in another shard).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prune_skipped: Option<String>,
 }
 
 /// A target tag `--prune` kept although no rule selects it.

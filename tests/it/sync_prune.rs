@@ -265,6 +265,8 @@ fn a_source_that_selects_nothing_prunes_nothing() {
     run.assert_code(0);
     assert_eq!(m.target_tags(), ["a"]);
     assert_eq!(run.count("pruned"), 0);
+    let skipped = rule(&run)["prune_skipped"].as_str().unwrap();
+    assert!(skipped.contains("selected no tags"), "{skipped}");
     assert!(
         run.stderr.contains("nothing deleted") && run.stderr.contains("selected no tags"),
         "{}",

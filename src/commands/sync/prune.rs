@@ -48,6 +48,8 @@ pub(super) struct Pruned {
     pub pruned: Vec<String>,
     pub kept: Vec<PruneKept>,
     pub error: Option<String>,
+    /// Why the repository was left alone.
+    pub skipped: Option<String>,
 }
 
 /// How the stage runs.
@@ -76,7 +78,10 @@ impl PruneRun<'_> {
         let name = target.name();
         if let Some(reason) = &target.blocked {
             log(&format!("prune      {name}: nothing deleted: {reason}"));
-            return Pruned::default();
+            return Pruned {
+                skipped: Some(reason.clone()),
+                ..Pruned::default()
+            };
         }
         let access = if self.dry_run {
             Access::Pull
@@ -89,7 +94,7 @@ impl PruneRun<'_> {
         let stats = RequestStats::default();
         let (tags, found, mut kept) = match self.candidates(target, &repo, &stats) {
             Ok(found) => found,
-            Err(done) => return done,
+            Err(done) => return *done,
         };
         // What the copy learnt, else a `HEAD`: asked only where a digest is needed (the
         // referrers of a pruned image, deletion by digest).
@@ -146,10 +151,10 @@ impl PruneRun<'_> {
         target: &TargetRepo,
         repo: &Repo,
         stats: &RequestStats,
-    ) -> Result<(Vec<String>, prune::Candidates, Vec<PruneKept>), Pruned> {
+    ) -> Result<(Vec<String>, prune::Candidates, Vec<PruneKept>), Box<Pruned>> {
         let tags = match repo.list_tags_if_any(stats) {
             Ok(tags) => tags.unwrap_or_default(),
-            Err(e) => return Err(failed(&target.name(), e.message, Vec::new())),
+            Err(e) => return Err(Box::new(failed(&target.name(), e.message, Vec::new()))),
         };
         let found = prune::candidates(&tags, &target.kept, &self.options.protect, self.referrers);
         let kept: Vec<PruneKept> = found
@@ -161,13 +166,13 @@ impl PruneRun<'_> {
             })
             .collect();
         if let Some(refusal) = prune::over_limit(found.prune.len(), self.options.max) {
-            return Err(failed(&target.name(), refusal, kept));
+            return Err(Box::new(failed(&target.name(), refusal, kept)));
         }
         if found.prune.is_empty() {
-            return Err(Pruned {
+            return Err(Box::new(Pruned {
                 kept,
                 ..Pruned::default()
-            });
+            }));
         }
         Ok((tags, found, kept))
     }

@@ -72,6 +72,7 @@ fn rule_tags(plan: &Plan, pruned: Vec<Pruned>) -> Vec<RuleTags> {
             pruned: Vec::new(),
             prune_kept: Vec::new(),
             prune_error: None,
+            prune_skipped: None,
         })
         .collect();
     for done in pruned {
@@ -83,6 +84,7 @@ fn rule_tags(plan: &Plan, pruned: Vec<Pruned>) -> Vec<RuleTags> {
             rule.pruned.extend(done.pruned);
             rule.prune_kept.extend(done.kept);
             rule.prune_error = rule.prune_error.take().or(done.error);
+            rule.prune_skipped = rule.prune_skipped.take().or(done.skipped);
         }
     }
     rules
