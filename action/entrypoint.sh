@@ -26,6 +26,10 @@ fi
 case "${INPUT_REFERRERS:-false}" in
   true|True|TRUE|1|yes) set -- "$@" --referrers ;;
 esac
+[ -n "${INPUT_OVERWRITE:-}" ] && set -- "$@" --overwrite "$INPUT_OVERWRITE"
+case "${INPUT_PRUNE:-false}" in
+  true|True|TRUE|1|yes) set -- "$@" --prune ;;
+esac
 case "${INPUT_CREATE_TARGETS:-false}" in
   true|True|TRUE|1|yes) set -- "$@" --create-targets ;;
 esac

@@ -132,6 +132,13 @@ pub struct SyncArgs {
     )]
     pub report: PathBuf,
 
+    /// Where to write the run's metrics in the Prometheus text format (images by status,
+    /// bytes, blobs, pruned and drifted tags, duration, end time, success), for
+    /// node-exporter's textfile collector or a Pushgateway.
+    /// Example: --metrics /var/lib/node-exporter/image-migrator.prom
+    #[arg(long, value_name = "FILE")]
+    pub metrics: Option<PathBuf>,
+
     /// Where to write a JUnit XML file (one test case per image), e.g. for GitLab.
     /// Example: --junit junit.xml
     #[arg(long, value_name = "FILE")]
@@ -151,6 +158,24 @@ pub struct SyncArgs {
     /// has are still skipped), as image-syncer's --force.
     #[arg(long)]
     pub force: bool,
+
+    /// What to do with a target tag that names another image than the source's: `always`
+    /// move it (the default), or `never`: leave it and report it `drifted`.
+    /// Example: --overwrite never
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = OverwriteArg::Always)]
+    pub overwrite: OverwriteArg,
+
+    /// Tags trusted never to change (a release's version tags): a matching tag that the
+    /// target's tag list already shows is `unchanged`, with no manifest request on either
+    /// side. A rule's `tags` object may add its own (`"immutable": "REGEX"`).
+    /// Example: --immutable-tags '^v?[0-9]+\.[0-9]+\.[0-9]+$'
+    #[arg(long, value_name = "REGEX")]
+    pub immutable_tags: Option<String>,
+
+    /// Exit 1 when a target tag drifted (`--overwrite never`) or could not be moved because
+    /// the target keeps it immutable.
+    #[arg(long)]
+    pub fail_on_drift: bool,
 
     /// Also write the human log (one line per image, the summary) to FILE.
     /// Example: --log migration.log
@@ -191,6 +216,25 @@ pub struct SyncArgs {
     #[arg(long)]
     pub referrers: bool,
 
+    /// Keep the mirror true: after a whole-repository rule's copies succeeded, delete the
+    /// target tags that no rule selects any more (see --prune-protect, --max-prune). Never
+    /// when a source listing failed or a rule selected nothing; with --dry-run, only say
+    /// `would delete`.
+    #[arg(long)]
+    pub prune: bool,
+
+    /// With --prune: never delete target tags matching this regular expression
+    /// (unanchored); may be repeated.
+    /// Example: --prune-protect '^release-'
+    #[arg(long, value_name = "REGEX", requires = "prune")]
+    pub prune_protect: Vec<String>,
+
+    /// With --prune: a repository that would lose more tags than this loses none, and its
+    /// rule fails.
+    /// Example: --max-prune 200
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    pub max_prune: usize,
+
     /// Cap on requests waiting for an answer from one registry at a time (blob bodies
     /// streaming after their answer do not count; --proc bounds those).
     /// Example: --registry-concurrency 32
@@ -225,6 +269,13 @@ fn positive_duration(value: &str) -> Result<humantime::Duration, String> {
         return Err(format!("{value:?}: must be more than zero"));
     }
     Ok(duration)
+}
+
+/// `--overwrite`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OverwriteArg {
+    Always,
+    Never,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

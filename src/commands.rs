@@ -80,6 +80,16 @@ pub(crate) fn write_file(path: &Path, content: &str) -> std::io::Result<()> {
     std::fs::write(path, content)
 }
 
+/// Writes `content` to a file beside `path`, then renames it over `path`: a reader (a
+/// textfile collector scraping `--metrics`) never sees half a file.
+pub(crate) fn write_file_whole(path: &Path, content: &str) -> std::io::Result<()> {
+    create_parent(path)?;
+    let mut partial = path.as_os_str().to_owned();
+    partial.push(format!(".{}.partial", std::process::id()));
+    std::fs::write(&partial, content)?;
+    std::fs::rename(&partial, path)
+}
+
 /// Writes `value` as pretty JSON and a newline, streamed to the file: a 20,000-tag report
 /// never exists as one string in memory.
 pub(crate) fn write_json(path: &Path, value: &impl serde::Serialize) -> std::io::Result<()> {
@@ -96,6 +106,31 @@ fn create_parent(path: &Path) -> std::io::Result<()> {
         Some(parent) => std::fs::create_dir_all(parent),
         None => Ok(()),
     }
+}
+
+/// `; 2 drifted, 1 immutable; 3 tag(s) pruned` — what keeping a mirror did, when it did
+/// anything.
+fn mirror_summary(report: &Report) -> String {
+    let s = &report.summary;
+    let mut out = String::new();
+    if s.drifted + s.immutable > 0 {
+        out.push_str(&format!(
+            "; {} drifted, {} immutable",
+            s.drifted, s.immutable
+        ));
+    }
+    if report.settings.prune {
+        let verb = if report.settings.dry_run {
+            "to prune"
+        } else {
+            "pruned"
+        };
+        out.push_str(&format!("; {} tag(s) {verb}", s.pruned));
+        if s.prune_failed > 0 {
+            out.push_str(&format!(", {} prune(s) failed", s.prune_failed));
+        }
+    }
+    out
 }
 
 pub(crate) fn print_summary(report: &Report, report_path: &Path) {
@@ -126,9 +161,11 @@ pub(crate) fn print_summary(report: &Report, report_path: &Path) {
             t.failed
         )
     };
+    let mirror = mirror_summary(report);
     crate::progress::log(&format!(
         "summary: {} image(s): {} copied, {} unchanged, {} failed, {} would copy, {} cancelled; \
-         {} in {} blob(s), {} mounted, {} already present{referrers}{targets}; {:.1}s; report: {}",
+         {} in {} blob(s), {} mounted, {} already present{referrers}{targets}{mirror}; {:.1}s; \
+         report: {}",
         s.total,
         s.copied,
         s.unchanged,

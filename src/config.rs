@@ -19,7 +19,7 @@ pub use auth::{AuthConfig, AuthEntry, Secret};
 pub use cloud::{AwsKeys, CloudKeys};
 pub use images::{Defaults, Rule, TagSelection};
 pub use machine::{CredentialSource, Credentials, Found, MachineCredentials};
-pub use tags::TagFilters;
+pub use tags::{TagFilters, TagRegex};
 
 /// One problem found in a configuration file.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -51,11 +51,21 @@ pub enum Push {
     Always,
 }
 
+/// What happens to a target tag that names another image than the source's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overwrite {
+    /// It is moved to the source's image (the default).
+    Always,
+    /// `--overwrite never`: it is left alone and reported `drifted`.
+    Never,
+}
+
 /// How a run copies.
 #[derive(Debug, Clone)]
 pub struct CopyOptions {
     pub mode: Mode,
     pub push: Push,
+    pub overwrite: Overwrite,
     /// Platforms to keep in indexes; empty = all.
     pub platforms: Vec<PlatformSpec>,
     /// Whether referrers (signatures, SBOMs, attestations) follow their images.
@@ -243,6 +253,7 @@ impl<'c> Copier<'c> {
             Ok(Step::Done(status)) => (status, None),
             Ok(Step::Deferred(resume)) => return Err(resume),
             Err(e) if e.kind == ErrorKind::Cancelled => (Status::Cancelled, Some(e)),
+            Err(e) if e.kind == ErrorKind::Immutable => (Status::Immutable, Some(e)),
             Err(e) => (Status::Failed, Some(e)),
         };
         Ok(JobOutcome {
@@ -392,6 +403,7 @@ mod tests {
             rule_line: n,
             source: Reference::parse(&format!("r.io/a:t{n}")).unwrap(),
             target: Reference::parse(&format!("s.io/a:t{n}")).unwrap(),
+            trusted: false,
         };
         let order: Vec<usize> = spread((0..10).map(job).collect(), 3)
             .into_iter()

@@ -32,6 +32,9 @@ pub enum ErrorKind {
     /// A signature, SBOM or attestation of the image (a referrer) could not be copied
     /// (`--referrers`); the message names its digest and type.
     Referrer,
+    /// The target refused to move a tag it keeps immutable (Harbor's immutability rules,
+    /// ECR's `IMMUTABLE` repositories).
+    Immutable,
 }
 
 /// What an HTTP error status means for the one asking: the only place that decides.
@@ -163,11 +166,16 @@ pub enum ErrorCode {
     Denied,
     Unsupported,
     TooManyRequests,
+    /// ECR's answer to a tag its repository keeps immutable (and, in the spec, a schema 1
+    /// manifest whose tag is not the URL's).
+    TagInvalid,
+    /// Harbor's `412` answer, e.g. to a tag one of its immutability rules covers.
+    Precondition,
     Other(String),
 }
 
 /// The spec's codes as registries write them (upper case, exactly).
-const CODES: [(&str, ErrorCode); 14] = [
+const CODES: [(&str, ErrorCode); 16] = [
     ("BLOB_UNKNOWN", ErrorCode::BlobUnknown),
     ("BLOB_UPLOAD_INVALID", ErrorCode::BlobUploadInvalid),
     ("BLOB_UPLOAD_UNKNOWN", ErrorCode::BlobUploadUnknown),
@@ -182,6 +190,8 @@ const CODES: [(&str, ErrorCode); 14] = [
     ("DENIED", ErrorCode::Denied),
     ("UNSUPPORTED", ErrorCode::Unsupported),
     ("TOOMANYREQUESTS", ErrorCode::TooManyRequests),
+    ("TAG_INVALID", ErrorCode::TagInvalid),
+    ("PRECONDITION", ErrorCode::Precondition),
 ];
 
 /// Longest code kept as [`ErrorCode::Other`]: the server's words, not ours.

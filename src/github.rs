@@ -96,14 +96,18 @@ pub fn write_outputs(report: &Report, report_path: &Path) -> std::io::Result<()>
     };
     let s = &report.summary;
     let text = format!(
-        "report={}\ntotal={}\ncopied={}\nunchanged={}\nfailed={}\nwould_copy={}\ncancelled={}\n",
+        "report={}\ntotal={}\ncopied={}\nunchanged={}\nfailed={}\nwould_copy={}\ncancelled={}\n\
+         drifted={}\nimmutable={}\npruned={}\n",
         report_path.display(),
         s.total,
         s.copied,
         s.unchanged,
         s.failed,
         s.would_copy,
-        s.cancelled
+        s.cancelled,
+        s.drifted,
+        s.immutable,
+        s.pruned
     );
     append(Path::new(&path), &text)
 }
@@ -161,6 +165,7 @@ pub fn markdown_summary(report: &Report, report_path: &Path, max_rows: usize) ->
     rows.sort_by_key(|r| match r.status {
         Status::Failed => 0,
         Status::Cancelled => 1,
+        Status::Drifted | Status::Immutable => 2,
         Status::Copied | Status::WouldCopy => 2,
         Status::Unchanged => 3,
     });
@@ -172,6 +177,8 @@ pub fn markdown_summary(report: &Report, report_path: &Path, max_rows: usize) ->
             Status::Copied => "✅",
             Status::WouldCopy => "📝",
             Status::Unchanged => "➖",
+            Status::Drifted => "↔️",
+            Status::Immutable => "🔒",
         };
         let detail = match &result.error {
             Some(e) => e.message.clone(),
@@ -264,10 +271,16 @@ mod tests {
                 retries: 0,
                 dry_run: false,
                 force: false,
+                overwrite: None,
+                fail_on_drift: false,
+                immutable_tags: None,
                 ca_file: None,
                 platforms: vec![],
                 shard: None,
                 referrers: false,
+                prune: false,
+                prune_protect: vec![],
+                max_prune: None,
                 request_timeout_seconds: 300.0,
                 min_speed_bytes_per_second: 1024,
                 min_speed_window_seconds: 60.0,

@@ -103,3 +103,20 @@ pub fn maybe_missing_container(what: &str) -> String {
          with --create-targets to have it created before the copy"
     )
 }
+
+/// After a registry refused to delete a manifest (distribution's 405 `UNSUPPORTED`): the
+/// copies stand, and deleting has to be allowed.
+pub fn deletes_refused(registry: &str) -> String {
+    format!(
+        "{registry} refuses deletes: on a distribution registry (registry:2) set \
+         REGISTRY_STORAGE_DELETE_ENABLED=true, elsewhere give the credentials the right to \
+         delete; the copies stand, nothing was pruned after this"
+    )
+}
+
+/// After a target refused to move a tag it keeps immutable.
+pub fn immutable_tag() -> &'static str {
+    "the target keeps this tag immutable and it names another image there: the target's \
+     image stays; push the source under a new tag, or lift the immutability rule (Harbor) \
+     or set the repository MUTABLE (ECR) if the tag should move"
+}

@@ -21,6 +21,7 @@ pub mod manifest;
 pub mod plan;
 pub mod progress;
 pub mod proxy_url;
+pub mod prune;
 pub mod reference;
 pub mod registry;
 pub mod report;

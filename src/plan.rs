@@ -5,7 +5,7 @@
 
 use std::time::SystemTime;
 
-use crate::config::{Rule, TagSelection};
+use crate::config::{Rule, TagRegex, TagSelection};
 use crate::digest::Digest;
 use crate::error::Error;
 use crate::http::RequestStats;
@@ -64,6 +64,20 @@ pub struct Job {
     pub source: Reference,
     /// Has a tag, or neither tag nor digest (digest sources pushed by digest).
     pub target: Reference,
+    /// The tag is trusted never to change (`--immutable-tags`, a rule's `tags.immutable`):
+    /// once the target's tag list shows it, it is not compared.
+    pub trusted: bool,
+}
+
+/// How rules are planned.
+#[derive(Debug, Clone, Default)]
+pub struct PlanOptions {
+    /// `--referrers`: the referrers tag schema's and cosign's tags travel with their
+    /// images, so whole-repository rules leave them out.
+    pub referrers: bool,
+    pub shard: Option<Shard>,
+    /// `--immutable-tags`: tags trusted never to change, in every rule.
+    pub immutable_tags: Option<TagRegex>,
 }
 
 /// A rule that could not be expanded.
@@ -108,13 +122,9 @@ type Expanded = std::result::Result<(Vec<Job>, Option<TagCount>, Option<String>)
 /// referrers tag schema's and cosign's tags (`sha256-<hex>[.sig|.att|.sbom]`): they
 /// travel with their images, and a fallback index is merged rather than overwritten.
 /// With a `shard`, only the rules whose source repository falls in its slice are planned.
-pub fn plan(
-    client: &Client,
-    threads: &Threads,
-    rules: &[Rule],
-    referrers: bool,
-    shard: Option<Shard>,
-) -> Plan {
+/// A rule whose selection is smaller than its `tags.min_tags` fails.
+pub fn plan(client: &Client, threads: &Threads, rules: &[Rule], options: &PlanOptions) -> Plan {
+    let (referrers, shard) = (options.referrers, options.shard);
     let now = SystemTime::now();
     let rules: Vec<&Rule> = rules
         .iter()
@@ -122,6 +132,20 @@ pub fn plan(
         .collect();
     let expanded: Vec<Expanded> =
         threads.map(&rules, |rule| expand(client, threads, rule, now, referrers));
+    let own: std::collections::HashMap<(&str, usize), &TagRegex> = rules
+        .iter()
+        .filter_map(|r| Some(((r.key.as_str(), r.line), r.filters.immutable.as_ref()?)))
+        .collect();
+    let trusted = |rule: &str, line: usize, tag: Option<&String>| {
+        let Some(tag) = tag else { return false };
+        [
+            own.get(&(rule, line)).copied(),
+            options.immutable_tags.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        .any(|regex| regex.is_match(tag))
+    };
     let mut plan = Plan::default();
     let mut seen = std::collections::HashSet::new();
     for item in expanded {
@@ -129,7 +153,8 @@ pub fn plan(
             Ok((jobs, count, warning)) => {
                 plan.tag_counts.extend(count);
                 plan.warnings.extend(warning);
-                for job in jobs {
+                for mut job in jobs {
+                    job.trusted = trusted(&job.rule, job.rule_line, job.target.tag.as_ref());
                     if seen.insert((job.source.to_string(), job.target.to_string())) {
                         plan.jobs.push(job);
                     }
@@ -153,6 +178,7 @@ fn expand(
         rule_line: rule.line,
         source,
         target,
+        trusted: false,
     };
     match &rule.selection {
         TagSelection::Tag(tag) => Ok((
@@ -190,6 +216,9 @@ fn expand(
                 tags.retain(|tag| !crate::manifest::is_referrer_tag(tag));
             }
             let selected = select(&repo, threads, rule, &tags, now, &stats).map_err(fail)?;
+            if let Some(error) = below_min_tags(rule, selected.len(), tags.len()) {
+                return Err(fail(error));
+            }
             let count = TagCount {
                 rule: rule.key.clone(),
                 rule_line: rule.line,
@@ -235,6 +264,21 @@ fn select(
         candidates.into_iter().map(|tag| (tag, None)).collect()
     };
     Ok(rule.filters.finish(candidates, now))
+}
+
+/// A rule's `tags.min_tags` guard: the failure of a selection of `selected` tags (of
+/// `listed`) that is smaller.
+fn below_min_tags(rule: &Rule, selected: usize, listed: usize) -> Option<Error> {
+    let min = rule.filters.min_tags?;
+    (selected < min).then(|| {
+        Error::new(
+            crate::error::ErrorKind::NotFound,
+            format!(
+                "{selected} tag(s) selected of {listed} listed, fewer than the rule's \
+                 \"min_tags\": {min}; nothing copied or pruned for it"
+            ),
+        )
+    })
 }
 
 /// `rule "k" (line n): the tag list of src has 3 name(s) that are not valid tags,

@@ -22,7 +22,7 @@ mod tags;
 mod url;
 
 pub use blobs::{Mount, UploadError};
-pub use manifests::ManifestHead;
+pub use manifests::{Deletion, ManifestHead};
 pub use quota::PullQuota;
 pub use referrers::ReferrerListing;
 pub use tags::{REJECTED_TAGS_KEPT, Tags};
@@ -61,6 +61,9 @@ struct Endpoint {
     /// Whether the registry answers the OCI 1.1 referrers API, settled by its answers
     /// (see [`Repo::referrers`]).
     referrers_api: Memo,
+    /// Whether `DELETE /v2/<name>/manifests/<tag>` removes a tag (distribution 2.8 reads
+    /// the tag as a digest and refuses), settled by the first tag deletion.
+    tag_deletes: Memo,
 }
 
 /// Access wanted on a repository; decides the token scope.
@@ -68,6 +71,8 @@ struct Endpoint {
 pub enum Access {
     Pull,
     Push,
+    /// Push and delete (`--prune`): distribution's token servers ask for `delete`.
+    Delete,
     /// The registry's `_catalog` (scope `registry:catalog:*`).
     Catalog,
 }
@@ -157,6 +162,7 @@ impl Client {
                     self_mount: Memo::new(),
                     quota: Quota::new(),
                     referrers_api: Memo::new(),
+                    tag_deletes: Memo::new(),
                 })
             })
             .clone();

@@ -9,6 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ErrorKind;
 
+mod metrics;
+pub use metrics::prometheus_text;
+
 /// Bumped when a field changes meaning or disappears.
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -48,6 +51,29 @@ pub struct RuleTags {
     pub source: String,
     pub tags_listed: usize,
     pub tags_selected: usize,
+    /// `--prune`: the target tags deleted under this rule (with `--dry-run`: that would
+    /// be deleted), the referrers' tags that went with them included.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pruned: Vec<String>,
+    /// `--prune`: target tags no rule selects that were kept, and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prune_kept: Vec<PruneKept>,
+    /// `--prune`: why this rule's target could not be pruned (its rule counts as failed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prune_error: Option<String>,
+    /// `--prune`: why nothing in this rule's target was looked at (a rule that selected
+    /// nothing or failed before copying, a failed copy, a rule in another shard).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prune_skipped: Option<String>,
+}
+
+/// A target tag `--prune` kept although no rule selects it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct PruneKept {
+    pub tag: String,
+    /// E.g. `matches --prune-protect`, `shares <digest> with kept tag latest…`, or why
+    /// nothing in the repository was deleted.
+    pub reason: String,
 }
 
 /// The effective settings of the run (never secrets).
@@ -63,6 +89,15 @@ pub struct Settings {
     /// `--force`: manifests pushed even where the target had the digest.
     #[serde(default)]
     pub force: bool,
+    /// `--overwrite`: `always` (a target tag naming another image is moved) or `never`.
+    #[serde(default)]
+    pub overwrite: Option<String>,
+    /// `--fail-on-drift`: drifted or immutable tags make the run exit 1.
+    #[serde(default)]
+    pub fail_on_drift: bool,
+    /// `--immutable-tags`: tags trusted never to change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub immutable_tags: Option<String>,
     pub ca_file: Option<String>,
     /// `--platform` filter (empty = every platform).
     pub platforms: Vec<String>,
@@ -71,6 +106,13 @@ pub struct Settings {
     /// `--referrers`: signatures, SBOMs and attestations copied with their images.
     #[serde(default)]
     pub referrers: bool,
+    /// `--prune`, its `--prune-protect` expressions and `--max-prune` (when pruning).
+    #[serde(default)]
+    pub prune: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prune_protect: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_prune: Option<usize>,
     /// `--request-timeout`, `--min-speed` and `--min-speed-window`: the time bounds of
     /// every request.
     #[serde(default)]
@@ -90,6 +132,11 @@ pub enum Status {
     Failed,
     WouldCopy,
     Cancelled,
+    /// `--overwrite never`: the target tag names another image, left as it is
+    /// (`target_digest` is the target's).
+    Drifted,
+    /// The target refused to move the tag: it keeps it immutable.
+    Immutable,
 }
 
 impl Status {
@@ -100,6 +147,8 @@ impl Status {
             Status::Failed => "failed",
             Status::WouldCopy => "would-copy",
             Status::Cancelled => "cancelled",
+            Status::Drifted => "drifted",
+            Status::Immutable => "immutable",
         }
     }
 }
@@ -221,6 +270,12 @@ pub struct Summary {
     pub failed: usize,
     pub would_copy: usize,
     pub cancelled: usize,
+    /// `--overwrite never`: target tags left naming another image than the source's.
+    #[serde(default)]
+    pub drifted: usize,
+    /// Target tags that could not be moved because the target keeps them immutable.
+    #[serde(default)]
+    pub immutable: usize,
     pub bytes_transferred: u64,
     pub blobs_transferred: u64,
     pub blobs_mounted: u64,
@@ -236,6 +291,12 @@ pub struct Summary {
     /// `--create-targets`: the target containers by outcome.
     #[serde(default)]
     pub targets: TargetCounts,
+    /// `--prune`: target tags deleted (with `--dry-run`: that would be), and the rules
+    /// whose target could not be pruned.
+    #[serde(default)]
+    pub pruned: usize,
+    #[serde(default)]
+    pub prune_failed: usize,
 }
 
 impl Summary {
@@ -251,6 +312,8 @@ impl Summary {
                 Status::Failed => summary.failed += 1,
                 Status::WouldCopy => summary.would_copy += 1,
                 Status::Cancelled => summary.cancelled += 1,
+                Status::Drifted => summary.drifted += 1,
+                Status::Immutable => summary.immutable += 1,
             }
             summary.bytes_transferred += r.bytes_transferred;
             summary.blobs_transferred += r.blobs_transferred;
@@ -260,6 +323,14 @@ impl Summary {
             summary.referrers_unchanged += r.referrers_unchanged;
         }
         summary
+    }
+}
+
+impl Summary {
+    /// `pruned` and `prune_failed`, from what the rules say.
+    pub fn count_prunes(&mut self, rules: &[RuleTags]) {
+        self.pruned = rules.iter().map(|r| r.pruned.len()).sum();
+        self.prune_failed = rules.iter().filter(|r| r.prune_error.is_some()).count();
     }
 }
 
@@ -304,6 +375,7 @@ pub fn merge(reports: Vec<Report>) -> Option<Report> {
     merged.summary = Summary::of(&merged.results);
     merged.summary.manifest_gets = manifest_gets;
     merged.summary.targets = TargetCounts::of(&merged.targets);
+    merged.summary.count_prunes(&merged.rules);
     Some(merged)
 }
 

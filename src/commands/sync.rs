@@ -1,8 +1,9 @@
 //! `image-migrator sync` (and no subcommand): glue over short stages. The flags become
-//! validated [`SyncSettings`] before any request; then connect → plan → copy → report →
-//! outputs. Every line people read goes through one channel ([`crate::progress`]), so it
-//! also reaches `--log`.
+//! validated [`SyncSettings`] before any request; then connect → plan → prepare targets →
+//! copy → prune → report → outputs. Every line people read goes through one channel
+//! ([`crate::progress`]), so it also reaches `--log`.
 
+mod prune;
 mod results;
 mod settings;
 
@@ -38,24 +39,38 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> Outcome {
     if settings.in_github {
         github::group("image-migrator: images");
     }
-    let mut plan = plan::plan(
-        &client,
-        &Threads::new(settings.copy.threads),
-        &settings.rules,
-        settings.copy.referrers,
-        settings.shard,
-    );
+    let options = plan::PlanOptions {
+        referrers: settings.copy.referrers,
+        shard: settings.shard,
+        immutable_tags: settings.immutable_tags.clone(),
+    };
+    let threads = Threads::new(settings.copy.threads);
+    let mut plan = plan::plan(&client, &threads, &settings.rules, &options);
     let targets = super::prepare_targets::prepare_targets(
         &client,
         &mut plan,
         settings.create_targets,
         settings.copy.mode == Mode::DryRun,
     );
-    let outcomes = copy(&settings, &client, &mut plan);
+    let prune_repos = settings
+        .prune
+        .enabled
+        .then(|| crate::prune::target_repos(&settings.rules, &plan, settings.shard));
+    let (outcomes, facts) = copy(&settings, &client, &mut plan);
+    let pruned = match prune_repos {
+        Some(repos) => prune_stage(&settings, &client).run(repos, &facts),
+        None => Vec::new(),
+    };
     if settings.in_github {
         github::end_group();
     }
-    let report = results::report(&settings, &client, plan, targets, outcomes, started);
+    let ran = results::Ran {
+        plan,
+        targets,
+        outcomes,
+        pruned,
+    };
+    let report = results::report(&settings, &client, ran, started);
     outputs(&settings, &report)
 }
 
@@ -114,10 +129,23 @@ fn log_start(settings: &SyncSettings) {
     }
 }
 
-/// Every job of the plan, with one log line per image as it ends. Each job is dropped
-/// once its result is made: at 20,000 tags the jobs and the results would otherwise both
-/// be held to the end.
-fn copy(settings: &SyncSettings, client: &Client, plan: &mut Plan) -> Vec<ImageResult> {
+fn prune_stage<'a>(settings: &'a SyncSettings, client: &'a Client) -> prune::PruneRun<'a> {
+    prune::PruneRun {
+        client,
+        options: &settings.prune,
+        dry_run: settings.copy.mode == Mode::DryRun,
+        referrers: settings.copy.referrers,
+    }
+}
+
+/// Every job of the plan, with one log line per image as it ends, and what pruning needs
+/// to know of them. Each job is dropped once its result is made: at 20,000 tags the jobs
+/// and the results would otherwise both be held to the end.
+fn copy(
+    settings: &SyncSettings,
+    client: &Client,
+    plan: &mut Plan,
+) -> (Vec<ImageResult>, prune::CopyFacts) {
     let dry_run = settings.copy.mode == Mode::DryRun;
     for warning in &plan.warnings {
         log(&format!("warning: {warning}"));
@@ -137,19 +165,30 @@ fn copy(settings: &SyncSettings, client: &Client, plan: &mut Plan) -> Vec<ImageR
         progress.line(&log_line(&failure_result(failure), dry_run));
     }
     let copier = Copier::new(client, client.transport(), settings.copy.clone());
+    let facts = std::sync::Mutex::new(prune::CopyFacts::default());
     let outcomes = copier.run_all(std::mem::take(&mut plan.jobs), |job, outcome| {
         let result = job_result(job, outcome);
+        if settings.prune.enabled {
+            facts.lock().unwrap().learn(job, &result);
+        }
         progress.line(&log_line(&result, dry_run));
         progress.image_done(result.bytes_transferred);
         result
     });
     progress.finish();
-    outcomes
+    (outcomes, facts.into_inner().unwrap())
 }
 
 /// The report, the JUnit file, the summary and GitHub's outputs; the exit outcome.
 fn outputs(settings: &SyncSettings, report: &Report) -> Outcome {
-    let mut exit = if report.summary.failed + report.summary.cancelled > 0 {
+    let s = &report.summary;
+    let drift = if settings.fail_on_drift {
+        s.drifted + s.immutable
+    } else {
+        0
+    };
+    let failures = s.failed + s.cancelled + s.prune_failed + drift;
+    let mut exit = if failures > 0 {
         Outcome::Failed
     } else {
         Outcome::Success
@@ -177,6 +216,16 @@ fn outputs(settings: &SyncSettings, report: &Report) -> Outcome {
             .and_then(|()| github::write_summary(report, &settings.report));
         if let Err(e) = written {
             log(&format!("error: writing GitHub step outputs/summary: {e}"));
+            exit = Outcome::Failed;
+        }
+    }
+    if let Some(metrics) = &settings.metrics {
+        let text = crate::report::prometheus_text(report, exit == Outcome::Success);
+        if let Err(e) = super::write_file_whole(metrics, &text) {
+            log(&format!(
+                "error: writing metrics {}: {e}",
+                metrics.display()
+            ));
             exit = Outcome::Failed;
         }
     }

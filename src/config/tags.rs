@@ -1,5 +1,7 @@
 //! Tag selection for all-tags rules: `include`/`exclude` regexes, a `semver` range,
-//! `created_within`, `latest: N` and `newest: N`, applied in that order. Reading and
+//! `created_within`, `older_than`, `latest: N` and `newest: N`, applied in that order;
+//! beside them, two settings that select nothing: `immutable` (tags trusted not to
+//! change) and `min_tags` (the guard a rule's selection must pass). Reading and
 //! checking the filters happens here, with the configuration; applying them needs the
 //! tag list and, for the two time-based filters, each candidate's creation time, which
 //! the caller fetches (this module never talks to the network).
@@ -48,8 +50,14 @@ pub struct TagFilters {
     pub semver: Option<(String, semver::VersionReq)>,
     /// As written (`90d`), and parsed.
     pub created_within: Option<(String, Duration)>,
+    /// As written (`7d`), and parsed: only tags created at least that long ago.
+    pub older_than: Option<(String, Duration)>,
     pub latest: Option<usize>,
     pub newest: Option<usize>,
+    /// Tags trusted never to change: once the target lists one, it is not compared.
+    pub immutable: Option<TagRegex>,
+    /// A rule that selects fewer tags fails (a broken source never empties a mirror).
+    pub min_tags: Option<usize>,
 }
 
 /// One regex or a list of them.
@@ -67,12 +75,15 @@ struct RawFilters {
     exclude: Option<OneOrMany>,
     semver: Option<String>,
     created_within: Option<String>,
+    older_than: Option<String>,
     latest: Option<u64>,
     newest: Option<u64>,
+    immutable: Option<String>,
+    min_tags: Option<u64>,
 }
 
-const FIELDS: &str = "\"include\", \"exclude\", \"semver\", \"created_within\", \"latest\", \
-                      \"newest\"";
+const FIELDS: &str = "\"include\", \"exclude\", \"semver\", \"created_within\", \
+                      \"older_than\", \"latest\", \"newest\", \"immutable\", \"min_tags\"";
 
 impl TagFilters {
     /// Reads a rule's `tags` object.
@@ -115,26 +126,31 @@ impl TagFilters {
                     .map_err(|e| format!("\"tags\".semver {range:?} is not a semver range: {e}"))
             })
             .transpose()?;
-        let created_within = raw
-            .created_within
-            .map(|text| {
-                humantime::parse_duration(&text)
-                    .map(|d| (text.clone(), d))
-                    .map_err(|e| {
-                        format!(
-                            "\"tags\".created_within {text:?} is not a duration such as 90d or \
-                             12h: {e}"
-                        )
-                    })
-            })
-            .transpose()?;
+        let duration = |field: &str, value: Option<String>| {
+            value
+                .map(|text| {
+                    humantime::parse_duration(&text)
+                        .map(|d| (text.clone(), d))
+                        .map_err(|e| {
+                            format!(
+                                "\"tags\".{field} {text:?} is not a duration such as 90d or \
+                                 12h: {e}"
+                            )
+                        })
+                })
+                .transpose()
+        };
+        let immutable = regexes("immutable", raw.immutable.map(OneOrMany::One))?;
         Ok(TagFilters {
             include: regexes("include", raw.include)?,
             exclude: regexes("exclude", raw.exclude)?,
             semver,
-            created_within,
+            created_within: duration("created_within", raw.created_within)?,
+            older_than: duration("older_than", raw.older_than)?,
             latest: count("latest", raw.latest)?,
             newest: count("newest", raw.newest)?,
+            immutable: immutable.into_iter().next(),
+            min_tags: count("min_tags", raw.min_tags)?,
         })
     }
 
@@ -149,13 +165,14 @@ impl TagFilters {
             && self.exclude.is_empty()
             && self.semver.is_none()
             && self.created_within.is_none()
+            && self.older_than.is_none()
             && self.latest.is_none()
             && self.newest.is_none()
     }
 
     /// Whether applying the filters needs each candidate's creation time.
     pub fn needs_created(&self) -> bool {
-        self.created_within.is_some() || self.newest.is_some()
+        self.created_within.is_some() || self.older_than.is_some() || self.newest.is_some()
     }
 
     /// The filters as `validate --format json` shows them (only those set).
@@ -173,6 +190,15 @@ impl TagFilters {
         }
         if let Some((text, _)) = &self.created_within {
             out.insert("created_within".into(), text.clone().into());
+        }
+        if let Some((text, _)) = &self.older_than {
+            out.insert("older_than".into(), text.clone().into());
+        }
+        if let Some(regex) = &self.immutable {
+            out.insert("immutable".into(), regex.text.clone().into());
+        }
+        if let Some(n) = self.min_tags {
+            out.insert("min_tags".into(), n.into());
         }
         if let Some(n) = self.latest {
             out.insert("latest".into(), n.into());
@@ -204,11 +230,20 @@ impl TagFilters {
         if let Some((text, _)) = &self.created_within {
             parts.push(format!("created within {text}"));
         }
+        if let Some((text, _)) = &self.older_than {
+            parts.push(format!("older than {text}"));
+        }
         if let Some(n) = self.latest {
             parts.push(format!("latest {n}"));
         }
         if let Some(n) = self.newest {
             parts.push(format!("newest {n}"));
+        }
+        if let Some(regex) = &self.immutable {
+            parts.push(format!("immutable /{}/", regex.text));
+        }
+        if let Some(n) = self.min_tags {
+            parts.push(format!("at least {n} tag(s)"));
         }
         parts.join("; ")
     }
@@ -229,7 +264,7 @@ impl TagFilters {
 
     /// The second step, on the prefiltered tags with their creation times (`None` = not
     /// read, or the image does not say; such tags are dropped by the time-based filters):
-    /// `created_within`, `latest`, `newest`. Listing order is kept.
+    /// `created_within`, `older_than`, `latest`, `newest`. Listing order is kept.
     pub fn finish(
         &self,
         candidates: Vec<(String, Option<SystemTime>)>,
@@ -239,6 +274,10 @@ impl TagFilters {
         if let Some((_, within)) = &self.created_within {
             let since = now.checked_sub(*within).unwrap_or(SystemTime::UNIX_EPOCH);
             kept.retain(|(_, time)| time.is_some_and(|t| t >= since));
+        }
+        if let Some((_, cooldown)) = &self.older_than {
+            let until = now.checked_sub(*cooldown).unwrap_or(SystemTime::UNIX_EPOCH);
+            kept.retain(|(_, time)| time.is_some_and(|t| t <= until));
         }
         if let Some(n) = self.latest {
             let mut versioned: Vec<(semver::Version, String)> = kept
@@ -330,6 +369,19 @@ mod tests {
         assert_eq!(select(&f), ["latest", "3.6.0"]);
         let f = filters(serde_json::json!({"created_within": "2d", "exclude": "latest"})).unwrap();
         assert_eq!(select(&f), ["3.6.0", "v4.0.0"]);
+        // Cooldown: created at least 2 days before day 6 (day 4 or earlier); tags without
+        // a creation time are left out.
+        let f = filters(serde_json::json!({"older_than": "2d"})).unwrap();
+        assert_eq!(select(&f), ["v3.4.0", "v3.5.2", "v4.0.0"]);
+    }
+
+    #[test]
+    fn immutable_and_min_tags_select_nothing() {
+        let f = filters(serde_json::json!({"immutable": "^v", "min_tags": 3})).unwrap();
+        assert!(f.is_empty(), "neither narrows the selection");
+        assert!(f.immutable.as_ref().unwrap().is_match("v1"));
+        assert_eq!(f.min_tags, Some(3));
+        assert_eq!(f.describe(), "immutable /^v/; at least 3 tag(s)");
     }
 
     #[test]
@@ -346,5 +398,11 @@ mod tests {
             "not a duration",
         );
         bad(serde_json::json!({"lastest": 3}), "unknown field `lastest`");
+        bad(serde_json::json!({"older_than": "later"}), "older_than");
+        bad(
+            serde_json::json!({"min_tags": 0}),
+            "min_tags must be at least 1",
+        );
+        bad(serde_json::json!({"immutable": "(x"}), "\"tags\".immutable");
     }
 }

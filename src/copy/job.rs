@@ -6,7 +6,9 @@
 
 use std::sync::Arc;
 
-use super::{Copier, Ctx, Facts, Push, Resume, Step, by_digest, by_tag, source_reference};
+use super::{
+    Copier, Ctx, Facts, Overwrite, Push, Resume, Step, by_digest, by_tag, source_reference,
+};
 use crate::digest::Digest;
 use crate::end::{ManifestHead, PullQuota};
 use crate::error::{Error, ErrorKind, Result};
@@ -27,6 +29,14 @@ impl Copier<'_> {
         facts: &mut Facts,
     ) -> Result<Step> {
         let first_pass = resume.is_none();
+        if first_pass
+            && job.trusted
+            && let Some(tag) = &job.target.tag
+            && self.targets.listed_present(ctx.target, tag, ctx.stats())
+        {
+            // Trusted never to change, and already there: no manifest request at all.
+            return Ok(Step::Done(Status::Unchanged));
+        }
         let (head, fetched, target_lacks) = match resume {
             Some(resume) => (resume.head, None, resume.target_lacks),
             None => {
@@ -180,7 +190,8 @@ impl Copier<'_> {
 
     /// Whether the target already has `push_digest` under `target_ref` (then, with
     /// `--referrers`, the subjects are read from the target's copy, sparing the source's
-    /// pull quota): `Some(Unchanged)`, else `None`.
+    /// pull quota): `Some(Unchanged)`; with `--overwrite never`, another digest there is
+    /// `Some(Drifted)`; else `None`.
     fn unchanged_in_target(
         &self,
         job: &Job,
@@ -212,6 +223,13 @@ impl Copier<'_> {
                 .ok()
                 .map(|m| m.digest.clone()),
         };
+        if let Some(there) = &target_digest
+            && there != push_digest
+            && self.options.overwrite == Overwrite::Never
+        {
+            facts.target_digest = Some(there.clone());
+            return Ok(Some(Status::Drifted));
+        }
         if target_digest.as_ref() != Some(push_digest) || self.options.push == Push::Always {
             return Ok(None);
         }

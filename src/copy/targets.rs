@@ -38,6 +38,12 @@ impl TargetRepos {
         matches!(self.get(target).tags.get(), Some(Some(tags)) if !tags.contains(tag))
     }
 
+    /// Whether the tag list (read now if it was not yet) shows `tag` present.
+    pub(super) fn listed_present(&self, target: &dyn End, tag: &str, stats: &RequestStats) -> bool {
+        self.list(target, stats);
+        matches!(self.get(target).tags.get(), Some(Some(tags)) if tags.contains(tag))
+    }
+
     /// The repository's tags, listed on first use (`None` when they cannot be listed:
     /// then every tag is asked for).
     pub(super) fn tags(&self, repo: &dyn End, stats: &RequestStats) -> Option<HashSet<String>> {

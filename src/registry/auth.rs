@@ -81,6 +81,7 @@ impl fmt::Display for RepositoryScope {
         let actions = match self.access {
             Access::Pull => "pull",
             Access::Push => "pull,push",
+            Access::Delete => "pull,push,delete",
             Access::Catalog => return f.write_str("registry:catalog:*"),
         };
         write!(f, "repository:{}:{actions}", self.repository)

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::quota::Quota;
 use super::{Repo, paths, tag_or_digest};
 use crate::digest::Digest;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorCode, Result};
 use crate::http::{Body, Method, RequestStats};
 use crate::manifest::{self, Manifest, MediaType};
 use crate::reference::TagOrDigest;
@@ -160,7 +160,8 @@ impl Repo<'_> {
                 stats,
             )?;
             if response.status != 201 && response.status != 200 {
-                return Err(self.missing_container(response.describe_error(&what)));
+                let error = response.describe_error(&what);
+                return Err(self.missing_container(immutable_tag(error)));
             }
             match response.header("docker-content-digest") {
                 Some(d) if d.trim() != manifest.digest.as_str() => Err(Error::digest(format!(
@@ -170,5 +171,89 @@ impl Repo<'_> {
                 _ => Ok(()),
             }
         })
+    }
+}
+
+/// A manifest `PUT` refused because the tag is immutable in the target, as Harbor answers
+/// it (`412 PRECONDITION`: "… configured as immutable") and ECR (`TAG_INVALID`: "… cannot
+/// be overwritten because the repository is immutable"): kind
+/// [`ErrorKind::Immutable`](crate::error::ErrorKind::Immutable), with a hint.
+fn immutable_tag(error: Error) -> Error {
+    let harbor = error.status == Some(412) && error.has_code(&ErrorCode::Precondition);
+    if !harbor && !error.has_code(&ErrorCode::TagInvalid) {
+        return error;
+    }
+    Error {
+        kind: crate::error::ErrorKind::Immutable,
+        message: format!("{} ({})", error.message, crate::hints::immutable_tag()),
+        ..error
+    }
+}
+
+/// What a `DELETE` of a manifest came to.
+#[derive(Debug)]
+pub enum Deletion {
+    /// `202 Accepted` (or another 2xx).
+    Deleted,
+    /// `404`: nothing by that name any more.
+    Absent,
+    /// The registry does not delete this way: `405`, `UNSUPPORTED` (distribution with
+    /// deletes disabled), or a `400` for a tag (distribution 2.8 reads it as a digest:
+    /// `DIGEST_INVALID`; the spec lets registries delete by digest only).
+    Unsupported(Error),
+}
+
+impl Repo<'_> {
+    /// `DELETE /v2/<name>/manifests/<tag>`: removes the tag alone, where the registry
+    /// deletes tags. Once the registry showed it does not, later calls answer
+    /// [`Deletion::Unsupported`] without a request.
+    pub fn delete_tag(&self, tag: &str, stats: &RequestStats) -> Result<Deletion> {
+        let memo = &self.endpoint.tag_deletes;
+        if memo.get() == super::memo::Capability::No {
+            return Ok(Deletion::Unsupported(Error::protocol(format!(
+                "{} does not delete tags",
+                self.registry()
+            ))));
+        }
+        let deletion = self.delete_manifest_at(&tag_or_digest(tag)?, stats)?;
+        match deletion {
+            Deletion::Deleted => memo.settle(true),
+            Deletion::Unsupported(_) => memo.settle(false),
+            Deletion::Absent => {}
+        }
+        Ok(deletion)
+    }
+
+    /// `DELETE /v2/<name>/manifests/<digest>`: removes the manifest and, on distribution,
+    /// every tag that names it.
+    pub fn delete_manifest(&self, digest: &Digest, stats: &RequestStats) -> Result<Deletion> {
+        self.delete_manifest_at(&TagOrDigest::Digest(digest.clone()), stats)
+    }
+
+    fn delete_manifest_at(
+        &self,
+        reference: &TagOrDigest,
+        stats: &RequestStats,
+    ) -> Result<Deletion> {
+        let path = paths::manifest(self.name(), reference);
+        let response = self.retrying_request(Method::Delete, &path, &[], stats)?;
+        let what = format!("deleting {}", self.id.at(reference));
+        match response.status {
+            200..=299 => Ok(Deletion::Deleted),
+            404 => Ok(Deletion::Absent),
+            status => {
+                let error = response.describe_error(&what);
+                // A tag where the registry wants a digest: distribution 2.8 answers
+                // `400 DIGEST_INVALID`, others a bare 400.
+                let by_tag_refused = reference.digest().is_none() && status == 400;
+                let unsupported =
+                    status == 405 || error.has_code(&ErrorCode::Unsupported) || by_tag_refused;
+                if unsupported {
+                    Ok(Deletion::Unsupported(error))
+                } else {
+                    Err(error)
+                }
+            }
+        }
     }
 }

@@ -26,7 +26,7 @@ const LAYERS: &[&[&str]] = &[
     &["credentials", "kube", "github"],
     &["registry"],
     &["plan", "end", "vendor"],
-    &["copy", "cli"],
+    &["copy", "prune", "cli"],
     &["commands"],
 ];
 

@@ -4,6 +4,7 @@
 use std::time::{Instant, SystemTime};
 
 use super::SyncSettings;
+use super::prune::Pruned;
 use crate::copy::JobOutcome;
 use crate::plan::{Job, Plan, RuleFailure};
 use crate::progress::human_bytes;
@@ -13,20 +14,34 @@ use crate::report::{
     TargetResult,
 };
 
+/// What the stages of a run made, for the report.
+pub(super) struct Ran {
+    pub plan: Plan,
+    pub targets: Vec<TargetResult>,
+    pub outcomes: Vec<ImageResult>,
+    pub pruned: Vec<Pruned>,
+}
+
 /// The report of a run that started at `started` (wall clock, monotonic).
 pub(super) fn report(
     settings: &SyncSettings,
     client: &Client,
-    plan: Plan,
-    targets: Vec<TargetResult>,
-    outcomes: Vec<ImageResult>,
+    ran: Ran,
     started: (SystemTime, Instant),
 ) -> Report {
+    let Ran {
+        plan,
+        targets,
+        outcomes,
+        pruned,
+    } = ran;
     let mut results: Vec<ImageResult> = plan.failures.iter().map(failure_result).collect();
     results.extend(outcomes);
+    let rules = rule_tags(&plan, pruned);
     let mut summary = Summary::of(&results);
     summary.manifest_gets = client.manifest_gets();
     summary.targets = TargetCounts::of(&targets);
+    summary.count_prunes(&rules);
     Report {
         schema_version: crate::report::SCHEMA_VERSION,
         tool: "image-migrator".into(),
@@ -35,22 +50,44 @@ pub(super) fn report(
         finished_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
         duration_seconds: started.1.elapsed().as_secs_f64(),
         settings: settings.shown.clone(),
-        rules: plan
-            .tag_counts
-            .iter()
-            .map(|count| RuleTags {
-                rule: count.rule.clone(),
-                rule_line: count.rule_line,
-                source: count.source.clone(),
-                tags_listed: count.tags_listed,
-                tags_selected: count.tags_selected,
-            })
-            .collect(),
+        rules,
         targets,
         results,
         summary,
         warnings: plan.warnings,
     }
+}
+
+/// Per all-tags rule: its tag counts, and what `--prune` did under it.
+fn rule_tags(plan: &Plan, pruned: Vec<Pruned>) -> Vec<RuleTags> {
+    let mut rules: Vec<RuleTags> = plan
+        .tag_counts
+        .iter()
+        .map(|count| RuleTags {
+            rule: count.rule.clone(),
+            rule_line: count.rule_line,
+            source: count.source.clone(),
+            tags_listed: count.tags_listed,
+            tags_selected: count.tags_selected,
+            pruned: Vec::new(),
+            prune_kept: Vec::new(),
+            prune_error: None,
+            prune_skipped: None,
+        })
+        .collect();
+    for done in pruned {
+        let Some(owner) = &done.rule else { continue };
+        if let Some(rule) = rules
+            .iter_mut()
+            .find(|r| r.rule == owner.key && r.rule_line == owner.line)
+        {
+            rule.pruned.extend(done.pruned);
+            rule.prune_kept.extend(done.kept);
+            rule.prune_error = rule.prune_error.take().or(done.error);
+            rule.prune_skipped = rule.prune_skipped.take().or(done.skipped);
+        }
+    }
+    rules
 }
 
 pub(super) fn job_result(job: &Job, outcome: JobOutcome) -> ImageResult {
@@ -62,7 +99,8 @@ pub(super) fn job_result(job: &Job, outcome: JobOutcome) -> ImageResult {
             (None, Some(digest)) => format!("{}@{digest}", job.target.name()),
             _ => job.target.to_string(),
         },
-        platform_filtered: outcome.target_digest.is_some()
+        platform_filtered: outcome.status != Status::Drifted
+            && outcome.target_digest.is_some()
             && outcome.target_digest != outcome.source_digest,
         source_digest: outcome.source_digest.map(|d| d.to_string()),
         target_digest: outcome.target_digest.map(|d| d.to_string()),
@@ -126,6 +164,11 @@ pub(super) fn failure_result(failure: &RuleFailure) -> ImageResult {
 pub(super) fn log_line(result: &ImageResult, dry_run: bool) -> String {
     let detail = match (&result.status, &result.error) {
         (_, Some(error)) => error.message.clone(),
+        (Status::Drifted, None) => format!(
+            "the target has {}, the source {} (--overwrite never)",
+            result.target_digest.as_deref().unwrap_or("?"),
+            result.source_digest.as_deref().unwrap_or("?")
+        ),
         (Status::Copied, None) => format!(
             "{} blob(s) copied, {} mounted, {} present, {}, {:.1}s",
             result.blobs_transferred,

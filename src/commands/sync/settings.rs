@@ -5,14 +5,16 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::cli::OverwriteArg;
 use crate::cli::{FileArgs, SyncArgs};
 use crate::commands::{Outcome, load_config, print_config_errors};
 use crate::config::{AuthConfig, MachineCredentials, Rule};
-use crate::copy::{CopyOptions, Mode, Push};
+use crate::copy::{CopyOptions, Mode, Overwrite, Push};
 use crate::github;
 use crate::http::TransportOptions;
 use crate::plan::Shard;
 use crate::progress::log;
+use crate::prune::PruneOptions;
 use crate::report::Settings;
 
 /// What a sync run does, validated.
@@ -27,10 +29,18 @@ pub struct SyncSettings {
     pub shard: Option<Shard>,
     /// `--create-targets`: target containers (Harbor projects, …) made before any copy.
     pub create_targets: bool,
+    /// `--immutable-tags`: tags trusted never to change.
+    pub immutable_tags: Option<crate::config::TagRegex>,
+    /// `--fail-on-drift`.
+    pub fail_on_drift: bool,
+    /// `--prune` and its guards.
+    pub prune: PruneOptions,
     /// Running as a GitHub Actions step (secrets masked, outputs and summary written).
     pub in_github: bool,
     pub report: PathBuf,
     pub junit: Option<PathBuf>,
+    /// `--metrics`.
+    pub metrics: Option<PathBuf>,
     /// What the report shows of these settings.
     pub shown: Settings,
 }
@@ -68,6 +78,19 @@ impl SyncSettings {
             ));
             return Err(Outcome::InvalidInput);
         }
+        let prune = prune_options(args)?;
+        let immutable_tags = match args
+            .immutable_tags
+            .as_deref()
+            .map(crate::config::TagRegex::new)
+        {
+            None => None,
+            Some(Ok(regex)) => Some(regex),
+            Some(Err(e)) => {
+                log(&format!("error: --immutable-tags: {e}; nothing was copied"));
+                return Err(Outcome::InvalidInput);
+            }
+        };
         Ok(SyncSettings {
             auth: config.auth,
             machine: config.machine,
@@ -83,12 +106,35 @@ impl SyncSettings {
             registry_concurrency: usize::from(args.registry_concurrency),
             shard: args.shard,
             create_targets: args.create_targets,
+            prune,
+            fail_on_drift: args.fail_on_drift,
+            immutable_tags,
             in_github,
             report: args.report.clone(),
             junit: args.junit.clone(),
+            metrics: args.metrics.clone(),
             shown: shown(args),
         })
     }
+}
+
+/// `--prune`, `--prune-protect` (each expression compiled) and `--max-prune`.
+fn prune_options(args: &SyncArgs) -> Result<PruneOptions, Outcome> {
+    let mut protect = Vec::new();
+    for text in &args.prune_protect {
+        match crate::config::TagRegex::new(text) {
+            Ok(regex) => protect.push(regex),
+            Err(e) => {
+                log(&format!("error: --prune-protect: {e}; nothing was copied"));
+                return Err(Outcome::InvalidInput);
+            }
+        }
+    }
+    Ok(PruneOptions {
+        enabled: args.prune,
+        protect,
+        max: args.max_prune,
+    })
 }
 
 fn copy_options(args: &SyncArgs) -> CopyOptions {
@@ -102,6 +148,10 @@ fn copy_options(args: &SyncArgs) -> CopyOptions {
             Push::Always
         } else {
             Push::Changed
+        },
+        overwrite: match args.overwrite {
+            OverwriteArg::Always => Overwrite::Always,
+            OverwriteArg::Never => Overwrite::Never,
         },
         platforms: args.platforms(),
         referrers: args.referrers,
@@ -120,10 +170,22 @@ fn shown(args: &SyncArgs) -> Settings {
         retries: args.retries,
         dry_run: args.dry_run,
         force: args.force,
+        overwrite: Some(
+            match args.overwrite {
+                OverwriteArg::Always => "always",
+                OverwriteArg::Never => "never",
+            }
+            .to_string(),
+        ),
+        fail_on_drift: args.fail_on_drift,
+        immutable_tags: args.immutable_tags.clone(),
         ca_file: args.ca_file.as_ref().map(|p| p.display().to_string()),
         platforms: args.platforms().iter().map(ToString::to_string).collect(),
         shard: args.shard.map(|s| s.to_string()),
         referrers: args.referrers,
+        prune: args.prune,
+        prune_protect: args.prune_protect.clone(),
+        max_prune: args.prune.then_some(args.max_prune),
         request_timeout_seconds: args.request_timeout.as_secs_f64(),
         min_speed_bytes_per_second: args.min_speed,
         min_speed_window_seconds: args.min_speed_window.as_secs_f64(),

@@ -23,7 +23,7 @@ pub const AWS_REGION: &str = "eu-west-1";
 pub const ECR_PASSWORD: &str = "ecr-registry-password-0123456789";
 
 /// The venv's Python, made by `cloud_venv.sh` when missing (once per test process).
-fn python() -> PathBuf {
+pub fn python() -> PathBuf {
     static VENV: OnceLock<PathBuf> = OnceLock::new();
     VENV.get_or_init(|| {
         let script = concat!(

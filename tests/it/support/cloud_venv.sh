@@ -32,7 +32,7 @@ if ! ready; then
         python3 -m venv "$VENV"
         "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
             --no-deps -r "$requirements" >&2
-        "$VENV/bin/python" -c 'import huaweicloudsdkcore.signer.signer, botocore.auth' >&2
+        "$VENV/bin/python" -c 'import huaweicloudsdkcore.signer.signer, botocore.auth, prometheus_client.parser' >&2
         printf '%s' "$pins" >"$VENV/pins"
     fi
 fi

@@ -76,6 +76,12 @@ impl TestRegistry {
     }
 
     /// An anonymous registry serving HTTPS with this certificate and key (PEM).
+    /// A plain registry whose storage refuses deletes (distribution's default: `DELETE`
+    /// of a manifest answers `405 UNSUPPORTED`).
+    pub fn start_without_deletes() -> TestRegistry {
+        Self::launch(&[("REGISTRY_STORAGE_DELETE_ENABLED", "false")], &[], false)
+    }
+
     pub fn start_tls(cert_pem: &str, key_pem: &str) -> TestRegistry {
         let env = [
             ("REGISTRY_HTTP_TLS_CERTIFICATE", "/auth/server.crt"),

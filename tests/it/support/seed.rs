@@ -543,6 +543,14 @@ impl Seeder {
         }
     }
 
+    /// Deletes a manifest by digest (and, on distribution, every tag naming it); the
+    /// registry must accept.
+    pub fn delete_manifest(&self, repo: &str, digest: &str) {
+        let url = self.url(&format!("/v2/{repo}/manifests/{digest}"));
+        let r = self.exchange("DELETE", &url, &[], None);
+        assert_eq!(r.status, 202, "DELETE {url}: {}", r.text());
+    }
+
     /// Status of an arbitrary GET (path like `/v2/`), for auth assertions.
     pub fn get_status(&self, path: &str) -> u16 {
         self.exchange("GET", &self.url(path), &[], None).status

@@ -121,6 +121,22 @@ pub struct Switches {
     /// A blob `GET` is answered with this status and a `Location`: `base` (an absolute URL
     /// or a path on this registry) + `/<digest>?X-Amz-Signature=…&X-Amz-Expires=300`.
     pub blob_redirect: Option<(u16, String)>,
+    /// `DELETE /v2/<name>/manifests/<tag>` removes that tag alone (as registries that
+    /// delete tags do, distribution 3 among them); `DELETE …/<digest>` removes the
+    /// manifest and every tag naming it. Off: both answer `405 UNSUPPORTED`.
+    pub deletes: bool,
+    /// A manifest `PUT` that would move an existing tag to another digest is refused, in
+    /// the words of the registry named.
+    pub immutable_tags: Option<Immutability>,
+}
+
+/// How a registry refuses to move an immutable tag.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Immutability {
+    /// Harbor's immutability rules: `412` with code `PRECONDITION`.
+    Harbor,
+    /// An ECR repository with `imageTagMutability: IMMUTABLE`: `400 TAG_INVALID`.
+    Ecr,
 }
 
 impl Default for Switches {
@@ -133,6 +149,8 @@ impl Default for Switches {
             refuse_monolithic: None,
             omit_digest_header: false,
             blob_redirect: None,
+            deletes: false,
+            immutable_tags: None,
         }
     }
 }
@@ -481,6 +499,9 @@ fn handle(request: &Request, state: &State, switches: &Switches) -> Reply {
         ("GET", Route::Tags) => tag_page(&store, &state.host, name, &param, switches),
         ("GET" | "HEAD", Route::Manifest(reference)) => get_manifest(&store, name, reference),
         ("PUT", Route::Manifest(tag)) => put_manifest(&mut store, name, tag, request, switches),
+        ("DELETE", Route::Manifest(reference)) if switches.deletes => {
+            delete_manifest(&mut store, name, reference)
+        }
         ("GET" | "HEAD", Route::Blob(digest)) => get_blob(&store, name, digest, request, switches),
         ("POST", Route::Uploads("")) => {
             start_upload(&mut store, &state.host, name, &param, switches)
@@ -629,6 +650,24 @@ fn get_manifest(store: &Store, name: &str, reference: &str) -> Reply {
         .body(bytes.to_vec())
 }
 
+/// A tag alone, or a manifest with every tag naming it.
+fn delete_manifest(store: &mut Store, name: &str, reference: &str) -> Reply {
+    let Some(repo) = store.repos.get_mut(name) else {
+        return error(404, "NAME_UNKNOWN");
+    };
+    if reference.starts_with("sha256:") {
+        if repo.manifests.remove(reference).is_none() {
+            return error(404, "MANIFEST_UNKNOWN");
+        }
+        repo.tags.retain(|_, digest| digest != reference);
+        return reply(202);
+    }
+    match repo.tags.remove(reference) {
+        Some(_) => reply(202),
+        None => error(404, "MANIFEST_UNKNOWN"),
+    }
+}
+
 fn put_manifest(
     store: &mut Store,
     name: &str,
@@ -658,6 +697,13 @@ fn put_manifest(
             return error(400, "MANIFEST_BLOB_UNKNOWN");
         }
     }
+    let moves = repo
+        .tags
+        .get(reference)
+        .is_some_and(|there| *there != digest);
+    if let (Some(style), true) = (switches.immutable_tags, moves) {
+        return immutable_refusal(style, name, reference);
+    }
     let media_type = request.header("content-type").unwrap_or(OCI_MANIFEST);
     repo.manifests.insert(
         digest.clone(),
@@ -671,6 +717,29 @@ fn put_manifest(
         true => answer,
         false => answer.header("Docker-Content-Digest", digest),
     }
+}
+
+/// Harbor's and ECR's answers to a push that would move an immutable tag.
+fn immutable_refusal(style: Immutability, name: &str, tag: &str) -> Reply {
+    let (status, code, message) = match style {
+        Immutability::Harbor => (
+            412,
+            "PRECONDITION",
+            format!("Failed to process request due to '{name}:{tag}' configured as immutable."),
+        ),
+        Immutability::Ecr => (
+            400,
+            "TAG_INVALID",
+            format!(
+                "The image tag '{tag}' already exists in the '{name}' repository and cannot be \
+                 overwritten because the repository is immutable."
+            ),
+        ),
+    };
+    let body = json!({"errors": [{"code": code, "message": message}]});
+    reply(status)
+        .header("Content-Type", "application/json")
+        .body(body.to_string().into_bytes())
 }
 
 fn get_blob(

@@ -393,6 +393,8 @@ pub fn check_report(report: &Value) {
         ("failed", "failed"),
         ("would_copy", "would-copy"),
         ("cancelled", "cancelled"),
+        ("drifted", "drifted"),
+        ("immutable", "immutable"),
     ] {
         let n = results.iter().filter(|r| r["status"] == status).count();
         assert_eq!(summary[field], n, "summary.{field}\n{report:#}");
@@ -410,8 +412,8 @@ pub fn check_report(report: &Value) {
         let failed = r["status"] == "failed";
         assert_eq!(
             !r["error"].is_null(),
-            failed || r["status"] == "cancelled",
-            "error present exactly on failures: {r:#}"
+            failed || r["status"] == "cancelled" || r["status"] == "immutable",
+            "error present exactly on failures (and on refusals of an immutable tag): {r:#}"
         );
     }
 }
