@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crate::digest::Digest;
 use crate::error::Result;
-use crate::http::RequestStats;
+use crate::http::{BlobBody, RequestStats};
 use crate::manifest::Manifest;
 use crate::reference::TagOrDigest;
 pub use crate::registry::{Access, ManifestHead, Mount, PullQuota, ReferrerListing, UploadError};
@@ -57,6 +57,15 @@ pub trait End: Sync {
     fn blob_exists(&self, digest: &Digest, stats: &RequestStats) -> Result<bool>;
     /// A blob's bytes, unverified (the copy verifies them while they stream).
     fn get_blob(&self, digest: &Digest, stats: &RequestStats) -> Result<Box<dyn Read + '_>>;
+    /// A blob of `size` bytes from byte `offset` on, to continue a broken read; an end
+    /// that cannot start there gives the whole (see [`BlobBody::starts_at`]).
+    fn get_blob_from(
+        &self,
+        digest: &Digest,
+        offset: u64,
+        size: u64,
+        stats: &RequestStats,
+    ) -> Result<BlobBody<'_>>;
     /// Stores a blob of `size` bytes read from `body`, into `upload` when a mount opened
     /// one.
     fn put_blob(
@@ -142,6 +151,26 @@ impl End for Repo<'_> {
             Some(bytes) => Box::new(std::io::Cursor::new(bytes.to_vec())),
             None => Box::new(Repo::get_blob(self, digest, stats)?.into_reader()),
         })
+    }
+
+    fn get_blob_from(
+        &self,
+        digest: &Digest,
+        offset: u64,
+        size: u64,
+        stats: &RequestStats,
+    ) -> Result<BlobBody<'_>> {
+        match self.held_blob(digest) {
+            Some(bytes) => {
+                let mut held = std::io::Cursor::new(bytes.to_vec());
+                held.set_position(offset);
+                Ok(BlobBody {
+                    reader: Box::new(held),
+                    starts_at: offset,
+                })
+            }
+            None => Repo::get_blob_from(self, digest, offset, size, stats),
+        }
     }
 
     fn put_blob(

@@ -271,6 +271,7 @@ mod tests {
                 request_timeout_seconds: 300.0,
                 min_speed_bytes_per_second: 1024,
                 min_speed_window_seconds: 60.0,
+                limit_rate_bytes_per_second: None,
             },
             rules: Vec::new(),
             summary: crate::report::Summary::of(&results),

@@ -79,6 +79,9 @@ pub struct Settings {
     pub min_speed_bytes_per_second: u64,
     #[serde(default)]
     pub min_speed_window_seconds: f64,
+    /// `--limit-rate`: the cap on bytes per second read from sources (none: no cap).
+    #[serde(default)]
+    pub limit_rate_bytes_per_second: Option<u64>,
 }
 
 /// What happened to one source tag → target tag.

@@ -6,6 +6,7 @@
 //! the `HEAD` + `POST` of each new blob. Each child manifest and each blob is claimed
 //! (see [`super::claims`]), so that jobs reaching the same one copy it once.
 
+use std::io::Read;
 use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 
@@ -14,6 +15,7 @@ use super::{Copier, Ctx, Push, by_digest};
 use crate::digest::{Digest, VerifyingReader};
 use crate::end::{Mount, UploadError};
 use crate::error::{Error, ErrorKind, Result};
+use crate::http::ResumingReader;
 use crate::manifest::{self, Content, Manifest};
 
 impl Copier<'_> {
@@ -152,7 +154,8 @@ impl Copier<'_> {
     }
 
     /// The source's bytes piped into the target, verified on the way; the whole transfer
-    /// is retried on transient failures.
+    /// is retried on transient failures, and a source body that breaks continues from
+    /// the byte reached (a try of the same budget), under `--limit-rate` when set.
     fn stream_blob(
         &self,
         ctx: &Ctx,
@@ -161,9 +164,21 @@ impl Copier<'_> {
         mut upload: Option<String>,
     ) -> Result<()> {
         let (source, stats) = (ctx.source, ctx.stats());
-        self.transport.retrying(stats, || {
+        let what = format!("blob {digest} from {}/{}", source.registry(), source.name());
+        self.transport.retrying_within(stats, |budget| {
             let attempt = |upload: Option<String>| -> std::result::Result<(), UploadError> {
-                let body = source.get_blob(digest, stats)?;
+                let reopen = |offset| source.get_blob_from(digest, offset, size, stats);
+                let body = ResumingReader::new(
+                    source.get_blob(digest, stats)?,
+                    size,
+                    budget,
+                    Box::new(reopen),
+                    what.clone(),
+                );
+                let body: Box<dyn Read> = match self.transport.throttle() {
+                    Some(throttle) => Box::new(throttle.reader(body)),
+                    None => Box::new(body),
+                };
                 let mut reader = VerifyingReader::new(body, digest.clone(), size);
                 let result = ctx
                     .target
@@ -172,11 +187,7 @@ impl Copier<'_> {
                     // Corruption on the way: retry (it may be the network), else fail.
                     return Err(UploadError::Failed(Error {
                         retryable: true,
-                        ..Error::digest(format!(
-                            "blob from {}/{}: {problem}",
-                            source.registry(),
-                            source.name()
-                        ))
+                        ..Error::digest(format!("{what}: {problem}"))
                     }));
                 }
                 result

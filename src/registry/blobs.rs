@@ -14,7 +14,7 @@ use super::url::resolve_url;
 use super::{Repo, paths};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::http::{Body, Method, RequestStats, Response};
+use crate::http::{BlobBody, Body, Method, RequestStats, Response};
 
 /// Size of each `PATCH` when a registry needs chunked uploads.
 const UPLOAD_CHUNK: u64 = 16 * 1024 * 1024;
@@ -221,21 +221,69 @@ impl Repo<'_> {
     /// `GET` a blob as a stream (redirects followed, credentials kept to the registry).
     /// One attempt; the caller retries the whole transfer.
     pub fn get_blob(&self, digest: &Digest, stats: &RequestStats) -> Result<Response> {
+        let response = self.fetch_blob(digest, &[], stats)?;
+        if response.status != 200 {
+            return Err(self.blob_fetch_error(digest, response));
+        }
+        Ok(response)
+    }
+
+    /// The blob's body from byte `offset` of its `size` on: `Range: bytes=offset-(size-1)`,
+    /// to the registry and to a redirect target alike. A server that sends the whole body
+    /// instead (200), refuses the range (416) or answers another range is read from the
+    /// start: [`BlobBody::starts_at`] says which. One attempt.
+    pub fn get_blob_from(
+        &self,
+        digest: &Digest,
+        offset: u64,
+        size: u64,
+        stats: &RequestStats,
+    ) -> Result<BlobBody<'static>> {
+        let whole = |response: Response| BlobBody {
+            reader: Box::new(response.into_reader()),
+            starts_at: 0,
+        };
+        if offset == 0 || offset >= size {
+            return Ok(whole(self.get_blob(digest, stats)?));
+        }
+        let range = [("range", format!("bytes={offset}-{}", size - 1))];
+        let response = self.fetch_blob(digest, &range, stats)?;
+        let answered_from = response
+            .header("content-range")
+            .and_then(|r| r.trim().strip_prefix("bytes "))
+            .and_then(|r| r.split('-').next())
+            .and_then(|start| start.trim().parse::<u64>().ok());
+        match response.status {
+            206 if answered_from == Some(offset) => Ok(BlobBody {
+                reader: Box::new(response.into_reader()),
+                starts_at: offset,
+            }),
+            200 => Ok(whole(response)),
+            206 | 416 => Ok(whole(self.get_blob(digest, stats)?)),
+            _ => Err(self.blob_fetch_error(digest, response)),
+        }
+    }
+
+    /// One blob `GET` with `headers`, whatever its answer.
+    fn fetch_blob(
+        &self,
+        digest: &Digest,
+        headers: &[(&str, String)],
+        stats: &RequestStats,
+    ) -> Result<Response> {
         let path = paths::blob(self.name(), digest);
         let call = Call {
             method: Method::Get,
             path_or_url: &path,
-            headers: &[],
+            headers,
             mount_from: None,
             streamed: true,
         };
-        let response = self.request_scoped(call, Body::Empty, stats)?;
-        if response.status != 200 {
-            return Err(
-                response.describe_error(&format!("fetching blob {digest} from {}", self.display()))
-            );
-        }
-        Ok(response)
+        self.request_scoped(call, Body::Empty, stats)
+    }
+
+    fn blob_fetch_error(&self, digest: &Digest, response: Response) -> Error {
+        response.describe_error(&format!("fetching blob {digest} from {}", self.display()))
     }
 
     /// `GET` a small blob (an image config) whole, retried, and checked against its digest;

@@ -47,6 +47,7 @@ mod faults_interrupt;
 mod faults_mtls;
 mod faults_no_deadlock;
 mod faults_redirect;
+mod faults_resume_download;
 mod faults_secrets;
 mod faults_silent_body;
 mod faults_tls;

@@ -68,6 +68,10 @@ impl SyncSettings {
             ));
             return Err(Outcome::InvalidInput);
         }
+        if let Some(problem) = rate_below_floor(args) {
+            log(&format!("error: {problem}; nothing was copied"));
+            return Err(Outcome::InvalidInput);
+        }
         Ok(SyncSettings {
             auth: config.auth,
             machine: config.machine,
@@ -78,6 +82,7 @@ impl SyncSettings {
                 max_idle_per_host: usize::from(args.proc) * 2,
                 certs_d: Some(crate::http::DOCKER_CERTS_D.into()),
                 time: args.time_bounds(),
+                limit_rate: args.limit_rate,
             },
             copy: copy_options(args),
             registry_concurrency: usize::from(args.registry_concurrency),
@@ -89,6 +94,21 @@ impl SyncSettings {
             shown: shown(args),
         })
     }
+}
+
+/// Why `--limit-rate` cannot work with the speed floor: each of the `--proc` transfers
+/// gets its share of the rate, and a share under `--min-speed` would be cut as too slow.
+fn rate_below_floor(args: &SyncArgs) -> Option<String> {
+    let rate = args.limit_rate?;
+    let share = rate / u64::from(args.proc);
+    (args.min_speed > 0 && share < args.min_speed).then(|| {
+        format!(
+            "--limit-rate {rate} B/s shared by --proc {} transfers is {share} B/s each, \
+             under the speed floor --min-speed {} B/s: raise --limit-rate, or lower \
+             --proc or --min-speed",
+            args.proc, args.min_speed
+        )
+    })
 }
 
 fn copy_options(args: &SyncArgs) -> CopyOptions {
@@ -127,6 +147,7 @@ fn shown(args: &SyncArgs) -> Settings {
         request_timeout_seconds: args.request_timeout.as_secs_f64(),
         min_speed_bytes_per_second: args.min_speed,
         min_speed_window_seconds: args.min_speed_window.as_secs_f64(),
+        limit_rate_bytes_per_second: args.limit_rate,
     }
 }
 
