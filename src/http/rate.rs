@@ -1,19 +1,25 @@
 //! `--limit-rate`: one bandwidth cap for the whole process, over the blob bytes read from
 //! sources, whatever thread reads them. Each read books its bytes on one shared schedule
-//! (the moment the bytes booked so far may have arrived at the rate) and sleeps until its
-//! booking is due, so a copy of N bytes takes at least N / rate, the threads share the
-//! rate between them, and a thread waiting for its turn sleeps (no spinning). The
-//! schedule gives no credit for idle time: a pause is not followed by a burst.
+//! (the moment the bytes booked so far may have arrived at the rate, counted from the
+//! cap's creation) and sleeps until its booking is due, so a copy of N bytes takes at
+//! least N / rate, the threads share the rate between them, and a thread waiting for its
+//! turn sleeps (no spinning). Time spent between reads (hashing, writing the upload) is
+//! credited up to [`SLACK`], so the work around the reads does not slow the copy below the
+//! rate; a longer pause is not, so no burst of more than that follows it.
 
 use std::io::{self, Read};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// The longest stretch behind the schedule that later reads may make up.
+const SLACK: Duration = Duration::from_secs(1);
+
 /// The shared schedule of one bandwidth cap.
 #[derive(Debug)]
 pub struct Throttle {
     bytes_per_second: u64,
-    /// When the bytes booked so far are due; never before now once a read books.
+    /// When the bytes booked so far are due: never before the cap was made, nor more
+    /// than [`SLACK`] before a booking.
     due: Mutex<Instant>,
 }
 
@@ -40,7 +46,8 @@ impl Throttle {
         let cost = Duration::from_secs_f64(bytes as f64 / self.bytes_per_second as f64);
         let due = {
             let mut due = self.due.lock().unwrap();
-            *due = (*due).max(Instant::now()) + cost;
+            let behind = Instant::now().checked_sub(SLACK);
+            *due = behind.map_or(*due, |behind| (*due).max(behind)) + cost;
             *due
         };
         let wait = due.saturating_duration_since(Instant::now());

@@ -19,6 +19,7 @@ mod sync_digest_source;
 mod sync_dry_run;
 mod sync_failures;
 mod sync_incremental;
+mod sync_limit_rate;
 mod sync_machine_credentials;
 mod sync_multiarch;
 mod sync_one_tag;
