@@ -220,6 +220,14 @@ pub struct SyncArgs {
     /// Example: --limit-rate 20M
     #[arg(long, value_name = "RATE", value_parser = byte_size)]
     pub limit_rate: Option<u64>,
+
+    /// Upload every blob in PATCH chunks of this size (k, M or G, 1024-based), then a
+    /// closing PUT: for proxies that cap request bodies. Without it a blob goes in one PUT,
+    /// and in 64M chunks to a registry that refused that. A broken chunk continues from
+    /// what the registry holds.
+    /// Example: --chunk-size 16M
+    #[arg(long, value_name = "SIZE", value_parser = byte_size)]
+    pub chunk_size: Option<u64>,
 }
 
 /// A number of bytes such as `500k`, `20M` or `1G` (k = 1024, M = 1024², G = 1024³;

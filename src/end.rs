@@ -14,7 +14,9 @@ use crate::error::Result;
 use crate::http::{BlobBody, RequestStats};
 use crate::manifest::Manifest;
 use crate::reference::TagOrDigest;
-pub use crate::registry::{Access, ManifestHead, Mount, PullQuota, ReferrerListing, UploadError};
+pub use crate::registry::{
+    Access, ManifestHead, Mount, PullQuota, ReferrerListing, UploadAt, UploadError,
+};
 use crate::registry::{Client, Repo};
 
 /// Opens the ends of a copy, by location (a registry host, or later a layout) and
@@ -66,16 +68,19 @@ pub trait End: Sync {
         size: u64,
         stats: &RequestStats,
     ) -> Result<BlobBody<'_>>;
-    /// Stores a blob of `size` bytes read from `body`, into `upload` when a mount opened
-    /// one.
+    /// Stores a blob of `size` bytes read from `body`, into `upload` when one is open (a
+    /// mount opened it, or an interrupted upload holds the bytes before its offset:
+    /// `body` then starts at that offset).
     fn put_blob(
         &self,
         digest: &Digest,
         size: u64,
         body: &mut dyn Read,
-        upload: Option<String>,
+        upload: Option<UploadAt>,
         stats: &RequestStats,
     ) -> std::result::Result<(), UploadError>;
+    /// Where an interrupted upload stands, or `None` when it cannot be continued.
+    fn upload_offset(&self, upload: &UploadAt, stats: &RequestStats) -> Result<Option<UploadAt>>;
     /// Makes a blob that repository `from` of the same registry holds available here.
     fn mount_blob(&self, digest: &Digest, from: &str, stats: &RequestStats) -> Result<Mount>;
     /// Whether a mount from this repository itself tells whether it holds a blob (one
@@ -178,14 +183,18 @@ impl End for Repo<'_> {
         digest: &Digest,
         size: u64,
         body: &mut dyn Read,
-        upload: Option<String>,
+        upload: Option<UploadAt>,
         stats: &RequestStats,
     ) -> std::result::Result<(), UploadError> {
-        let url = match upload {
-            Some(url) => url,
-            None => self.start_upload(stats)?,
+        let at = match upload {
+            Some(at) => at,
+            None => UploadAt::new(self.start_upload(stats)?),
         };
-        self.upload_blob(&url, digest, body, size, stats)
+        self.upload_blob(&at, digest, body, size, stats)
+    }
+
+    fn upload_offset(&self, upload: &UploadAt, stats: &RequestStats) -> Result<Option<UploadAt>> {
+        Repo::upload_offset(self, &upload.url, stats)
     }
 
     fn mount_blob(&self, digest: &Digest, from: &str, stats: &RequestStats) -> Result<Mount> {

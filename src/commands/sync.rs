@@ -96,7 +96,7 @@ fn connect(
                 std::env::var(name).ok()
             }));
     match Client::new(transport, credentials, settings.registry_concurrency) {
-        Ok(client) => Some((client, pool)),
+        Ok(client) => Some((client.with_chunk_size(settings.chunk_size), pool)),
         Err(e) => {
             log(&format!("error: {e}; nothing was copied"));
             None

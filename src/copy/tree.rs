@@ -6,16 +6,14 @@
 //! the `HEAD` + `POST` of each new blob. Each child manifest and each blob is claimed
 //! (see [`super::claims`]), so that jobs reaching the same one copy it once.
 
-use std::io::Read;
 use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 
 use super::claims::{BlobClaim, Claim};
 use super::{Copier, Ctx, Push, by_digest};
-use crate::digest::{Digest, VerifyingReader};
-use crate::end::{Mount, UploadError};
+use crate::digest::Digest;
+use crate::end::Mount;
 use crate::error::{Error, ErrorKind, Result};
-use crate::http::ResumingReader;
 use crate::manifest::{self, Content, Manifest};
 
 impl Copier<'_> {
@@ -151,55 +149,5 @@ impl Copier<'_> {
             Err(e) if e.kind == ErrorKind::Cancelled => Err(e),
             Err(_) => self.stream_blob(ctx, digest, size, None),
         }
-    }
-
-    /// The source's bytes piped into the target, verified on the way; the whole transfer
-    /// is retried on transient failures, and a source body that breaks continues from
-    /// the byte reached (a try of the same budget), under `--limit-rate` when set.
-    fn stream_blob(
-        &self,
-        ctx: &Ctx,
-        digest: &Digest,
-        size: u64,
-        mut upload: Option<String>,
-    ) -> Result<()> {
-        let (source, stats) = (ctx.source, ctx.stats());
-        let what = format!("blob {digest} from {}/{}", source.registry(), source.name());
-        self.transport.retrying_within(stats, |budget| {
-            let attempt = |upload: Option<String>| -> std::result::Result<(), UploadError> {
-                let reopen = |offset| source.get_blob_from(digest, offset, size, stats);
-                let body = ResumingReader::new(
-                    source.get_blob(digest, stats)?,
-                    size,
-                    budget,
-                    Box::new(reopen),
-                    what.clone(),
-                );
-                let body: Box<dyn Read> = match self.transport.throttle() {
-                    Some(throttle) => Box::new(throttle.reader(body)),
-                    None => Box::new(body),
-                };
-                let mut reader = VerifyingReader::new(body, digest.clone(), size);
-                let result = ctx
-                    .target
-                    .put_blob(digest, size, &mut reader, upload, stats);
-                if let Some(problem) = reader.failure() {
-                    // Corruption on the way: retry (it may be the network), else fail.
-                    return Err(UploadError::Failed(Error {
-                        retryable: true,
-                        ..Error::digest(format!("{what}: {problem}"))
-                    }));
-                }
-                result
-            };
-            match attempt(upload.take()) {
-                // The registry refused the whole body at once: again, in chunks.
-                Err(UploadError::MonolithicRefused(_)) => attempt(None)?,
-                other => other?,
-            }
-            ctx.tally.bytes.fetch_add(size, Ordering::Relaxed);
-            ctx.tally.transferred.fetch_add(1, Ordering::Relaxed);
-            Ok(())
-        })
     }
 }

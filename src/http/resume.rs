@@ -35,21 +35,25 @@ pub struct ResumingReader<'a> {
 }
 
 impl<'a> ResumingReader<'a> {
+    /// The blob from byte `at` on, `first` the body asked for from there.
     pub fn new(
-        body: Box<dyn Read + 'a>,
+        first: BlobBody<'a>,
+        at: u64,
         size: u64,
         budget: &'a RetryBudget<'a>,
         reopen: Box<Reopen<'a>>,
         what: String,
-    ) -> Self {
-        ResumingReader {
-            body,
-            reached: 0,
+    ) -> Result<Self> {
+        let mut reader = ResumingReader {
+            body: Box::new(std::io::empty()),
+            reached: at,
             size,
             budget,
             reopen,
             what,
-        }
+        };
+        reader.body = reader.skip_to_reached(first)?;
+        Ok(reader)
     }
 
     /// After `broken`: a new body from the byte reached, as long as the budget lasts.
@@ -185,18 +189,18 @@ mod tests {
                     starts_at,
                 })
             };
-            let body = Box::new(BreaksAt {
-                data,
-                cut: first,
-                at: 0,
-            });
-            let mut reader = ResumingReader::new(
-                body,
-                data.len() as u64,
-                budget,
-                Box::new(reopen),
-                "b".into(),
-            );
+            let body = BlobBody {
+                reader: Box::new(BreaksAt {
+                    data,
+                    cut: first,
+                    at: 0,
+                }),
+                starts_at: 0,
+            };
+            let size = data.len() as u64;
+            let reopen = Box::new(reopen);
+            let mut reader =
+                ResumingReader::new(body, 0, size, budget, reopen, "b".into()).unwrap();
             let mut out = Vec::new();
             read = Some(reader.read_to_end(&mut out).map(|_| out));
             Ok(())

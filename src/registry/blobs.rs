@@ -1,12 +1,10 @@
 //! Blobs (`/v2/<name>/blobs/…`): `HEAD` to see whether a repository has one, a streamed
 //! `GET` (redirects followed, credentials kept to the registry), small blobs read whole
-//! and held for the copy, cross-repository mounts (and the once-per-registry probe of a
-//! mount from the repository itself), and uploads: a session, then one monolithic `PUT`
-//! or, once a registry refused that, `PATCH` chunks and a closing `PUT`.
+//! and held for the copy, or from a byte on (`Range`) to continue a broken read,
+//! cross-repository mounts (and the once-per-registry probe of a mount from the
+//! repository itself). Uploads are in `uploads`.
 
-use std::io::Read;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use super::memo::Capability;
 use super::session::Call;
@@ -15,31 +13,6 @@ use super::{Repo, paths};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::http::{BlobBody, Body, Method, RequestStats, Response};
-
-/// Size of each `PATCH` when a registry needs chunked uploads.
-const UPLOAD_CHUNK: u64 = 16 * 1024 * 1024;
-
-/// Why a blob upload failed: the registry would not take the whole body in one `PUT`
-/// (try again in chunks), or anything else.
-#[derive(Debug)]
-pub enum UploadError {
-    MonolithicRefused(Error),
-    Failed(Error),
-}
-
-impl From<Error> for UploadError {
-    fn from(error: Error) -> Self {
-        UploadError::Failed(error)
-    }
-}
-
-impl From<UploadError> for Error {
-    fn from(error: UploadError) -> Self {
-        match error {
-            UploadError::MonolithicRefused(e) | UploadError::Failed(e) => e,
-        }
-    }
-}
 
 /// Result of a cross-repository mount request.
 pub enum Mount {
@@ -117,105 +90,6 @@ impl Repo<'_> {
             Err(_) => false,
         };
         self.endpoint.self_mount.settle(mounted);
-    }
-
-    /// Opens an upload session; returns its absolute URL (query kept). One attempt; the
-    /// caller retries the whole transfer.
-    pub fn start_upload(&self, stats: &RequestStats) -> Result<String> {
-        let path = paths::uploads(self.name());
-        let response = self.request(Method::Post, &path, &[], Body::Empty, stats)?;
-        if response.status != 202 {
-            let error = response.describe_error(&format!("starting upload to {}", self.display()));
-            return Err(self.missing_container(error));
-        }
-        self.upload_location(&response, &path)
-    }
-
-    /// Uploads a blob's content into an open upload session: one monolithic `PUT`, or —
-    /// once this registry has refused that — `PATCH` chunks and a closing `PUT`. One
-    /// attempt: the stream cannot be replayed, so the caller retries the whole transfer.
-    /// A refused monolithic `PUT` is [`UploadError::MonolithicRefused`]: the registry is
-    /// then marked to take chunks, and the caller tries again with a fresh stream.
-    pub fn upload_blob(
-        &self,
-        upload_url: &str,
-        digest: &Digest,
-        content: &mut dyn Read,
-        size: u64,
-        stats: &RequestStats,
-    ) -> std::result::Result<(), UploadError> {
-        let what = || format!("uploading {digest} to {}", self.display());
-        let chunked = self.prefers_chunks();
-        let (url, closing_body) = if chunked {
-            let url = self.patch_chunks(upload_url, digest, content, size, stats)?;
-            (url, Body::Empty)
-        } else {
-            (upload_url.to_string(), Body::Stream(content, size))
-        };
-        let url = paths::closing_upload(&url, digest);
-        let headers = [("content-type", "application/octet-stream".to_string())];
-        let response = self
-            .request(Method::Put, &url, &headers, closing_body, stats)
-            .map_err(|e| e.context(what()))?;
-        match response.status {
-            201 => Ok(()),
-            // A registry (or a proxy in front of it) that will not take the whole body at once.
-            400 | 405 | 411 | 413 | 415 | 416 | 501 if !chunked => {
-                self.endpoint.chunked.store(true, Ordering::Relaxed);
-                Err(UploadError::MonolithicRefused(
-                    response.describe_error(&what()),
-                ))
-            }
-            _ => Err(response.describe_error(&what()).into()),
-        }
-    }
-
-    /// Sends the content as `PATCH` chunks; returns the URL for the closing `PUT`.
-    fn patch_chunks(
-        &self,
-        upload_url: &str,
-        digest: &Digest,
-        content: &mut dyn Read,
-        size: u64,
-        stats: &RequestStats,
-    ) -> Result<String> {
-        let what = || format!("uploading {digest} to {}", self.display());
-        let mut url = upload_url.to_string();
-        let mut offset = 0;
-        while offset < size {
-            let len = UPLOAD_CHUNK.min(size - offset);
-            let mut part = Read::take(&mut *content, len);
-            let headers = [
-                ("content-type", "application/octet-stream".to_string()),
-                ("content-range", format!("{offset}-{}", offset + len - 1)),
-            ];
-            let response = self
-                .request(
-                    Method::Patch,
-                    &url,
-                    &headers,
-                    Body::Stream(&mut part, len),
-                    stats,
-                )
-                .map_err(|e| e.context(what()))?;
-            if response.status != 202 {
-                return Err(response.describe_error(&what()));
-            }
-            url = self.upload_location(&response, &url)?;
-            offset += len;
-        }
-        // Reach the end of the stream so that its size and digest are verified now.
-        let mut end = [0u8; 1];
-        match content.read(&mut end) {
-            Ok(0) => Ok(url),
-            Ok(_) => Err(Error::digest(format!("{digest}: more data than its size"))),
-            Err(e) => Err(Error::digest(format!("{digest}: {e}"))),
-        }
-    }
-
-    /// Whether uploads to this registry go in `PATCH` chunks.
-    pub fn prefers_chunks(&self) -> bool {
-        self.endpoint.chunked.load(Ordering::Relaxed)
     }
 
     /// `GET` a blob as a stream (redirects followed, credentials kept to the registry).
@@ -325,7 +199,7 @@ impl Repo<'_> {
     /// The upload session an answer names: its `Location`, resolved (as any relative
     /// reference, RFC 3986) against the URL of the request it answers — `request`, a path
     /// of the registry or an absolute URL.
-    fn upload_location(&self, response: &Response, request: &str) -> Result<String> {
+    pub(super) fn upload_location(&self, response: &Response, request: &str) -> Result<String> {
         let location = response
             .header("location")
             .ok_or_else(|| Error::protocol("upload response without Location header"))?;

@@ -38,6 +38,7 @@ mod upload_chunked_fallback;
 mod protocol_redirects;
 mod protocol_tag_pagination;
 mod protocol_upload_fallbacks;
+mod protocol_upload_resume;
 // Whole projects to and from cloud registries (stand-ins checking with the vendors' code).
 mod cloud_ecr;
 mod cloud_swr;

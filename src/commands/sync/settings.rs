@@ -22,6 +22,8 @@ pub struct SyncSettings {
     pub rules: Vec<Rule>,
     pub transport: TransportOptions,
     pub copy: CopyOptions,
+    /// `--chunk-size`: every upload in `PATCH` chunks of this size.
+    pub chunk_size: Option<u64>,
     /// Requests in flight per registry at most.
     pub registry_concurrency: usize,
     pub shard: Option<Shard>,
@@ -85,6 +87,7 @@ impl SyncSettings {
                 limit_rate: args.limit_rate,
             },
             copy: copy_options(args),
+            chunk_size: args.chunk_size,
             registry_concurrency: usize::from(args.registry_concurrency),
             shard: args.shard,
             create_targets: args.create_targets,
@@ -148,6 +151,7 @@ fn shown(args: &SyncArgs) -> Settings {
         min_speed_bytes_per_second: args.min_speed,
         min_speed_window_seconds: args.min_speed_window.as_secs_f64(),
         limit_rate_bytes_per_second: args.limit_rate,
+        chunk_size_bytes: args.chunk_size,
     }
 }
 
