@@ -59,8 +59,9 @@ pub trait End: Sync {
     fn blob_exists(&self, digest: &Digest, stats: &RequestStats) -> Result<bool>;
     /// A blob's bytes, unverified (the copy verifies them while they stream).
     fn get_blob(&self, digest: &Digest, stats: &RequestStats) -> Result<Box<dyn Read + '_>>;
-    /// A blob of `size` bytes from byte `offset` on, to continue a broken read; an end
-    /// that cannot start there gives the whole (see [`BlobBody::starts_at`]).
+    /// A blob of `size` bytes from byte `offset` on, to continue a transfer under way (a
+    /// broken read, an upload resumed at an offset); an end that cannot start there gives
+    /// the whole (see [`BlobBody::starts_at`]).
     fn get_blob_from(
         &self,
         digest: &Digest,

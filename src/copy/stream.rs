@@ -16,7 +16,7 @@ use super::{Copier, Ctx};
 use crate::digest::{Digest, VerifyingReader};
 use crate::end::{UploadAt, UploadError};
 use crate::error::{Error, Result};
-use crate::http::{ResumingReader, RetryBudget};
+use crate::http::{BlobBody, ResumingReader, RetryBudget};
 
 /// An upload that broke part-way: its session, and the verification of what was sent.
 struct Broken {
@@ -93,7 +93,13 @@ impl Copier<'_> {
         let what = format!("blob {digest} from {}/{}", source.registry(), source.name());
         let offset = at.as_ref().map_or(0, |at| at.offset);
         let reopen = move |from| source.get_blob_from(digest, from, size, stats);
-        let first = source.get_blob_from(digest, offset, size, stats)?;
+        let first = match offset {
+            0 => BlobBody {
+                reader: source.get_blob(digest, stats)?,
+                starts_at: 0,
+            },
+            _ => source.get_blob_from(digest, offset, size, stats)?,
+        };
         let body =
             ResumingReader::new(first, offset, size, budget, Box::new(reopen), what.clone())?;
         let body: Box<dyn Read> = match self.transport.throttle() {

@@ -48,6 +48,7 @@ impl Repo<'_> {
                 headers: &[],
                 mount_from: other,
                 streamed: false,
+                continuation: false,
             };
             self.request_scoped(call, Body::Empty, stats)
         })?;
@@ -95,17 +96,14 @@ impl Repo<'_> {
     /// `GET` a blob as a stream (redirects followed, credentials kept to the registry).
     /// One attempt; the caller retries the whole transfer.
     pub fn get_blob(&self, digest: &Digest, stats: &RequestStats) -> Result<Response> {
-        let response = self.fetch_blob(digest, &[], stats)?;
-        if response.status != 200 {
-            return Err(self.blob_fetch_error(digest, response));
-        }
-        Ok(response)
+        self.get_whole_blob(digest, false, stats)
     }
 
-    /// The blob's body from byte `offset` of its `size` on: `Range: bytes=offset-(size-1)`,
-    /// to the registry and to a redirect target alike. A server that sends the whole body
-    /// instead (200), refuses the range (416) or answers another range is read from the
-    /// start: [`BlobBody::starts_at`] says which. One attempt.
+    /// The blob's body from byte `offset` of its `size` on, to continue a transfer under
+    /// way: `Range: bytes=offset-(size-1)`, to the registry and to a redirect target
+    /// alike. A server that sends the whole body instead (200), refuses the range (416) or
+    /// answers another range is read from the start: [`BlobBody::starts_at`] says which.
+    /// Not held to the registry's cap on requests (see [`Call::continuation`]). One attempt.
     pub fn get_blob_from(
         &self,
         digest: &Digest,
@@ -118,10 +116,10 @@ impl Repo<'_> {
             starts_at: 0,
         };
         if offset == 0 || offset >= size {
-            return Ok(whole(self.get_blob(digest, stats)?));
+            return Ok(whole(self.get_whole_blob(digest, true, stats)?));
         }
         let range = [("range", format!("bytes={offset}-{}", size - 1))];
-        let response = self.fetch_blob(digest, &range, stats)?;
+        let response = self.fetch_blob(digest, &range, true, stats)?;
         let answered_from = response
             .header("content-range")
             .and_then(|r| r.trim().strip_prefix("bytes "))
@@ -133,9 +131,22 @@ impl Repo<'_> {
                 starts_at: offset,
             }),
             200 => Ok(whole(response)),
-            206 | 416 => Ok(whole(self.get_blob(digest, stats)?)),
+            206 | 416 => Ok(whole(self.get_whole_blob(digest, true, stats)?)),
             _ => Err(self.blob_fetch_error(digest, response)),
         }
+    }
+
+    fn get_whole_blob(
+        &self,
+        digest: &Digest,
+        continuation: bool,
+        stats: &RequestStats,
+    ) -> Result<Response> {
+        let response = self.fetch_blob(digest, &[], continuation, stats)?;
+        if response.status != 200 {
+            return Err(self.blob_fetch_error(digest, response));
+        }
+        Ok(response)
     }
 
     /// One blob `GET` with `headers`, whatever its answer.
@@ -143,6 +154,7 @@ impl Repo<'_> {
         &self,
         digest: &Digest,
         headers: &[(&str, String)],
+        continuation: bool,
         stats: &RequestStats,
     ) -> Result<Response> {
         let path = paths::blob(self.name(), digest);
@@ -152,6 +164,7 @@ impl Repo<'_> {
             headers,
             mount_from: None,
             streamed: true,
+            continuation,
         };
         self.request_scoped(call, Body::Empty, stats)
     }

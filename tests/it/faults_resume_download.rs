@@ -204,3 +204,63 @@ fn a_resume_is_a_try_of_the_retry_budget() {
     assert!(gets[1].header("range").is_some() && gets[2].header("range").is_some());
     assert!(s.seeder.manifest_digest("dst/big", "1").is_none());
 }
+
+/// Waits for `child` at most 60 s (killed then, and the test fails).
+fn wait_exit(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("image-migrator did not exit within 60 s: a resume waited for itself");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_resume_inside_an_upload_to_the_same_registry_does_not_wait_for_its_own_slot() {
+    // Source and target on one registry (one proxy), one request slot for it, and no
+    // mount: the upload holds the slot while its source body breaks, and the request for
+    // the rest must not wait for that slot.
+    let s = setup(29, 4 * MIB);
+    s.source
+        .add(Rule::new(
+            Some("GET"),
+            s.layer(),
+            When::Nth(vec![1]),
+            Fault::CutAtPercent(50),
+        ))
+        .add(Rule::new(
+            Some("POST"),
+            "mount=",
+            When::Always,
+            Fault::Status(405),
+        ));
+    let work = SyncRun::new()
+        .insecure(&s.source.host)
+        .rule(
+            &format!("{}/src/big:1", s.source.host),
+            &format!("{}/dst/big:1", s.source.host),
+        )
+        .arg("--registry-concurrency")
+        .arg("1")
+        .arg("--proc")
+        .arg("1");
+    let mut child = work
+        .std_command()
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(wait_exit(&mut child).success());
+    assert_eq!(
+        s.seeder.manifest_digest("dst/big", "1").as_deref(),
+        Some(s.image.manifest_digest.as_str())
+    );
+    let gets = s.layer_gets();
+    assert_eq!(gets.len(), 2, "{gets:#?}");
+    assert_eq!(gets[1].status, Some(206));
+}
