@@ -19,6 +19,7 @@ const LAYERS: &[&[&str]] = &[
         "proxy_url",
         "kind",
         "signing",
+        "threads",
     ],
     &["reference", "http", "manifest", "report"],
     &["config"],
