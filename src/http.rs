@@ -1,8 +1,10 @@
 //! The only module that uses ureq (its callers see types of ours: [`Method`], [`Body`],
 //! [`Response`], [`ApiClient`]): the one agent builder (User-Agent, timeouts, TLS, proxy)
 //! for registries and the Kubernetes API, the pooled agents (verified TLS, `insecure`
-//! registries, hosts with their own CAs or client certificate in certs.d), and the retry
-//! loop with exponential backoff, jitter and `Retry-After`. Redirects are not followed
+//! registries, hosts with their own CAs or client certificate in certs.d), the retry
+//! loop with exponential backoff, jitter and `Retry-After` (`retry`), the blob body that
+//! continues after a break within that loop's budget (`resume`), and the process's
+//! bandwidth cap (`rate`). Redirects are not followed
 //! here: the registry client follows them itself so that credentials never leave the
 //! registry host. Every response is read within the bounds of [`bounds`]: a deadline per
 //! request, a floor on speed (a timer on each connection's reads), and a size limit for
