@@ -449,3 +449,21 @@ impl SyncArgs {
         platforms
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::byte_size;
+
+    #[test]
+    fn sizes_read_as_curl_reads_them() {
+        assert_eq!(byte_size("500k"), Ok(500 * 1024));
+        assert_eq!(byte_size("20M"), Ok(20 << 20));
+        assert_eq!(byte_size("1g"), Ok(1 << 30));
+        assert_eq!(byte_size("16MiB"), Ok(16 << 20));
+        assert_eq!(byte_size("64MB"), Ok(64 << 20));
+        assert_eq!(byte_size("4096"), Ok(4096));
+        for bad in ["", "0", "0k", "1.5M", "8X", "fast", "-1k", "99999999999G"] {
+            assert!(byte_size(bad).is_err(), "{bad:?}");
+        }
+    }
+}
