@@ -23,6 +23,8 @@ fi
 [ -n "${INPUT_REQUEST_TIMEOUT:-}" ] && set -- "$@" --request-timeout "$INPUT_REQUEST_TIMEOUT"
 [ -n "${INPUT_MIN_SPEED:-}" ] && set -- "$@" --min-speed "$INPUT_MIN_SPEED"
 [ -n "${INPUT_MIN_SPEED_WINDOW:-}" ] && set -- "$@" --min-speed-window "$INPUT_MIN_SPEED_WINDOW"
+[ -n "${INPUT_LIMIT_RATE:-}" ] && set -- "$@" --limit-rate "$INPUT_LIMIT_RATE"
+[ -n "${INPUT_CHUNK_SIZE:-}" ] && set -- "$@" --chunk-size "$INPUT_CHUNK_SIZE"
 case "${INPUT_REFERRERS:-false}" in
   true|True|TRUE|1|yes) set -- "$@" --referrers ;;
 esac

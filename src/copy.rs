@@ -12,6 +12,7 @@
 mod claims;
 mod job;
 mod referrers;
+mod stream;
 mod targets;
 mod tree;
 

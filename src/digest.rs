@@ -94,7 +94,12 @@ impl fmt::Display for Digest {
 pub struct VerifyingReader<R> {
     inner: R,
     hasher: Sha256,
+    /// Bytes hashed so far.
     count: u64,
+    /// Where in the blob the next byte of `inner` lies: behind `count` after
+    /// [`VerifyingReader::attach`] to a stream that starts earlier (those bytes pass again
+    /// and are not hashed twice).
+    position: u64,
     expected_size: u64,
     expected_digest: Digest,
     done: bool,
@@ -107,6 +112,7 @@ impl<R: Read> VerifyingReader<R> {
             inner,
             hasher: Sha256::new(),
             count: 0,
+            position: 0,
             expected_size,
             expected_digest,
             done: false,
@@ -114,9 +120,31 @@ impl<R: Read> VerifyingReader<R> {
         }
     }
 
-    /// Bytes read so far.
+    /// Bytes verified so far.
     pub fn count(&self) -> u64 {
         self.count
+    }
+
+    /// The verification so far, without its stream (kept while an upload is resumed).
+    pub fn detach(self) -> VerifyingReader<io::Empty> {
+        let position = self.position;
+        self.attach(io::empty(), position)
+    }
+
+    /// The verification so far, continued over `inner`, whose first byte is byte `offset`
+    /// of the blob; `offset` may lie behind the bytes verified (they pass again, hashed
+    /// once), not beyond them (a gap fails the digest).
+    pub fn attach<S: Read>(self, inner: S, offset: u64) -> VerifyingReader<S> {
+        VerifyingReader {
+            inner,
+            hasher: self.hasher,
+            count: self.count,
+            position: offset.min(self.count),
+            expected_size: self.expected_size,
+            expected_digest: self.expected_digest,
+            done: false,
+            failure: self.failure,
+        }
     }
 
     /// Why verification failed, when it did (the reader's consumer may only see a
@@ -161,10 +189,24 @@ impl<R: Read> Read for VerifyingReader<R> {
         }
         let n = self.inner.read(buf)?;
         if n == 0 {
+            if self.position < self.count {
+                let message = format!(
+                    "size mismatch for {}: the stream ended at byte {}, before the {} verified",
+                    self.expected_digest, self.position, self.count
+                );
+                return Err(self.fail(message));
+            }
             self.finish()?;
             return Ok(0);
         }
-        self.count += n as u64;
+        // Bytes already verified (a resumed upload sends them again) are not hashed twice.
+        let seen = (self.count - self.position).min(n as u64) as usize;
+        self.position += n as u64;
+        let fresh = &buf[seen..n];
+        if fresh.is_empty() {
+            return Ok(n);
+        }
+        self.count += fresh.len() as u64;
         if self.count > self.expected_size {
             let message = format!(
                 "size mismatch for {}: more than the expected {} bytes",
@@ -172,7 +214,7 @@ impl<R: Read> Read for VerifyingReader<R> {
             );
             return Err(self.fail(message));
         }
-        self.hasher.update(&buf[..n]);
+        self.hasher.update(fresh);
         if self.count == self.expected_size {
             // A consumer that knows the length (an upload with Content-Length) stops
             // here and never reads the end of stream: verify now, and withhold the last
@@ -238,6 +280,22 @@ mod tests {
             .read_to_end(&mut out)
             .unwrap_err();
         assert!(err.to_string().contains("size mismatch"), "{err}");
+    }
+
+    #[test]
+    fn a_verification_continues_over_a_stream_that_starts_behind_it() {
+        let data: Vec<u8> = (0..1000u32).map(|i| (i % 7) as u8).collect();
+        let digest = Digest::sha256_of(&data);
+        let mut reader = VerifyingReader::new(&data[..], digest, 1000);
+        let mut first = vec![0u8; 600];
+        reader.read_exact(&mut first).unwrap();
+        // The registry held 400 bytes: the rest is sent from there, verified once.
+        let mut reader = reader.detach().attach(&data[400..], 400);
+        let mut rest = Vec::new();
+        reader.read_to_end(&mut rest).unwrap();
+        assert_eq!(rest, &data[400..]);
+        assert!(reader.failure().is_none());
+        assert_eq!(reader.count(), 1000);
     }
 
     #[test]

@@ -11,10 +11,12 @@ use std::sync::Arc;
 
 use crate::digest::Digest;
 use crate::error::Result;
-use crate::http::RequestStats;
+use crate::http::{BlobBody, RequestStats};
 use crate::manifest::Manifest;
 use crate::reference::TagOrDigest;
-pub use crate::registry::{Access, ManifestHead, Mount, PullQuota, ReferrerListing, UploadError};
+pub use crate::registry::{
+    Access, ManifestHead, Mount, PullQuota, ReferrerListing, UploadAt, UploadError,
+};
 use crate::registry::{Client, Repo};
 
 /// Opens the ends of a copy, by location (a registry host, or later a layout) and
@@ -57,16 +59,29 @@ pub trait End: Sync {
     fn blob_exists(&self, digest: &Digest, stats: &RequestStats) -> Result<bool>;
     /// A blob's bytes, unverified (the copy verifies them while they stream).
     fn get_blob(&self, digest: &Digest, stats: &RequestStats) -> Result<Box<dyn Read + '_>>;
-    /// Stores a blob of `size` bytes read from `body`, into `upload` when a mount opened
-    /// one.
+    /// A blob of `size` bytes from byte `offset` on, to continue a transfer under way (a
+    /// broken read, an upload resumed at an offset); an end that cannot start there gives
+    /// the whole (see [`BlobBody::starts_at`]).
+    fn get_blob_from(
+        &self,
+        digest: &Digest,
+        offset: u64,
+        size: u64,
+        stats: &RequestStats,
+    ) -> Result<BlobBody<'_>>;
+    /// Stores a blob of `size` bytes read from `body`, into `upload` when one is open (a
+    /// mount opened it, or an interrupted upload holds the bytes before its offset:
+    /// `body` then starts at that offset).
     fn put_blob(
         &self,
         digest: &Digest,
         size: u64,
         body: &mut dyn Read,
-        upload: Option<String>,
+        upload: Option<UploadAt>,
         stats: &RequestStats,
     ) -> std::result::Result<(), UploadError>;
+    /// Where an interrupted upload stands, or `None` when it cannot be continued.
+    fn upload_offset(&self, upload: &UploadAt, stats: &RequestStats) -> Result<Option<UploadAt>>;
     /// Makes a blob that repository `from` of the same registry holds available here.
     fn mount_blob(&self, digest: &Digest, from: &str, stats: &RequestStats) -> Result<Mount>;
     /// Whether a mount from this repository itself tells whether it holds a blob (one
@@ -144,19 +159,43 @@ impl End for Repo<'_> {
         })
     }
 
+    fn get_blob_from(
+        &self,
+        digest: &Digest,
+        offset: u64,
+        size: u64,
+        stats: &RequestStats,
+    ) -> Result<BlobBody<'_>> {
+        match self.held_blob(digest) {
+            Some(bytes) => {
+                let mut held = std::io::Cursor::new(bytes.to_vec());
+                held.set_position(offset);
+                Ok(BlobBody {
+                    reader: Box::new(held),
+                    starts_at: offset,
+                })
+            }
+            None => Repo::get_blob_from(self, digest, offset, size, stats),
+        }
+    }
+
     fn put_blob(
         &self,
         digest: &Digest,
         size: u64,
         body: &mut dyn Read,
-        upload: Option<String>,
+        upload: Option<UploadAt>,
         stats: &RequestStats,
     ) -> std::result::Result<(), UploadError> {
-        let url = match upload {
-            Some(url) => url,
-            None => self.start_upload(stats)?,
+        let at = match upload {
+            Some(at) => at,
+            None => UploadAt::new(self.start_upload(stats)?),
         };
-        self.upload_blob(&url, digest, body, size, stats)
+        self.upload_blob(&at, digest, body, size, stats)
+    }
+
+    fn upload_offset(&self, upload: &UploadAt, stats: &RequestStats) -> Result<Option<UploadAt>> {
+        Repo::upload_offset(self, &upload.url, stats)
     }
 
     fn mount_blob(&self, digest: &Digest, from: &str, stats: &RequestStats) -> Result<Mount> {

@@ -284,6 +284,8 @@ mod tests {
                 request_timeout_seconds: 300.0,
                 min_speed_bytes_per_second: 1024,
                 min_speed_window_seconds: 60.0,
+                limit_rate_bytes_per_second: None,
+                chunk_size_bytes: None,
             },
             rules: Vec::new(),
             summary: crate::report::Summary::of(&results),

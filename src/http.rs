@@ -1,8 +1,10 @@
 //! The only module that uses ureq (its callers see types of ours: [`Method`], [`Body`],
 //! [`Response`], [`ApiClient`]): the one agent builder (User-Agent, timeouts, TLS, proxy)
 //! for registries and the Kubernetes API, the pooled agents (verified TLS, `insecure`
-//! registries, hosts with their own CAs or client certificate in certs.d), and the retry
-//! loop with exponential backoff, jitter and `Retry-After`. Redirects are not followed
+//! registries, hosts with their own CAs or client certificate in certs.d), the retry
+//! loop with exponential backoff, jitter and `Retry-After` (`retry`), the blob body that
+//! continues after a break within that loop's budget (`resume`), and the process's
+//! bandwidth cap (`rate`). Redirects are not followed
 //! here: the registry client follows them itself so that credentials never leave the
 //! registry host. Every response is read within the bounds of [`bounds`]: a deadline per
 //! request, a floor on speed (a timer on each connection's reads), and a size limit for
@@ -15,27 +17,29 @@ mod api;
 pub mod bounds;
 mod message;
 mod proxy;
+mod rate;
+mod resume;
+mod retry;
 mod tls;
 
 pub use api::{ApiClient, ApiError, ApiResponse, ApiTrust};
 pub use bounds::TimeBounds;
 pub use message::{Body, Method, Response, parse_retry_after};
 pub use proxy::ProxyPolicy;
+pub use rate::Throttle;
+pub use resume::{BlobBody, ResumingReader};
+pub use retry::RetryBudget;
 pub use tls::DOCKER_CERTS_D;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::time::Duration;
 
 use crate::error::{Error, Result};
 use agent::{Agents, HostAgent, run_via};
 
 /// `User-Agent` on every request.
 pub const USER_AGENT: &str = concat!("image-migrator/", env!("CARGO_PKG_VERSION"));
-
-const BACKOFF_START: Duration = Duration::from_millis(100);
-const BACKOFF_MAX: Duration = Duration::from_secs(30);
 
 /// How the transport is set up.
 #[derive(Debug, Clone, Default)]
@@ -50,6 +54,8 @@ pub struct TransportOptions {
     pub certs_d: Option<PathBuf>,
     /// Request deadline and speed floor.
     pub time: TimeBounds,
+    /// `--limit-rate`: bytes per second read from sources, for the whole process.
+    pub limit_rate: Option<u64>,
 }
 
 /// How one request is sent: with or without certificate verification, and whether the
@@ -92,6 +98,7 @@ pub struct Transport {
     proxies: ProxyPolicy,
     retries: u32,
     time: TimeBounds,
+    throttle: Option<Arc<Throttle>>,
     cancelled: Arc<AtomicBool>,
 }
 
@@ -115,6 +122,7 @@ impl Transport {
             proxies,
             retries: options.retries,
             time: options.time,
+            throttle: options.limit_rate.map(Throttle::new),
             cancelled,
         })
     }
@@ -122,6 +130,11 @@ impl Transport {
     /// Where requests go through a proxy, and per-host exceptions to it.
     pub fn proxies(&self) -> &ProxyPolicy {
         &self.proxies
+    }
+
+    /// The process's bandwidth cap over what is read from sources, if any.
+    pub fn throttle(&self) -> Option<&Arc<Throttle>> {
+        self.throttle.as_ref()
     }
 
     pub fn is_cancelled(&self) -> bool {
@@ -177,44 +190,6 @@ impl Transport {
                 classify_transport_error(method, url, e, &certs_d_dir, client_cert.as_deref())
             })?;
         Ok(Response::new(response, self.time))
-    }
-
-    /// Runs `attempt` until it succeeds, fails permanently, or the retries are spent.
-    /// Backoff doubles from 0.1 s up to 30 s with jitter; `Retry-After` wins when given.
-    pub fn retrying<T>(
-        &self,
-        stats: &RequestStats,
-        mut attempt: impl FnMut() -> Result<T>,
-    ) -> Result<T> {
-        let mut backoff = BACKOFF_START;
-        let mut tries = 0;
-        loop {
-            if self.is_cancelled() {
-                return Err(Error::cancelled());
-            }
-            match attempt() {
-                Err(e) if e.retryable && tries < self.retries => {
-                    tries += 1;
-                    stats.retries.fetch_add(1, Ordering::Relaxed);
-                    let jittered = backoff.mul_f64(0.5 + fastrand::f64() / 2.0);
-                    let wait = e.retry_after.unwrap_or(jittered);
-                    self.sleep_unless_cancelled(wait);
-                    backoff = (backoff * 2).min(BACKOFF_MAX);
-                }
-                other => return other,
-            }
-        }
-    }
-
-    /// Sleeps in small steps so a cancellation is noticed quickly.
-    fn sleep_unless_cancelled(&self, wait: Duration) {
-        let step = Duration::from_millis(50);
-        let mut left = wait;
-        while !left.is_zero() && !self.is_cancelled() {
-            let now = left.min(step);
-            std::thread::sleep(now);
-            left -= now;
-        }
     }
 }
 
@@ -280,6 +255,7 @@ pub fn redact_url(url: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use std::io::Read;
+    use std::time::Duration;
 
     use super::*;
 
@@ -291,6 +267,7 @@ mod tests {
             max_idle_per_host: 1,
             certs_d: None,
             time: bounds::TimeBounds::default(),
+            limit_rate: None,
         };
         (
             Transport::new(&options, cancelled.clone()).unwrap(),
@@ -390,6 +367,7 @@ mod tests {
                 min_speed: 1024,
                 min_speed_window: Duration::from_millis(500),
             },
+            limit_rate: None,
         };
         let transport = Transport::new(&options, Arc::new(AtomicBool::new(false))).unwrap();
         let response = transport

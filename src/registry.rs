@@ -19,13 +19,15 @@ mod quota;
 mod referrers;
 mod session;
 mod tags;
+mod uploads;
 mod url;
 
-pub use blobs::{Mount, UploadError};
+pub use blobs::Mount;
 pub use manifests::{Deletion, ManifestHead};
 pub use quota::PullQuota;
 pub use referrers::ReferrerListing;
 pub use tags::{REJECTED_TAGS_KEPT, Tags};
+pub use uploads::{DEFAULT_CHUNK_SIZE, UploadAt, UploadError};
 pub use url::next_link;
 
 use std::collections::HashMap;
@@ -92,6 +94,8 @@ pub struct Client {
     manifests: ManifestCache,
     /// Image configs read during planning, likewise handed to the copy.
     held_blobs: Mutex<HeldBlobs>,
+    /// `--chunk-size`: every upload in `PATCH` chunks of this size.
+    chunk_size: Option<u64>,
 }
 
 impl Client {
@@ -115,7 +119,14 @@ impl Client {
             per_registry_limit,
             manifests: ManifestCache::default(),
             held_blobs: Mutex::new(HashMap::new()),
+            chunk_size: None,
         })
+    }
+
+    /// Every upload in `PATCH` chunks of `size` bytes (`--chunk-size`), when given.
+    pub fn with_chunk_size(mut self, size: Option<u64>) -> Self {
+        self.chunk_size = size;
+        self
     }
 
     pub fn transport(&self) -> &Transport {

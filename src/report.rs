@@ -121,6 +121,13 @@ pub struct Settings {
     pub min_speed_bytes_per_second: u64,
     #[serde(default)]
     pub min_speed_window_seconds: f64,
+    /// `--limit-rate`: the cap on bytes per second read from sources (none: no cap).
+    #[serde(default)]
+    pub limit_rate_bytes_per_second: Option<u64>,
+    /// `--chunk-size`: every upload in `PATCH` chunks of this size (none: one `PUT`, or
+    /// 64 MiB chunks to a registry that refused it).
+    #[serde(default)]
+    pub chunk_size_bytes: Option<u64>,
 }
 
 /// What happened to one source tag → target tag.

@@ -200,6 +200,7 @@ fn registry_client(args: &ConfigArgs) -> Result<crate::registry::Client, Discove
         max_idle_per_host: 2,
         certs_d: Some(crate::http::DOCKER_CERTS_D.into()),
         time: crate::http::TimeBounds::default(),
+        limit_rate: None,
     };
     let usage = |e: crate::error::Error| DiscoverError::Usage(e.to_string());
     let transport = crate::http::Transport::new(

@@ -95,7 +95,7 @@ fn connect(settings: &SyncSettings, cancelled: Arc<AtomicBool>) -> Option<Client
                 std::env::var(name).ok()
             }));
     match Client::new(transport, credentials, settings.registry_concurrency) {
-        Ok(client) => Some(client),
+        Ok(client) => Some(client.with_chunk_size(settings.chunk_size)),
         Err(e) => {
             log(&format!("error: {e}; nothing was copied"));
             None

@@ -11,8 +11,8 @@ use std::sync::atomic::Ordering;
 
 use super::claims::{BlobClaim, Claim};
 use super::{Copier, Ctx, Push, by_digest};
-use crate::digest::{Digest, VerifyingReader};
-use crate::end::{Mount, UploadError};
+use crate::digest::Digest;
+use crate::end::Mount;
 use crate::error::{Error, ErrorKind, Result};
 use crate::manifest::{self, Content, Manifest};
 
@@ -149,46 +149,5 @@ impl Copier<'_> {
             Err(e) if e.kind == ErrorKind::Cancelled => Err(e),
             Err(_) => self.stream_blob(ctx, digest, size, None),
         }
-    }
-
-    /// The source's bytes piped into the target, verified on the way; the whole transfer
-    /// is retried on transient failures.
-    fn stream_blob(
-        &self,
-        ctx: &Ctx,
-        digest: &Digest,
-        size: u64,
-        mut upload: Option<String>,
-    ) -> Result<()> {
-        let (source, stats) = (ctx.source, ctx.stats());
-        self.transport.retrying(stats, || {
-            let attempt = |upload: Option<String>| -> std::result::Result<(), UploadError> {
-                let body = source.get_blob(digest, stats)?;
-                let mut reader = VerifyingReader::new(body, digest.clone(), size);
-                let result = ctx
-                    .target
-                    .put_blob(digest, size, &mut reader, upload, stats);
-                if let Some(problem) = reader.failure() {
-                    // Corruption on the way: retry (it may be the network), else fail.
-                    return Err(UploadError::Failed(Error {
-                        retryable: true,
-                        ..Error::digest(format!(
-                            "blob from {}/{}: {problem}",
-                            source.registry(),
-                            source.name()
-                        ))
-                    }));
-                }
-                result
-            };
-            match attempt(upload.take()) {
-                // The registry refused the whole body at once: again, in chunks.
-                Err(UploadError::MonolithicRefused(_)) => attempt(None)?,
-                other => other?,
-            }
-            ctx.tally.bytes.fetch_add(size, Ordering::Relaxed);
-            ctx.tally.transferred.fetch_add(1, Ordering::Relaxed);
-            Ok(())
-        })
     }
 }

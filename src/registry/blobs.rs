@@ -1,12 +1,10 @@
 //! Blobs (`/v2/<name>/blobs/…`): `HEAD` to see whether a repository has one, a streamed
 //! `GET` (redirects followed, credentials kept to the registry), small blobs read whole
-//! and held for the copy, cross-repository mounts (and the once-per-registry probe of a
-//! mount from the repository itself), and uploads: a session, then one monolithic `PUT`
-//! or, once a registry refused that, `PATCH` chunks and a closing `PUT`.
+//! and held for the copy, or from a byte on (`Range`) to continue a broken read,
+//! cross-repository mounts (and the once-per-registry probe of a mount from the
+//! repository itself). Uploads are in `uploads`.
 
-use std::io::Read;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use super::memo::Capability;
 use super::session::Call;
@@ -14,32 +12,7 @@ use super::url::resolve_url;
 use super::{Repo, paths};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::http::{Body, Method, RequestStats, Response};
-
-/// Size of each `PATCH` when a registry needs chunked uploads.
-const UPLOAD_CHUNK: u64 = 16 * 1024 * 1024;
-
-/// Why a blob upload failed: the registry would not take the whole body in one `PUT`
-/// (try again in chunks), or anything else.
-#[derive(Debug)]
-pub enum UploadError {
-    MonolithicRefused(Error),
-    Failed(Error),
-}
-
-impl From<Error> for UploadError {
-    fn from(error: Error) -> Self {
-        UploadError::Failed(error)
-    }
-}
-
-impl From<UploadError> for Error {
-    fn from(error: UploadError) -> Self {
-        match error {
-            UploadError::MonolithicRefused(e) | UploadError::Failed(e) => e,
-        }
-    }
-}
+use crate::http::{BlobBody, Body, Method, RequestStats, Response};
 
 /// Result of a cross-repository mount request.
 pub enum Mount {
@@ -75,6 +48,7 @@ impl Repo<'_> {
                 headers: &[],
                 mount_from: other,
                 streamed: false,
+                continuation: false,
             };
             self.request_scoped(call, Body::Empty, stats)
         })?;
@@ -119,123 +93,84 @@ impl Repo<'_> {
         self.endpoint.self_mount.settle(mounted);
     }
 
-    /// Opens an upload session; returns its absolute URL (query kept). One attempt; the
-    /// caller retries the whole transfer.
-    pub fn start_upload(&self, stats: &RequestStats) -> Result<String> {
-        let path = paths::uploads(self.name());
-        let response = self.request(Method::Post, &path, &[], Body::Empty, stats)?;
-        if response.status != 202 {
-            let error = response.describe_error(&format!("starting upload to {}", self.display()));
-            return Err(self.missing_container(error));
-        }
-        self.upload_location(&response, &path)
-    }
-
-    /// Uploads a blob's content into an open upload session: one monolithic `PUT`, or —
-    /// once this registry has refused that — `PATCH` chunks and a closing `PUT`. One
-    /// attempt: the stream cannot be replayed, so the caller retries the whole transfer.
-    /// A refused monolithic `PUT` is [`UploadError::MonolithicRefused`]: the registry is
-    /// then marked to take chunks, and the caller tries again with a fresh stream.
-    pub fn upload_blob(
-        &self,
-        upload_url: &str,
-        digest: &Digest,
-        content: &mut dyn Read,
-        size: u64,
-        stats: &RequestStats,
-    ) -> std::result::Result<(), UploadError> {
-        let what = || format!("uploading {digest} to {}", self.display());
-        let chunked = self.prefers_chunks();
-        let (url, closing_body) = if chunked {
-            let url = self.patch_chunks(upload_url, digest, content, size, stats)?;
-            (url, Body::Empty)
-        } else {
-            (upload_url.to_string(), Body::Stream(content, size))
-        };
-        let url = paths::closing_upload(&url, digest);
-        let headers = [("content-type", "application/octet-stream".to_string())];
-        let response = self
-            .request(Method::Put, &url, &headers, closing_body, stats)
-            .map_err(|e| e.context(what()))?;
-        match response.status {
-            201 => Ok(()),
-            // A registry (or a proxy in front of it) that will not take the whole body at once.
-            400 | 405 | 411 | 413 | 415 | 416 | 501 if !chunked => {
-                self.endpoint.chunked.store(true, Ordering::Relaxed);
-                Err(UploadError::MonolithicRefused(
-                    response.describe_error(&what()),
-                ))
-            }
-            _ => Err(response.describe_error(&what()).into()),
-        }
-    }
-
-    /// Sends the content as `PATCH` chunks; returns the URL for the closing `PUT`.
-    fn patch_chunks(
-        &self,
-        upload_url: &str,
-        digest: &Digest,
-        content: &mut dyn Read,
-        size: u64,
-        stats: &RequestStats,
-    ) -> Result<String> {
-        let what = || format!("uploading {digest} to {}", self.display());
-        let mut url = upload_url.to_string();
-        let mut offset = 0;
-        while offset < size {
-            let len = UPLOAD_CHUNK.min(size - offset);
-            let mut part = Read::take(&mut *content, len);
-            let headers = [
-                ("content-type", "application/octet-stream".to_string()),
-                ("content-range", format!("{offset}-{}", offset + len - 1)),
-            ];
-            let response = self
-                .request(
-                    Method::Patch,
-                    &url,
-                    &headers,
-                    Body::Stream(&mut part, len),
-                    stats,
-                )
-                .map_err(|e| e.context(what()))?;
-            if response.status != 202 {
-                return Err(response.describe_error(&what()));
-            }
-            url = self.upload_location(&response, &url)?;
-            offset += len;
-        }
-        // Reach the end of the stream so that its size and digest are verified now.
-        let mut end = [0u8; 1];
-        match content.read(&mut end) {
-            Ok(0) => Ok(url),
-            Ok(_) => Err(Error::digest(format!("{digest}: more data than its size"))),
-            Err(e) => Err(Error::digest(format!("{digest}: {e}"))),
-        }
-    }
-
-    /// Whether uploads to this registry go in `PATCH` chunks.
-    pub fn prefers_chunks(&self) -> bool {
-        self.endpoint.chunked.load(Ordering::Relaxed)
-    }
-
     /// `GET` a blob as a stream (redirects followed, credentials kept to the registry).
     /// One attempt; the caller retries the whole transfer.
     pub fn get_blob(&self, digest: &Digest, stats: &RequestStats) -> Result<Response> {
+        self.get_whole_blob(digest, false, stats)
+    }
+
+    /// The blob's body from byte `offset` of its `size` on, to continue a transfer under
+    /// way: `Range: bytes=offset-(size-1)`, to the registry and to a redirect target
+    /// alike. A server that sends the whole body instead (200), refuses the range (416) or
+    /// answers another range is read from the start: [`BlobBody::starts_at`] says which.
+    /// Not held to the registry's cap on requests (see [`Call::continuation`]). One attempt.
+    pub fn get_blob_from(
+        &self,
+        digest: &Digest,
+        offset: u64,
+        size: u64,
+        stats: &RequestStats,
+    ) -> Result<BlobBody<'static>> {
+        let whole = |response: Response| BlobBody {
+            reader: Box::new(response.into_reader()),
+            starts_at: 0,
+        };
+        if offset == 0 || offset >= size {
+            return Ok(whole(self.get_whole_blob(digest, true, stats)?));
+        }
+        let range = [("range", format!("bytes={offset}-{}", size - 1))];
+        let response = self.fetch_blob(digest, &range, true, stats)?;
+        let answered_from = response
+            .header("content-range")
+            .and_then(|r| r.trim().strip_prefix("bytes "))
+            .and_then(|r| r.split('-').next())
+            .and_then(|start| start.trim().parse::<u64>().ok());
+        match response.status {
+            206 if answered_from == Some(offset) => Ok(BlobBody {
+                reader: Box::new(response.into_reader()),
+                starts_at: offset,
+            }),
+            200 => Ok(whole(response)),
+            206 | 416 => Ok(whole(self.get_whole_blob(digest, true, stats)?)),
+            _ => Err(self.blob_fetch_error(digest, response)),
+        }
+    }
+
+    fn get_whole_blob(
+        &self,
+        digest: &Digest,
+        continuation: bool,
+        stats: &RequestStats,
+    ) -> Result<Response> {
+        let response = self.fetch_blob(digest, &[], continuation, stats)?;
+        if response.status != 200 {
+            return Err(self.blob_fetch_error(digest, response));
+        }
+        Ok(response)
+    }
+
+    /// One blob `GET` with `headers`, whatever its answer.
+    fn fetch_blob(
+        &self,
+        digest: &Digest,
+        headers: &[(&str, String)],
+        continuation: bool,
+        stats: &RequestStats,
+    ) -> Result<Response> {
         let path = paths::blob(self.name(), digest);
         let call = Call {
             method: Method::Get,
             path_or_url: &path,
-            headers: &[],
+            headers,
             mount_from: None,
             streamed: true,
+            continuation,
         };
-        let response = self.request_scoped(call, Body::Empty, stats)?;
-        if response.status != 200 {
-            return Err(
-                response.describe_error(&format!("fetching blob {digest} from {}", self.display()))
-            );
-        }
-        Ok(response)
+        self.request_scoped(call, Body::Empty, stats)
+    }
+
+    fn blob_fetch_error(&self, digest: &Digest, response: Response) -> Error {
+        response.describe_error(&format!("fetching blob {digest} from {}", self.display()))
     }
 
     /// `GET` a small blob (an image config) whole, retried, and checked against its digest;
@@ -277,7 +212,7 @@ impl Repo<'_> {
     /// The upload session an answer names: its `Location`, resolved (as any relative
     /// reference, RFC 3986) against the URL of the request it answers — `request`, a path
     /// of the registry or an absolute URL.
-    fn upload_location(&self, response: &Response, request: &str) -> Result<String> {
+    pub(super) fn upload_location(&self, response: &Response, request: &str) -> Result<String> {
         let location = response
             .header("location")
             .ok_or_else(|| Error::protocol("upload response without Location header"))?;

@@ -26,6 +26,10 @@ pub(super) struct Call<'a> {
     pub mount_from: Option<&'a str>,
     /// The answer's body is a blob: the request deadline stops at its headers.
     pub streamed: bool,
+    /// The rest of a blob whose transfer is under way (a resumed download): not held to
+    /// the registry's cap on requests, since the transfer's upload may hold a slot of it
+    /// (waiting for one could wait for itself).
+    pub continuation: bool,
 }
 
 impl Repo<'_> {
@@ -59,6 +63,7 @@ impl Repo<'_> {
             headers,
             mount_from: None,
             streamed: false,
+            continuation: false,
         };
         self.request_scoped(call, body, stats)
     }
@@ -77,6 +82,7 @@ impl Repo<'_> {
             headers,
             mount_from,
             streamed,
+            continuation,
         } = call;
         let base = self.base()?;
         let url = resolve_url(&base, path_or_url);
@@ -99,7 +105,7 @@ impl Repo<'_> {
                 Body::Stream(reader, len) => Body::Stream(&mut **reader, *len),
             };
             let response = {
-                let _permit = self.endpoint.permits.acquire();
+                let _permit = (!continuation).then(|| self.endpoint.permits.acquire());
                 self.client.transport.send(
                     method,
                     &url,
@@ -136,7 +142,8 @@ impl Repo<'_> {
                 return Err(self.auth_error(response, &resolved));
             }
             if matches!(method, Method::Get | Method::Head) && is_redirect(response.status) {
-                return self.follow_redirects(method, &url, response, headers, exchange, stats);
+                let call = (method, headers, continuation);
+                return self.follow_redirects(call, &url, response, exchange, stats);
             }
             return Ok(response);
         }
@@ -210,10 +217,9 @@ impl Repo<'_> {
     /// hops; `Authorization` only goes to the registry's origin.
     fn follow_redirects(
         &self,
-        method: Method,
+        (method, headers, continuation): (Method, &[(&str, String)], bool),
         from_url: &str,
         mut response: Response,
-        headers: &[(&str, String)],
         exchange: Exchange,
         stats: &RequestStats,
     ) -> Result<Response> {
@@ -241,7 +247,7 @@ impl Repo<'_> {
             {
                 all_headers.push(("authorization", value));
             }
-            let _permit = self.endpoint.permits.acquire();
+            let _permit = (!continuation).then(|| self.endpoint.permits.acquire());
             response = self.client.transport.send(
                 method,
                 &url,

@@ -5,11 +5,13 @@
 //! `Location` that is a path is resolved against the registry; a chain of redirects
 //! without end fails after 10 hops with a clear error; basic credentials go only to the
 //! registry, and with a bearer challenge the password goes only to the token realm and the
-//! token only to the registry, never to the storage or the other registry of the run.
+//! token only to the registry, never to the storage or the other registry of the run. A
+//! download broken at the storage, which ignores ranges, is read again from the start.
 
 use crate::support;
 
 use serde_json::json;
+use support::fault_proxy::{Fault, FaultProxy, When};
 use support::spec_registry::{Auth, Image, ObjectStore, SpecRegistry, Switches, signature};
 use support::sync::{RunResult, SyncRun};
 use support::token_server::TokenServer;
@@ -255,4 +257,58 @@ fn bearer_credentials_go_to_the_realm_and_the_token_only_to_the_registry() {
         let everywhere = format!("{:?}{:?}", storage.requests(), target.requests());
         assert!(!everywhere.contains(token.trim_start_matches("Bearer ")));
     }
+}
+
+#[test]
+fn a_download_broken_at_a_redirect_target_that_ignores_ranges_is_read_again_from_the_start() {
+    // The storage sits behind a fault proxy that cuts the layer's first body at half; the
+    // continuation asks the registry for the rest (`Range`), is sent to the storage
+    // again, which ignores the range and sends the whole: read from the start, the bytes
+    // already sent dropped.
+    let source = SpecRegistry::start(Switches::default());
+    let big: Vec<u8> = (0..2_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let image = source.push_image("src/app", "v1", std::slice::from_ref(&big));
+    let storage = ObjectStore::start(&source, false);
+    let upstream = storage
+        .base
+        .trim_start_matches("http://")
+        .trim_end_matches("/bucket");
+    let cut = FaultProxy::start(upstream);
+    let layer = image.blobs[1].clone();
+    cut.inject(
+        Some("GET"),
+        &layer,
+        When::Nth(vec![1]),
+        Fault::CutAtPercent(50),
+    );
+    source.switches().blob_redirect = Some((307, format!("http://{}/bucket", cut.host)));
+    let target = SpecRegistry::start(Switches::default());
+    let run = sync_one(&source, &target, json!({"insecure": true}));
+    assert_copied(&source, &target, &image, &run);
+
+    let ranges: Vec<Option<String>> = (source.requests().into_iter())
+        .filter(|r| r.target.ends_with(&layer))
+        .map(|r| r.header("range").map(str::to_string))
+        .collect();
+    let rest = format!("bytes={}-{}", big.len() / 2, big.len() - 1);
+    assert_eq!(
+        ranges,
+        vec![None, Some(rest.clone())],
+        "the registry was asked for the rest"
+    );
+    let at_storage: Vec<(Option<String>, u16)> = (storage.requests().into_iter())
+        .filter(|r| r.target.contains(&layer))
+        .map(|r| (r.header("range").map(str::to_string), r.status))
+        .collect();
+    assert_eq!(
+        at_storage,
+        vec![(None, 200), (Some(rest), 200)],
+        "the range reached the storage, which sent the whole"
+    );
+    let served: u64 = (cut.log().iter())
+        .filter(|r| r.path.contains(&layer))
+        .map(|r| r.body_sent)
+        .sum();
+    assert_eq!(served, big.len() as u64 * 3 / 2);
+    assert_no_credentials("storage", &storage.requests());
 }

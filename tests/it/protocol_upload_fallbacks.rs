@@ -13,8 +13,8 @@ use crate::support;
 use support::spec_registry::{Image, LocationStyle, Logged, MountAnswer, SpecRegistry, Switches};
 use support::sync::{RunResult, SyncRun};
 
-/// One chunk of the tool's chunked uploads (`UPLOAD_CHUNK` in src/registry).
-const CHUNK: usize = 16 * 1024 * 1024;
+/// One chunk of the tool's chunked uploads after a refusal (`DEFAULT_CHUNK_SIZE` in src/registry).
+const CHUNK: usize = 64 * 1024 * 1024;
 
 fn bytes(seed: u32, len: usize) -> Vec<u8> {
     (0..len as u32)

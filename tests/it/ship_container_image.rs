@@ -323,6 +323,8 @@ fn github_action_fail_on_error_false_lets_the_step_pass() {
             ("request_timeout", "2m"),
             ("min_speed", "2048"),
             ("min_speed_window", "30s"),
+            ("limit_rate", "20M"),
+            ("chunk_size", "16M"),
         ],
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
@@ -340,6 +342,9 @@ fn github_action_fail_on_error_false_lets_the_step_pass() {
     assert_eq!(report["settings"]["request_timeout_seconds"], 120.0);
     assert_eq!(report["settings"]["min_speed_bytes_per_second"], 2048);
     assert_eq!(report["settings"]["min_speed_window_seconds"], 30.0);
+    // And the link settings.
+    assert_eq!(report["settings"]["limit_rate_bytes_per_second"], 20 << 20);
+    assert_eq!(report["settings"]["chunk_size_bytes"], 16 << 20);
 }
 
 #[test]

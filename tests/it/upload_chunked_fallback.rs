@@ -1,6 +1,8 @@
 //! A registry (or a proxy in front of it) that refuses a blob in one large `PUT`: the
 //! upload falls back to `PATCH` chunks and a closing `PUT`, and later blobs to the same
-//! registry go in chunks straight away.
+//! registry go in chunks straight away. With `--chunk-size`, a chunk broken on the way to
+//! distribution 2.8 continues from the offset the registry reports (it does answer the
+//! upload's status), and starts the blob again where the status is unknown (`404`).
 
 use crate::support;
 
@@ -75,4 +77,103 @@ fn a_refused_monolithic_put_falls_back_to_patch_chunks() {
     for patch in log.iter().filter(|l| l.method == "PATCH") {
         assert!(patch.header("content-range").is_some(), "{patch:?}");
     }
+}
+
+/// `--chunk-size 1M` against distribution 2.8, one full chunk broken on the way (the
+/// proxy takes its body and hangs up); with `status_unknown` the proxy answers the
+/// upload's status `404`, as a registry that cannot say where an upload stands. The
+/// image arrives whole, in two attempts; the upload requests after the break.
+fn copy_with_a_broken_chunk(status_unknown: bool) -> Vec<(String, Option<String>, Option<u16>)> {
+    const MIB: u64 = 1024 * 1024;
+    let registry = TestRegistry::start();
+    let seeder = Seeder::for_registry(&registry);
+    let images = seed_images(&seeder, "src/app", &["a"], 78, 3 * MIB as usize);
+    let target = FaultProxy::start(&registry.host);
+    // Full chunks are the first layer's (the config and second layer are smaller).
+    target.add(
+        Rule::new(
+            Some("PATCH"),
+            "/blobs/uploads/",
+            When::Nth(vec![2]),
+            Fault::ResetBeforeResponse,
+        )
+        .with_min_body(MIB),
+    );
+    if status_unknown {
+        target.inject(
+            Some("GET"),
+            "/blobs/uploads/",
+            When::Always,
+            Fault::Status(404),
+        );
+    }
+    let work = SyncRun::ci(
+        &insecure(&[&registry.host, &target.host]),
+        &tag_rules(&registry.host, "src/app", &target.host, "dst/app", &["a"]),
+    );
+    work.command()
+        .args(["--proc", "1", "--chunk-size", "1M", "--retries", "2"])
+        .assert()
+        .success();
+    assert_eq!(
+        seeder.manifest_digest("dst/app", "a").as_deref(),
+        Some(images[0].manifest_digest.as_str())
+    );
+    for blob in &images[0].blob_digests {
+        assert_eq!(
+            seeder.get_blob("dst/app", blob),
+            seeder.get_blob("src/app", blob)
+        );
+    }
+    let report = work.report();
+    assert_eq!(report["results"][0]["attempts"], 2, "{report:#}");
+    let log = target.log();
+    let broken = log
+        .iter()
+        .position(|r| r.fault.is_some())
+        .expect("a broken chunk");
+    (log.iter().skip(broken))
+        .filter(|r| r.path.contains("/blobs/uploads/") && !r.path.contains("mount="))
+        .map(|r| {
+            let range = r.header("content-range").map(str::to_string);
+            (r.method.clone(), range, r.status)
+        })
+        .take(4)
+        .collect()
+}
+
+fn seen(
+    method: &str,
+    range: Option<&str>,
+    status: Option<u16>,
+) -> (String, Option<String>, Option<u16>) {
+    (method.to_string(), range.map(str::to_string), status)
+}
+
+#[test]
+fn a_broken_chunk_to_distribution_continues_from_the_offset_it_reports() {
+    // distribution 2.8 answers the upload's status (204, `Range: 0-1048575`): the upload
+    // goes on from the broken chunk.
+    assert_eq!(
+        copy_with_a_broken_chunk(false),
+        vec![
+            seen("PATCH", Some("1048576-2097151"), None),
+            seen("GET", None, Some(204)),
+            seen("PATCH", Some("1048576-2097151"), Some(202)),
+            seen("PATCH", Some("2097152-3145727"), Some(202)),
+        ]
+    );
+}
+
+#[test]
+fn a_broken_chunk_where_the_registry_cannot_say_starts_the_blob_again() {
+    assert_eq!(
+        copy_with_a_broken_chunk(true),
+        vec![
+            seen("PATCH", Some("1048576-2097151"), None),
+            seen("GET", None, Some(404)),
+            seen("POST", None, Some(202)),
+            seen("PATCH", Some("0-1048575"), Some(202)),
+        ]
+    );
 }

@@ -24,6 +24,8 @@ pub struct SyncSettings {
     pub rules: Vec<Rule>,
     pub transport: TransportOptions,
     pub copy: CopyOptions,
+    /// `--chunk-size`: every upload in `PATCH` chunks of this size.
+    pub chunk_size: Option<u64>,
     /// Requests in flight per registry at most.
     pub registry_concurrency: usize,
     pub shard: Option<Shard>,
@@ -91,6 +93,10 @@ impl SyncSettings {
                 return Err(Outcome::InvalidInput);
             }
         };
+        if let Some(problem) = rate_below_floor(args) {
+            log(&format!("error: {problem}; nothing was copied"));
+            return Err(Outcome::InvalidInput);
+        }
         Ok(SyncSettings {
             auth: config.auth,
             machine: config.machine,
@@ -101,8 +107,10 @@ impl SyncSettings {
                 max_idle_per_host: usize::from(args.proc) * 2,
                 certs_d: Some(crate::http::DOCKER_CERTS_D.into()),
                 time: args.time_bounds(),
+                limit_rate: args.limit_rate,
             },
             copy: copy_options(args),
+            chunk_size: args.chunk_size,
             registry_concurrency: usize::from(args.registry_concurrency),
             shard: args.shard,
             create_targets: args.create_targets,
@@ -134,6 +142,21 @@ fn prune_options(args: &SyncArgs) -> Result<PruneOptions, Outcome> {
         enabled: args.prune,
         protect,
         max: args.max_prune,
+    })
+}
+
+/// Why `--limit-rate` cannot work with the speed floor: each of the `--proc` transfers
+/// gets its share of the rate, and a share under `--min-speed` would be cut as too slow.
+fn rate_below_floor(args: &SyncArgs) -> Option<String> {
+    let rate = args.limit_rate?;
+    let share = rate / u64::from(args.proc);
+    (args.min_speed > 0 && share < args.min_speed).then(|| {
+        format!(
+            "--limit-rate {rate} B/s shared by --proc {} transfers is {share} B/s each, \
+             under the speed floor --min-speed {} B/s: raise --limit-rate, or lower \
+             --proc or --min-speed",
+            args.proc, args.min_speed
+        )
     })
 }
 
@@ -189,6 +212,8 @@ fn shown(args: &SyncArgs) -> Settings {
         request_timeout_seconds: args.request_timeout.as_secs_f64(),
         min_speed_bytes_per_second: args.min_speed,
         min_speed_window_seconds: args.min_speed_window.as_secs_f64(),
+        limit_rate_bytes_per_second: args.limit_rate,
+        chunk_size_bytes: args.chunk_size,
     }
 }
 

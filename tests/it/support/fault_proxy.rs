@@ -3,7 +3,8 @@
 //! rewrites `Location` headers so that every follow-up request comes back through it, and
 //! injects faults on a deterministic schedule: rules match a method and a path substring
 //! and fire on chosen occurrences (1st, 3rd, …), always, or on a seeded pseudo-random
-//! subset. Every request is recorded (method, path, time, headers, fault, status).
+//! subset. Every request is recorded (method, path, time, headers, fault, status, and
+//! the response body bytes sent, to measure what a transfer cost the source).
 //!
 //! [`FaultProxy::start_with_referrers_api`] makes it also answer the OCI 1.1 referrers API
 //! (`GET /v2/<name>/referrers/<digest>`), which the test registry (distribution 2.8) lacks:
@@ -31,6 +32,12 @@ pub enum Fault {
     RateLimit { retry_after_secs: u64 },
     /// Forward; send the full `Content-Length` but a few bytes less body, then close.
     ShortBody,
+    /// Forward; send the response head and this percentage of the body, then close the
+    /// connection (a link that breaks mid-transfer).
+    CutAtPercent(u64),
+    /// Forward without the request's `Range` header: the registry answers the whole
+    /// body with 200, as a server or redirect target that ignores ranges does.
+    DropRange,
     /// Forward; flip one byte (the middle one) of the body.
     FlipByte,
     /// Answer `307` with `Location: <base><path>` (e.g. another server); a query in
@@ -68,6 +75,8 @@ pub struct Rule {
     pub fault: Fault,
     /// Only requests whose `Content-Length` is at least this match (0 = any).
     pub min_body: u64,
+    /// Only requests carrying this header match (any when `None`).
+    pub with_header: Option<String>,
     matched: usize,
     fired: usize,
 }
@@ -80,6 +89,7 @@ impl Rule {
             when,
             fault,
             min_body: 0,
+            with_header: None,
             matched: 0,
             fired: 0,
         }
@@ -91,11 +101,19 @@ impl Rule {
         self
     }
 
+    /// Matches only requests that carry header `name` (e.g. `range`).
+    pub fn with_header(mut self, name: &str) -> Rule {
+        self.with_header = Some(name.to_string());
+        self
+    }
+
     /// Counts a matching request; whether the fault fires for it.
-    fn fires(&mut self, method: &str, path: &str, content_length: u64) -> bool {
+    fn fires(&mut self, head: &Head, content_length: u64) -> bool {
+        let (method, path) = (head.method.as_str(), head.path.as_str());
         if self.method.as_deref().is_some_and(|m| m != method)
             || !path.contains(&self.path_contains)
             || content_length < self.min_body
+            || (self.with_header.as_ref()).is_some_and(|h| header(&head.headers, h).is_none())
         {
             return false;
         }
@@ -134,6 +152,8 @@ pub struct Logged {
     pub fault: Option<Fault>,
     /// The status sent to the client (None when the connection was reset first).
     pub status: Option<u16>,
+    /// Bytes of response body sent to the client.
+    pub body_sent: u64,
 }
 
 impl Logged {
@@ -445,10 +465,12 @@ fn handle(client: TcpStream, shared: &Shared) -> std::io::Result<()> {
         if !delay.is_zero() {
             thread::sleep(delay);
         }
-        let fault = shared.rules.lock().unwrap().iter_mut().find_map(|r| {
-            r.fires(&head.method, &head.path, body_length)
-                .then(|| r.fault.clone())
-        });
+        let fault = shared
+            .rules
+            .lock()
+            .unwrap()
+            .iter_mut()
+            .find_map(|r| r.fires(&head, body_length).then(|| r.fault.clone()));
         let index = {
             let mut log = shared.log.lock().unwrap();
             log.push(Logged {
@@ -458,6 +480,7 @@ fn handle(client: TcpStream, shared: &Shared) -> std::io::Result<()> {
                 headers: head.headers.clone(),
                 fault: fault.clone(),
                 status: None,
+                body_sent: 0,
             });
             log.len() - 1
         };
@@ -651,6 +674,9 @@ fn handle(client: TcpStream, shared: &Shared) -> std::io::Result<()> {
         // Forward the request, with Host naming the registry itself.
         let mut out = format!("{} {} HTTP/1.1\r\n", head.method, head.path);
         for (k, v) in &head.headers {
+            if k.eq_ignore_ascii_case("range") && fault == Some(Fault::DropRange) {
+                continue;
+            }
             if k.eq_ignore_ascii_case("host") {
                 out.push_str(&format!("Host: {}\r\n", shared.upstream));
             } else {
@@ -741,10 +767,20 @@ fn handle(client: TcpStream, shared: &Shared) -> std::io::Result<()> {
         } else if chunked {
             relay_chunked(&mut up.reader, &mut writer)?;
         } else if let Some(len) = content_length(&headers) {
+            let sent = |n: u64| shared.log.lock().unwrap()[index].body_sent = n;
             match fault {
+                Some(Fault::CutAtPercent(percent)) => {
+                    let part = len * percent.min(100) / 100;
+                    copy_exact(&mut up.reader, &mut writer, part)?;
+                    writer.flush()?;
+                    sent(part);
+                    let _ = client.shutdown(Shutdown::Both);
+                    return Ok(());
+                }
                 Some(Fault::ResetMidBody) => {
                     copy_exact(&mut up.reader, &mut writer, len / 2)?;
                     writer.flush()?;
+                    sent(len / 2);
                     thread::sleep(Duration::from_millis(20));
                     reset(&client);
                     return Ok(());
@@ -767,6 +803,7 @@ fn handle(client: TcpStream, shared: &Shared) -> std::io::Result<()> {
                 }
                 _ => copy_exact(&mut up.reader, &mut writer, len)?,
             }
+            sent(len);
         } else {
             std::io::copy(&mut up.reader, &mut writer)?;
             let _ = client.shutdown(Shutdown::Both);

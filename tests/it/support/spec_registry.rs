@@ -1,8 +1,9 @@
 //! An in-memory registry that follows the distribution spec (the OCI distribution API over
 //! plain HTTP/1.1 on 127.0.0.1, one request per connection, through `http1`): tag lists
 //! paged with `n`/`last` and `Link`, manifests and blobs (`GET`/`HEAD`/`PUT`), uploads
-//! (`POST`, `PATCH` with `Content-Range`, closing `PUT ?digest=`, cross-repository mounts)
-//! and basic or bearer authentication. Each protocol choice real registries differ on is a
+//! (`POST`, `PATCH` with `Content-Range`, closing `PUT ?digest=`, the upload's status on
+//! `GET` with its `Range`, cross-repository mounts), blob `Range` requests (`206`), and
+//! basic or bearer authentication. Each protocol choice real registries differ on is a
 //! [`Switches`] field, and every request is logged with its headers and the status given,
 //! so a test asserts exactly what the tool sent. [`ObjectStore`] is the other host that
 //! redirected blob downloads land on, checking a signed query as S3 does.
@@ -27,8 +28,8 @@ use super::http1::{Request, respond};
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
-/// The largest request body taken (a 16 MiB `PATCH` chunk and some).
-const MAX_BODY: usize = 64 * 1024 * 1024;
+/// The largest request body taken (a 64 MiB `PATCH` chunk and some).
+const MAX_BODY: usize = 65 * 1024 * 1024;
 /// The key the blob redirects are "signed" with.
 const SIGNING_KEY: &str = "spec-registry-signing-key";
 
@@ -128,6 +129,10 @@ pub struct Switches {
     /// A manifest `PUT` that would move an existing tag to another digest is refused, in
     /// the words of the registry named.
     pub immutable_tags: Option<Immutability>,
+    /// The first `PATCH` whose `Content-Range` starts at this offset breaks: the registry
+    /// keeps the first half of its body, then hangs up without an answer (a link that
+    /// broke mid-chunk). Later ones go through.
+    pub break_patch_at: Option<usize>,
 }
 
 /// How a registry refuses to move an immutable tag.
@@ -151,6 +156,7 @@ impl Default for Switches {
             blob_redirect: None,
             deletes: false,
             immutable_tags: None,
+            break_patch_at: None,
         }
     }
 }
@@ -209,6 +215,8 @@ struct Store {
     repos: HashMap<String, RepoData>,
     uploads: HashMap<String, Upload>,
     next_upload: u64,
+    /// Whether [`Switches::break_patch_at`] has broken its `PATCH`.
+    broke_patch: bool,
 }
 
 struct State {
@@ -230,6 +238,9 @@ struct Reply {
     headers: Vec<(String, String)>,
     body: Vec<u8>,
 }
+
+/// The status a request is logged with when the registry hung up instead of answering.
+pub const HANG_UP: u16 = 0;
 
 fn reply(status: u16) -> Reply {
     Reply {
@@ -428,6 +439,9 @@ fn serve(mut stream: TcpStream, state: &State) {
         body_len: request.body.len(),
         status: answer.status,
     });
+    if answer.status == HANG_UP {
+        return;
+    }
     let headers: Vec<(&str, &str)> = answer
         .headers
         .iter()
@@ -510,6 +524,14 @@ fn handle(request: &Request, state: &State, switches: &Switches) -> Reply {
             patch_upload(&mut store, &state.host, name, id, &param, request, switches)
         }
         ("PUT", Route::Uploads(id)) => put_upload(&mut store, name, id, &param, request, switches),
+        ("GET", Route::Uploads(id)) => match store.uploads.get(id).filter(|u| u.repo == name) {
+            Some(upload) => {
+                let location =
+                    session_location(&state.host, name, id, upload.state, switches.location);
+                session_reply(204, location, id, upload.data.len())
+            }
+            None => error(404, "BLOB_UPLOAD_UNKNOWN"),
+        },
         ("DELETE", Route::Uploads(id)) => match store.uploads.remove(id) {
             Some(_) => reply(204),
             None => error(404, "BLOB_UPLOAD_UNKNOWN"),
@@ -765,10 +787,24 @@ fn get_blob(
         );
         return reply(*status).header("Location", location);
     }
-    reply(200)
+    let range = request
+        .header("range")
+        .and_then(|r| r.strip_prefix("bytes="))
+        .and_then(|r| r.split_once('-'))
+        .and_then(|(a, b)| Some((a.parse::<usize>().ok()?, b.parse::<usize>().ok()?)))
+        .filter(|(first, last)| first <= last && *last < bytes.len());
+    let answer = reply(if range.is_some() { 206 } else { 200 })
         .header("Content-Type", "application/octet-stream")
-        .header("Docker-Content-Digest", digest)
-        .body(bytes.to_vec())
+        .header("Docker-Content-Digest", digest);
+    match range {
+        Some((first, last)) => answer
+            .header(
+                "Content-Range",
+                format!("bytes {first}-{last}/{}", bytes.len()),
+            )
+            .body(bytes[first..=last].to_vec()),
+        None => answer.body(bytes.to_vec()),
+    }
 }
 
 /// A blob on a signed URL: the signature in the query, and no `Authorization` (S3 refuses
@@ -873,10 +909,23 @@ fn patch_upload(
     request: &Request,
     switches: &Switches,
 ) -> Reply {
+    let breaks = switches.break_patch_at.is_some_and(|at| {
+        let start = request
+            .header("content-range")
+            .and_then(|r| r.split('-').next());
+        !store.broke_patch && start == Some(at.to_string().as_str())
+    });
+    store.broke_patch |= breaks;
     let upload = match session(store, name, id, param) {
         Ok(upload) => upload,
         Err(answer) => return answer,
     };
+    if breaks {
+        upload
+            .data
+            .extend_from_slice(&request.body[..request.body.len() / 2]);
+        return reply(HANG_UP);
+    }
     let range = request.header("content-range").and_then(|r| {
         let (start, end) = r.split_once('-')?;
         Some((start.parse::<usize>().ok()?, end.parse::<usize>().ok()?))
