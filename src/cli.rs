@@ -42,6 +42,12 @@ pub enum Command {
     /// Write images.json from the images a Kubernetes cluster runs, or (--from-registry)
     /// from the repositories a registry holds under a namespace.
     Config(ConfigArgs),
+    /// Copy every image images.json names into one OCI image layout (for the air gap):
+    /// planned exactly as `sync` plans, blobs stored once and byte for byte.
+    Export(ExportArgs),
+    /// Push the images of a bundle written by `export` to the targets of its recorded
+    /// rules (or of --images), with everything `sync` does.
+    Import(ImportArgs),
     /// Work with reports: `report merge` combines the reports of sharded runs.
     #[command(subcommand)]
     Report(ReportCommand),
@@ -225,6 +231,61 @@ fn positive_duration(value: &str) -> Result<humantime::Duration, String> {
         return Err(format!("{value:?}: must be more than zero"));
     }
     Ok(duration)
+}
+
+/// Flags of `image-migrator export`: those of `sync`, and where the bundle goes.
+#[derive(Debug, Clone, Args)]
+#[command(after_help = "\
+Examples:
+  image-migrator export --to oci:bundle
+  image-migrator export --to oci:/mnt/usb/bundle --images images.json --platform linux/amd64")]
+pub struct ExportArgs {
+    /// The OCI image layout to write (made when missing, added to when present).
+    /// Example: --to oci:bundle
+    #[arg(long, value_name = "oci:DIR")]
+    pub to: String,
+
+    #[command(flatten)]
+    pub sync: SyncArgs,
+}
+
+/// Flags of `image-migrator import`: those of `sync`, and the bundle to read.
+#[derive(Debug, Clone, Args)]
+#[command(after_help = "\
+Examples:
+  image-migrator import --from oci:bundle
+  image-migrator import --from oci:bundle --images images.json --default-registry harbor.internal")]
+pub struct ImportArgs {
+    /// The OCI image layout to read, as `export` wrote it.
+    /// Example: --from oci:bundle
+    #[arg(long, value_name = "oci:DIR")]
+    pub from: String,
+
+    #[command(flatten)]
+    pub sync: SyncArgs,
+
+    /// Whether --images (or --config) was given: else the bundle's recorded rules are used.
+    #[arg(skip)]
+    pub rules_given: bool,
+}
+
+impl Cli {
+    /// The command line, with what only clap's matches know (whether a flag with a
+    /// default was given) filled in.
+    pub fn parse_args() -> Cli {
+        use clap::{CommandFactory, FromArgMatches};
+        let matches = Cli::command().get_matches();
+        let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        if let Some(Command::Import(args)) = &mut cli.command {
+            let given = |id: &str| {
+                matches.subcommand_matches("import").is_some_and(|m| {
+                    m.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
+                })
+            };
+            args.rules_given = given("images") || given("config");
+        }
+        cli
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -138,6 +138,84 @@ pub fn plan(client: &Client, rules: &[Rule], referrers: bool, shard: Option<Shar
     plan
 }
 
+/// Rules → jobs over the images a bundle holds (named by their source references), for
+/// `import --images`: a rule takes the bundle's images of its source repository that its
+/// tag, digest or tag filters select (filters on creation time are not applied again: the
+/// export applied them). A rule that selects nothing in the bundle is a failure naming it.
+pub fn plan_bundle(rules: &[Rule], images: &[Reference], referrers: bool) -> Plan {
+    let mut plan = Plan::default();
+    let mut seen = std::collections::HashSet::new();
+    for rule in rules {
+        let of_repository: Vec<&Reference> = images
+            .iter()
+            .filter(|image| image.name() == rule.source.name())
+            .collect();
+        let jobs: Vec<Job> = of_repository
+            .iter()
+            .filter_map(|image| bundle_target(rule, image, referrers))
+            .map(|(source, target)| Job {
+                rule: rule.key.clone(),
+                rule_line: rule.line,
+                source,
+                target,
+            })
+            .collect();
+        if matches!(rule.selection, TagSelection::All) {
+            plan.tag_counts.push(TagCount {
+                rule: rule.key.clone(),
+                rule_line: rule.line,
+                source: rule.source.name(),
+                tags_listed: of_repository.iter().filter(|i| i.tag.is_some()).count(),
+                tags_selected: jobs.len(),
+            });
+        }
+        if jobs.is_empty() {
+            plan.failures.push(RuleFailure {
+                rule: rule.key.clone(),
+                rule_line: rule.line,
+                source: rule.source.clone(),
+                target: rule.target.clone(),
+                error: Error::new(
+                    crate::error::ErrorKind::NotFound,
+                    format!("the bundle holds no image that rule {:?} selects", rule.key),
+                ),
+                attempts: 1,
+            });
+        }
+        for job in jobs {
+            if seen.insert((job.source.to_string(), job.target.to_string())) {
+                plan.jobs.push(job);
+            }
+        }
+    }
+    plan
+}
+
+/// The source and target of `image` (of the rule's repository) when the rule selects it.
+fn bundle_target(
+    rule: &Rule,
+    image: &Reference,
+    referrers: bool,
+) -> Option<(Reference, Reference)> {
+    let target = match (&rule.selection, &image.tag, &image.digest) {
+        (TagSelection::Tag(tag), Some(image_tag), None) if tag == image_tag => {
+            rule.target.with_tag(&rule.target_tag_for(tag))
+        }
+        (TagSelection::Digest(digest), None, Some(image_digest)) if digest == image_digest => {
+            rule.target.clone()
+        }
+        (TagSelection::All, Some(tag), None) => {
+            let referrer = referrers && manifest::is_referrer_tag(tag);
+            if referrer || rule.filters.prefilter(std::slice::from_ref(tag)).is_empty() {
+                return None;
+            }
+            rule.target.with_tag(tag)
+        }
+        _ => return None,
+    };
+    Some((image.clone(), target))
+}
+
 fn expand(client: &Client, rule: &Rule, now: SystemTime, referrers: bool) -> Expanded {
     let job = |source: Reference, target: Reference| Job {
         rule: rule.key.clone(),

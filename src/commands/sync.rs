@@ -16,7 +16,7 @@ use crate::copy::{Copier, Mode};
 use crate::credentials::CredentialStore;
 use crate::github;
 use crate::http::Transport;
-use crate::plan::{self, Plan};
+use crate::plan::{self, Job, Plan};
 use crate::progress::{Progress, log};
 use crate::registry::Client;
 use crate::report::{ImageResult, Report};
@@ -54,17 +54,30 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> Outcome {
         settings.create_targets,
         settings.copy.mode == Mode::DryRun,
     );
-    let outcomes = copy(&settings, &client, &mut plan);
+    let copier = Copier::new(&client, client.transport(), settings.copy.clone());
+    let outcomes = copy(&settings, &copier, &mut plan, |_, _| {});
+    finish(&settings, &client, plan, targets, outcomes, started)
+}
+
+/// The report of the run and the files and outputs made of it; the run's outcome.
+pub(super) fn finish(
+    settings: &SyncSettings,
+    client: &Client,
+    plan: Plan,
+    targets: Vec<crate::report::TargetResult>,
+    outcomes: Vec<ImageResult>,
+    started: (SystemTime, Instant),
+) -> Outcome {
     if settings.in_github {
         github::end_group();
     }
-    let report = results::report(&settings, &client, plan, targets, outcomes, started);
-    outputs(&settings, &report)
+    let report = results::report(settings, client, plan, targets, outcomes, started);
+    outputs(settings, &report)
 }
 
 /// The transport, the registry client and planning's threads; `None` (after saying
 /// why) when they cannot be made.
-fn connect(
+pub(super) fn connect(
     settings: &SyncSettings,
     cancelled: Arc<AtomicBool>,
 ) -> Option<(Client, rayon::ThreadPool)> {
@@ -104,7 +117,7 @@ fn connect(
     }
 }
 
-fn log_start(settings: &SyncSettings) {
+pub(super) fn log_start(settings: &SyncSettings) {
     log(&format!(
         "image-migrator {}: {} rule(s){}{}",
         env!("CARGO_PKG_VERSION"),
@@ -130,10 +143,16 @@ fn log_start(settings: &SyncSettings) {
     }
 }
 
-/// Every job of the plan, with one log line per image as it ends. Each job is dropped
-/// once its result is made: at 20,000 tags the jobs and the results would otherwise both
-/// be held to the end.
-fn copy(settings: &SyncSettings, client: &Client, plan: &mut Plan) -> Vec<ImageResult> {
+/// Every job of the plan, with one log line per image as it ends (`amend` may change a
+/// result first: an export names the layout as the target). Each job is dropped once its
+/// result is made: at 20,000 tags the jobs and the results would otherwise both be held
+/// to the end.
+pub(super) fn copy(
+    settings: &SyncSettings,
+    copier: &Copier,
+    plan: &mut Plan,
+    amend: impl Fn(&Job, &mut ImageResult) + Sync,
+) -> Vec<ImageResult> {
     let dry_run = settings.copy.mode == Mode::DryRun;
     for warning in &plan.warnings {
         log(&format!("warning: {warning}"));
@@ -152,9 +171,9 @@ fn copy(settings: &SyncSettings, client: &Client, plan: &mut Plan) -> Vec<ImageR
     for failure in &plan.failures {
         progress.line(&log_line(&failure_result(failure), dry_run));
     }
-    let copier = Copier::new(client, client.transport(), settings.copy.clone());
     let outcomes = copier.run_all(std::mem::take(&mut plan.jobs), |job, outcome| {
-        let result = job_result(job, outcome);
+        let mut result = job_result(job, outcome);
+        amend(job, &mut result);
         progress.line(&log_line(&result, dry_run));
         progress.image_done(result.bytes_transferred);
         result

@@ -8,6 +8,9 @@
 
 mod support;
 
+// The air gap: export to an OCI layout, import from it.
+mod airgap_export;
+
 // `sync`: what a migration copies, and how it talks to registries.
 mod proxy_forward;
 mod registry_concurrency_cap;

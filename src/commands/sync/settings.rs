@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::cli::{FileArgs, SyncArgs};
-use crate::commands::{Outcome, load_config, print_config_errors};
+use crate::commands::{Files, Outcome, load_files, print_config_errors};
 use crate::config::{AuthConfig, MachineCredentials, Rule};
 use crate::copy::{CopyOptions, Mode, Push};
 use crate::github;
@@ -38,6 +38,11 @@ pub struct SyncSettings {
 impl SyncSettings {
     /// The settings, or the outcome of a run that must not start (said on the log).
     pub fn from_args(args: &SyncArgs) -> Result<SyncSettings, Outcome> {
+        Self::reading(args, Files::AuthAndRules)
+    }
+
+    /// The settings, reading the files `which` names.
+    pub fn reading(args: &SyncArgs, which: Files) -> Result<SyncSettings, Outcome> {
         if let Some(path) = &args.log {
             match std::fs::File::create(path) {
                 Ok(file) => crate::progress::tee_to(file),
@@ -50,7 +55,7 @@ impl SyncSettings {
                 }
             }
         }
-        let config = load_config(&args.files).map_err(|errors| {
+        let config = load_files(&args.files, which).map_err(|errors| {
             print_config_errors(&errors);
             Outcome::InvalidInput
         })?;

@@ -1,0 +1,187 @@
+//! `image-migrator import --from oci:DIR`: `sync`'s stages with an OCI image layout as
+//! the source end. The jobs are the bundle's recorded images and targets (or, with
+//! `--images`, the rules of that file over the bundle's images); before the copy, each
+//! image's tree is checked whole in the bundle, so that an image missing a blob fails
+//! naming it and nothing of it is pushed.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Instant, SystemTime};
+
+use rayon::prelude::*;
+
+use super::sync::{SyncSettings, connect, copy, finish, log_start};
+use super::{Files, Outcome};
+use crate::cli::ImportArgs;
+use crate::copy::{Copier, Mode};
+use crate::digest::Digest;
+use crate::error::{Error, ErrorKind};
+use crate::layout::{self, Layout, Sidecar};
+use crate::plan::{self, Job, Plan, RuleFailure};
+use crate::progress::log;
+use crate::reference::Reference;
+
+/// `image-migrator import`.
+pub fn import(args: &ImportArgs, cancelled: Arc<AtomicBool>) -> Outcome {
+    let started = (SystemTime::now(), Instant::now());
+    let Some((layout, sidecar)) = open_bundle(args) else {
+        return Outcome::InvalidInput;
+    };
+    let which = if args.rules_given {
+        Files::AuthAndRules
+    } else {
+        Files::AuthOnly
+    };
+    let settings = match SyncSettings::reading(&args.sync, which) {
+        Ok(settings) => settings,
+        Err(outcome) => return outcome,
+    };
+    let names = match layout.images() {
+        Ok(entries) => entries
+            .into_iter()
+            .map(|entry| (entry.name, entry.digest))
+            .collect::<HashMap<String, Digest>>(),
+        Err(e) => {
+            log(&format!(
+                "error: --from {}: {e}; nothing was copied",
+                args.from
+            ));
+            return Outcome::InvalidInput;
+        }
+    };
+    let mut plan = match sidecar.filter(|_| !args.rules_given) {
+        Some(sidecar) => recorded_plan(&sidecar, &settings),
+        None => {
+            let images: Vec<Reference> = names
+                .keys()
+                .filter_map(|name| Reference::parse(name).ok())
+                .collect();
+            plan::plan_bundle(&settings.rules, &images, settings.copy.referrers)
+        }
+    };
+    let Some((client, pool)) = connect(&settings, cancelled) else {
+        return Outcome::InvalidInput;
+    };
+    log_start(&settings);
+    log(&format!("importing from {}", layout.location()));
+    pool.install(|| check_bundle(&layout, &names, &mut plan));
+    drop(pool);
+    let targets = super::prepare_targets::prepare_targets(
+        &client,
+        &mut plan,
+        settings.create_targets,
+        settings.copy.mode == Mode::DryRun,
+    );
+    let copier = Copier::between(&layout, &client, client.transport(), settings.copy.clone());
+    let outcomes = copy(&settings, &copier, &mut plan, |_, _| {});
+    finish(&settings, &client, plan, targets, outcomes, started)
+}
+
+/// The layout `--from` names and its sidecar; `None` after saying why not.
+fn open_bundle(args: &ImportArgs) -> Option<(Layout, Option<Sidecar>)> {
+    let opened = layout::directory_of(&args.from).and_then(|dir| {
+        let layout = Layout::open(&dir).map_err(|e| e.message)?;
+        let sidecar = Sidecar::read(&dir).map_err(|e| e.message)?;
+        Ok((layout, sidecar))
+    });
+    match opened {
+        Ok((_, None)) if !args.rules_given => {
+            log(&format!(
+                "error: --from {}: the layout has no {} (it was not written by export); \
+                 give --images FILE with rules keyed by the images' source references; \
+                 nothing was copied",
+                args.from,
+                layout::sidecar::FILE_NAME
+            ));
+            None
+        }
+        Ok(bundle) => Some(bundle),
+        Err(message) => {
+            log(&format!("error: --from {message}; nothing was copied"));
+            None
+        }
+    }
+}
+
+/// The jobs the export planned: each image to the target its rule named.
+fn recorded_plan(sidecar: &Sidecar, settings: &SyncSettings) -> Plan {
+    let mut plan = Plan::default();
+    for image in &sidecar.images {
+        let (Ok(source), Ok(target)) = (
+            Reference::parse(&image.source),
+            Reference::parse(&image.target),
+        ) else {
+            plan.warnings.push(format!(
+                "{}: image {:?} → {:?} is not a pair of references, skipped",
+                layout::sidecar::FILE_NAME,
+                image.source,
+                image.target
+            ));
+            continue;
+        };
+        if settings
+            .shard
+            .is_none_or(|shard| shard.contains(&source.name()))
+        {
+            plan.jobs.push(Job {
+                rule: image.rule.clone(),
+                rule_line: image.rule_line,
+                source,
+                target,
+            });
+        }
+    }
+    plan
+}
+
+/// Checks each image's tree in the bundle (each tree once, in parallel); a job whose
+/// image is absent or incomplete becomes a failure naming the digest, and is not copied.
+fn check_bundle(layout: &Layout, names: &HashMap<String, Digest>, plan: &mut Plan) {
+    let mut digests: Vec<&Digest> = plan
+        .jobs
+        .iter()
+        .filter_map(|job| names.get(&job.source.to_string()))
+        .collect();
+    digests.sort();
+    digests.dedup();
+    let checked: HashMap<&Digest, Result<(), Error>> = digests
+        .into_par_iter()
+        .map(|digest| (digest, layout.check_complete(digest)))
+        .collect();
+    let (good, bad): (Vec<Job>, Vec<Job>) =
+        std::mem::take(&mut plan.jobs).into_iter().partition(|job| {
+            matches!(
+                names.get(&job.source.to_string()).map(|d| &checked[d]),
+                Some(Ok(()))
+            )
+        });
+    plan.jobs = good;
+    for job in bad {
+        let source = job.source.to_string();
+        let error = match names.get(&source) {
+            None => Error::new(
+                ErrorKind::NotFound,
+                format!("{source} is not in the bundle"),
+            ),
+            Some(digest) => {
+                let e = checked[digest].clone().unwrap_err();
+                Error {
+                    message: format!(
+                        "{source} ({digest}): {}; nothing of it was pushed",
+                        e.message
+                    ),
+                    ..e
+                }
+            }
+        };
+        plan.failures.push(RuleFailure {
+            rule: job.rule,
+            rule_line: job.rule_line,
+            source: job.source,
+            target: job.target,
+            error,
+            attempts: 1,
+        });
+    }
+}

@@ -1,0 +1,379 @@
+//! An OCI image layout (image-spec `image-layout.md`: `oci-layout`, `index.json`,
+//! `blobs/<algorithm>/<hex>`) as an end of the copy, for the air gap: `export` copies into
+//! one, `import` copies out of one, with the copy engine unchanged (regclient's `ocidir`
+//! beside its `reg`). One layout holds every image of a bundle, blobs stored once and byte
+//! for byte; an image is named by its full source reference in `index.json`
+//! (`org.opencontainers.image.ref.name`), so the end opened for registry `r` and
+//! repository `p` is the images named `r/p:<tag>`.
+//!
+//! This module writes files (blobs, `index.json`, the sidecar): a layout is a store of
+//! images as a registry is, and writing it is the job of this end. The dependency test
+//! allows it here and nowhere else below `commands`.
+
+mod blobs;
+mod index;
+pub mod sidecar;
+
+use std::collections::HashSet;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::digest::Digest;
+use crate::end::{Access, End, Ends, ManifestHead, Mount, ReferrerListing, UploadError};
+use crate::error::{Error, ErrorKind, Result};
+use crate::http::RequestStats;
+use crate::manifest::{self, Content, MAX_MANIFEST_BYTES, Manifest, MediaType};
+use crate::reference::TagOrDigest;
+use blobs::Blobs;
+pub use index::{Entry, REF_NAME};
+use index::{IndexFile, IndexPaths};
+pub use sidecar::{BundleImage, Sidecar};
+
+/// How a layout is named on the command line: `oci:DIR`.
+pub const SCHEME: &str = "oci:";
+
+/// The `oci-layout` file's content.
+const OCI_LAYOUT: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
+
+/// The directory of `oci:DIR` (what `--to` and `--from` take), or why the value is not one.
+pub fn directory_of(value: &str) -> std::result::Result<PathBuf, String> {
+    if value.starts_with("oci-archive:") {
+        return Err(format!(
+            "{value:?}: oci-archive: (a tar) is not supported yet; use oci:DIR and tar it"
+        ));
+    }
+    match value.strip_prefix(SCHEME) {
+        Some(dir) if !dir.is_empty() => Ok(PathBuf::from(dir)),
+        Some(_) => Err(format!(
+            "{value:?}: oci: needs a directory, e.g. oci:bundle"
+        )),
+        None => Err(format!(
+            "{value:?}: expected oci:DIR (an OCI image layout directory)"
+        )),
+    }
+}
+
+/// An OCI image layout on disk.
+pub struct Layout {
+    root: PathBuf,
+    /// `oci:<root>`: where its ends live, as a registry host names a registry's.
+    location: String,
+    blobs: Blobs,
+    index: IndexPaths,
+}
+
+impl Layout {
+    /// The layout at `root` as it is (for a dry run: nothing is made; a missing
+    /// `index.json` reads as empty).
+    pub fn at(root: &Path) -> Layout {
+        Layout {
+            root: root.to_path_buf(),
+            location: format!("{SCHEME}{}", root.display()),
+            blobs: Blobs::new(root),
+            index: IndexPaths::new(root),
+        }
+    }
+
+    /// The layout at `root`, made (directories, `oci-layout`, an empty `index.json`)
+    /// where it is missing; an existing layout is added to.
+    pub fn create(root: &Path) -> Result<Layout> {
+        let layout = Layout::at(root);
+        let fail = |e: std::io::Error| Error::protocol(format!("{}: {e}", root.display()));
+        std::fs::create_dir_all(root.join("blobs").join("sha256")).map_err(fail)?;
+        let marker = root.join("oci-layout");
+        if !marker.exists() {
+            std::fs::write(&marker, OCI_LAYOUT).map_err(fail)?;
+        }
+        layout.index.create()?;
+        Ok(layout)
+    }
+
+    /// The layout at `root`, which must be one (`oci-layout` and `index.json`).
+    pub fn open(root: &Path) -> Result<Layout> {
+        for file in ["oci-layout", "index.json"] {
+            if !root.join(file).is_file() {
+                return Err(Error::new(
+                    ErrorKind::NotFound,
+                    format!("{}: not an OCI image layout (no {file})", root.display()),
+                ));
+            }
+        }
+        let layout = Layout::at(root);
+        IndexFile::read(&layout.index.index)?;
+        Ok(layout)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `oci:<dir>`.
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    /// Every named image, as `index.json` lists it.
+    pub fn images(&self) -> Result<Vec<Entry>> {
+        Ok(IndexFile::read(&self.index.index)?.entries())
+    }
+
+    fn entry(&self, name: &str) -> Result<Option<Entry>> {
+        Ok(self.images()?.into_iter().find(|e| e.name == name))
+    }
+
+    /// Names `manifest` (already stored) `name` in `index.json`.
+    pub fn name_manifest(&self, name: &str, manifest: &Manifest) -> Result<()> {
+        self.index.set(&[Entry {
+            name: name.to_string(),
+            digest: manifest.digest.clone(),
+            media_type: Some(manifest.media_type.as_str().to_string()),
+            size: manifest.bytes.len() as u64,
+        }])
+    }
+
+    /// Adds to the sidecar (read and written under the index's lock, replaced whole).
+    pub fn record(&self, update: impl FnOnce(&mut Sidecar)) -> Result<()> {
+        self.index.locked(|| {
+            let mut sidecar = Sidecar::read(&self.root)?.unwrap_or_default();
+            update(&mut sidecar);
+            let bytes =
+                serde_json::to_vec_pretty(&sidecar).map_err(|e| Error::protocol(e.to_string()))?;
+            let path = self.root.join(sidecar::FILE_NAME);
+            let temporary =
+                self.root
+                    .join(format!("{}.{}.tmp", sidecar::FILE_NAME, std::process::id()));
+            std::fs::write(&temporary, bytes)
+                .and_then(|()| std::fs::rename(&temporary, &path))
+                .map_err(|e| Error::protocol(format!("writing {}: {e}", path.display())))
+        })
+    }
+
+    /// A stored manifest, checked against its digest.
+    fn manifest(&self, digest: &Digest, media_type: Option<&str>) -> Result<Manifest> {
+        let bytes = self.blobs.read_verified(digest, MAX_MANIFEST_BYTES)?;
+        let media_type = manifest::media_type_of(&bytes, media_type)?;
+        Ok(Manifest {
+            bytes,
+            media_type,
+            digest: digest.clone(),
+        })
+    }
+
+    /// Whether the bundle holds everything the manifest `digest` needs — every child
+    /// manifest and every blob, whole and hashing to its name — before anything of it is
+    /// pushed. The error names the first digest missing or corrupt.
+    pub fn check_complete(&self, digest: &Digest) -> Result<()> {
+        self.check_tree(digest, 0)
+    }
+
+    fn check_tree(&self, digest: &Digest, depth: usize) -> Result<()> {
+        if depth > manifest::MAX_INDEX_DEPTH {
+            return Err(Error::protocol(format!(
+                "{digest}: indexes nested too deep"
+            )));
+        }
+        let manifest = self.manifest(digest, None).map_err(|e| lacks(digest, e))?;
+        match manifest::content(&manifest)? {
+            Content::Index { children } => {
+                for (child, _) in children {
+                    self.check_tree(&child, depth + 1)?;
+                }
+            }
+            Content::Image { blobs } => {
+                for (blob, size) in blobs {
+                    self.blobs.verify(&blob, size)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A manifest missing from the bundle, said as such.
+fn lacks(digest: &Digest, error: Error) -> Error {
+    if error.kind == ErrorKind::NotFound {
+        Error::new(
+            ErrorKind::NotFound,
+            format!("the bundle lacks manifest {digest}"),
+        )
+    } else {
+        error
+    }
+}
+
+impl Ends for Layout {
+    fn open(&self, location: &str, repository: &str, _access: Access) -> Box<dyn End + '_> {
+        Box::new(LayoutRepo {
+            layout: self,
+            name: format!("{location}/{repository}"),
+        })
+    }
+}
+
+/// The images of a layout named `<name>:<tag>` (`name` is a source's registry and
+/// repository).
+struct LayoutRepo<'l> {
+    layout: &'l Layout,
+    name: String,
+}
+
+impl LayoutRepo<'_> {
+    fn ref_name(&self, tag: &str) -> String {
+        format!("{}:{tag}", self.name)
+    }
+
+    fn tagged(&self, tag: &str) -> Result<Option<Entry>> {
+        self.layout.entry(&self.ref_name(tag))
+    }
+
+    fn not_found(&self, reference: &TagOrDigest) -> Error {
+        Error::new(
+            ErrorKind::NotFound,
+            format!(
+                "{}{}{} is not in {}",
+                self.name,
+                reference.separator(),
+                reference.as_str(),
+                self.layout.location
+            ),
+        )
+    }
+}
+
+impl End for LayoutRepo<'_> {
+    fn registry(&self) -> &str {
+        &self.layout.location
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn list_tags(&self, _stats: &RequestStats) -> Result<Option<Vec<String>>> {
+        let prefix = format!("{}:", self.name);
+        let tags = self
+            .layout
+            .images()?
+            .into_iter()
+            .filter_map(|e| e.name.strip_prefix(&prefix).map(String::from))
+            .filter(|tag| crate::reference::is_valid_tag(tag))
+            .collect();
+        Ok(Some(tags))
+    }
+
+    fn head_manifest(
+        &self,
+        reference: &TagOrDigest,
+        _stats: &RequestStats,
+    ) -> Result<Option<ManifestHead>> {
+        match reference {
+            TagOrDigest::Tag(tag) => Ok(self.tagged(tag.as_str())?.map(|e| ManifestHead {
+                media_type: e.media_type.as_deref().and_then(MediaType::parse),
+                digest: Some(e.digest),
+            })),
+            TagOrDigest::Digest(digest) if self.layout.blobs.exists(digest) => {
+                let manifest = self.layout.manifest(digest, None)?;
+                Ok(Some(ManifestHead {
+                    digest: Some(manifest.digest),
+                    media_type: Some(manifest.media_type),
+                }))
+            }
+            TagOrDigest::Digest(_) => Ok(None),
+        }
+    }
+
+    fn get_manifest(
+        &self,
+        reference: &TagOrDigest,
+        _stats: &RequestStats,
+    ) -> Result<Arc<Manifest>> {
+        let (digest, media_type) = match reference {
+            TagOrDigest::Tag(tag) => {
+                let entry = self
+                    .tagged(tag.as_str())?
+                    .ok_or_else(|| self.not_found(reference))?;
+                (entry.digest, entry.media_type)
+            }
+            TagOrDigest::Digest(digest) => (digest.clone(), None),
+        };
+        let manifest = self
+            .layout
+            .manifest(&digest, media_type.as_deref())
+            .map_err(|e| match e.kind {
+                ErrorKind::NotFound => self.not_found(reference),
+                _ => e,
+            })?;
+        Ok(Arc::new(manifest))
+    }
+
+    fn put_manifest(
+        &self,
+        reference: &TagOrDigest,
+        manifest: &Manifest,
+        _stats: &RequestStats,
+    ) -> Result<()> {
+        if !self.layout.blobs.exists(&manifest.digest) {
+            let size = manifest.bytes.len() as u64;
+            (self.layout.blobs).write(&manifest.digest, size, &mut manifest.bytes.as_slice())?;
+        }
+        match reference {
+            TagOrDigest::Tag(tag) => self
+                .layout
+                .name_manifest(&self.ref_name(tag.as_str()), manifest),
+            TagOrDigest::Digest(_) => Ok(()),
+        }
+    }
+
+    /// The referrers tag schema inside the layout: the `sha256-<hex>` index of the
+    /// subject, tagged as a registry without the referrers API keeps it.
+    fn referrers(
+        &self,
+        subject: &Digest,
+        _tags: Option<&HashSet<String>>,
+        stats: &RequestStats,
+    ) -> Result<ReferrerListing> {
+        let tag = TagOrDigest::parse(&manifest::fallback_tag(subject))
+            .map_err(|e| Error::protocol(e.to_string()))?;
+        if self.tagged(tag.as_str())?.is_none() {
+            return Ok(ReferrerListing::default());
+        }
+        let index = self.get_manifest(&tag, stats)?;
+        Ok(ReferrerListing {
+            api: false,
+            referrers: manifest::referrers_of(&index.bytes)?,
+            fallback_index: Some(index),
+        })
+    }
+
+    fn blob_exists(&self, digest: &Digest, _stats: &RequestStats) -> Result<bool> {
+        Ok(self.layout.blobs.exists(digest))
+    }
+
+    fn get_blob(&self, digest: &Digest, _stats: &RequestStats) -> Result<Box<dyn Read + '_>> {
+        Ok(Box::new(self.layout.blobs.open(digest)?))
+    }
+
+    fn put_blob(
+        &self,
+        digest: &Digest,
+        size: u64,
+        body: &mut dyn Read,
+        _upload: Option<String>,
+        _stats: &RequestStats,
+    ) -> std::result::Result<(), UploadError> {
+        Ok(self.layout.blobs.write(digest, size, body)?)
+    }
+
+    /// Every image of a layout shares its blobs: a blob another image brought is here.
+    fn mount_blob(&self, digest: &Digest, _from: &str, _stats: &RequestStats) -> Result<Mount> {
+        if self.layout.blobs.exists(digest) {
+            Ok(Mount::Mounted)
+        } else {
+            Err(Error::new(
+                ErrorKind::NotFound,
+                format!("blob {digest} is not in {}", self.layout.location),
+            ))
+        }
+    }
+}
