@@ -10,6 +10,7 @@ mod support;
 
 // The air gap: export to an OCI layout, import from it.
 mod airgap_export;
+mod airgap_import;
 
 // `sync`: what a migration copies, and how it talks to registries.
 mod proxy_forward;
