@@ -11,6 +11,7 @@ mod support;
 // The air gap: export to an OCI layout, import from it.
 mod airgap_export;
 mod airgap_import;
+mod airgap_interop;
 
 // `sync`: what a migration copies, and how it talks to registries.
 mod proxy_forward;
