@@ -224,3 +224,56 @@ fn a_layout_that_is_not_a_bundle_is_refused_before_anything_moves() {
     }
     assert!(access_log(&dst).iter().all(|a| !a.by_migrator()));
 }
+
+#[test]
+fn referrers_cross_the_gap_with_their_images() {
+    use support::seed::{ImageSpec, Media, SIGNATURE_TYPE, deterministic_layer, fallback_tag};
+    let src = TestRegistry::start();
+    let dst = TestRegistry::start();
+    let source = Seeder::for_registry(&src);
+    let app = source.push_image(
+        "app/s",
+        "1",
+        &ImageSpec::new(
+            Media::Oci,
+            "linux",
+            "amd64",
+            vec![deterministic_layer(9, 2_000)],
+        ),
+    );
+    let signature = source.push_referrer_of("app/s", &app, SIGNATURE_TYPE, b"signed");
+    source.push_fallback_index("app/s", &app.manifest_digest, &[&signature]);
+    let cosign = source.push_cosign_signature("app/s", &app.manifest_digest, 3);
+    let export = SyncRun::new()
+        .insecure(&src.host)
+        .rule(
+            &format!("{}/app/s:1", src.host),
+            &format!("{}/signed/s:1", dst.host),
+        )
+        .arg("export")
+        .arg("--to")
+        .arg("oci:bundle")
+        .arg("--referrers");
+    let exported = export.run();
+    exported.assert_code(0).assert_all("copied");
+    assert_eq!(
+        exported.count("referrers_copied"),
+        2,
+        "{}",
+        exported.pretty()
+    );
+
+    let run = import_run(&export, &dst).arg("--referrers").run();
+    run.assert_code(0).assert_all("copied");
+    assert_eq!(run.count("referrers_copied"), 2, "{}", run.pretty());
+    let target = Seeder::for_registry(&dst);
+    assert_eq!(
+        target.fallback_referrers("signed/s", &app.manifest_digest),
+        [signature.digest.clone()]
+    );
+    let cosign_tag = format!("{}.sig", fallback_tag(&app.manifest_digest));
+    assert_eq!(
+        target.manifest_digest("signed/s", &cosign_tag),
+        Some(cosign.manifest_digest.clone())
+    );
+}
