@@ -10,6 +10,7 @@
 //! images as a registry is, and writing it is the job of this end. The dependency test
 //! allows it here and nowhere else below `commands`.
 
+pub mod archive;
 mod blobs;
 mod index;
 pub mod sidecar;
@@ -36,21 +37,37 @@ pub const SCHEME: &str = "oci:";
 /// The `oci-layout` file's content.
 const OCI_LAYOUT: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
 
-/// The directory of `oci:DIR` (what `--to` and `--from` take), or why the value is not one.
-pub fn directory_of(value: &str) -> std::result::Result<PathBuf, String> {
-    if value.starts_with("oci-archive:") {
-        return Err(format!(
-            "{value:?}: oci-archive: (a tar) is not supported yet; use oci:DIR and tar it"
-        ));
-    }
-    match value.strip_prefix(SCHEME) {
-        Some(dir) if !dir.is_empty() => Ok(PathBuf::from(dir)),
-        Some(_) => Err(format!(
-            "{value:?}: oci: needs a directory, e.g. oci:bundle"
-        )),
-        None => Err(format!(
-            "{value:?}: expected oci:DIR (an OCI image layout directory)"
-        )),
+/// How a bundle is named on the command line (`--to`, `--from`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BundlePath {
+    /// `oci:DIR`: an OCI image layout directory.
+    Directory(PathBuf),
+    /// `oci-archive:FILE.tar`: a layout packed as one tar.
+    Archive(PathBuf),
+}
+
+/// The prefix of an archive bundle.
+pub const ARCHIVE_SCHEME: &str = "oci-archive:";
+
+impl BundlePath {
+    /// `oci:DIR` or `oci-archive:FILE`, or why the value is neither.
+    pub fn parse(value: &str) -> std::result::Result<BundlePath, String> {
+        let (path, kind): (_, fn(PathBuf) -> BundlePath) =
+            if let Some(file) = value.strip_prefix(ARCHIVE_SCHEME) {
+                (file, BundlePath::Archive)
+            } else if let Some(dir) = value.strip_prefix(SCHEME) {
+                (dir, BundlePath::Directory)
+            } else {
+                return Err(format!(
+                    "{value:?}: expected oci:DIR (an OCI image layout) or oci-archive:FILE.tar"
+                ));
+            };
+        if path.is_empty() {
+            return Err(format!(
+                "{value:?}: needs a path, e.g. oci:bundle or oci-archive:bundle.tar"
+            ));
+        }
+        Ok(kind(PathBuf::from(path)))
     }
 }
 

@@ -11,7 +11,7 @@ use super::Outcome;
 use super::sync::{SyncSettings, connect, copy, finish, log_start};
 use crate::cli::ExportArgs;
 use crate::copy::{Copier, Mode};
-use crate::layout::{self, BundleImage, Layout};
+use crate::layout::{BundleImage, BundlePath, Layout, archive};
 use crate::plan::{self, Job, Plan};
 use crate::progress::log;
 use crate::report::{ImageResult, Status};
@@ -19,8 +19,8 @@ use crate::report::{ImageResult, Status};
 /// `image-migrator export`.
 pub fn export(args: &ExportArgs, cancelled: Arc<AtomicBool>) -> Outcome {
     let started = (SystemTime::now(), Instant::now());
-    let dir = match layout::directory_of(&args.to) {
-        Ok(dir) => dir,
+    let bundle = match BundlePath::parse(&args.to) {
+        Ok(bundle) => bundle,
         Err(message) => {
             log(&format!("error: --to {message}; nothing was copied"));
             return Outcome::InvalidInput;
@@ -31,12 +31,7 @@ pub fn export(args: &ExportArgs, cancelled: Arc<AtomicBool>) -> Outcome {
         Err(outcome) => return outcome,
     };
     let dry_run = settings.copy.mode == Mode::DryRun;
-    let layout = if dry_run {
-        Ok(Layout::at(&dir))
-    } else {
-        Layout::create(&dir)
-    };
-    let layout = match layout {
+    let layout = match open_layout(&bundle, dry_run) {
         Ok(layout) => layout,
         Err(e) => {
             log(&format!("error: --to {}: {e}; nothing was copied", args.to));
@@ -47,7 +42,7 @@ pub fn export(args: &ExportArgs, cancelled: Arc<AtomicBool>) -> Outcome {
         return Outcome::InvalidInput;
     };
     log_start(&settings);
-    log(&format!("exporting to {}", layout.location()));
+    log(&format!("exporting to {}", args.to));
     let mut plan = pool.install(|| {
         plan::plan(
             &client,
@@ -60,14 +55,67 @@ pub fn export(args: &ExportArgs, cancelled: Arc<AtomicBool>) -> Outcome {
     let recorded = into_layout(&mut plan);
     let copier = Copier::between(&client, &layout, client.transport(), settings.copy.clone());
     let outcomes = copy(&settings, &copier, &mut plan, |job, result| {
-        result.target = format!("{}:{}", layout.location(), job.target);
+        result.target = format!("{}:{}", args.to, job.target);
         name_pinned(&layout, job, result);
     });
-    if !dry_run && let Err(e) = record(&layout, &settings, &args.sync, recorded, &outcomes) {
-        log(&format!("error: {e}"));
+    if !dry_run && let Err(e) = seal(&bundle, &layout, &settings, recorded, &outcomes) {
+        log(&format!("error: --to {}: {e}", args.to));
         return Outcome::Failed;
     }
     finish(&settings, &client, plan, Vec::new(), outcomes, started)
+}
+
+/// The layout the export writes: the directory of `oci:DIR`, or for
+/// `oci-archive:FILE` the directory `FILE.d` beside it, packed when the copy ends (and
+/// kept when something failed, so that a run again moves only what is missing). A dry
+/// run makes nothing.
+fn open_layout(bundle: &BundlePath, dry_run: bool) -> crate::error::Result<Layout> {
+    let dir = match bundle {
+        BundlePath::Directory(dir) => dir.clone(),
+        BundlePath::Archive(file) => staging_dir(file),
+    };
+    if dry_run {
+        Ok(Layout::at(&dir))
+    } else {
+        Layout::create(&dir)
+    }
+}
+
+/// Where an archive's layout is built: `FILE.d`.
+fn staging_dir(archive: &std::path::Path) -> std::path::PathBuf {
+    let mut name = archive.as_os_str().to_owned();
+    name.push(".d");
+    name.into()
+}
+
+/// The sidecar written; for an archive, the layout packed, and its directory removed
+/// when every image made it.
+fn seal(
+    bundle: &BundlePath,
+    layout: &Layout,
+    settings: &SyncSettings,
+    recorded: Vec<BundleImage>,
+    outcomes: &[ImageResult],
+) -> crate::error::Result<()> {
+    record(layout, settings, recorded, outcomes)?;
+    let BundlePath::Archive(file) = bundle else {
+        return Ok(());
+    };
+    archive::pack(layout, file)?;
+    let complete = outcomes
+        .iter()
+        .all(|r| matches!(r.status, Status::Copied | Status::Unchanged));
+    if complete {
+        std::fs::remove_dir_all(layout.root()).map_err(|e| {
+            crate::error::Error::protocol(format!("{}: {e}", layout.root().display()))
+        })?;
+    } else {
+        log(&format!(
+            "kept {} (not every image was exported): run again to finish the archive",
+            layout.root().display()
+        ));
+    }
+    Ok(())
 }
 
 /// Points every job at the layout: the image keeps its source's name there. Returns what
@@ -121,7 +169,6 @@ fn name_pinned(layout: &Layout, job: &Job, result: &mut ImageResult) {
 fn record(
     layout: &Layout,
     settings: &SyncSettings,
-    args: &crate::cli::SyncArgs,
     planned: Vec<BundleImage>,
     outcomes: &[ImageResult],
 ) -> crate::error::Result<()> {
@@ -137,8 +184,8 @@ fn record(
     layout.record(|sidecar| {
         sidecar.tool_version = env!("CARGO_PKG_VERSION").into();
         sidecar.images_file = settings.shown.images_file.clone();
-        sidecar.default_registry = args.files.defaults().registry;
-        sidecar.default_namespace = args.files.defaults().namespace;
+        sidecar.default_registry = settings.shown.default_registry.clone();
+        sidecar.default_namespace = settings.shown.default_namespace.clone();
         sidecar.add(images);
     })
 }

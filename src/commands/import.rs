@@ -5,6 +5,7 @@
 //! naming it and nothing of it is pushed.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Instant, SystemTime};
@@ -17,7 +18,7 @@ use crate::cli::ImportArgs;
 use crate::copy::{Copier, Mode};
 use crate::digest::Digest;
 use crate::error::{Error, ErrorKind};
-use crate::layout::{self, Layout, Sidecar};
+use crate::layout::{self, BundlePath, Layout, Sidecar, archive};
 use crate::plan::{self, Job, Plan, RuleFailure};
 use crate::progress::log;
 use crate::reference::Reference;
@@ -25,7 +26,7 @@ use crate::reference::Reference;
 /// `image-migrator import`.
 pub fn import(args: &ImportArgs, cancelled: Arc<AtomicBool>) -> Outcome {
     let started = (SystemTime::now(), Instant::now());
-    let Some((layout, sidecar)) = open_bundle(args) else {
+    let Some((layout, sidecar, _unpacked)) = open_bundle(args) else {
         return Outcome::InvalidInput;
     };
     let which = if args.rules_given {
@@ -64,7 +65,7 @@ pub fn import(args: &ImportArgs, cancelled: Arc<AtomicBool>) -> Outcome {
         return Outcome::InvalidInput;
     };
     log_start(&settings);
-    log(&format!("importing from {}", layout.location()));
+    log(&format!("importing from {}", args.from));
     pool.install(|| check_bundle(&layout, &names, &mut plan));
     drop(pool);
     let targets = super::prepare_targets::prepare_targets(
@@ -78,15 +79,25 @@ pub fn import(args: &ImportArgs, cancelled: Arc<AtomicBool>) -> Outcome {
     finish(&settings, &client, plan, targets, outcomes, started)
 }
 
-/// The layout `--from` names and its sidecar; `None` after saying why not.
-fn open_bundle(args: &ImportArgs) -> Option<(Layout, Option<Sidecar>)> {
-    let opened = layout::directory_of(&args.from).and_then(|dir| {
+/// The layout `--from` names and its sidecar (an archive is unpacked into a directory
+/// beside it, removed when the returned [`Scratch`] is dropped); `None` after saying why
+/// not.
+fn open_bundle(args: &ImportArgs) -> Option<(Layout, Option<Sidecar>, Option<Scratch>)> {
+    let opened = BundlePath::parse(&args.from).and_then(|bundle| {
+        let (dir, scratch) = match bundle {
+            BundlePath::Directory(dir) => (dir, None),
+            BundlePath::Archive(file) => {
+                let scratch = Scratch::beside(&file);
+                archive::unpack(&file, &scratch.0).map_err(|e| e.message)?;
+                (scratch.0.clone(), Some(scratch))
+            }
+        };
         let layout = Layout::open(&dir).map_err(|e| e.message)?;
         let sidecar = Sidecar::read(&dir).map_err(|e| e.message)?;
-        Ok((layout, sidecar))
+        Ok((layout, sidecar, scratch))
     });
     match opened {
-        Ok((_, None)) if !args.rules_given => {
+        Ok((_, None, _)) if !args.rules_given => {
             log(&format!(
                 "error: --from {}: the layout has no {} (it was not written by export); \
                  give --images FILE with rules keyed by the images' source references; \
@@ -101,6 +112,24 @@ fn open_bundle(args: &ImportArgs) -> Option<(Layout, Option<Sidecar>)> {
             log(&format!("error: --from {message}; nothing was copied"));
             None
         }
+    }
+}
+
+/// A directory of this run, removed when dropped: where an archive is unpacked (beside
+/// it, on the disk that had room for it, not in a temporary file system).
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn beside(archive: &Path) -> Scratch {
+        let mut name = archive.as_os_str().to_owned();
+        name.push(format!(".import-{}", std::process::id()));
+        Scratch(name.into())
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 

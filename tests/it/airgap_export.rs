@@ -238,10 +238,7 @@ fn a_bad_to_is_refused_before_anything_moves() {
     let base = SyncRun::new()
         .insecure(&src.host)
         .rule(&format!("{}/app/x:1", src.host), "dst.example/x");
-    for (to, says) in [
-        ("bundle", "expected oci:DIR"),
-        ("oci:", "needs a directory"),
-    ] {
+    for (to, says) in [("bundle", "expected oci:DIR"), ("oci:", "needs a path")] {
         let run = base.arg_clone("export").arg("--to").arg(to).run();
         run.assert_code(2);
         assert!(

@@ -269,7 +269,7 @@ fn referrers_cross_the_gap_with_their_images() {
     let target = Seeder::for_registry(&dst);
     assert_eq!(
         target.fallback_referrers("signed/s", &app.manifest_digest),
-        [signature.digest.clone()]
+        std::slice::from_ref(&signature.digest)
     );
     let cosign_tag = format!("{}.sig", fallback_tag(&app.manifest_digest));
     assert_eq!(
