@@ -238,12 +238,21 @@ fn positive_duration(value: &str) -> Result<humantime::Duration, String> {
 #[command(after_help = "\
 Examples:
   image-migrator export --to oci:bundle
-  image-migrator export --to oci:/mnt/usb/bundle --images images.json --platform linux/amd64")]
+  image-migrator export --to oci:/mnt/usb/bundle --images images.json --platform linux/amd64
+  image-migrator export --to oci-archive:2026-12.tar --base oci-archive:2026-11.tar")]
 pub struct ExportArgs {
-    /// The OCI image layout to write (made when missing, added to when present).
+    /// The bundle to write: an OCI image layout directory (made when missing, added to
+    /// when present), or one tar file (built in FILE.tar.d beside it, then packed).
     /// Example: --to oci:bundle
-    #[arg(long, value_name = "oci:DIR")]
+    #[arg(long, value_name = "oci:DIR|oci-archive:FILE.tar")]
     pub to: String,
+
+    /// A previous bundle (oci:DIR, oci-archive:FILE.tar, or its image-migrator.json):
+    /// leave out the configs and layers it carried, and record that this bundle needs it
+    /// imported first (a delta).
+    /// Example: --base oci-archive:/mnt/usb/2026-11.tar
+    #[arg(long, value_name = "PREVIOUS")]
+    pub base: Option<String>,
 
     #[command(flatten)]
     pub sync: SyncArgs,
@@ -256,9 +265,9 @@ Examples:
   image-migrator import --from oci:bundle
   image-migrator import --from oci:bundle --images images.json --default-registry harbor.internal")]
 pub struct ImportArgs {
-    /// The OCI image layout to read, as `export` wrote it.
+    /// The bundle to read, as `export` wrote it (a layout or an archive).
     /// Example: --from oci:bundle
-    #[arg(long, value_name = "oci:DIR")]
+    #[arg(long, value_name = "oci:DIR|oci-archive:FILE.tar")]
     pub from: String,
 
     #[command(flatten)]

@@ -12,10 +12,11 @@
 
 pub mod archive;
 mod blobs;
+mod check;
 mod index;
 pub mod sidecar;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -24,12 +25,12 @@ use crate::digest::Digest;
 use crate::end::{Access, End, Ends, ManifestHead, Mount, ReferrerListing, UploadError};
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::RequestStats;
-use crate::manifest::{self, Content, MAX_MANIFEST_BYTES, Manifest, MediaType};
+use crate::manifest::{self, MAX_MANIFEST_BYTES, Manifest, MediaType};
 use crate::reference::TagOrDigest;
 use blobs::Blobs;
 pub use index::{Entry, REF_NAME};
 use index::{IndexFile, IndexPaths};
-pub use sidecar::{BundleImage, Sidecar};
+pub use sidecar::{Base, BundleImage, Sidecar};
 
 /// How a layout is named on the command line: `oci:DIR`.
 pub const SCHEME: &str = "oci:";
@@ -78,6 +79,9 @@ pub struct Layout {
     location: String,
     blobs: Blobs,
     index: IndexPaths,
+    /// With `export --base`: the blobs the base bundle carried, by source repository
+    /// (`registry/repository`); they count as present and are left out.
+    base: HashMap<String, HashSet<Digest>>,
 }
 
 impl Layout {
@@ -89,6 +93,7 @@ impl Layout {
             location: format!("{SCHEME}{}", root.display()),
             blobs: Blobs::new(root),
             index: IndexPaths::new(root),
+            base: HashMap::new(),
         }
     }
 
@@ -119,6 +124,13 @@ impl Layout {
         let layout = Layout::at(root);
         IndexFile::read(&layout.index.index)?;
         Ok(layout)
+    }
+
+    /// Leaves out the blobs a base bundle carried (`export --base`): by source
+    /// repository, the blobs its images used.
+    pub fn with_base(mut self, base: HashMap<String, HashSet<Digest>>) -> Layout {
+        self.base = base;
+        self
     }
 
     pub fn root(&self) -> &Path {
@@ -154,6 +166,9 @@ impl Layout {
         self.index.locked(|| {
             let mut sidecar = Sidecar::read(&self.root)?.unwrap_or_default();
             update(&mut sidecar);
+            let index = std::fs::read(&self.index.index)
+                .map_err(|e| Error::protocol(format!("{}: {e}", self.index.index.display())))?;
+            sidecar.id = Digest::sha256_of(&index).to_string();
             let bytes =
                 serde_json::to_vec_pretty(&sidecar).map_err(|e| Error::protocol(e.to_string()))?;
             let path = self.root.join(sidecar::FILE_NAME);
@@ -176,47 +191,6 @@ impl Layout {
             digest: digest.clone(),
         })
     }
-
-    /// Whether the bundle holds everything the manifest `digest` needs — every child
-    /// manifest and every blob, whole and hashing to its name — before anything of it is
-    /// pushed. The error names the first digest missing or corrupt.
-    pub fn check_complete(&self, digest: &Digest) -> Result<()> {
-        self.check_tree(digest, 0)
-    }
-
-    fn check_tree(&self, digest: &Digest, depth: usize) -> Result<()> {
-        if depth > manifest::MAX_INDEX_DEPTH {
-            return Err(Error::protocol(format!(
-                "{digest}: indexes nested too deep"
-            )));
-        }
-        let manifest = self.manifest(digest, None).map_err(|e| lacks(digest, e))?;
-        match manifest::content(&manifest)? {
-            Content::Index { children } => {
-                for (child, _) in children {
-                    self.check_tree(&child, depth + 1)?;
-                }
-            }
-            Content::Image { blobs } => {
-                for (blob, size) in blobs {
-                    self.blobs.verify(&blob, size)?;
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-/// A manifest missing from the bundle, said as such.
-fn lacks(digest: &Digest, error: Error) -> Error {
-    if error.kind == ErrorKind::NotFound {
-        Error::new(
-            ErrorKind::NotFound,
-            format!("the bundle lacks manifest {digest}"),
-        )
-    } else {
-        error
-    }
 }
 
 impl Ends for Layout {
@@ -238,6 +212,12 @@ struct LayoutRepo<'l> {
 impl LayoutRepo<'_> {
     fn ref_name(&self, tag: &str) -> String {
         format!("{}:{tag}", self.name)
+    }
+
+    fn in_base(&self, digest: &Digest) -> bool {
+        (self.layout.base)
+            .get(&self.name)
+            .is_some_and(|blobs| blobs.contains(digest))
     }
 
     fn tagged(&self, tag: &str) -> Result<Option<Entry>> {
@@ -363,8 +343,9 @@ impl End for LayoutRepo<'_> {
         })
     }
 
+    /// Here, or (with a base) carried by the base bundle for this repository.
     fn blob_exists(&self, digest: &Digest, _stats: &RequestStats) -> Result<bool> {
-        Ok(self.layout.blobs.exists(digest))
+        Ok(self.layout.blobs.exists(digest) || self.in_base(digest))
     }
 
     fn get_blob(&self, digest: &Digest, _stats: &RequestStats) -> Result<Box<dyn Read + '_>> {
@@ -384,7 +365,7 @@ impl End for LayoutRepo<'_> {
 
     /// Every image of a layout shares its blobs: a blob another image brought is here.
     fn mount_blob(&self, digest: &Digest, _from: &str, _stats: &RequestStats) -> Result<Mount> {
-        if self.layout.blobs.exists(digest) {
+        if self.layout.blobs.exists(digest) || self.in_base(digest) {
             Ok(Mount::Mounted)
         } else {
             Err(Error::new(

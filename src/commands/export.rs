@@ -11,7 +11,11 @@ use super::Outcome;
 use super::sync::{SyncSettings, connect, copy, finish, log_start};
 use crate::cli::ExportArgs;
 use crate::copy::{Copier, Mode};
-use crate::layout::{BundleImage, BundlePath, Layout, archive};
+use std::collections::{HashMap, HashSet};
+
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::layout::{Base, BundleImage, BundlePath, Layout, Sidecar, archive, sidecar};
 use crate::plan::{self, Job, Plan};
 use crate::progress::log;
 use crate::report::{ImageResult, Status};
@@ -19,12 +23,8 @@ use crate::report::{ImageResult, Status};
 /// `image-migrator export`.
 pub fn export(args: &ExportArgs, cancelled: Arc<AtomicBool>) -> Outcome {
     let started = (SystemTime::now(), Instant::now());
-    let bundle = match BundlePath::parse(&args.to) {
-        Ok(bundle) => bundle,
-        Err(message) => {
-            log(&format!("error: --to {message}; nothing was copied"));
-            return Outcome::InvalidInput;
-        }
+    let Some((bundle, base)) = destination(args) else {
+        return Outcome::InvalidInput;
     };
     let settings = match SyncSettings::from_args(&args.sync) {
         Ok(settings) => settings,
@@ -32,7 +32,7 @@ pub fn export(args: &ExportArgs, cancelled: Arc<AtomicBool>) -> Outcome {
     };
     let dry_run = settings.copy.mode == Mode::DryRun;
     let layout = match open_layout(&bundle, dry_run) {
-        Ok(layout) => layout,
+        Ok(layout) => layout.with_base(left_out(base.as_ref())),
         Err(e) => {
             log(&format!("error: --to {}: {e}; nothing was copied", args.to));
             return Outcome::Failed;
@@ -58,7 +58,13 @@ pub fn export(args: &ExportArgs, cancelled: Arc<AtomicBool>) -> Outcome {
         result.target = format!("{}:{}", args.to, job.target);
         name_pinned(&layout, job, result);
     });
-    if !dry_run && let Err(e) = seal(&bundle, &layout, &settings, recorded, &outcomes) {
+    let sealed = Seal {
+        bundle: &bundle,
+        layout: &layout,
+        settings: &settings,
+        base: base.map(|b| (b, args.base.clone().unwrap_or_default())),
+    };
+    if !dry_run && let Err(e) = sealed.seal(recorded, &outcomes) {
         log(&format!("error: --to {}: {e}", args.to));
         return Outcome::Failed;
     }
@@ -69,7 +75,7 @@ pub fn export(args: &ExportArgs, cancelled: Arc<AtomicBool>) -> Outcome {
 /// `oci-archive:FILE` the directory `FILE.d` beside it, packed when the copy ends (and
 /// kept when something failed, so that a run again moves only what is missing). A dry
 /// run makes nothing.
-fn open_layout(bundle: &BundlePath, dry_run: bool) -> crate::error::Result<Layout> {
+fn open_layout(bundle: &BundlePath, dry_run: bool) -> Result<Layout> {
     let dir = match bundle {
         BundlePath::Directory(dir) => dir.clone(),
         BundlePath::Archive(file) => staging_dir(file),
@@ -88,34 +94,110 @@ fn staging_dir(archive: &std::path::Path) -> std::path::PathBuf {
     name.into()
 }
 
-/// The sidecar written; for an archive, the layout packed, and its directory removed
-/// when every image made it.
-fn seal(
-    bundle: &BundlePath,
-    layout: &Layout,
-    settings: &SyncSettings,
-    recorded: Vec<BundleImage>,
-    outcomes: &[ImageResult],
-) -> crate::error::Result<()> {
-    record(layout, settings, recorded, outcomes)?;
-    let BundlePath::Archive(file) = bundle else {
-        return Ok(());
+/// `--to` and `--base` read; `None` after saying what is wrong with them.
+fn destination(args: &ExportArgs) -> Option<(BundlePath, Option<Sidecar>)> {
+    let bundle = match BundlePath::parse(&args.to) {
+        Ok(bundle) => bundle,
+        Err(message) => {
+            log(&format!("error: --to {message}; nothing was copied"));
+            return None;
+        }
     };
-    archive::pack(layout, file)?;
-    let complete = outcomes
-        .iter()
-        .all(|r| matches!(r.status, Status::Copied | Status::Unchanged));
-    if complete {
-        std::fs::remove_dir_all(layout.root()).map_err(|e| {
-            crate::error::Error::protocol(format!("{}: {e}", layout.root().display()))
-        })?;
-    } else {
-        log(&format!(
-            "kept {} (not every image was exported): run again to finish the archive",
-            layout.root().display()
-        ));
+    let base = match args.base.as_deref().map(sidecar::read_base).transpose() {
+        Ok(base) => base,
+        Err(message) => {
+            log(&format!("error: --base {message}; nothing was copied"));
+            return None;
+        }
+    };
+    Some((bundle, base))
+}
+
+/// The blobs a base bundle's images used, by source repository: left out of a delta.
+fn left_out(base: Option<&Sidecar>) -> HashMap<String, HashSet<Digest>> {
+    let Some(base) = base else {
+        return HashMap::new();
+    };
+    base.blobs_by_repository()
+        .into_iter()
+        .map(|(repository, blobs)| {
+            let blobs = blobs.iter().filter_map(|b| Digest::parse(b).ok()).collect();
+            (repository, blobs)
+        })
+        .collect()
+}
+
+/// What ends an export: the sidecar written; for an archive, the layout packed.
+struct Seal<'a> {
+    bundle: &'a BundlePath,
+    layout: &'a Layout,
+    settings: &'a SyncSettings,
+    /// The base's sidecar and the `--base` given.
+    base: Option<(Sidecar, String)>,
+}
+
+impl Seal<'_> {
+    /// The sidecar written; for an archive, the layout packed, and its directory removed
+    /// when every image made it.
+    fn seal(self, recorded: Vec<BundleImage>, outcomes: &[ImageResult]) -> Result<()> {
+        let layout = self.layout;
+        self.record(recorded, outcomes)?;
+        let BundlePath::Archive(file) = self.bundle else {
+            return Ok(());
+        };
+        archive::pack(layout, file)?;
+        let complete = outcomes
+            .iter()
+            .all(|r| matches!(r.status, Status::Copied | Status::Unchanged));
+        if complete {
+            std::fs::remove_dir_all(layout.root())
+                .map_err(|e| Error::protocol(format!("{}: {e}", layout.root().display())))?;
+        } else {
+            log(&format!(
+                "kept {} (not every image was exported): run again to finish the archive",
+                layout.root().display()
+            ));
+        }
+        Ok(())
     }
-    Ok(())
+
+    /// The sidecar: the images now in the bundle, where their rules send them, the blobs
+    /// each uses, and the base a delta needs.
+    fn record(&self, planned: Vec<BundleImage>, outcomes: &[ImageResult]) -> Result<()> {
+        let done: HashSet<&str> = outcomes
+            .iter()
+            .filter(|r| matches!(r.status, Status::Copied | Status::Unchanged))
+            .map(|r| r.source.as_str())
+            .collect();
+        let named: HashMap<String, Digest> = (self.layout.images()?.into_iter())
+            .map(|entry| (entry.name, entry.digest))
+            .collect();
+        let mut images = Vec::new();
+        for mut image in planned {
+            if !done.contains(image.source.as_str()) {
+                continue;
+            }
+            if let Some(digest) = named.get(&image.source) {
+                let blobs = self.layout.tree_blobs(digest)?;
+                image.blobs = blobs.iter().map(ToString::to_string).collect();
+            }
+            images.push(image);
+        }
+        let base = self.base.as_ref().map(|(sidecar, given)| Base {
+            id: sidecar.id.clone(),
+            given: given.clone(),
+            blobs: sidecar.blobs_by_repository(),
+        });
+        let shown = &self.settings.shown;
+        self.layout.record(|sidecar| {
+            sidecar.tool_version = env!("CARGO_PKG_VERSION").into();
+            sidecar.images_file = shown.images_file.clone();
+            sidecar.default_registry = shown.default_registry.clone();
+            sidecar.default_namespace = shown.default_namespace.clone();
+            sidecar.base = base;
+            sidecar.add(images);
+        })
+    }
 }
 
 /// Points every job at the layout: the image keeps its source's name there. Returns what
@@ -130,6 +212,7 @@ fn into_layout(plan: &mut Plan) -> Vec<BundleImage> {
                 rule_line: job.rule_line,
                 source: job.source.to_string(),
                 target: target.to_string(),
+                blobs: Vec::new(),
             }
         })
         .collect()
@@ -163,29 +246,4 @@ fn name_pinned(layout: &Layout, job: &Job, result: &mut ImageResult) {
             http_status: None,
         });
     }
-}
-
-/// The sidecar: the images now in the bundle and where their rules send them.
-fn record(
-    layout: &Layout,
-    settings: &SyncSettings,
-    planned: Vec<BundleImage>,
-    outcomes: &[ImageResult],
-) -> crate::error::Result<()> {
-    let done: std::collections::HashSet<&str> = outcomes
-        .iter()
-        .filter(|r| matches!(r.status, Status::Copied | Status::Unchanged))
-        .map(|r| r.source.as_str())
-        .collect();
-    let images: Vec<BundleImage> = planned
-        .into_iter()
-        .filter(|image| done.contains(image.source.as_str()))
-        .collect();
-    layout.record(|sidecar| {
-        sidecar.tool_version = env!("CARGO_PKG_VERSION").into();
-        sidecar.images_file = settings.shown.images_file.clone();
-        sidecar.default_registry = settings.shown.default_registry.clone();
-        sidecar.default_namespace = settings.shown.default_namespace.clone();
-        sidecar.add(images);
-    })
 }

@@ -10,16 +10,17 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Instant, SystemTime};
 
-use rayon::prelude::*;
+mod check;
+
+use check::BundleCheck;
 
 use super::sync::{SyncSettings, connect, copy, finish, log_start};
 use super::{Files, Outcome};
 use crate::cli::ImportArgs;
 use crate::copy::{Copier, Mode};
 use crate::digest::Digest;
-use crate::error::{Error, ErrorKind};
 use crate::layout::{self, BundlePath, Layout, Sidecar, archive};
-use crate::plan::{self, Job, Plan, RuleFailure};
+use crate::plan::{self, Job, Plan};
 use crate::progress::log;
 use crate::reference::Reference;
 
@@ -51,8 +52,8 @@ pub fn import(args: &ImportArgs, cancelled: Arc<AtomicBool>) -> Outcome {
             return Outcome::InvalidInput;
         }
     };
-    let mut plan = match sidecar.filter(|_| !args.rules_given) {
-        Some(sidecar) => recorded_plan(&sidecar, &settings),
+    let mut plan = match sidecar.as_ref().filter(|_| !args.rules_given) {
+        Some(sidecar) => recorded_plan(sidecar, &settings),
         None => {
             let images: Vec<Reference> = names
                 .keys()
@@ -66,7 +67,9 @@ pub fn import(args: &ImportArgs, cancelled: Arc<AtomicBool>) -> Outcome {
     };
     log_start(&settings);
     log(&format!("importing from {}", args.from));
-    pool.install(|| check_bundle(&layout, &names, &mut plan));
+    let base = sidecar.as_ref().and_then(|s| s.base.clone());
+    let check = BundleCheck::new(&layout, &names, base, &client);
+    pool.install(|| check.run(&mut plan));
     drop(pool);
     let targets = super::prepare_targets::prepare_targets(
         &client,
@@ -162,55 +165,4 @@ fn recorded_plan(sidecar: &Sidecar, settings: &SyncSettings) -> Plan {
         }
     }
     plan
-}
-
-/// Checks each image's tree in the bundle (each tree once, in parallel); a job whose
-/// image is absent or incomplete becomes a failure naming the digest, and is not copied.
-fn check_bundle(layout: &Layout, names: &HashMap<String, Digest>, plan: &mut Plan) {
-    let mut digests: Vec<&Digest> = plan
-        .jobs
-        .iter()
-        .filter_map(|job| names.get(&job.source.to_string()))
-        .collect();
-    digests.sort();
-    digests.dedup();
-    let checked: HashMap<&Digest, Result<(), Error>> = digests
-        .into_par_iter()
-        .map(|digest| (digest, layout.check_complete(digest)))
-        .collect();
-    let (good, bad): (Vec<Job>, Vec<Job>) =
-        std::mem::take(&mut plan.jobs).into_iter().partition(|job| {
-            matches!(
-                names.get(&job.source.to_string()).map(|d| &checked[d]),
-                Some(Ok(()))
-            )
-        });
-    plan.jobs = good;
-    for job in bad {
-        let source = job.source.to_string();
-        let error = match names.get(&source) {
-            None => Error::new(
-                ErrorKind::NotFound,
-                format!("{source} is not in the bundle"),
-            ),
-            Some(digest) => {
-                let e = checked[digest].clone().unwrap_err();
-                Error {
-                    message: format!(
-                        "{source} ({digest}): {}; nothing of it was pushed",
-                        e.message
-                    ),
-                    ..e
-                }
-            }
-        };
-        plan.failures.push(RuleFailure {
-            rule: job.rule,
-            rule_line: job.rule_line,
-            source: job.source,
-            target: job.target,
-            error,
-            attempts: 1,
-        });
-    }
 }

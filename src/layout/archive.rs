@@ -166,6 +166,29 @@ pub fn unpack(archive: &Path, into: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The sidecar of an archive, read from the stream up to it (it is the third entry).
+pub fn read_sidecar(archive: &Path) -> Result<Option<super::Sidecar>> {
+    let fail = |e: io::Error| Error::protocol(format!("{}: {e}", archive.display()));
+    let file = fs::File::open(archive).map_err(fail)?;
+    let mut entries = tar::Archive::new(io::BufReader::new(file));
+    for entry in entries.entries().map_err(fail)? {
+        let mut entry = entry.map_err(fail)?;
+        if entry.path().map_err(fail)?.as_os_str() != super::sidecar::FILE_NAME {
+            continue;
+        }
+        let mut bytes = Vec::new();
+        entry.read_to_end(&mut bytes).map_err(fail)?;
+        return serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+            Error::protocol(format!(
+                "{}: {}: {e}",
+                archive.display(),
+                super::sidecar::FILE_NAME
+            ))
+        });
+    }
+    Ok(None)
+}
+
 /// `oci-layout`, `index.json`, the sidecar, or `blobs/<algorithm>/<hex>` (plain names,
 /// nothing that climbs out).
 fn is_layout_name(path: &Path) -> bool {

@@ -3,9 +3,11 @@
 //! renamed into place. A name in `blobs/` is therefore always whole and verified, so an
 //! interrupted export run again keeps what it finished and redoes only the rest.
 
+use std::collections::HashSet;
 use std::fs;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::digest::{Digest, VerifyingReader};
@@ -17,12 +19,16 @@ static NEXT_TEMPORARY: AtomicU64 = AtomicU64::new(0);
 /// Where the blobs of a layout live.
 pub(super) struct Blobs {
     root: PathBuf,
+    /// Blobs hashed whole in this run ([`Blobs::verify`]): a layer many images share is
+    /// hashed once.
+    verified: Mutex<HashSet<Digest>>,
 }
 
 impl Blobs {
     pub(super) fn new(layout: &Path) -> Self {
         Blobs {
             root: layout.join("blobs"),
+            verified: Mutex::default(),
         }
     }
 
@@ -63,6 +69,9 @@ impl Blobs {
     /// Hashes a stored blob whole: whether it is there, of `size` bytes, and hashes to
     /// its name. The error names the digest.
     pub(super) fn verify(&self, digest: &Digest, size: u64) -> Result<()> {
+        if self.verified.lock().unwrap().contains(digest) {
+            return Ok(());
+        }
         let file = self.open(digest).map_err(|e| {
             if e.kind == ErrorKind::NotFound {
                 Error::new(
@@ -75,7 +84,10 @@ impl Blobs {
         })?;
         let mut reader = VerifyingReader::new(file, digest.clone(), size);
         match io::copy(&mut reader, &mut io::sink()) {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                self.verified.lock().unwrap().insert(digest.clone());
+                Ok(())
+            }
             Err(_) if reader.failure().is_some() => Err(corrupt(digest, &self.path(digest))),
             Err(e) => Err(self.io_error(digest, e)),
         }
@@ -169,7 +181,8 @@ mod tests {
             "no temporary file is left: {leftovers:?}"
         );
         fs::write(blobs.path(&digest), b"layer bytez").unwrap();
-        let error = blobs.verify(&digest, 11).unwrap_err();
+        blobs.verify(&digest, 11).unwrap(); // hashed once per run
+        let error = Blobs::new(dir.path()).verify(&digest, 11).unwrap_err();
         assert!(error.message.contains(digest.as_str()), "{}", error.message);
     }
 }

@@ -10,6 +10,7 @@ mod support;
 
 // The air gap: export to an OCI layout, import from it.
 mod airgap_archive;
+mod airgap_delta;
 mod airgap_export;
 mod airgap_import;
 mod airgap_interop;
