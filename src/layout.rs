@@ -161,6 +161,11 @@ impl Layout {
         }])
     }
 
+    /// Names the stored manifest `digest` `name` in `index.json`.
+    pub fn name_stored(&self, name: &str, digest: &Digest) -> Result<()> {
+        self.name_manifest(name, &self.manifest(digest, None)?)
+    }
+
     /// Adds to the sidecar (read and written under the index's lock, replaced whole).
     pub fn record(&self, update: impl FnOnce(&mut Sidecar)) -> Result<()> {
         self.index.locked(|| {

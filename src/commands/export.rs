@@ -227,18 +227,7 @@ fn name_pinned(layout: &Layout, job: &Job, result: &mut ImageResult) {
     if !matches!(result.status, Status::Copied | Status::Unchanged) {
         return;
     }
-    let named = crate::end::Ends::open(
-        layout,
-        &job.source.registry,
-        &job.source.repository,
-        crate::end::Access::Pull,
-    )
-    .get_manifest(
-        &crate::reference::TagOrDigest::Digest(digest.clone()),
-        &Default::default(),
-    )
-    .and_then(|manifest| layout.name_manifest(&job.source.to_string(), &manifest));
-    if let Err(e) = named {
+    if let Err(e) = layout.name_stored(&job.source.to_string(), digest) {
         result.status = Status::Failed;
         result.error = Some(crate::report::Failure {
             kind: e.kind,

@@ -35,10 +35,18 @@ pub fn import(args: &ImportArgs, cancelled: Arc<AtomicBool>) -> Outcome {
     } else {
         Files::AuthOnly
     };
-    let settings = match SyncSettings::reading(&args.sync, which) {
+    let mut settings = match SyncSettings::reading(&args.sync, which) {
         Ok(settings) => settings,
         Err(outcome) => return outcome,
     };
+    if !args.rules_given {
+        // The report names the rules actually used: the bundle's record.
+        settings.shown.images_file = layout
+            .root()
+            .join(layout::sidecar::FILE_NAME)
+            .display()
+            .to_string();
+    }
     let names = match layout.images() {
         Ok(entries) => entries
             .into_iter()
@@ -66,7 +74,16 @@ pub fn import(args: &ImportArgs, cancelled: Arc<AtomicBool>) -> Outcome {
         return Outcome::InvalidInput;
     };
     log_start(&settings);
-    log(&format!("importing from {}", args.from));
+    log(&format!(
+        "importing from {}: {} image(s) planned{}",
+        args.from,
+        plan.jobs.len(),
+        if args.rules_given {
+            ""
+        } else {
+            " as the bundle records them"
+        }
+    ));
     let base = sidecar.as_ref().and_then(|s| s.base.clone());
     let check = BundleCheck::new(&layout, &names, base, &client);
     pool.install(|| check.run(&mut plan));

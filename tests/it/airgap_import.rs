@@ -277,3 +277,41 @@ fn referrers_cross_the_gap_with_their_images() {
         Some(cosign.manifest_digest.clone())
     );
 }
+
+#[test]
+fn an_image_pinned_by_digest_crosses_by_digest() {
+    let src = TestRegistry::start();
+    let dst = TestRegistry::start();
+    let seeded = seed(&Seeder::for_registry(&src));
+    let pinned = format!("{}/app/x@{}", src.host, seeded.x2.manifest_digest);
+    let export = SyncRun::new()
+        .insecure(&src.host)
+        .rule(&pinned, &format!("{}/pinned/x", dst.host))
+        .arg("export")
+        .arg("--to")
+        .arg("oci:bundle");
+    export.run().assert_code(0).assert_all("copied");
+    let bundle = export.dir().join("bundle");
+    assert_eq!(
+        support::bundle::names(&bundle).get(&pinned),
+        Some(&seeded.x2.manifest_digest)
+    );
+    let run = import_run(&export, &dst).run();
+    run.assert_code(0).assert_all("copied");
+    let target = Seeder::for_registry(&dst);
+    assert_eq!(
+        target.manifest_digest("pinned/x", &seeded.x2.manifest_digest),
+        Some(seeded.x2.manifest_digest.clone())
+    );
+    assert!(
+        target.tags("pinned/x").is_empty(),
+        "pushed by digest, no tag"
+    );
+    let report = run.report();
+    assert!(
+        report["settings"]["images_file"]
+            .as_str()
+            .unwrap()
+            .ends_with("image-migrator.json")
+    );
+}
