@@ -30,12 +30,18 @@ pub fn export(args: &ExportArgs, cancelled: Arc<AtomicBool>) -> Outcome {
         Ok(settings) => settings,
         Err(outcome) => return outcome,
     };
+    if settings.create_targets {
+        log(
+            "error: --create-targets: export writes no registry (give it to import); nothing was copied",
+        );
+        return Outcome::InvalidInput;
+    }
     let dry_run = settings.copy.mode == Mode::DryRun;
     let layout = match open_layout(&bundle, dry_run) {
         Ok(layout) => layout.with_base(left_out(base.as_ref())),
         Err(e) => {
             log(&format!("error: --to {}: {e}; nothing was copied", args.to));
-            return Outcome::Failed;
+            return Outcome::InvalidInput;
         }
     };
     let Some((client, pool)) = connect(&settings, cancelled) else {
