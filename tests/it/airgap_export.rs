@@ -250,3 +250,93 @@ fn a_bad_to_is_refused_before_anything_moves() {
         assert!(access_log(&src).iter().all(|a| !a.by_migrator()));
     }
 }
+
+#[test]
+fn kill_9_in_the_middle_of_an_export_leaves_only_verified_blobs_and_a_rerun_finishes() {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    use support::bundle::blobs_verified;
+    use support::fault_proxy::FaultProxy;
+    use support::migrator::seed_images;
+
+    const TAGS: [&str; 6] = ["t0", "t1", "t2", "t3", "t4", "t5"];
+    let registry = TestRegistry::start();
+    let pushed = seed_images(
+        &Seeder::for_registry(&registry),
+        "src/app",
+        &TAGS,
+        31,
+        40_000,
+    );
+    let source = FaultProxy::start(&registry.host);
+    source.set_delay(Duration::from_millis(150));
+    let export = SyncRun::new()
+        .insecure(&source.host)
+        .rule(&format!("{}/src/app", source.host), "dst.example/app")
+        .arg("export")
+        .arg("--to")
+        .arg("oci:bundle")
+        .arg("--proc")
+        .arg("2");
+    let bundle = export.dir().join("bundle");
+    let mut child = export
+        .std_command()
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Until the first image is named in index.json (bounded).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !bundle.join("index.json").exists() || names(&bundle).is_empty() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "ended before the first image"
+        );
+        assert!(Instant::now() < deadline, "no image named within 60 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL: no handler, no cleanup
+    assert_eq!(child.wait().unwrap().code(), None);
+
+    let named = names(&bundle).len();
+    assert!(
+        (1..TAGS.len()).contains(&named),
+        "killed in the middle: {named} named"
+    );
+    let kept = blobs_verified(&bundle, true);
+    source.set_delay(Duration::ZERO);
+    let before = source.log().len();
+    let run = export.run();
+    run.assert_code(0);
+    assert_eq!(names(&bundle).len(), TAGS.len());
+    let mut wanted: Vec<String> = pushed
+        .iter()
+        .flat_map(|p| p.blob_digests.iter().chain([&p.manifest_digest]).cloned())
+        .collect();
+    wanted.sort();
+    wanted.dedup();
+    assert_eq!(blobs_verified(&bundle, true), wanted);
+    // What the killed run had verified was not fetched again.
+    let fetched: Vec<String> = source.log()[before..]
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.contains("/blobs/"))
+        .map(|r| r.path.rsplit('/').next().unwrap().to_string())
+        .collect();
+    for blob in &kept {
+        assert!(
+            !fetched.contains(blob),
+            "{blob} was kept, yet fetched again"
+        );
+    }
+    assert!(!fetched.is_empty());
+}
+
+#[test]
+fn a_dry_run_export_writes_nothing() {
+    let src = TestRegistry::start();
+    seed(&Seeder::for_registry(&src));
+    let run = export_run(&src, "dst.example").arg_clone("--dry-run").run();
+    run.assert_code(0).assert_all("would-copy");
+    assert_eq!(run.count("total"), 3);
+    assert!(!run.dir.join("bundle").exists());
+}
