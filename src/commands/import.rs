@@ -107,8 +107,7 @@ fn open_bundle(args: &ImportArgs) -> Option<(Layout, Option<Sidecar>, Option<Scr
         let (dir, scratch) = match bundle {
             BundlePath::Directory(dir) => (dir, None),
             BundlePath::Archive(file) => {
-                let scratch = Scratch::beside(&file);
-                archive::unpack(&file, &scratch.0).map_err(|e| e.message)?;
+                let scratch = Scratch::unpacked(&file)?;
                 (scratch.0.clone(), Some(scratch))
             }
         };
@@ -140,10 +139,22 @@ fn open_bundle(args: &ImportArgs) -> Option<(Layout, Option<Sidecar>, Option<Scr
 struct Scratch(PathBuf);
 
 impl Scratch {
-    fn beside(archive: &Path) -> Scratch {
+    /// `archive` unpacked beside it, or where that cannot be written (a read-only
+    /// medium) in the temporary directory (`TMPDIR`).
+    fn unpacked(archive: &Path) -> std::result::Result<Scratch, String> {
         let mut name = archive.as_os_str().to_owned();
         name.push(format!(".import-{}", std::process::id()));
-        Scratch(name.into())
+        let beside = Scratch(name.into());
+        if std::fs::create_dir_all(&beside.0).is_ok() {
+            archive::unpack(archive, &beside.0).map_err(|e| e.message)?;
+            return Ok(beside);
+        }
+        let file_name = archive.file_name().unwrap_or_default().to_string_lossy();
+        let temporary = Scratch(
+            std::env::temp_dir().join(format!("{file_name}.import-{}", std::process::id())),
+        );
+        archive::unpack(archive, &temporary.0).map_err(|e| e.message)?;
+        Ok(temporary)
     }
 }
 
