@@ -144,11 +144,11 @@ impl Layout {
 
     /// Every named image, as `index.json` lists it.
     pub fn images(&self) -> Result<Vec<Entry>> {
-        Ok(IndexFile::read(&self.index.index)?.entries())
+        Ok(self.index.named()?.list.clone())
     }
 
     fn entry(&self, name: &str) -> Result<Option<Entry>> {
-        Ok(self.images()?.into_iter().find(|e| e.name == name))
+        Ok(self.index.named()?.get(name).cloned())
     }
 
     /// Names `manifest` (already stored) `name` in `index.json`.
@@ -254,10 +254,8 @@ impl End for LayoutRepo<'_> {
 
     fn list_tags(&self, _stats: &RequestStats) -> Result<Option<Vec<String>>> {
         let prefix = format!("{}:", self.name);
-        let tags = self
-            .layout
-            .images()?
-            .into_iter()
+        let named = self.layout.index.named()?;
+        let tags = (named.list.iter())
             .filter_map(|e| e.name.strip_prefix(&prefix).map(String::from))
             .filter(|tag| crate::reference::is_valid_tag(tag))
             .collect();

@@ -4,10 +4,12 @@
 //! entries) and replaced whole: written to a temporary file, then renamed over the old.
 //! Entries this tool did not write (other tools' fields, platforms) are kept as they are.
 
+use std::collections::HashMap;
 use std::fs;
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -105,10 +107,35 @@ fn entry_of(value: &Value) -> Option<Entry> {
     })
 }
 
-/// The files of the index: `index.json` and its lock.
+/// The files of the index: `index.json` and its lock; its named entries as this process
+/// last read or wrote them (read once, not once per question: a bundle of thousands of
+/// images is asked about each of them).
 pub(super) struct IndexPaths {
     pub(super) index: PathBuf,
     lock: PathBuf,
+    named: Mutex<Option<Arc<Named>>>,
+}
+
+/// The named entries of `index.json`, in order and by name.
+pub(super) struct Named {
+    pub(super) list: Vec<Entry>,
+    by_name: HashMap<String, usize>,
+}
+
+impl Named {
+    fn of(index: &IndexFile) -> Arc<Named> {
+        let list = index.entries();
+        let by_name = list
+            .iter()
+            .enumerate()
+            .map(|(n, entry)| (entry.name.clone(), n))
+            .collect();
+        Arc::new(Named { list, by_name })
+    }
+
+    pub(super) fn get(&self, name: &str) -> Option<&Entry> {
+        self.by_name.get(name).map(|&n| &self.list[n])
+    }
 }
 
 impl IndexPaths {
@@ -116,6 +143,7 @@ impl IndexPaths {
         IndexPaths {
             index: layout.join("index.json"),
             lock: layout.join("index.json.lock"),
+            named: Mutex::new(None),
         }
     }
 
@@ -129,15 +157,29 @@ impl IndexPaths {
         })
     }
 
-    /// Names `entries`, read and written under the lock.
+    /// Names `entries`, read and written under the lock (so entries other processes
+    /// wrote meanwhile are kept, and seen from now on).
     pub(super) fn set(&self, entries: &[Entry]) -> Result<()> {
         self.locked(|| {
             let mut index = IndexFile::read(&self.index)?;
             for entry in entries {
                 index.set(entry);
             }
-            self.replace(&index)
+            self.replace(&index)?;
+            *self.named.lock().unwrap() = Some(Named::of(&index));
+            Ok(())
         })
+    }
+
+    /// The named entries, read on first use.
+    pub(super) fn named(&self) -> Result<Arc<Named>> {
+        let mut named = self.named.lock().unwrap();
+        if let Some(named) = named.as_ref() {
+            return Ok(named.clone());
+        }
+        let read = Named::of(&IndexFile::read(&self.index)?);
+        *named = Some(read.clone());
+        Ok(read)
     }
 
     /// Runs `f` holding the lock on `index.json.lock` (other processes wait for it).
