@@ -200,6 +200,7 @@ impl Seal<'_> {
             sidecar.images_file = shown.images_file.clone();
             sidecar.default_registry = shown.default_registry.clone();
             sidecar.default_namespace = shown.default_namespace.clone();
+            sidecar.referrers |= shown.referrers;
             sidecar.base = base;
             sidecar.add(images);
         })

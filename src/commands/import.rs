@@ -39,6 +39,11 @@ pub fn import(args: &ImportArgs, cancelled: Arc<AtomicBool>) -> Outcome {
         Ok(settings) => settings,
         Err(outcome) => return outcome,
     };
+    if sidecar.as_ref().is_some_and(|s| s.referrers) && !settings.copy.referrers {
+        log("the bundle carries referrers (exported with --referrers): they are imported too");
+        settings.copy.referrers = true;
+        settings.shown.referrers = true;
+    }
     if !args.rules_given {
         // The report names the rules actually used: the bundle's record.
         settings.shown.images_file = layout

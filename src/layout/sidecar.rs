@@ -25,6 +25,9 @@ pub struct Sidecar {
     pub images_file: String,
     pub default_registry: Option<String>,
     pub default_namespace: Option<String>,
+    /// Whether the export carried referrers (`--referrers`): the import then pushes them.
+    #[serde(default)]
+    pub referrers: bool,
     /// Every image the bundle holds, in rule order (exports into the same layout add
     /// theirs; an image of the same source replaces the older entry).
     pub images: Vec<BundleImage>,

@@ -263,7 +263,13 @@ fn referrers_cross_the_gap_with_their_images() {
         exported.pretty()
     );
 
-    let run = import_run(&export, &dst).arg("--referrers").run();
+    // The bundle says it carries referrers: no flag needed on the other side.
+    let run = import_run(&export, &dst).run();
+    assert!(
+        run.stderr.contains("the bundle carries referrers"),
+        "{}",
+        run.stderr
+    );
     run.assert_code(0).assert_all("copied");
     assert_eq!(run.count("referrers_copied"), 2, "{}", run.pretty());
     let target = Seeder::for_registry(&dst);
