@@ -144,21 +144,26 @@ impl Layout {
 
     /// Every named image, as `index.json` lists it.
     pub fn images(&self) -> Result<Vec<Entry>> {
-        Ok(self.index.named()?.list.clone())
+        self.index.entries()
     }
 
     fn entry(&self, name: &str) -> Result<Option<Entry>> {
-        Ok(self.index.named()?.get(name).cloned())
+        self.index.get(name)
     }
 
     /// Names `manifest` (already stored) `name` in `index.json`.
     pub fn name_manifest(&self, name: &str, manifest: &Manifest) -> Result<()> {
-        self.index.set(&[Entry {
+        self.index.set(Entry {
             name: name.to_string(),
             digest: manifest.digest.clone(),
             media_type: Some(manifest.media_type.as_str().to_string()),
             size: manifest.bytes.len() as u64,
-        }])
+        })
+    }
+
+    /// Writes the names still waiting to `index.json` (names are written in batches).
+    pub fn flush(&self) -> Result<()> {
+        self.index.flush()
     }
 
     /// Names the stored manifest `digest` `name` in `index.json`.
@@ -168,6 +173,7 @@ impl Layout {
 
     /// Adds to the sidecar (read and written under the index's lock, replaced whole).
     pub fn record(&self, update: impl FnOnce(&mut Sidecar)) -> Result<()> {
+        self.index.flush()?;
         self.index.locked(|| {
             let mut sidecar = Sidecar::read(&self.root)?.unwrap_or_default();
             update(&mut sidecar);
@@ -195,6 +201,14 @@ impl Layout {
             media_type,
             digest: digest.clone(),
         })
+    }
+}
+
+/// Names still waiting are written when the layout is dropped (best effort: an export
+/// flushes them itself, and says when it cannot).
+impl Drop for Layout {
+    fn drop(&mut self) {
+        let _ = self.index.flush();
     }
 }
 
@@ -253,10 +267,7 @@ impl End for LayoutRepo<'_> {
     }
 
     fn list_tags(&self, _stats: &RequestStats) -> Result<Option<Vec<String>>> {
-        let prefix = format!("{}:", self.name);
-        let named = self.layout.index.named()?;
-        let tags = (named.list.iter())
-            .filter_map(|e| e.name.strip_prefix(&prefix).map(String::from))
+        let tags = (self.layout.index.tags(&self.name)?.into_iter())
             .filter(|tag| crate::reference::is_valid_tag(tag))
             .collect();
         Ok(Some(tags))

@@ -4,12 +4,13 @@
 //! entries) and replaced whole: written to a temporary file, then renamed over the old.
 //! Entries this tool did not write (other tools' fields, platforms) are kept as they are.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fs;
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -69,24 +70,28 @@ impl IndexFile {
         self.manifests.iter().filter_map(entry_of).collect()
     }
 
-    /// Names `entry`, replacing an entry of the same name.
-    fn set(&mut self, entry: &Entry) {
-        let mut value = serde_json::json!({
-            "mediaType": entry.media_type,
-            "digest": entry.digest.as_str(),
-            "size": entry.size,
-            "annotations": { REF_NAME: entry.name },
-        });
-        if entry.media_type.is_none() {
-            value.as_object_mut().unwrap().remove("mediaType");
-        }
-        match self
-            .manifests
-            .iter_mut()
-            .find(|v| name_of(v) == Some(entry.name.as_str()))
-        {
-            Some(existing) => *existing = value,
-            None => self.manifests.push(value),
+    /// Names `entries`, each replacing an entry of the same name.
+    fn set_all(&mut self, entries: &[Entry]) {
+        let mut at: HashMap<String, usize> = (self.manifests.iter().enumerate())
+            .filter_map(|(n, v)| Some((name_of(v)?.to_string(), n)))
+            .collect();
+        for entry in entries {
+            let mut value = serde_json::json!({
+                "mediaType": entry.media_type,
+                "digest": entry.digest.as_str(),
+                "size": entry.size,
+                "annotations": { REF_NAME: entry.name },
+            });
+            if entry.media_type.is_none() {
+                value.as_object_mut().unwrap().remove("mediaType");
+            }
+            match at.get(&entry.name) {
+                Some(&n) => self.manifests[n] = value,
+                None => {
+                    at.insert(entry.name.clone(), self.manifests.len());
+                    self.manifests.push(value);
+                }
+            }
         }
     }
 }
@@ -107,34 +112,55 @@ fn entry_of(value: &Value) -> Option<Entry> {
     })
 }
 
+/// How long names may wait in memory before `index.json` is written: each write rewrites
+/// the whole file, so a bundle of thousands of images names them in batches. A run killed
+/// in between loses only those names; run again, their images cost a manifest each.
+const WRITE_EVERY: Duration = Duration::from_secs(1);
+/// Names that wait at most before `index.json` is written.
+const WRITE_AT: usize = 256;
+
 /// The files of the index: `index.json` and its lock; its named entries as this process
 /// last read or wrote them (read once, not once per question: a bundle of thousands of
-/// images is asked about each of them).
+/// images is asked about each of them), and the names not yet written.
 pub(super) struct IndexPaths {
     pub(super) index: PathBuf,
     lock: PathBuf,
-    named: Mutex<Option<Arc<Named>>>,
+    named: Mutex<Option<Named>>,
+    pending: Mutex<Pending>,
 }
 
-/// The named entries of `index.json`, in order and by name.
-pub(super) struct Named {
-    pub(super) list: Vec<Entry>,
-    by_name: HashMap<String, usize>,
+/// Names given but not yet written to `index.json`.
+#[derive(Default)]
+struct Pending {
+    entries: Vec<Entry>,
+    /// When `index.json` was last written by this process.
+    written: Option<Instant>,
+}
+
+/// The named entries of `index.json` by name, and the tags of each repository
+/// (`<repository>:<tag>` names).
+#[derive(Default)]
+struct Named {
+    by_name: HashMap<String, Entry>,
+    tags: HashMap<String, BTreeSet<String>>,
 }
 
 impl Named {
-    fn of(index: &IndexFile) -> Arc<Named> {
-        let list = index.entries();
-        let by_name = list
-            .iter()
-            .enumerate()
-            .map(|(n, entry)| (entry.name.clone(), n))
-            .collect();
-        Arc::new(Named { list, by_name })
+    fn of(entries: Vec<Entry>) -> Named {
+        let mut named = Named::default();
+        for entry in entries {
+            named.insert(entry);
+        }
+        named
     }
 
-    pub(super) fn get(&self, name: &str) -> Option<&Entry> {
-        self.by_name.get(name).map(|&n| &self.list[n])
+    fn insert(&mut self, entry: Entry) {
+        if let Some((repository, tag)) = entry.name.rsplit_once(':')
+            && !tag.contains('/')
+        {
+            (self.tags.entry(repository.to_string()).or_default()).insert(tag.to_string());
+        }
+        self.by_name.insert(entry.name.clone(), entry);
     }
 }
 
@@ -144,6 +170,7 @@ impl IndexPaths {
             index: layout.join("index.json"),
             lock: layout.join("index.json.lock"),
             named: Mutex::new(None),
+            pending: Mutex::default(),
         }
     }
 
@@ -157,29 +184,72 @@ impl IndexPaths {
         })
     }
 
-    /// Names `entries`, read and written under the lock (so entries other processes
-    /// wrote meanwhile are kept, and seen from now on).
-    pub(super) fn set(&self, entries: &[Entry]) -> Result<()> {
+    /// Names `entry`: at once for this process, in `index.json` with the next batch.
+    pub(super) fn set(&self, entry: Entry) -> Result<()> {
+        self.with_named(|named| named.insert(entry.clone()))?;
+        let batch = {
+            let mut pending = self.pending.lock().unwrap();
+            pending.entries.push(entry);
+            let due = pending.written.is_none_or(|at| at.elapsed() >= WRITE_EVERY)
+                || pending.entries.len() >= WRITE_AT;
+            if !due {
+                return Ok(());
+            }
+            pending.written = Some(Instant::now());
+            std::mem::take(&mut pending.entries)
+        };
+        self.write(&batch)
+    }
+
+    /// Writes the names still waiting.
+    pub(super) fn flush(&self) -> Result<()> {
+        let batch = std::mem::take(&mut self.pending.lock().unwrap().entries);
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.write(&batch)
+    }
+
+    /// Adds `entries` to `index.json`, read and written under the lock (so entries other
+    /// processes wrote meanwhile are kept).
+    fn write(&self, entries: &[Entry]) -> Result<()> {
         self.locked(|| {
             let mut index = IndexFile::read(&self.index)?;
-            for entry in entries {
-                index.set(entry);
-            }
-            self.replace(&index)?;
-            *self.named.lock().unwrap() = Some(Named::of(&index));
-            Ok(())
+            index.set_all(entries);
+            self.replace(&index)
         })
     }
 
-    /// The named entries, read on first use.
-    pub(super) fn named(&self) -> Result<Arc<Named>> {
+    /// Runs `f` on the named entries, read on first use.
+    fn with_named<T>(&self, f: impl FnOnce(&mut Named) -> T) -> Result<T> {
         let mut named = self.named.lock().unwrap();
-        if let Some(named) = named.as_ref() {
-            return Ok(named.clone());
+        if named.is_none() {
+            *named = Some(Named::of(IndexFile::read(&self.index)?.entries()));
         }
-        let read = Named::of(&IndexFile::read(&self.index)?);
-        *named = Some(read.clone());
-        Ok(read)
+        Ok(f(named.as_mut().expect("read above")))
+    }
+
+    /// The entry named `name`.
+    pub(super) fn get(&self, name: &str) -> Result<Option<Entry>> {
+        self.with_named(|named| named.by_name.get(name).cloned())
+    }
+
+    /// The tags of `repository` (names `<repository>:<tag>`).
+    pub(super) fn tags(&self, repository: &str) -> Result<Vec<String>> {
+        self.with_named(|named| {
+            (named.tags.get(repository))
+                .map(|tags| tags.iter().cloned().collect())
+                .unwrap_or_default()
+        })
+    }
+
+    /// Every named entry, by name.
+    pub(super) fn entries(&self) -> Result<Vec<Entry>> {
+        self.with_named(|named| {
+            let mut entries: Vec<Entry> = named.by_name.values().cloned().collect();
+            entries.sort_by(|a, b| a.name.cmp(&b.name));
+            entries
+        })
     }
 
     /// Runs `f` holding the lock on `index.json.lock` (other processes wait for it).
@@ -249,11 +319,18 @@ mod tests {
                 let paths = &paths;
                 scope.spawn(move || {
                     let other = IndexPaths::new(paths.index.parent().unwrap());
-                    other.set(&[entry(&format!("r.io/a:t{n}"), &[n])]).unwrap();
+                    other.set(entry(&format!("r.io/a:t{n}"), &[n])).unwrap();
+                    other.flush().unwrap();
                 });
             }
         });
-        paths.set(&[entry("r.io/a:t3", b"again")]).unwrap();
+        paths.set(entry("r.io/a:t3", b"again")).unwrap();
+        paths.flush().unwrap();
+        assert_eq!(
+            paths.tags("r.io/a").unwrap().len(),
+            8,
+            "read when first asked"
+        );
         let index = IndexFile::read(&paths.index).unwrap();
         let mut names: Vec<String> = index.entries().into_iter().map(|e| e.name).collect();
         names.sort();
