@@ -39,19 +39,7 @@ pub fn import(args: &ImportArgs, cancelled: Arc<AtomicBool>) -> Outcome {
         Ok(settings) => settings,
         Err(outcome) => return outcome,
     };
-    if sidecar.as_ref().is_some_and(|s| s.referrers) && !settings.copy.referrers {
-        log("the bundle carries referrers (exported with --referrers): they are imported too");
-        settings.copy.referrers = true;
-        settings.shown.referrers = true;
-    }
-    if !args.rules_given {
-        // The report names the rules actually used: the bundle's record.
-        settings.shown.images_file = layout
-            .root()
-            .join(layout::sidecar::FILE_NAME)
-            .display()
-            .to_string();
-    }
+    follow_bundle(&mut settings, &layout, sidecar.as_ref(), args.rules_given);
     let names = match layout.images() {
         Ok(entries) => entries
             .into_iter()
@@ -68,10 +56,11 @@ pub fn import(args: &ImportArgs, cancelled: Arc<AtomicBool>) -> Outcome {
     let mut plan = match sidecar.as_ref().filter(|_| !args.rules_given) {
         Some(sidecar) => recorded_plan(sidecar, &settings),
         None => {
-            let images: Vec<Reference> = names
+            let mut images: Vec<Reference> = names
                 .keys()
                 .filter_map(|name| Reference::parse(name).ok())
                 .collect();
+            images.sort_by_key(ToString::to_string);
             plan::plan_bundle(&settings.rules, &images, settings.copy.referrers)
         }
     };
@@ -102,6 +91,26 @@ pub fn import(args: &ImportArgs, cancelled: Arc<AtomicBool>) -> Outcome {
     let copier = Copier::between(&layout, &client, client.transport(), settings.copy.clone());
     let outcomes = copy(&settings, &copier, &mut plan, |_, _| {});
     finish(&settings, &client, plan, targets, outcomes, started)
+}
+
+/// What the bundle decides for the run: referrers it carries are imported (said on the
+/// log), and without `--images` the report names its record as the rules file.
+fn follow_bundle(
+    settings: &mut SyncSettings,
+    layout: &Layout,
+    sidecar: Option<&Sidecar>,
+    rules_given: bool,
+) {
+    if sidecar.is_some_and(|s| s.referrers) && !settings.copy.referrers {
+        log("the bundle carries referrers (exported with --referrers): they are imported too");
+        settings.copy.referrers = true;
+        settings.shown.referrers = true;
+    }
+    if !rules_given {
+        settings.shown.images_file = (layout.root().join(layout::sidecar::FILE_NAME))
+            .display()
+            .to_string();
+    }
 }
 
 /// The layout `--from` names and its sidecar (an archive is unpacked into a directory
