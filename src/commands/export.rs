@@ -3,6 +3,7 @@
 //! `--referrers`, shards); each image is stored under its full source reference, and the
 //! sidecar records where its rule sends it, for `import` on the other side of the gap.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Instant, SystemTime};
@@ -11,8 +12,6 @@ use super::Outcome;
 use super::sync::{SyncSettings, connect, copy, finish, log_start};
 use crate::cli::ExportArgs;
 use crate::copy::{Copier, Mode};
-use std::collections::{HashMap, HashSet};
-
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::layout::{Base, BundleImage, BundlePath, Layout, Sidecar, archive, sidecar};
@@ -70,11 +69,15 @@ pub fn export(args: &ExportArgs, cancelled: Arc<AtomicBool>) -> Outcome {
         settings: &settings,
         base: base.map(|b| (b, args.base.clone().unwrap_or_default())),
     };
-    if !dry_run && let Err(e) = sealed.seal(recorded, &outcomes) {
-        log(&format!("error: --to {}: {e}", args.to));
-        return Outcome::Failed;
+    let sealed = dry_run
+        || sealed
+            .seal(recorded, &outcomes)
+            .map_err(|e| log(&format!("error: --to {}: {e}", args.to)))
+            .is_ok();
+    match finish(&settings, &client, plan, Vec::new(), outcomes, started) {
+        _ if !sealed => Outcome::Failed,
+        outcome => outcome,
     }
-    finish(&settings, &client, plan, Vec::new(), outcomes, started)
 }
 
 /// The layout the export writes: the directory of `oci:DIR`, or for
