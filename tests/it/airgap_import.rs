@@ -53,6 +53,8 @@ fn a_bundle_lands_where_its_rules_say_with_the_source_digests() {
     let run = import.run();
     run.assert_code(0).assert_all("copied");
     assert_eq!(run.count("total"), 3);
+    // The layer x and y share crossed once into the target registry, then was mounted.
+    assert_eq!(run.count("blobs_mounted"), 1, "{}", run.pretty());
     let d = &dst.host;
     for (reference, digest) in [
         (format!("{d}/mirror/x:1"), &seeded.index),
