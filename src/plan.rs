@@ -398,6 +398,54 @@ mod tests {
     }
 
     #[test]
+    fn a_bundle_is_planned_by_its_source_references() {
+        let dir = tempfile::tempdir().unwrap();
+        let images = dir.path().join("images.json");
+        let digest = format!("sha256:{}", "a".repeat(64));
+        std::fs::write(
+            &images,
+            serde_json::json!({
+                "r.io/app/x": {"target": "t.io/m/x", "tags": {"include": ["^v"]}},
+                "r.io/app/y:1": "t.io/m/y:one",
+                format!("r.io/app/z@{digest}"): "t.io/m/z",
+                "r.io/app/none:9": "t.io/m/none",
+            })
+            .to_string(),
+        )
+        .unwrap();
+        let rules =
+            crate::config::images::load(&images, &crate::config::Defaults::default(), &|_| None)
+                .unwrap();
+        let bundle: Vec<Reference> = [
+            "r.io/app/x:v1".to_string(),
+            "r.io/app/x:latest".to_string(),
+            format!("r.io/app/x:sha256-{}", "b".repeat(64)),
+            "r.io/app/y:1".to_string(),
+            "r.io/app/y:2".to_string(),
+            format!("r.io/app/z@{digest}"),
+        ]
+        .iter()
+        .map(|name| Reference::parse(name).unwrap())
+        .collect();
+        let plan = plan_bundle(&rules, &bundle, true);
+        let jobs: Vec<(String, String)> = (plan.jobs.iter())
+            .map(|job| (job.source.to_string(), job.target.to_string()))
+            .collect();
+        assert_eq!(
+            jobs,
+            [
+                ("r.io/app/x:v1".to_string(), "t.io/m/x:v1".to_string()),
+                ("r.io/app/y:1".to_string(), "t.io/m/y:one".to_string()),
+                (format!("r.io/app/z@{digest}"), "t.io/m/z".to_string()),
+            ]
+        );
+        assert_eq!(plan.failures.len(), 1);
+        assert_eq!(plan.failures[0].rule, "r.io/app/none:9");
+        assert_eq!(plan.tag_counts[0].tags_listed, 3);
+        assert_eq!(plan.tag_counts[0].tags_selected, 1);
+    }
+
+    #[test]
     fn shard_syntax() {
         assert_eq!("2/4".parse::<Shard>(), Ok(Shard { index: 2, total: 4 }));
         for bad in ["0/4", "5/4", "1/0", "x/2", "2", ""] {
