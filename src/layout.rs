@@ -82,6 +82,8 @@ pub struct Layout {
     /// With `export --base`: the blobs the base bundle carried, by source repository
     /// (`registry/repository`); they count as present and are left out.
     base: HashMap<String, HashSet<Digest>>,
+    /// For a layout read inside an archive: its sidecar, read with the archive's index.
+    packed_sidecar: Option<Option<Sidecar>>,
 }
 
 impl Layout {
@@ -94,6 +96,7 @@ impl Layout {
             blobs: Blobs::new(root),
             index: IndexPaths::new(root),
             base: HashMap::new(),
+            packed_sidecar: None,
         }
     }
 
@@ -131,6 +134,14 @@ impl Layout {
     pub fn with_base(mut self, base: HashMap<String, HashSet<Digest>>) -> Layout {
         self.base = base;
         self
+    }
+
+    /// The bundle's sidecar, when it has one.
+    pub fn sidecar(&self) -> Result<Option<Sidecar>> {
+        match &self.packed_sidecar {
+            Some(sidecar) => Ok(sidecar.clone()),
+            None => Sidecar::read(&self.root),
+        }
     }
 
     pub fn root(&self) -> &Path {

@@ -5,7 +5,6 @@
 //! naming it and nothing of it is pushed.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Instant, SystemTime};
@@ -19,7 +18,7 @@ use super::{Files, Outcome};
 use crate::cli::ImportArgs;
 use crate::copy::{Copier, Mode};
 use crate::digest::Digest;
-use crate::layout::{self, BundlePath, Layout, Sidecar, archive};
+use crate::layout::{self, BundlePath, Layout, Sidecar};
 use crate::plan::{self, Job, Plan};
 use crate::progress::log;
 use crate::reference::Reference;
@@ -27,7 +26,7 @@ use crate::reference::Reference;
 /// `image-migrator import`.
 pub fn import(args: &ImportArgs, cancelled: Arc<AtomicBool>) -> Outcome {
     let started = (SystemTime::now(), Instant::now());
-    let Some((layout, sidecar, _unpacked)) = open_bundle(args) else {
+    let Some((layout, sidecar)) = open_bundle(args) else {
         return Outcome::InvalidInput;
     };
     let which = if args.rules_given {
@@ -113,24 +112,20 @@ fn follow_bundle(
     }
 }
 
-/// The layout `--from` names and its sidecar (an archive is unpacked into a directory
-/// beside it, removed when the returned [`Scratch`] is dropped); `None` after saying why
-/// not.
-fn open_bundle(args: &ImportArgs) -> Option<(Layout, Option<Sidecar>, Option<Scratch>)> {
+/// The layout `--from` names (an archive is read where it is) and its sidecar; `None`
+/// after saying why not.
+fn open_bundle(args: &ImportArgs) -> Option<(Layout, Option<Sidecar>)> {
     let opened = BundlePath::parse(&args.from).and_then(|bundle| {
-        let (dir, scratch) = match bundle {
-            BundlePath::Directory(dir) => (dir, None),
-            BundlePath::Archive(file) => {
-                let scratch = Scratch::unpacked(&file)?;
-                (scratch.0.clone(), Some(scratch))
-            }
-        };
-        let layout = Layout::open(&dir).map_err(|e| e.message)?;
-        let sidecar = Sidecar::read(&dir).map_err(|e| e.message)?;
-        Ok((layout, sidecar, scratch))
+        let layout = match bundle {
+            BundlePath::Directory(dir) => Layout::open(&dir),
+            BundlePath::Archive(file) => Layout::open_archive(&file),
+        }
+        .map_err(|e| e.message)?;
+        let sidecar = layout.sidecar().map_err(|e| e.message)?;
+        Ok((layout, sidecar))
     });
     match opened {
-        Ok((_, None, _)) if !args.rules_given => {
+        Ok((_, None)) if !args.rules_given => {
             log(&format!(
                 "error: --from {}: the layout has no {} (it was not written by export); \
                  give --images FILE with rules keyed by the images' source references; \
@@ -145,36 +140,6 @@ fn open_bundle(args: &ImportArgs) -> Option<(Layout, Option<Sidecar>, Option<Scr
             log(&format!("error: --from {message}; nothing was copied"));
             None
         }
-    }
-}
-
-/// A directory of this run, removed when dropped: where an archive is unpacked (beside
-/// it, on the disk that had room for it, not in a temporary file system).
-struct Scratch(PathBuf);
-
-impl Scratch {
-    /// `archive` unpacked beside it, or where that cannot be written (a read-only
-    /// medium) in the temporary directory (`TMPDIR`).
-    fn unpacked(archive: &Path) -> std::result::Result<Scratch, String> {
-        let mut name = archive.as_os_str().to_owned();
-        name.push(format!(".import-{}", std::process::id()));
-        let beside = Scratch(name.into());
-        if std::fs::create_dir_all(&beside.0).is_ok() {
-            archive::unpack(archive, &beside.0).map_err(|e| e.message)?;
-            return Ok(beside);
-        }
-        let file_name = archive.file_name().unwrap_or_default().to_string_lossy();
-        let temporary = Scratch(
-            std::env::temp_dir().join(format!("{file_name}.import-{}", std::process::id())),
-        );
-        archive::unpack(archive, &temporary.0).map_err(|e| e.message)?;
-        Ok(temporary)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 

@@ -3,9 +3,11 @@
 //! `index.json`, the sidecar, then every manifest reachable from the index — and the
 //! config and layer blobs after them, so that a reader of a stream knows the images
 //! before their layers arrive. Entries over 8 GiB carry their size in a PAX header (the
-//! ustar size field holds 8 GiB − 1 at most). Unpacking takes only the names a layout has.
+//! ustar size field holds 8 GiB − 1 at most). `import` reads an archive where it is: the
+//! small files into memory, the blobs at their offsets (nothing unpacked, so a read-only
+//! medium works and no second copy needs room); only the names a layout has are taken.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io::{self, Read, Write};
 use std::path::{Component, Path};
@@ -139,54 +141,101 @@ impl Layout {
     }
 }
 
-/// Unpacks `archive` into the directory `into` (made), taking only the names a layout
-/// holds: `oci-layout`, `index.json`, the sidecar and `blobs/<algorithm>/<hex>`.
-pub fn unpack(archive: &Path, into: &Path) -> Result<()> {
-    let fail = |e: io::Error| Error::protocol(format!("{}: {e}", archive.display()));
-    let file = fs::File::open(archive).map_err(fail)?;
-    let mut entries = tar::Archive::new(io::BufReader::new(file));
-    for entry in entries.entries().map_err(fail)? {
-        let mut entry = entry.map_err(fail)?;
-        let path = entry.path().map_err(fail)?.into_owned();
-        if entry.header().entry_type().is_dir() {
-            continue;
+/// Bound on the small files of an archive (`oci-layout`, `index.json`, the sidecar), read
+/// into memory.
+const MAX_SMALL_FILE: u64 = 256 * 1024 * 1024;
+
+impl Layout {
+    /// The layout inside `archive`, read where it is (nothing is unpacked): `oci-layout`,
+    /// `index.json` and the sidecar into memory, each blob by its offset in the archive.
+    /// Only the names a layout holds are taken; any other entry is refused.
+    pub fn open_archive(archive: &Path) -> Result<Layout> {
+        let fail = |e: io::Error| Error::protocol(format!("{}: {e}", archive.display()));
+        let file = fs::File::open(archive).map_err(fail)?;
+        let mut tar = tar::Archive::new(file);
+        let mut small: HashMap<String, Vec<u8>> = HashMap::new();
+        let mut at = HashMap::new();
+        for entry in tar.entries_with_seek().map_err(fail)? {
+            let mut entry = entry.map_err(fail)?;
+            let path = entry.path().map_err(fail)?.into_owned();
+            if entry.header().entry_type().is_dir() {
+                continue;
+            }
+            if !is_layout_name(&path) || !entry.header().entry_type().is_file() {
+                return Err(Error::protocol(format!(
+                    "{}: {} is not part of an OCI image layout",
+                    archive.display(),
+                    path.display()
+                )));
+            }
+            match blob_of(&path) {
+                Some(digest) => {
+                    at.insert(digest, (entry.raw_file_position(), entry.size()));
+                }
+                None => {
+                    let mut bytes = Vec::new();
+                    (&mut entry)
+                        .take(MAX_SMALL_FILE)
+                        .read_to_end(&mut bytes)
+                        .map_err(fail)?;
+                    small.insert(path.display().to_string(), bytes);
+                }
+            }
         }
-        if !is_layout_name(&path) || !entry.header().entry_type().is_file() {
-            return Err(Error::protocol(format!(
-                "{}: {} is not part of an OCI image layout",
-                archive.display(),
-                path.display()
-            )));
-        }
-        let target = into.join(&path);
-        fs::create_dir_all(target.parent().unwrap_or(into)).map_err(fail)?;
-        let mut out = fs::File::create(&target).map_err(fail)?;
-        io::copy(&mut entry, &mut out).map_err(fail)?;
+        Layout::packed(archive, small, at)
     }
-    Ok(())
+
+    fn packed(
+        archive: &Path,
+        small: HashMap<String, Vec<u8>>,
+        at: HashMap<Digest, (u64, u64)>,
+    ) -> Result<Layout> {
+        let named = |name: &str| small.get(name).or_else(|| small.get(&format!("./{name}")));
+        for required in ["oci-layout", "index.json"] {
+            if named(required).is_none() {
+                return Err(Error::new(
+                    crate::error::ErrorKind::NotFound,
+                    format!(
+                        "{}: not an OCI image layout (no {required})",
+                        archive.display()
+                    ),
+                ));
+            }
+        }
+        let what = format!("{}: index.json", archive.display());
+        let index = super::IndexFile::parse(named("index.json").expect("checked"), &what)?;
+        let sidecar = named(super::sidecar::FILE_NAME)
+            .map(|bytes| serde_json::from_slice(bytes))
+            .transpose()
+            .map_err(|e| {
+                Error::protocol(format!(
+                    "{}: {}: {e}",
+                    archive.display(),
+                    super::sidecar::FILE_NAME
+                ))
+            })?;
+        let mut layout = Layout::at(archive);
+        layout.location = format!("{}{}", super::ARCHIVE_SCHEME, archive.display());
+        layout.blobs = super::Blobs::packed(archive, at);
+        layout.index.known(&index);
+        layout.packed_sidecar = Some(sidecar);
+        Ok(layout)
+    }
 }
 
-/// The sidecar of an archive, read from the stream up to it (it is the third entry).
-pub fn read_sidecar(archive: &Path) -> Result<Option<super::Sidecar>> {
-    let fail = |e: io::Error| Error::protocol(format!("{}: {e}", archive.display()));
-    let file = fs::File::open(archive).map_err(fail)?;
-    let mut entries = tar::Archive::new(io::BufReader::new(file));
-    for entry in entries.entries().map_err(fail)? {
-        let mut entry = entry.map_err(fail)?;
-        if entry.path().map_err(fail)?.as_os_str() != super::sidecar::FILE_NAME {
-            continue;
-        }
-        let mut bytes = Vec::new();
-        entry.read_to_end(&mut bytes).map_err(fail)?;
-        return serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-            Error::protocol(format!(
-                "{}: {}: {e}",
-                archive.display(),
-                super::sidecar::FILE_NAME
-            ))
-        });
+/// The digest a `blobs/<algorithm>/<hex>` path names.
+fn blob_of(path: &Path) -> Option<Digest> {
+    let parts: Vec<&str> = path
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(part) => part.to_str(),
+            _ => None,
+        })
+        .collect();
+    match parts.as_slice() {
+        ["blobs", algorithm, hex] => Digest::parse(&format!("{algorithm}:{hex}")).ok(),
+        _ => None,
     }
-    Ok(None)
 }
 
 /// `oci-layout`, `index.json`, the sidecar, or `blobs/<algorithm>/<hex>` (plain names,

@@ -3,9 +3,9 @@
 //! renamed into place. A name in `blobs/` is therefore always whole and verified, so an
 //! interrupted export run again keeps what it finished and redoes only the rest.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs;
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,6 +19,8 @@ static NEXT_TEMPORARY: AtomicU64 = AtomicU64::new(0);
 /// Where the blobs of a layout live.
 pub(super) struct Blobs {
     root: PathBuf,
+    /// For a layout read inside an archive: where each blob's bytes are in it.
+    packed: Option<Packed>,
     /// Blobs hashed whole in this run ([`Blobs::verify`]): a layer many images share is
     /// hashed once.
     verified: Mutex<HashSet<Digest>>,
@@ -28,6 +30,19 @@ impl Blobs {
     pub(super) fn new(layout: &Path) -> Self {
         Blobs {
             root: layout.join("blobs"),
+            packed: None,
+            verified: Mutex::default(),
+        }
+    }
+
+    /// The blobs of an archive, read where they are in it (never unpacked).
+    pub(super) fn packed(archive: &Path, at: HashMap<Digest, (u64, u64)>) -> Self {
+        Blobs {
+            root: archive.join("blobs"),
+            packed: Some(Packed {
+                archive: archive.to_path_buf(),
+                at,
+            }),
             verified: Mutex::default(),
         }
     }
@@ -39,12 +54,26 @@ impl Blobs {
     }
 
     pub(super) fn exists(&self, digest: &Digest) -> bool {
-        self.path(digest).is_file()
+        match &self.packed {
+            Some(packed) => packed.at.contains_key(digest),
+            None => self.path(digest).is_file(),
+        }
     }
 
     /// A blob's bytes, as stored (the reader verifies them).
-    pub(super) fn open(&self, digest: &Digest) -> Result<fs::File> {
-        fs::File::open(self.path(digest)).map_err(|e| self.io_error(digest, e))
+    pub(super) fn open(&self, digest: &Digest) -> Result<Box<dyn Read + Send>> {
+        let Some(packed) = &self.packed else {
+            let file = fs::File::open(self.path(digest)).map_err(|e| self.io_error(digest, e))?;
+            return Ok(Box::new(file));
+        };
+        let Some(&(offset, size)) = packed.at.get(digest) else {
+            let missing = io::Error::from(io::ErrorKind::NotFound);
+            return Err(self.io_error(digest, missing));
+        };
+        let mut file = fs::File::open(&packed.archive).map_err(|e| self.io_error(digest, e))?;
+        file.seek(io::SeekFrom::Start(offset))
+            .map_err(|e| self.io_error(digest, e))?;
+        Ok(Box::new(file.take(size)))
     }
 
     /// A small blob (a manifest) read whole and checked against its digest.
@@ -96,6 +125,12 @@ impl Blobs {
     /// Stores `size` bytes of `body` as `digest`: written to a temporary file, verified,
     /// then renamed into place (a blob already there is left as it is).
     pub(super) fn write(&self, digest: &Digest, size: u64, body: &mut dyn Read) -> Result<()> {
+        if let Some(packed) = &self.packed {
+            return Err(Error::protocol(format!(
+                "{} is read, never written",
+                packed.archive.display()
+            )));
+        }
         let path = self.path(digest);
         let dir = path.parent().expect("blobs/<algorithm>");
         fs::create_dir_all(dir).map_err(|e| self.io_error(digest, e))?;
@@ -129,6 +164,12 @@ impl Blobs {
             format!("blob {digest} at {}: {e}", self.path(digest).display()),
         )
     }
+}
+
+/// Where the blobs of an archive are: byte offset and size of each.
+struct Packed {
+    archive: PathBuf,
+    at: HashMap<Digest, (u64, u64)>,
 }
 
 /// `body` into a new file at `path`, hashed on the way, flushed to disk when whole.

@@ -129,6 +129,14 @@ pub(super) struct IndexPaths {
     pending: Mutex<Pending>,
 }
 
+impl IndexFile {
+    /// An index from its bytes (`what` names it in errors).
+    pub(super) fn parse(bytes: &[u8], what: &str) -> Result<IndexFile> {
+        serde_json::from_slice(bytes)
+            .map_err(|e| Error::protocol(format!("{what}: not an OCI index: {e}")))
+    }
+}
+
 /// Names given but not yet written to `index.json`.
 #[derive(Default)]
 struct Pending {
@@ -218,6 +226,11 @@ impl IndexPaths {
             index.set_all(entries);
             self.replace(&index)
         })
+    }
+
+    /// The entries of an index read elsewhere (an archive's): this view is all there is.
+    pub(super) fn known(&self, index: &IndexFile) {
+        *self.named.lock().unwrap() = Some(Named::of(index.entries()));
     }
 
     /// Runs `f` on the named entries, read on first use.

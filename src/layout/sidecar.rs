@@ -109,9 +109,13 @@ pub fn read_base(value: &str) -> std::result::Result<Sidecar, String> {
     let path = Path::new(value);
     let found = match BundlePath::parse(value) {
         Ok(BundlePath::Directory(dir)) => Sidecar::read(&dir),
-        Ok(BundlePath::Archive(file)) => super::archive::read_sidecar(&file),
+        Ok(BundlePath::Archive(file)) => {
+            super::Layout::open_archive(&file).and_then(|l| l.sidecar())
+        }
         Err(_) if path.is_dir() => Sidecar::read(path),
-        Err(_) if value.ends_with(".tar") => super::archive::read_sidecar(path),
+        Err(_) if value.ends_with(".tar") => {
+            super::Layout::open_archive(path).and_then(|l| l.sidecar())
+        }
         Err(_) => std::fs::read(path)
             .map_err(|e| Error::protocol(format!("{value}: {e}")))
             .and_then(|bytes| {

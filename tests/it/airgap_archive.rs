@@ -145,3 +145,65 @@ fn an_archive_holding_a_path_outside_a_layout_is_refused() {
     );
     assert!(!dir.path().parent().unwrap().join("escaped").exists());
 }
+
+#[test]
+fn an_archive_is_read_in_place_and_a_corrupt_layer_in_it_is_caught() {
+    let src = TestRegistry::start();
+    let dst = TestRegistry::start();
+    let seeded = seed(&Seeder::for_registry(&src));
+    let export = SyncRun::new()
+        .insecure(&src.host)
+        .rule(
+            &format!("{}/app/y:1", src.host),
+            &format!("{}/mirror/y:1", dst.host),
+        )
+        .arg("export")
+        .arg("--to")
+        .arg("oci-archive:bundle.tar");
+    export.run().assert_code(0);
+    let archive = export.dir().join("bundle.tar");
+    // Flip a byte of y's own layer where it lies in the archive.
+    let layer = &seeded.y1.layer_digests[1];
+    let offset = {
+        let mut tar = tar::Archive::new(std::fs::File::open(&archive).unwrap());
+        let entry = tar
+            .entries()
+            .unwrap()
+            .map(Result::unwrap)
+            .find(|e| {
+                e.path()
+                    .unwrap()
+                    .ends_with(layer.trim_start_matches("sha256:"))
+            })
+            .unwrap();
+        entry.raw_file_position()
+    };
+    let mut bytes = std::fs::read(&archive).unwrap();
+    bytes[offset as usize + 10] ^= 0xff;
+    std::fs::write(&archive, bytes).unwrap();
+    let before: Vec<_> = std::fs::read_dir(export.dir()).unwrap().collect();
+
+    let run = SyncRun::new()
+        .insecure(&dst.host)
+        .arg("import")
+        .arg("--from")
+        .arg(&format!("oci-archive:{}", archive.display()))
+        .run();
+    run.assert_code(1);
+    let y = &run.results()[0];
+    assert_eq!(y["error"]["kind"], "digest", "{y}");
+    assert!(
+        y["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(layer.as_str()),
+        "{y}"
+    );
+    assert!(Seeder::for_registry(&dst).tags("mirror/y").is_empty());
+    let after: Vec<_> = std::fs::read_dir(export.dir()).unwrap().collect();
+    assert_eq!(
+        before.len(),
+        after.len(),
+        "nothing unpacked beside the archive"
+    );
+}
