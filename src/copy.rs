@@ -6,14 +6,13 @@
 //!
 //! `job` is one job's ladder (source digest, target comparison, pull-quota deferral),
 //! `tree` the manifest tree and the blob ladder, `targets` what the run knows of target
-//! repositories, `claims` the work several jobs can reach at once (done once), `threads`
-//! the threads that run it all without work-stealing, `referrers` what follows an image.
+//! repositories, `claims` the work several jobs can reach at once (done once),
+//! `referrers` what follows an image. Its threads come from [`crate::threads`].
 
 mod claims;
 mod job;
 mod referrers;
 mod targets;
-mod threads;
 mod tree;
 
 use std::collections::HashMap;
@@ -29,11 +28,11 @@ use crate::manifest::{self, Content, Manifest, MediaType, PlatformSpec};
 use crate::plan::Job;
 use crate::reference::{Tag, TagOrDigest};
 use crate::report::Status;
+pub use crate::threads::Threads;
 use claims::BlobLedger;
 pub use referrers::{MAX_DEPTH as REFERRER_DEPTH, ReferrerNote};
 use referrers::{ReferrerState, ReferrerTally};
 use targets::TargetRepos;
-pub use threads::Threads;
 
 /// Whether the copy writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

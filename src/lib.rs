@@ -26,4 +26,5 @@ pub mod reference;
 pub mod registry;
 pub mod report;
 pub mod signing;
+pub mod threads;
 pub mod vendor;

@@ -5,8 +5,6 @@
 
 use std::time::SystemTime;
 
-use rayon::prelude::*;
-
 use crate::config::{Rule, TagSelection};
 use crate::digest::Digest;
 use crate::error::Error;
@@ -15,6 +13,7 @@ use crate::http::bounds::escaped;
 use crate::manifest::{self, Content, Manifest};
 use crate::reference::Reference;
 use crate::registry::{Access, Client, Repo, Tags};
+use crate::threads::Threads;
 
 /// One of N deterministic slices of the work (`--shard K/N`, K from 1). A source
 /// repository always falls in the same slice, whatever the machine.
@@ -109,16 +108,20 @@ type Expanded = std::result::Result<(Vec<Job>, Option<TagCount>, Option<String>)
 /// referrers tag schema's and cosign's tags (`sha256-<hex>[.sig|.att|.sbom]`): they
 /// travel with their images, and a fallback index is merged rather than overwritten.
 /// With a `shard`, only the rules whose source repository falls in its slice are planned.
-pub fn plan(client: &Client, rules: &[Rule], referrers: bool, shard: Option<Shard>) -> Plan {
+pub fn plan(
+    client: &Client,
+    threads: &Threads,
+    rules: &[Rule],
+    referrers: bool,
+    shard: Option<Shard>,
+) -> Plan {
     let now = SystemTime::now();
     let rules: Vec<&Rule> = rules
         .iter()
         .filter(|rule| shard.is_none_or(|shard| shard.contains(&rule.source.name())))
         .collect();
-    let expanded: Vec<Expanded> = rules
-        .par_iter()
-        .map(|rule| expand(client, rule, now, referrers))
-        .collect();
+    let expanded: Vec<Expanded> =
+        threads.map(&rules, |rule| expand(client, threads, rule, now, referrers));
     let mut plan = Plan::default();
     let mut seen = std::collections::HashSet::new();
     for item in expanded {
@@ -216,7 +219,13 @@ fn bundle_target(
     Some((image.clone(), target))
 }
 
-fn expand(client: &Client, rule: &Rule, now: SystemTime, referrers: bool) -> Expanded {
+fn expand(
+    client: &Client,
+    threads: &Threads,
+    rule: &Rule,
+    now: SystemTime,
+    referrers: bool,
+) -> Expanded {
     let job = |source: Reference, target: Reference| Job {
         rule: rule.key.clone(),
         rule_line: rule.line,
@@ -258,25 +267,7 @@ fn expand(client: &Client, rule: &Rule, now: SystemTime, referrers: bool) -> Exp
             if referrers {
                 tags.retain(|tag| !crate::manifest::is_referrer_tag(tag));
             }
-            let selected = if rule.filters.is_empty() {
-                tags.clone()
-            } else {
-                let candidates = rule.filters.prefilter(&tags);
-                // Creation times only for what the cheap filters left, fetched in parallel.
-                let candidates = if rule.filters.needs_created() {
-                    candidates
-                        .into_par_iter()
-                        .map(|tag| {
-                            let created = created_of(&repo, &tag, &stats)?;
-                            Ok((tag, created))
-                        })
-                        .collect::<crate::error::Result<Vec<_>>>()
-                        .map_err(fail)?
-                } else {
-                    candidates.into_iter().map(|tag| (tag, None)).collect()
-                };
-                rule.filters.finish(candidates, now)
-            };
+            let selected = select(&repo, threads, rule, &tags, now, &stats).map_err(fail)?;
             let count = TagCount {
                 rule: rule.key.clone(),
                 rule_line: rule.line,
@@ -294,6 +285,34 @@ fn expand(client: &Client, rule: &Rule, now: SystemTime, referrers: bool) -> Exp
             ))
         }
     }
+}
+
+/// The tags a rule's filters keep of `tags`; creation times are read only for what the
+/// cheap filters left, in parallel.
+fn select(
+    repo: &Repo,
+    threads: &Threads,
+    rule: &Rule,
+    tags: &[String],
+    now: SystemTime,
+    stats: &RequestStats,
+) -> crate::error::Result<Vec<String>> {
+    if rule.filters.is_empty() {
+        return Ok(tags.to_vec());
+    }
+    let candidates = rule.filters.prefilter(tags);
+    let candidates = if rule.filters.needs_created() {
+        threads
+            .map(&candidates, |tag| {
+                let created = created_of(repo, tag, stats)?;
+                Ok((tag.clone(), created))
+            })
+            .into_iter()
+            .collect::<crate::error::Result<Vec<_>>>()?
+    } else {
+        candidates.into_iter().map(|tag| (tag, None)).collect()
+    };
+    Ok(rule.filters.finish(candidates, now))
 }
 
 /// `rule "k" (line n): the tag list of src has 3 name(s) that are not valid tags,

@@ -18,6 +18,7 @@ use crate::layout::{Base, BundleImage, BundlePath, Layout, Sidecar, archive, sid
 use crate::plan::{self, Job, Plan};
 use crate::progress::log;
 use crate::report::{ImageResult, Status};
+use crate::threads::Threads;
 
 /// `image-migrator export`.
 pub fn export(args: &ExportArgs, cancelled: Arc<AtomicBool>) -> Outcome {
@@ -43,20 +44,18 @@ pub fn export(args: &ExportArgs, cancelled: Arc<AtomicBool>) -> Outcome {
             return Outcome::InvalidInput;
         }
     };
-    let Some((client, pool)) = connect(&settings, cancelled) else {
+    let Some(client) = connect(&settings, cancelled) else {
         return Outcome::InvalidInput;
     };
     log_start(&settings);
     log(&format!("exporting to {}", args.to));
-    let mut plan = pool.install(|| {
-        plan::plan(
-            &client,
-            &settings.rules,
-            settings.copy.referrers,
-            settings.shard,
-        )
-    });
-    drop(pool);
+    let mut plan = plan::plan(
+        &client,
+        &Threads::new(settings.copy.threads),
+        &settings.rules,
+        settings.copy.referrers,
+        settings.shard,
+    );
     let recorded = into_layout(&mut plan);
     let copier = Copier::between(&client, &layout, client.transport(), settings.copy.clone());
     let outcomes = copy(&settings, &copier, &mut plan, |job, result| {

@@ -22,6 +22,7 @@ use crate::layout::{self, BundlePath, Layout, Sidecar};
 use crate::plan::{self, Job, Plan};
 use crate::progress::log;
 use crate::reference::Reference;
+use crate::threads::Threads;
 
 /// `image-migrator import`.
 pub fn import(args: &ImportArgs, cancelled: Arc<AtomicBool>) -> Outcome {
@@ -63,7 +64,7 @@ pub fn import(args: &ImportArgs, cancelled: Arc<AtomicBool>) -> Outcome {
             plan::plan_bundle(&settings.rules, &images, settings.copy.referrers)
         }
     };
-    let Some((client, pool)) = connect(&settings, cancelled) else {
+    let Some(client) = connect(&settings, cancelled) else {
         return Outcome::InvalidInput;
     };
     log_start(&settings);
@@ -79,8 +80,7 @@ pub fn import(args: &ImportArgs, cancelled: Arc<AtomicBool>) -> Outcome {
     ));
     let base = sidecar.as_ref().and_then(|s| s.base.clone());
     let check = BundleCheck::new(&layout, &names, base, &client);
-    pool.install(|| check.run(&mut plan));
-    drop(pool);
+    check.run(&Threads::new(settings.copy.threads), &mut plan);
     let targets = super::prepare_targets::prepare_targets(
         &client,
         &mut plan,

@@ -20,6 +20,7 @@ use crate::plan::{self, Job, Plan};
 use crate::progress::{Progress, log};
 use crate::registry::Client;
 use crate::report::{ImageResult, Report};
+use crate::threads::Threads;
 use results::{failure_result, job_result, log_line};
 pub use settings::SyncSettings;
 
@@ -30,24 +31,20 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> Outcome {
         Ok(settings) => settings,
         Err(outcome) => return outcome,
     };
-    let Some((client, pool)) = connect(&settings, cancelled) else {
+    let Some(client) = connect(&settings, cancelled) else {
         return Outcome::InvalidInput;
     };
     log_start(&settings);
     if settings.in_github {
         github::group("image-migrator: images");
     }
-    // Planning lists tags on rayon's pool; the copy has threads of its own, which never
-    // steal work (see `copy::Threads`).
-    let mut plan = pool.install(|| {
-        plan::plan(
-            &client,
-            &settings.rules,
-            settings.copy.referrers,
-            settings.shard,
-        )
-    });
-    drop(pool); // its threads are not needed any more
+    let mut plan = plan::plan(
+        &client,
+        &Threads::new(settings.copy.threads),
+        &settings.rules,
+        settings.copy.referrers,
+        settings.shard,
+    );
     let targets = super::prepare_targets::prepare_targets(
         &client,
         &mut plan,
@@ -75,26 +72,13 @@ pub(super) fn finish(
     outputs(settings, &report)
 }
 
-/// The transport, the registry client and planning's threads; `None` (after saying
-/// why) when they cannot be made.
-pub(super) fn connect(
-    settings: &SyncSettings,
-    cancelled: Arc<AtomicBool>,
-) -> Option<(Client, rayon::ThreadPool)> {
+/// The transport and the registry client; `None` (after saying why) when they cannot be
+/// made.
+pub(super) fn connect(settings: &SyncSettings, cancelled: Arc<AtomicBool>) -> Option<Client> {
     let transport = match Transport::new(&settings.transport, cancelled) {
         Ok(transport) => transport,
         Err(e) => {
             log(&format!("error: {e}; nothing was copied"));
-            return None;
-        }
-    };
-    let pool = match rayon::ThreadPoolBuilder::new()
-        .num_threads(settings.copy.threads)
-        .build()
-    {
-        Ok(pool) => pool,
-        Err(e) => {
-            log(&format!("error: cannot start worker threads: {e}"));
             return None;
         }
     };
@@ -109,7 +93,7 @@ pub(super) fn connect(
                 std::env::var(name).ok()
             }));
     match Client::new(transport, credentials, settings.registry_concurrency) {
-        Ok(client) => Some((client, pool)),
+        Ok(client) => Some(client),
         Err(e) => {
             log(&format!("error: {e}; nothing was copied"));
             None

@@ -20,6 +20,7 @@ const LAYERS: &[&[&str]] = &[
         "proxy_url",
         "kind",
         "signing",
+        "threads",
     ],
     &["reference", "http", "manifest", "report"],
     &["config"],

@@ -6,14 +6,13 @@
 
 use std::collections::{HashMap, HashSet};
 
-use rayon::prelude::*;
-
 use crate::digest::Digest;
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::RequestStats;
 use crate::layout::{Base, Layout};
 use crate::plan::{Job, Plan, RuleFailure};
 use crate::registry::{Access, Client};
+use crate::threads::Threads;
 
 /// What the check needs: the bundle, its names, its base, and the target registries.
 pub(super) struct BundleCheck<'a> {
@@ -50,16 +49,11 @@ impl<'a> BundleCheck<'a> {
         }
     }
 
-    /// Checks every job of the plan (in parallel); a job that fails becomes a failure.
-    pub(super) fn run(&self, plan: &mut Plan) {
-        let checked: Vec<(Job, Result<()>)> = std::mem::take(&mut plan.jobs)
-            .into_par_iter()
-            .map(|job| {
-                let result = self.check(&job);
-                (job, result)
-            })
-            .collect();
-        for (job, result) in checked {
+    /// Checks every job of the plan (on `threads`); a job that fails becomes a failure.
+    pub(super) fn run(&self, threads: &Threads, plan: &mut Plan) {
+        let jobs = std::mem::take(&mut plan.jobs);
+        let checked = threads.map(&jobs, |job| self.check(job));
+        for (job, result) in jobs.into_iter().zip(checked) {
             match result {
                 Ok(()) => plan.jobs.push(job),
                 Err(error) => plan.failures.push(RuleFailure {

@@ -1,4 +1,6 @@
-//! The copy's threads, without work-stealing. A work-stealing pool (rayon) lets a thread
+//! The run's threads, without work-stealing: planning's tag listings run on
+//! them, then the copy, so planning's threads have ended (their stacks free for the
+//! copy's) before the copy starts. A work-stealing pool (rayon) lets a thread
 //! that waits inside one job run an unrelated job on top of it; with the copy's claims (a
 //! blob or child manifest that one job copies while others wait for it) that closes
 //! cycles: a thread waits for a claim whose owner waits for work stacked under that very
@@ -48,6 +50,19 @@ impl Threads {
             Some(e) => Err(e),
             None => Ok(()),
         }
+    }
+
+    /// `work` on every item; the results in the items' order.
+    pub fn map<T: Sync, R: Send>(&self, items: &[T], work: impl Fn(&T) -> R + Sync) -> Vec<R> {
+        let results: Vec<Mutex<Option<R>>> = items.iter().map(|_| Mutex::new(None)).collect();
+        self.drive(items.len(), &|i| {
+            *results[i].lock().unwrap() = Some(work(&items[i]));
+            true
+        });
+        results
+            .into_iter()
+            .map(|result| result.into_inner().unwrap().expect("every item ran"))
+            .collect()
     }
 
     /// `work` on every item, each item given away (and so dropped) as it is taken.
@@ -141,6 +156,18 @@ mod tests {
         let mut seen = seen.into_inner().unwrap();
         seen.sort_unstable();
         assert_eq!(seen, (0..1000).collect::<Vec<_>>());
+        assert_eq!(threads.spare.load(Ordering::Acquire), 3);
+    }
+
+    #[test]
+    fn map_keeps_the_items_order() {
+        let threads = Threads::new(4);
+        let items: Vec<u64> = (0..500).collect();
+        let squares = threads.map(&items, |&n| {
+            std::thread::yield_now();
+            n * n
+        });
+        assert_eq!(squares, items.iter().map(|n| n * n).collect::<Vec<_>>());
         assert_eq!(threads.spare.load(Ordering::Acquire), 3);
     }
 
