@@ -286,7 +286,7 @@ mod tests {
     }
 
     #[test]
-    fn only_the_names_of_a_layout_are_unpacked() {
+    fn only_the_names_of_a_layout_are_taken() {
         for good in ["oci-layout", "./index.json", "image-migrator.json"] {
             assert!(is_layout_name(Path::new(good)), "{good}");
         }
