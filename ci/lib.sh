@@ -3,7 +3,8 @@
 #
 #   ensure_docker          - make sure a Docker daemon answers (installing and
 #                            starting one if needed) and that the tools the
-#                            integration tests need (skopeo, docker-registry)
+#                            integration tests need (skopeo, umoci,
+#                            docker-registry)
 #                            are installed.
 #   ensure_registry_image  - export IMAGE_MIGRATOR_TEST_REGISTRY, the image the
 #                            tests start registries from: registry:2 when it is
@@ -84,6 +85,8 @@ ensure_docker() {
     # skopeo: the tests use it as an independent client for interop checks,
     # and they fail (rather than skip) when it is missing.
     ci_ensure_command skopeo skopeo
+    # umoci: a second reader of the OCI layouts `export` writes (airgap_interop).
+    ci_ensure_command umoci umoci
     # docker-registry: the binary the local test-registry image is built from
     # (only needed when registry:2 cannot be pulled; that path fails loudly).
     ci_ensure_command docker-registry docker-registry ||

@@ -1,11 +1,17 @@
 //! The command line: clap types for `sync` (the default), `validate` and `config`, with
 //! help text and examples for every flag. Turns flags and environment into settings.
 
+mod bundle;
+mod values;
+
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::Defaults;
+pub use bundle::{ExportArgs, ImportArgs};
+pub use values::byte_size;
+use values::positive_duration;
 
 /// What `--version` prints after the name: the crate version and the commit it was built
 /// from (set by build.rs; "unknown" outside a git checkout without `IMAGE_MIGRATOR_COMMIT`).
@@ -42,6 +48,12 @@ pub enum Command {
     /// Write images.json from the images a Kubernetes cluster runs, or (--from-registry)
     /// from the repositories a registry holds under a namespace.
     Config(ConfigArgs),
+    /// Copy every image images.json names into one OCI image layout (for the air gap):
+    /// planned exactly as `sync` plans, blobs stored once and byte for byte.
+    Export(ExportArgs),
+    /// Push the images of a bundle written by `export` to the targets of its recorded
+    /// rules (or of --images), with everything `sync` does.
+    Import(ImportArgs),
     /// Work with reports: `report merge` combines the reports of sharded runs.
     #[command(subcommand)]
     Report(ReportCommand),
@@ -274,51 +286,6 @@ pub struct SyncArgs {
     pub chunk_size: Option<u64>,
 }
 
-/// A number of bytes such as `500k`, `20M` or `1G` (k = 1024, M = 1024², G = 1024³;
-/// case does not matter, a trailing `B` or `iB` may follow), more than zero.
-pub fn byte_size(value: &str) -> Result<u64, String> {
-    let text = value.trim();
-    let lower = text.to_ascii_lowercase();
-    let without_b = lower
-        .strip_suffix("ib")
-        .or_else(|| lower.strip_suffix('b'))
-        .unwrap_or(&lower);
-    let (number, unit) = match without_b.char_indices().last() {
-        Some((i, c)) if c.is_ascii_alphabetic() => (&without_b[..i], c),
-        _ => (without_b, ' '),
-    };
-    let factor: u64 = match unit {
-        ' ' => 1,
-        'k' => 1 << 10,
-        'm' => 1 << 20,
-        'g' => 1 << 30,
-        _ => {
-            return Err(format!(
-                "{value:?}: unknown unit (expected e.g. 500k, 20M, 1G)"
-            ));
-        }
-    };
-    let count: u64 = number
-        .parse()
-        .map_err(|_| format!("{value:?}: not a size (expected e.g. 500k, 20M, 1G)"))?;
-    match count.checked_mul(factor) {
-        Some(0) => Err(format!("{value:?}: must be more than zero")),
-        Some(bytes) => Ok(bytes),
-        None => Err(format!("{value:?}: too large")),
-    }
-}
-
-/// A duration such as `90s`, `5m` or `1h 30m`, more than zero.
-fn positive_duration(value: &str) -> Result<humantime::Duration, String> {
-    let duration: humantime::Duration = value
-        .parse()
-        .map_err(|e| format!("{value:?}: {e} (expected e.g. 90s, 5m, 1h)"))?;
-    if duration.is_zero() {
-        return Err(format!("{value:?}: must be more than zero"));
-    }
-    Ok(duration)
-}
-
 /// `--overwrite`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OverwriteArg {
@@ -498,23 +465,5 @@ impl SyncArgs {
             }
         }
         platforms
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::byte_size;
-
-    #[test]
-    fn sizes_read_as_curl_reads_them() {
-        assert_eq!(byte_size("500k"), Ok(500 * 1024));
-        assert_eq!(byte_size("20M"), Ok(20 << 20));
-        assert_eq!(byte_size("1g"), Ok(1 << 30));
-        assert_eq!(byte_size("16MiB"), Ok(16 << 20));
-        assert_eq!(byte_size("64MB"), Ok(64 << 20));
-        assert_eq!(byte_size("4096"), Ok(4096));
-        for bad in ["", "0", "0k", "1.5M", "8X", "fast", "-1k", "99999999999G"] {
-            assert!(byte_size(bad).is_err(), "{bad:?}");
-        }
     }
 }

@@ -3,6 +3,8 @@
 //! returns an [`Outcome`]; `main` alone turns it into the process exit code.
 
 mod discover;
+mod export;
+mod import;
 mod merge;
 mod prepare_targets;
 mod sync;
@@ -17,6 +19,8 @@ use crate::progress::human_bytes;
 use crate::report::Report;
 
 pub use discover::discover;
+pub use export::export;
+pub use import::import;
 pub use merge::merge_reports;
 pub use sync::sync;
 pub use validate::validate;
@@ -36,8 +40,22 @@ fn env_lookup(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
+/// Which files a command reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Files {
+    /// auth.json and the rules file.
+    AuthAndRules,
+    /// auth.json only (`import` of a bundle that records its rules).
+    AuthOnly,
+}
+
 /// Loads and checks both files, or prints every problem and says why it stops.
 pub(crate) fn load_config(files: &FileArgs) -> Result<Config, ConfigErrors> {
+    load_files(files, Files::AuthAndRules)
+}
+
+/// Loads and checks the files `which` names.
+pub(crate) fn load_files(files: &FileArgs, which: Files) -> Result<Config, ConfigErrors> {
     let defaults = files.defaults();
     if let Err(message) = check_defaults(&defaults) {
         return Err(ConfigErrors(vec![crate::config::ConfigError::file(
@@ -58,7 +76,10 @@ pub(crate) fn load_config(files: &FileArgs) -> Result<Config, ConfigErrors> {
         combined: files.config.clone(),
         machine_credentials: !files.no_docker_config,
     };
-    Config::load(&paths, &defaults, &env_lookup)
+    match which {
+        Files::AuthAndRules => Config::load(&paths, &defaults, &env_lookup),
+        Files::AuthOnly => Config::load_credentials(&paths, &env_lookup),
+    }
 }
 
 pub(crate) fn print_config_errors(errors: &ConfigErrors) {

@@ -112,7 +112,6 @@ impl Config {
         defaults: &Defaults,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigErrors> {
-        let mut errors = Vec::new();
         let (auth, rules) = match &paths.combined {
             Some(path) => load_combined(path, defaults, env),
             None => (
@@ -120,6 +119,26 @@ impl Config {
                 images::load(&paths.images, defaults, env),
             ),
         };
+        Self::assemble(paths, env, auth, rules)
+    }
+
+    /// Credentials only (auth.json, the machine's), no rules file: for `import` of a
+    /// bundle that records its rules.
+    pub fn load_credentials(
+        paths: &ConfigPaths,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigErrors> {
+        Self::assemble(paths, env, Self::load_auth(paths, env), Ok(Vec::new()))
+    }
+
+    /// The files read, with the machine's credentials; every error of all of them.
+    fn assemble(
+        paths: &ConfigPaths,
+        env: &dyn Fn(&str) -> Option<String>,
+        auth: Loaded<AuthConfig>,
+        rules: Loaded<Vec<Rule>>,
+    ) -> Result<Config, ConfigErrors> {
+        let mut errors = Vec::new();
         let auth = auth.unwrap_or_else(|mut e| {
             errors.append(&mut e.0);
             AuthConfig::default()

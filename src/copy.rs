@@ -149,7 +149,11 @@ struct Resume {
 
 /// Copies jobs; shared by all threads of a run.
 pub struct Copier<'c> {
-    ends: &'c dyn Ends,
+    /// Opens the jobs' sources.
+    source_ends: &'c dyn Ends,
+    /// Opens the jobs' targets (the same as the sources' for a sync; a layout for an
+    /// export).
+    target_ends: &'c dyn Ends,
     transport: &'c Transport,
     options: CopyOptions,
     threads: Threads,
@@ -165,8 +169,20 @@ impl<'c> Copier<'c> {
     /// A copier opening its ends with `ends`; `transport` retries transfers and tells
     /// when the run is cancelled.
     pub fn new(ends: &'c dyn Ends, transport: &'c Transport, options: CopyOptions) -> Self {
+        Self::between(ends, ends, transport, options)
+    }
+
+    /// A copier reading its sources from `sources` and writing its targets to
+    /// `targets`: a registry and an OCI layout, for the air gap.
+    pub fn between(
+        sources: &'c dyn Ends,
+        targets: &'c dyn Ends,
+        transport: &'c Transport,
+        options: CopyOptions,
+    ) -> Self {
         Copier {
-            ends,
+            source_ends: sources,
+            target_ends: targets,
             transport,
             threads: Threads::new(options.threads),
             options,
@@ -306,9 +322,9 @@ impl<'c> Copier<'c> {
             Access::Push
         };
         (
-            self.ends
+            self.source_ends
                 .open(&job.source.registry, &job.source.repository, Access::Pull),
-            self.ends
+            self.target_ends
                 .open(&job.target.registry, &job.target.repository, access),
         )
     }

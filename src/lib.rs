@@ -17,6 +17,7 @@ pub mod hints;
 pub mod http;
 pub mod kind;
 pub mod kube;
+pub mod layout;
 pub mod manifest;
 pub mod plan;
 pub mod progress;

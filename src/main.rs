@@ -3,13 +3,12 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use clap::Parser;
 use image_migrator::cli::{Cli, Command, ReportCommand};
 use image_migrator::commands::{self, Outcome};
 
 fn main() {
     limit_malloc_arenas();
-    let cli = Cli::parse();
+    let cli = Cli::parse_args();
     let cancelled = Arc::new(AtomicBool::new(false));
     watch_for_cancellation(cancelled.clone());
     let outcome = match &cli.command {
@@ -17,6 +16,8 @@ fn main() {
         Some(Command::Sync(args)) => commands::sync(args, cancelled),
         Some(Command::Validate(args)) => commands::validate(args),
         Some(Command::Config(args)) => commands::discover(args),
+        Some(Command::Export(args)) => commands::export(args, cancelled),
+        Some(Command::Import(args)) => commands::import(args, cancelled),
         Some(Command::Report(ReportCommand::Merge(args))) => commands::merge_reports(args),
     };
     std::process::exit(exit_code(outcome));

@@ -166,6 +166,85 @@ pub fn plan(client: &Client, threads: &Threads, rules: &[Rule], options: &PlanOp
     plan
 }
 
+/// Rules → jobs over the images a bundle holds (named by their source references), for
+/// `import --images`: a rule takes the bundle's images of its source repository that its
+/// tag, digest or tag filters select (filters on creation time are not applied again: the
+/// export applied them). A rule that selects nothing in the bundle is a failure naming it.
+pub fn plan_bundle(rules: &[Rule], images: &[Reference], referrers: bool) -> Plan {
+    let mut plan = Plan::default();
+    let mut seen = std::collections::HashSet::new();
+    for rule in rules {
+        let of_repository: Vec<&Reference> = images
+            .iter()
+            .filter(|image| image.name() == rule.source.name())
+            .collect();
+        let jobs: Vec<Job> = of_repository
+            .iter()
+            .filter_map(|image| bundle_target(rule, image, referrers))
+            .map(|(source, target)| Job {
+                rule: rule.key.clone(),
+                rule_line: rule.line,
+                source,
+                target,
+                trusted: false,
+            })
+            .collect();
+        if matches!(rule.selection, TagSelection::All) {
+            plan.tag_counts.push(TagCount {
+                rule: rule.key.clone(),
+                rule_line: rule.line,
+                source: rule.source.name(),
+                tags_listed: of_repository.iter().filter(|i| i.tag.is_some()).count(),
+                tags_selected: jobs.len(),
+            });
+        }
+        if jobs.is_empty() {
+            plan.failures.push(RuleFailure {
+                rule: rule.key.clone(),
+                rule_line: rule.line,
+                source: rule.source.clone(),
+                target: rule.target.clone(),
+                error: Error::new(
+                    crate::error::ErrorKind::NotFound,
+                    format!("the bundle holds no image that rule {:?} selects", rule.key),
+                ),
+                attempts: 1,
+            });
+        }
+        for job in jobs {
+            if seen.insert((job.source.to_string(), job.target.to_string())) {
+                plan.jobs.push(job);
+            }
+        }
+    }
+    plan
+}
+
+/// The source and target of `image` (of the rule's repository) when the rule selects it.
+fn bundle_target(
+    rule: &Rule,
+    image: &Reference,
+    referrers: bool,
+) -> Option<(Reference, Reference)> {
+    let target = match (&rule.selection, &image.tag, &image.digest) {
+        (TagSelection::Tag(tag), Some(image_tag), None) if tag == image_tag => {
+            rule.target.with_tag(&rule.target_tag_for(tag))
+        }
+        (TagSelection::Digest(digest), None, Some(image_digest)) if digest == image_digest => {
+            rule.target.clone()
+        }
+        (TagSelection::All, Some(tag), None) => {
+            let referrer = referrers && manifest::is_referrer_tag(tag);
+            if referrer || rule.filters.prefilter(std::slice::from_ref(tag)).is_empty() {
+                return None;
+            }
+            rule.target.with_tag(tag)
+        }
+        _ => return None,
+    };
+    Some((image.clone(), target))
+}
+
 fn expand(
     client: &Client,
     threads: &Threads,
@@ -380,6 +459,54 @@ mod tests {
         for shard in &shards {
             assert!((0..200).any(|i| shard.contains(&format!("quay.io/ns/repo{i}"))));
         }
+    }
+
+    #[test]
+    fn a_bundle_is_planned_by_its_source_references() {
+        let dir = tempfile::tempdir().unwrap();
+        let images = dir.path().join("images.json");
+        let digest = format!("sha256:{}", "a".repeat(64));
+        std::fs::write(
+            &images,
+            serde_json::json!({
+                "r.io/app/x": {"target": "t.io/m/x", "tags": {"include": ["^v"]}},
+                "r.io/app/y:1": "t.io/m/y:one",
+                format!("r.io/app/z@{digest}"): "t.io/m/z",
+                "r.io/app/none:9": "t.io/m/none",
+            })
+            .to_string(),
+        )
+        .unwrap();
+        let rules =
+            crate::config::images::load(&images, &crate::config::Defaults::default(), &|_| None)
+                .unwrap();
+        let bundle: Vec<Reference> = [
+            "r.io/app/x:v1".to_string(),
+            "r.io/app/x:latest".to_string(),
+            format!("r.io/app/x:sha256-{}", "b".repeat(64)),
+            "r.io/app/y:1".to_string(),
+            "r.io/app/y:2".to_string(),
+            format!("r.io/app/z@{digest}"),
+        ]
+        .iter()
+        .map(|name| Reference::parse(name).unwrap())
+        .collect();
+        let plan = plan_bundle(&rules, &bundle, true);
+        let jobs: Vec<(String, String)> = (plan.jobs.iter())
+            .map(|job| (job.source.to_string(), job.target.to_string()))
+            .collect();
+        assert_eq!(
+            jobs,
+            [
+                ("r.io/app/x:v1".to_string(), "t.io/m/x:v1".to_string()),
+                ("r.io/app/y:1".to_string(), "t.io/m/y:one".to_string()),
+                (format!("r.io/app/z@{digest}"), "t.io/m/z".to_string()),
+            ]
+        );
+        assert_eq!(plan.failures.len(), 1);
+        assert_eq!(plan.failures[0].rule, "r.io/app/none:9");
+        assert_eq!(plan.tag_counts[0].tags_listed, 3);
+        assert_eq!(plan.tag_counts[0].tags_selected, 1);
     }
 
     #[test]

@@ -17,11 +17,12 @@ use crate::copy::{Copier, Mode};
 use crate::credentials::CredentialStore;
 use crate::github;
 use crate::http::Transport;
-use crate::plan::{self, Plan};
+use crate::plan::{self, Job, Plan};
 use crate::progress::{Progress, log};
 use crate::registry::Client;
 use crate::report::{ImageResult, Report};
 use crate::threads::Threads;
+pub(super) use results::Ran;
 use results::{failure_result, job_result, log_line};
 pub use settings::SyncSettings;
 
@@ -39,13 +40,8 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> Outcome {
     if settings.in_github {
         github::group("image-migrator: images");
     }
-    let options = plan::PlanOptions {
-        referrers: settings.copy.referrers,
-        shard: settings.shard,
-        immutable_tags: settings.immutable_tags.clone(),
-    };
     let threads = Threads::new(settings.copy.threads);
-    let mut plan = plan::plan(&client, &threads, &settings.rules, &options);
+    let mut plan = plan::plan(&client, &threads, &settings.rules, &settings.plan_options());
     let targets = super::prepare_targets::prepare_targets(
         &client,
         &mut plan,
@@ -56,27 +52,38 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> Outcome {
         .prune
         .enabled
         .then(|| crate::prune::target_repos(&settings.rules, &plan, settings.shard));
-    let (outcomes, facts) = copy(&settings, &client, &mut plan);
+    let copier = Copier::new(&client, client.transport(), settings.copy.clone());
+    let (outcomes, facts) = copy(&settings, &copier, &mut plan, |_, _| {});
     let pruned = match prune_repos {
         Some(repos) => prune_stage(&settings, &client).run(repos, &facts),
         None => Vec::new(),
     };
-    if settings.in_github {
-        github::end_group();
-    }
-    let ran = results::Ran {
+    let ran = Ran {
         plan,
         targets,
         outcomes,
         pruned,
     };
-    let report = results::report(&settings, &client, ran, started);
-    outputs(&settings, &report)
+    finish(&settings, &client, ran, started)
+}
+
+/// The report of the run and the files and outputs made of it; the run's outcome.
+pub(super) fn finish(
+    settings: &SyncSettings,
+    client: &Client,
+    ran: Ran,
+    started: (SystemTime, Instant),
+) -> Outcome {
+    if settings.in_github {
+        github::end_group();
+    }
+    let report = results::report(settings, client, ran, started);
+    outputs(settings, &report)
 }
 
 /// The transport and the registry client; `None` (after saying why) when they cannot be
 /// made.
-fn connect(settings: &SyncSettings, cancelled: Arc<AtomicBool>) -> Option<Client> {
+pub(super) fn connect(settings: &SyncSettings, cancelled: Arc<AtomicBool>) -> Option<Client> {
     let transport = match Transport::new(&settings.transport, cancelled) {
         Ok(transport) => transport,
         Err(e) => {
@@ -103,7 +110,7 @@ fn connect(settings: &SyncSettings, cancelled: Arc<AtomicBool>) -> Option<Client
     }
 }
 
-fn log_start(settings: &SyncSettings) {
+pub(super) fn log_start(settings: &SyncSettings) {
     log(&format!(
         "image-migrator {}: {} rule(s){}{}",
         env!("CARGO_PKG_VERSION"),
@@ -138,13 +145,15 @@ fn prune_stage<'a>(settings: &'a SyncSettings, client: &'a Client) -> prune::Pru
     }
 }
 
-/// Every job of the plan, with one log line per image as it ends, and what pruning needs
-/// to know of them. Each job is dropped once its result is made: at 20,000 tags the jobs
+/// Every job of the plan, with one log line per image as it ends (`amend` may change a
+/// result first: an export names the layout as the target), and what pruning needs to
+/// know of them. Each job is dropped once its result is made: at 20,000 tags the jobs
 /// and the results would otherwise both be held to the end.
-fn copy(
+pub(super) fn copy(
     settings: &SyncSettings,
-    client: &Client,
+    copier: &Copier,
     plan: &mut Plan,
+    amend: impl Fn(&Job, &mut ImageResult) + Sync,
 ) -> (Vec<ImageResult>, prune::CopyFacts) {
     let dry_run = settings.copy.mode == Mode::DryRun;
     for warning in &plan.warnings {
@@ -164,10 +173,10 @@ fn copy(
     for failure in &plan.failures {
         progress.line(&log_line(&failure_result(failure), dry_run));
     }
-    let copier = Copier::new(client, client.transport(), settings.copy.clone());
     let facts = std::sync::Mutex::new(prune::CopyFacts::default());
     let outcomes = copier.run_all(std::mem::take(&mut plan.jobs), |job, outcome| {
-        let result = job_result(job, outcome);
+        let mut result = job_result(job, outcome);
+        amend(job, &mut result);
         if settings.prune.enabled {
             facts.lock().unwrap().learn(job, &result);
         }

@@ -8,6 +8,13 @@
 
 mod support;
 
+// The air gap: export to an OCI layout, import from it.
+mod airgap_archive;
+mod airgap_delta;
+mod airgap_export;
+mod airgap_import;
+mod airgap_interop;
+
 // `sync`: what a migration copies, and how it talks to registries.
 mod proxy_forward;
 mod registry_concurrency_cap;

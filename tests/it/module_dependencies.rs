@@ -3,7 +3,8 @@
 //! threads, writes files and picks the exit code"). Each module may use only modules of
 //! a lower layer; this test reads every `crate::…` path in `src/` and fails on any other.
 //! Some lower modules are off limits as well ([`FORBIDDEN`]), only the output layers
-//! print or write files ([`OUTPUT_LAYERS`]), and only the HTTP layer uses ureq
+//! print or write files ([`OUTPUT_LAYERS`]; the OCI layout end writes its own files,
+//! [`FILE_STORES`]), and only the HTTP layer uses ureq
 //! ([`CRATES_OF_ONE_MODULE`]). No function is longer than [`MAX_FUNCTION_LINES`], no
 //! file's code longer than [`MAX_FILE_LINES`].
 
@@ -26,7 +27,7 @@ const LAYERS: &[&[&str]] = &[
     &["credentials", "kube", "github"],
     &["registry"],
     &["plan", "end", "vendor"],
-    &["copy", "prune", "cli"],
+    &["copy", "prune", "cli", "layout"],
     &["commands"],
 ];
 
@@ -146,6 +147,16 @@ fn output_calls(text: &str) -> Vec<&'static str> {
         .collect()
 }
 
+/// Modules that write files but never print: (module, why). An OCI image layout is a
+/// store of images as a registry is; its end writes blobs, `index.json` and the sidecar.
+const FILE_STORES: &[(&str, &str)] = &[(
+    "layout",
+    "the OCI layout end writes the layout (blobs, index.json, sidecar), as a registry's end PUTs",
+)];
+
+/// The calls in [`OUTPUT_CALLS`] that write files (the rest print).
+const FILE_WRITES: [&str; 3] = ["fs::write", "File::create", "OpenOptions"];
+
 #[test]
 fn only_the_output_layers_print_or_write_files() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
@@ -157,7 +168,13 @@ fn only_the_output_layers_print_or_write_files() {
         if OUTPUT_LAYERS.contains(&module.trim_end_matches(".rs")) {
             continue;
         }
+        let store = FILE_STORES
+            .iter()
+            .any(|(name, _)| *name == module.trim_end_matches(".rs"));
         for call in output_calls(&std::fs::read_to_string(&entry).unwrap()) {
+            if store && FILE_WRITES.contains(&call) {
+                continue;
+            }
             violations.push(format!("{} uses {call}", relative.display()));
         }
     }

@@ -18,7 +18,7 @@ use crate::report::{ImageResult, PruneKept, Status};
 /// found (by `registry/repository` and tag), and the target repositories where an
 /// image failed.
 #[derive(Debug, Default)]
-pub(super) struct CopyFacts {
+pub(in crate::commands) struct CopyFacts {
     pub digests: HashMap<(String, String), Digest>,
     pub failed_repos: BTreeSet<String>,
 }
@@ -43,7 +43,7 @@ impl CopyFacts {
 
 /// What pruning one target repository came to, shown under its first owning rule.
 #[derive(Debug, Default)]
-pub(super) struct Pruned {
+pub(in crate::commands) struct Pruned {
     pub rule: Option<RuleId>,
     pub pruned: Vec<String>,
     pub kept: Vec<PruneKept>,

@@ -15,7 +15,7 @@ use crate::report::{
 };
 
 /// What the stages of a run made, for the report.
-pub(super) struct Ran {
+pub(in crate::commands) struct Ran {
     pub plan: Plan,
     pub targets: Vec<TargetResult>,
     pub outcomes: Vec<ImageResult>,

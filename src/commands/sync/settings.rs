@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::cli::OverwriteArg;
 use crate::cli::{FileArgs, SyncArgs};
-use crate::commands::{Outcome, load_config, print_config_errors};
+use crate::commands::{Files, Outcome, load_files, print_config_errors};
 use crate::config::{AuthConfig, MachineCredentials, Rule};
 use crate::copy::{CopyOptions, Mode, Overwrite, Push};
 use crate::github;
@@ -50,6 +50,11 @@ pub struct SyncSettings {
 impl SyncSettings {
     /// The settings, or the outcome of a run that must not start (said on the log).
     pub fn from_args(args: &SyncArgs) -> Result<SyncSettings, Outcome> {
+        Self::reading(args, Files::AuthAndRules)
+    }
+
+    /// The settings, reading the files `which` names.
+    pub fn reading(args: &SyncArgs, which: Files) -> Result<SyncSettings, Outcome> {
         if let Some(path) = &args.log {
             match std::fs::File::create(path) {
                 Ok(file) => crate::progress::tee_to(file),
@@ -62,7 +67,7 @@ impl SyncSettings {
                 }
             }
         }
-        let config = load_config(&args.files).map_err(|errors| {
+        let config = load_files(&args.files, which).map_err(|errors| {
             print_config_errors(&errors);
             Outcome::InvalidInput
         })?;
@@ -123,6 +128,17 @@ impl SyncSettings {
             metrics: args.metrics.clone(),
             shown: shown(args),
         })
+    }
+}
+
+impl SyncSettings {
+    /// How planning expands the rules.
+    pub fn plan_options(&self) -> crate::plan::PlanOptions {
+        crate::plan::PlanOptions {
+            referrers: self.copy.referrers,
+            shard: self.shard,
+            immutable_tags: self.immutable_tags.clone(),
+        }
     }
 }
 

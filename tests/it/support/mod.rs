@@ -19,6 +19,7 @@
 //!   switch for each protocol choice under test and a log of every request.
 //! - [`cloud`]: SWR's and ECR's APIs (signatures recomputed by Huawei's SDK and botocore)
 //!   beside a real registry gated as they gate it, the Python in a cached venv (`cloud_venv.sh`).
+//! - [`bundle`]: read an exported OCI layout as an independent reader would.
 //! - [`project`]: a scratch directory with auth.json/images.json and `validate` run in it.
 //! - [`migrator`]: helpers for the values a run is given and what it left (rules per tag,
 //!   seeded images, a report's result, the output as text, complete tags).
@@ -27,6 +28,7 @@
 
 pub mod apiserver;
 pub mod blob_server;
+pub mod bundle;
 pub mod cloud;
 pub mod fault_proxy;
 pub mod forward_proxy;
