@@ -110,9 +110,9 @@ class Bench:
         wall, rss, rc = timed(skopeo_cmd(work, self.tool_ports[1], cache), work)
         return self.record(phase, "skopeo sync", wall, rss, rc, cpu=timed.cpu, tags=tags, growth=timed.growth)
 
-    def run_im(self, phase, work, proc=None, label=None, tags=None):
+    def run_im(self, phase, work, proc=None, label=None, tags=None, extra=()):
         self.phase(f"{phase}-im{proc or ''}")
-        wall, rss, rc = timed(im_cmd(self.binary, work, proc), work)
+        wall, rss, rc = timed(im_cmd(self.binary, work, proc, extra), work)
         note = ""
         try:
             summary = json.load(open(os.path.join(work, "report.json")))["summary"]
@@ -138,6 +138,9 @@ class Bench:
             self.dst.wipe()
             self.run_im(f"{n} tags: cold", work, tags=n)
             self.run_im(f"{n} tags: no-op", work, tags=n)
+            # A mirror whose tags are all trusted never to change: tag lists only.
+            self.run_im(f"{n} tags: no-op, trusted", work, tags=n, extra=["--immutable-tags", ".*"],
+                        label="image-migrator --immutable-tags")
             if not a.skip_skopeo and n <= a.skopeo_scale_max:
                 skopeo_files(work, repos, self.src.port)
                 self.run_skopeo(f"{n} tags: no-op", work, fresh_cache=True, tags=n)

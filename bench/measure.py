@@ -195,8 +195,8 @@ def im_files(work, repos, src_port, dst_port):
         f.write("{\n" + rules + "\n}\n")
 
 
-def im_cmd(binary, work, proc=None):
-    cmd = [binary, "sync", "--report", os.path.join(work, "report.json")]
+def im_cmd(binary, work, proc=None, extra=()):
+    cmd = [binary, "sync", "--report", os.path.join(work, "report.json"), *extra]
     if proc:
         cmd += ["--proc", str(proc)]
     if TLS["context"]:

@@ -116,8 +116,24 @@ def scale_section(b):
                    f"| {r['rss_mib'] or 0:.1f} | {th} | {fd} | {r['rc']} |")
     out.append("")
     out += linearity(rows)
+    out += trusted_lines(b, rows)
     rss = max(r["rss_mib"] or 0 for r in rows)
     out.append(f"- peak RSS over the scale runs: {rss:.1f} MiB (target ≤ 64 MiB: {'met' if rss <= 64 else '**not met**'})")
+    return out
+
+
+def trusted_lines(b, rows):
+    """The no-op of a mirror whose tags are all trusted (`--immutable-tags '.*'`) beside the
+    plain no-op at the same scale point."""
+    plain = {r["tags"]: r for r in rows if r["phase"].endswith("no-op")}
+    out = []
+    for r in b.rows:
+        if r["phase"].endswith("no-op, trusted") and r["tags"] in plain:
+            p = plain[r["tags"]]
+            req = lambda x: x["src"]["requests"] + x["dst"]["requests"]  # noqa: E731
+            out.append(f"- no-op at {r['tags']:,} tags with `--immutable-tags '.*'`: {r['wall']:.1f} s, "
+                       f"tool CPU {r['cpu'] or 0:.1f} s, {req(r)} requests "
+                       f"(plain no-op: {p['wall']:.1f} s, {p['cpu'] or 0:.1f} s, {req(p)} requests)")
     return out
 
 
