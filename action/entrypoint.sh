@@ -32,6 +32,18 @@ esac
 case "${INPUT_PRUNE:-false}" in
   true|True|TRUE|1|yes) set -- "$@" --prune ;;
 esac
+if [ -n "${INPUT_PRUNE_PROTECT:-}" ]; then
+  while IFS= read -r pattern; do
+    [ -n "$pattern" ] && set -- "$@" --prune-protect "$pattern"
+  done <<EOF
+$INPUT_PRUNE_PROTECT
+EOF
+fi
+[ -n "${INPUT_MAX_PRUNE:-}" ] && set -- "$@" --max-prune "$INPUT_MAX_PRUNE"
+[ -n "${INPUT_IMMUTABLE_TAGS:-}" ] && set -- "$@" --immutable-tags "$INPUT_IMMUTABLE_TAGS"
+case "${INPUT_FAIL_ON_DRIFT:-false}" in
+  true|True|TRUE|1|yes) set -- "$@" --fail-on-drift ;;
+esac
 case "${INPUT_CREATE_TARGETS:-false}" in
   true|True|TRUE|1|yes) set -- "$@" --create-targets ;;
 esac

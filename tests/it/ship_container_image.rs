@@ -325,6 +325,11 @@ fn github_action_fail_on_error_false_lets_the_step_pass() {
             ("min_speed_window", "30s"),
             ("limit_rate", "20M"),
             ("chunk_size", "16M"),
+            ("prune", "true"),
+            ("prune_protect", "^release-\n^keep$"),
+            ("max_prune", "7"),
+            ("immutable_tags", "^v[0-9]"),
+            ("fail_on_drift", "true"),
         ],
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
@@ -345,6 +350,15 @@ fn github_action_fail_on_error_false_lets_the_step_pass() {
     // And the link settings.
     assert_eq!(report["settings"]["limit_rate_bytes_per_second"], 20 << 20);
     assert_eq!(report["settings"]["chunk_size_bytes"], 16 << 20);
+    // And the mirror's: one --prune-protect per line of the input.
+    assert_eq!(report["settings"]["prune"], true);
+    assert_eq!(
+        report["settings"]["prune_protect"],
+        serde_json::json!(["^release-", "^keep$"])
+    );
+    assert_eq!(report["settings"]["max_prune"], 7);
+    assert_eq!(report["settings"]["immutable_tags"], "^v[0-9]");
+    assert_eq!(report["settings"]["fail_on_drift"], true);
 }
 
 #[test]
