@@ -130,7 +130,14 @@ class Bench:
         if not a.scale:
             return
         self.phase("seed-scale")
-        seed_scale(self.src.port, max(a.scale), per_repo=10)
+        # Seeding 100,000 tags takes minutes: with --reuse-source a kept source that
+        # already holds the largest point is used as it is.
+        marker = os.path.join(a.root, "scale-seeded.json")
+        seeded = json.load(open(marker))["tags"] if os.path.exists(marker) else 0
+        if not (a.reuse_source and seeded >= max(a.scale)):
+            seed_scale(self.src.port, max(a.scale), per_repo=10)
+            with open(marker, "w") as f:
+                json.dump({"tags": max(a.scale)}, f)
         for n in sorted(a.scale):
             repos = [f"{NS}/scale-{i:04d}" for i in range(n // 10)]
             work = os.path.join(self.root, "work", f"scale-{n}")
@@ -290,7 +297,7 @@ def main():
             # The registries' storage is in RAM (a few GiB with the full corpus); logs stay.
             for path in (b.src.data, b.dst.data, os.path.join(a.root, "target-after-cold")):
                 shutil.rmtree(path, ignore_errors=True)
-            for f in ("seeded.json", "blobs.json", "revision.json"):
+            for f in ("seeded.json", "blobs.json", "revision.json", "scale-seeded.json"):
                 p = os.path.join(a.root, f)
                 if os.path.exists(p):
                     os.remove(p)

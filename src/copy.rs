@@ -26,7 +26,7 @@ use crate::end::{Access, End, Ends, ManifestHead, PullQuota};
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::{RequestStats, Transport};
 use crate::manifest::{self, Content, Manifest, MediaType, PlatformSpec};
-use crate::plan::Job;
+use crate::plan::{Job, Jobs};
 use crate::reference::{Tag, TagOrDigest};
 use crate::report::Status;
 pub use crate::threads::Threads;
@@ -198,18 +198,19 @@ impl<'c> Copier<'c> {
     }
 
     /// Runs every job to its outcome, in parallel, and hands each to `done` as it ends;
-    /// `done`'s results come back in the jobs' order. Each job is dropped once done.
+    /// `done`'s results come back in the jobs' order. Each job is made whole from the
+    /// plan's compact list when it starts, and dropped once done.
     ///
     /// Jobs whose trees a small pull quota could not finish are deferred by the first
     /// pass and run one at a time in the second, after every tree of one pull.
     pub fn run_all<R: Send>(
         &self,
-        jobs: Vec<Job>,
+        jobs: Jobs,
         done: impl Fn(&Job, JobOutcome) -> R + Sync,
     ) -> Vec<R> {
         {
             let mut unfinished = self.unfinished.lock().unwrap();
-            for job in &jobs {
+            for job in jobs.iter() {
                 *unfinished.entry(job.source.registry.clone()).or_default() += 1;
             }
         }
@@ -217,7 +218,8 @@ impl<'c> Copier<'c> {
         let results: Mutex<Vec<Option<R>>> =
             Mutex::new(std::iter::repeat_with(|| None).take(jobs.len()).collect());
         self.threads
-            .consume(spread(jobs, self.options.threads), |(n, job)| {
+            .consume(spread(jobs.len(), self.options.threads), |n| {
+                let job = jobs.get(n);
                 let started = Instant::now();
                 let step = self.run_step(&job, None);
                 *self
@@ -366,24 +368,15 @@ impl<'c> Copier<'c> {
     }
 }
 
-/// The jobs, numbered in file order, in the order they start: the list cut into `ways`
-/// runs that are taken in turn (the first job of each, then the second of each, …), so
-/// that the jobs running at once are far apart in the file — rarely of one repository,
-/// whose tag list the first of them reads for the others and whose blobs each job would
-/// otherwise wait for — while each run keeps its repositories' jobs close in time.
-/// Each job is boxed, so that the slots of jobs already taken cost a pointer, not a job.
-fn spread(jobs: Vec<Job>, ways: usize) -> Vec<(usize, Box<Job>)> {
-    let len = jobs.len();
+/// The numbers of `len` jobs (file order) in the order they start: the list cut into
+/// `ways` runs that are taken in turn (the first job of each, then the second of each, …),
+/// so that the jobs running at once are far apart in the file — rarely of one
+/// repository, whose tag list the first of them reads for the others and whose blobs
+/// each job would otherwise wait for — while each run keeps its repositories' jobs close
+/// in time.
+fn spread(len: usize, ways: usize) -> Vec<usize> {
     let run = len.div_ceil(ways.max(1)).max(1);
-    let mut slots: Vec<Option<Box<Job>>> =
-        jobs.into_iter().map(|job| Some(Box::new(job))).collect();
-    let mut order = Vec::with_capacity(len);
-    for i in 0..run {
-        for n in (i..len).step_by(run) {
-            order.push((n, slots[n].take().expect("each job once")));
-        }
-    }
-    order
+    (0..run).flat_map(|i| (i..len).step_by(run)).collect()
 }
 
 /// The source reference a job copies: its digest when pinned, else its tag.
@@ -411,30 +404,11 @@ fn by_tag(tag: &str) -> Result<TagOrDigest> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reference::Reference;
 
     #[test]
     fn jobs_start_far_apart_and_each_once() {
-        let job = |n: usize| Job {
-            rule: String::new(),
-            rule_line: n,
-            source: Reference::parse(&format!("r.io/a:t{n}")).unwrap(),
-            target: Reference::parse(&format!("s.io/a:t{n}")).unwrap(),
-            trusted: false,
-        };
-        let order: Vec<usize> = spread((0..10).map(job).collect(), 3)
-            .into_iter()
-            .map(|(n, job)| {
-                assert_eq!(job.rule_line, n, "numbered in file order");
-                n
-            })
-            .collect();
-        assert_eq!(order, vec![0, 4, 8, 1, 5, 9, 2, 6, 3, 7]);
-        assert!(spread(Vec::new(), 8).is_empty());
-        let one: Vec<usize> = spread((0..3).map(job).collect(), 8)
-            .into_iter()
-            .map(|(n, _)| n)
-            .collect();
-        assert_eq!(one, vec![0, 1, 2]);
+        assert_eq!(spread(10, 3), vec![0, 4, 8, 1, 5, 9, 2, 6, 3, 7]);
+        assert!(spread(0, 8).is_empty());
+        assert_eq!(spread(3, 8), vec![0, 1, 2]);
     }
 }

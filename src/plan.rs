@@ -15,6 +15,9 @@ use crate::reference::Reference;
 use crate::registry::{Access, Client, Repo, Tags};
 use crate::threads::Threads;
 
+mod jobs;
+pub use jobs::Jobs;
+
 /// One of N deterministic slices of the work (`--shard K/N`, K from 1). A source
 /// repository always falls in the same slice, whatever the machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,7 +107,7 @@ pub struct TagCount {
 /// What planning produced.
 #[derive(Debug, Default)]
 pub struct Plan {
-    pub jobs: Vec<Job>,
+    pub jobs: Jobs,
     pub failures: Vec<RuleFailure>,
     /// One entry per all-tags rule whose tags were listed, in rule order.
     pub tag_counts: Vec<TagCount>,
@@ -114,7 +117,7 @@ pub struct Plan {
 
 /// A rule's jobs, its tag counts (whole-repository rules) and a warning about what its
 /// tag list held that is not a tag.
-type Expanded = std::result::Result<(Vec<Job>, Option<TagCount>, Option<String>), Box<RuleFailure>>;
+type Expanded = std::result::Result<(Jobs, Option<TagCount>, Option<String>), Box<RuleFailure>>;
 
 /// Expands rules into jobs, keeping file order; a job with the same source and target
 /// as an earlier one (another rule naming the same image) is dropped, so the first rule
@@ -147,23 +150,69 @@ pub fn plan(client: &Client, threads: &Threads, rules: &[Rule], options: &PlanOp
         .any(|regex| regex.is_match(tag))
     };
     let mut plan = Plan::default();
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = Seen::of(&rules);
     for item in expanded {
         match item {
             Ok((jobs, count, warning)) => {
                 plan.tag_counts.extend(count);
                 plan.warnings.extend(warning);
-                for mut job in jobs {
+                for mut job in jobs.iter() {
                     job.trusted = trusted(&job.rule, job.rule_line, job.target.tag.as_ref());
-                    if seen.insert((job.source.to_string(), job.target.to_string())) {
+                    if seen.first(&job) {
                         plan.jobs.push(job);
                     }
                 }
+                seen.rule_done();
             }
             Err(failure) => plan.failures.push(*failure),
         }
     }
+    plan.jobs.shrink_to_fit();
     plan
+}
+
+/// The jobs planned so far, to drop one that another rule (or a tag list naming a tag
+/// twice) already made. Only the jobs of repository pairs that several rules name are
+/// remembered for the whole plan; the others only while their rule is planned, so that
+/// the set does not grow with the tags of a large migration.
+struct Seen {
+    shared_pairs: std::collections::HashSet<(String, String)>,
+    shared: std::collections::HashSet<(String, String)>,
+    this_rule: std::collections::HashSet<(String, String)>,
+}
+
+impl Seen {
+    fn of(rules: &[&Rule]) -> Seen {
+        let mut rules_per_pair = std::collections::HashMap::new();
+        for rule in rules {
+            *rules_per_pair
+                .entry((rule.source.name(), rule.target.name()))
+                .or_insert(0) += 1;
+        }
+        Seen {
+            shared_pairs: (rules_per_pair.into_iter())
+                .filter(|(_, rules)| *rules > 1)
+                .map(|(pair, _)| pair)
+                .collect(),
+            shared: Default::default(),
+            this_rule: Default::default(),
+        }
+    }
+
+    /// Whether `job` is new (and now seen).
+    fn first(&mut self, job: &Job) -> bool {
+        let pair = (job.source.name(), job.target.name());
+        let key = (job.source.to_string(), job.target.to_string());
+        if self.shared_pairs.contains(&pair) {
+            self.shared.insert(key)
+        } else {
+            self.this_rule.insert(key)
+        }
+    }
+
+    fn rule_done(&mut self) {
+        self.this_rule = Default::default();
+    }
 }
 
 /// Rules → jobs over the images a bundle holds (named by their source references), for
@@ -178,7 +227,7 @@ pub fn plan_bundle(rules: &[Rule], images: &[Reference], referrers: bool) -> Pla
             .iter()
             .filter(|image| image.name() == rule.source.name())
             .collect();
-        let jobs: Vec<Job> = of_repository
+        let jobs: Jobs = of_repository
             .iter()
             .filter_map(|image| bundle_target(rule, image, referrers))
             .map(|(source, target)| Job {
@@ -211,7 +260,7 @@ pub fn plan_bundle(rules: &[Rule], images: &[Reference], referrers: bool) -> Pla
                 attempts: 1,
             });
         }
-        for job in jobs {
+        for job in jobs.iter() {
             if seen.insert((job.source.to_string(), job.target.to_string())) {
                 plan.jobs.push(job);
             }
@@ -261,10 +310,10 @@ fn expand(
     };
     match &rule.selection {
         TagSelection::Tag(tag) => Ok((
-            vec![job(
+            Jobs::from_iter([job(
                 rule.source.with_tag(tag),
                 rule.target.with_tag(&rule.target_tag_for(tag)),
-            )],
+            )]),
             None,
             None,
         )),
@@ -273,7 +322,11 @@ fn expand(
                 digest: Some(digest.clone()),
                 ..rule.source.clone()
             };
-            Ok((vec![job(source, rule.target.clone())], None, None))
+            Ok((
+                Jobs::from_iter([job(source, rule.target.clone())]),
+                None,
+                None,
+            ))
         }
         TagSelection::All => {
             let stats = RequestStats::default();

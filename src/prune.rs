@@ -82,7 +82,7 @@ pub fn target_repos(rules: &[Rule], plan: &Plan, shard: Option<Shard>) -> Vec<Ta
             });
         }
     }
-    for job in &plan.jobs {
+    for job in plan.jobs.iter() {
         if let (Some(repo), Some(tag)) = (repos.get_mut(&job.target.name()), &job.target.tag) {
             repo.kept.insert(tag.clone());
         }

@@ -219,19 +219,21 @@ impl Seal<'_> {
 /// Points every job at the layout: the image keeps its source's name there. Returns what
 /// the sidecar records of each: where its rule sends it.
 fn into_layout(plan: &mut Plan) -> Vec<BundleImage> {
-    plan.jobs
-        .iter_mut()
-        .map(|job| {
+    let mut images = Vec::with_capacity(plan.jobs.len());
+    plan.jobs = (std::mem::take(&mut plan.jobs).into_iter())
+        .map(|mut job| {
             let target = std::mem::replace(&mut job.target, job.source.clone());
-            BundleImage {
+            images.push(BundleImage {
                 rule: job.rule.clone(),
                 rule_line: job.rule_line,
                 source: job.source.to_string(),
                 target: target.to_string(),
                 blobs: Vec::new(),
-            }
+            });
+            job
         })
-        .collect()
+        .collect();
+    images
 }
 
 /// An image copied by digest (a `repo@sha256:…` rule) is named by that reference too,

@@ -82,7 +82,7 @@ fn referrer_tags_of_pruned_digests_unless_still_named() {
 
 mod repos {
     use super::*;
-    use crate::plan::{Job, RuleFailure, TagCount};
+    use crate::plan::{Job, Jobs, RuleFailure, TagCount};
     use crate::reference::Reference;
 
     fn rule(key: &str, line: usize, target: &str, selection: TagSelection) -> Rule {
@@ -130,7 +130,7 @@ mod repos {
             TagSelection::Tag("9".into()),
         );
         let plan = Plan {
-            jobs: vec![job(&a, "1"), job(&b, "2"), job(&pinned, "9")],
+            jobs: Jobs::from_iter([job(&a, "1"), job(&b, "2"), job(&pinned, "9")]),
             tag_counts: vec![count(&a, 1), count(&b, 1)],
             ..Plan::default()
         };
@@ -147,7 +147,7 @@ mod repos {
         let b = rule("ns/b", 3, "dst.example/m/b", TagSelection::All);
         let c = rule("ns/c", 4, "dst.example/m/c", TagSelection::All);
         let plan = Plan {
-            jobs: vec![job(&c, "1")],
+            jobs: Jobs::from_iter([job(&c, "1")]),
             failures: vec![RuleFailure {
                 rule: a.key.clone(),
                 rule_line: a.line,

@@ -51,7 +51,7 @@ impl<'a> BundleCheck<'a> {
 
     /// Checks every job of the plan (on `threads`); a job that fails becomes a failure.
     pub(super) fn run(&self, threads: &Threads, plan: &mut Plan) {
-        let jobs = std::mem::take(&mut plan.jobs);
+        let jobs: Vec<Job> = std::mem::take(&mut plan.jobs).into_iter().collect();
         let checked = threads.map(&jobs, |job| self.check(job));
         for (job, result) in jobs.into_iter().zip(checked) {
             match result {
