@@ -268,8 +268,8 @@ def main():
                    help="parallel streams of the limit runs (each value is run; the fastest stream run is the limit)")
     p.add_argument("--procs", type=lambda v: [int(x) for x in v.split(",") if x], default=[2, 4, 8, 16])
     p.add_argument("--repeat", type=int, default=1)
-    p.add_argument("--scale", type=lambda v: [int(x) for x in v.split(",") if x], default=[1000, 5000, 20000],
-                   help="tag counts of the tag-scaling runs (N small images over N/10 repositories)")
+    p.add_argument("--scale", type=lambda v: [int(x) for x in v.split(",") if x], default=[1000, 5000, 20000, 100000],
+                   help="tag counts of the tag-scaling runs (N small images over N/10 repositories; seeding 100,000 tags takes ~9 min once, kept with --keep --reuse-source)")
     p.add_argument("--skopeo-scale-max", type=int, default=1000, help="largest scale point skopeo's no-op runs at")
     p.add_argument("--transports", type=lambda v: [x for x in v.split(",") if x], default=["http", "tls"],
                    help="http, tls or both (the first one also runs --procs and the changed phase)")
