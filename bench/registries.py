@@ -138,7 +138,7 @@ def probe(port, method, path, headers=None):
         c.request(method, path, headers={"User-Agent": PROBE_UA, **(headers or {})})
         r = c.getresponse()
         r.read()
-        return r.status, dict((k.lower(), v) for k, v in r.getheaders())
+        return r.status, {k.lower(): v for k, v in r.getheaders()}
     finally:
         c.close()
 
@@ -265,6 +265,11 @@ class DelayProxy:
         downstream bytes (None: no cut)."""
         with self.lock:
             self.down_bytes, self.cut_after, self.cuts = 0, after_bytes, []
+
+    def disarm(self):
+        """No cut from now on; the counters go on."""
+        with self.lock:
+            self.cut_after = None
 
     def _accept(self):
         while True:

@@ -188,7 +188,7 @@ def far_large_section(b):
         return []
     size = rows[0]["large"]["size"]
     # The same tool's run over an intact link: what a cut adds to it is read again.
-    intact = {r["tool"].split(" --")[0]: r["large"]["served"] for r in rows if not r["large"]["cut"]}
+    intact = {r["tool"].split()[0]: r["large"]["served"] for r in rows if not r["large"]["cut"]}
     out = ["", f"### Far away with a {size / MIB:,.0f} MiB layer cut mid-stream", "",
            "*From the source*: bytes the source-side proxy forwarded to the tool (headers, manifest, config and TLS "
            "records included); *read again*: beyond the same tool's run without a cut; *layer GETs*: status and bytes "
@@ -199,11 +199,13 @@ def far_large_section(b):
     for r in rows:
         g = r["large"]
         link = f"cut at {g['cuts'][0] / MIB:,.1f} MiB" if g["cuts"] else ("no cut" if not g["cut"] else "cut armed, not reached")
-        base = intact.get(r["tool"].split(" --")[0])
-        again = f"{(g['served'] - base) / MIB:,.1f}" if g["cut"] and base is not None else "—"
-        gets = ", ".join(f"{st}: {n / MIB:,.1f}" for st, n in g["gets"]) or "none"
+        if g.get("first_rc"):
+            link += f"; failed (exit {g['first_rc']}), run once more"
         ok = r["rc"] == 0 and g["whole"]
-        result = "copied, digest verified at the target" if ok else f"**failed** (exit {r['rc']}, image at target: {g['whole']})"
+        base = intact.get(r["tool"].split()[0])
+        again = f"{(g['served'] - base) / MIB:,.2f}" if ok and g["cut"] and base is not None else "—"
+        gets = ", ".join(f"{st}: {n / MIB:,.1f}" for st, n in g["gets"]) or "none"
+        result = "copied, digests verified at the target" if ok else f"**failed** (exit {r['rc']}, image at the target: {g['whole']})"
         out.append(f"| {r['tool']} | {link} | {r['wall']:.1f} | {g['served'] / MIB:,.1f} | {again} | {gets} "
                    f"| {r['rss_mib'] or 0:.1f} | {result} | {r['load'][0]} |")
     return out
