@@ -194,8 +194,8 @@ def far_large_section(b):
            "records included); *read again*: beyond the same tool's run without a cut; *layer GETs*: status and bytes "
            "of each GET of the layer in the source's access log (a GET that was cut logs what the registry wrote "
            "into the proxy, which reads ahead of the tool, not what reached the tool).", "",
-           "| tool | link | wall s | from source MiB | read again MiB | layer GETs (status: MiB) | peak RSS MiB | result | load |",
-           "|---|---|---:|---:|---:|---|---:|---|---:|"]
+           "| tool | link | wall s | tool CPU s | from source MiB | read again MiB | layer GETs (status: MiB) | peak RSS MiB | result | load |",
+           "|---|---|---:|---:|---:|---:|---|---:|---|---:|"]
     for r in rows:
         g = r["large"]
         link = f"cut at {g['cuts'][0] / MIB:,.1f} MiB" if g["cuts"] else ("no cut" if not g["cut"] else "cut armed, not reached")
@@ -206,7 +206,7 @@ def far_large_section(b):
         again = f"{(g['served'] - base) / MIB:,.2f}" if ok and g["cut"] and base is not None else "—"
         gets = ", ".join(f"{st}: {n / MIB:,.1f}" for st, n in g["gets"]) or "none"
         result = "copied, digests verified at the target" if ok else f"**failed** (exit {r['rc']}, image at the target: {g['whole']})"
-        out.append(f"| {r['tool']} | {link} | {r['wall']:.1f} | {g['served'] / MIB:,.1f} | {again} | {gets} "
+        out.append(f"| {r['tool']} | {link} | {r['wall']:.1f} | {r['cpu'] or 0:.1f} | {g['served'] / MIB:,.1f} | {again} | {gets} "
                    f"| {r['rss_mib'] or 0:.1f} | {result} | {r['load'][0]} |")
     return out
 
