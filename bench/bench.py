@@ -25,11 +25,11 @@ from corpus import corpus_spec, current_blobs, mutated_tags, seed, seed_large, s
 from measure import (copied_whole, im_cmd, im_files, limit_read, limit_stream, limit_write, repos_of, skopeo_cmd,
                      skopeo_copy_cmd, skopeo_files, timed)
 from registries import MIB, NS, TLS, DelayProxy, Registry, blob_get_concurrency, blob_gets_of, log, log_stats, make_ca, use_tls
+from report import write_results
 
 GIB = 1024 * MIB
 # A large-layer run that has not ended after this long is stopped (timeout(1), exit 124).
 FAR_LARGE_LIMIT_S = 900
-from report import write_results
 
 # --------------------------------------------------------------------------- main
 

@@ -244,7 +244,7 @@ class DelayProxy:
     It counts the bytes it forwards from the upstream to the client (`down_bytes`: what
     the tools read, headers and TLS records included) and, when armed with `arm_cut(n)`,
     cuts the first connection whose downstream reaches n bytes exactly there (both sides
-    closed, FIN to the client: a body cut short), once."""
+    shut down and closed: the client's response body ends short), once."""
 
     def __init__(self, listen, upstream, one_way):
         self.upstream, self.one_way = upstream, one_way
