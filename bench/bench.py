@@ -16,14 +16,20 @@ tools under /usr/bin/time), report.py (RESULTS.md); this file orchestrates the p
 import argparse
 import json
 import os
+import re
 import shutil
 import sys
 import time
 
-from corpus import corpus_spec, current_blobs, mutated_tags, seed, seed_scale
-from measure import im_cmd, im_files, limit_read, limit_stream, limit_write, repos_of, skopeo_cmd, skopeo_files, timed
-from registries import MIB, NS, TLS, DelayProxy, Registry, blob_get_concurrency, log, log_stats, make_ca, use_tls
+from corpus import corpus_spec, current_blobs, mutated_tags, seed, seed_large, seed_scale
+from measure import (copied_whole, im_cmd, im_files, limit_read, limit_stream, limit_write, repos_of, skopeo_cmd,
+                     skopeo_copy_cmd, skopeo_files, timed)
+from registries import MIB, NS, TLS, DelayProxy, Registry, blob_get_concurrency, blob_gets_of, log, log_stats, make_ca, use_tls
 from report import write_results
+
+GIB = 1024 * MIB
+# A large-layer run that has not ended after this long is stopped (timeout(1), exit 124).
+FAR_LARGE_LIMIT_S = 900
 
 # --------------------------------------------------------------------------- main
 
@@ -48,7 +54,7 @@ class Bench:
         self.src.start(name)
         self.dst.start(name)
 
-    def record(self, phase, tool, wall, rss_kib=None, rc=0, note="", tags=None, cpu=None, growth=None):
+    def record(self, phase, tool, wall, rss_kib=None, rc=0, note="", tags=None, cpu=None, growth=None, extra=None):
         phase = self.prefix + phase
         self.src.stop()
         self.dst.stop()
@@ -62,7 +68,7 @@ class Bench:
         row = dict(
             phase=phase, tool=tool, wall=wall, rss_mib=(rss_kib / 1024 if rss_kib else None), rc=rc, note=note,
             src=s, dst=t, dup_blob_gets=dup, cpu=cpu, reg_cpu=reg_cpu, load=open("/proc/loadavg").read().split()[:3], tags=tags,
-            growth=growth, transport="https" if TLS["context"] else "http",
+            growth=growth, transport="https" if TLS["context"] else "http", **(extra or {}),
         )
         row["src"].pop("blob_get_digests")
         row["dst"].pop("blob_get_digests")
@@ -113,16 +119,8 @@ class Bench:
     def run_im(self, phase, work, proc=None, label=None, tags=None, extra=()):
         self.phase(f"{phase}-im{proc or ''}")
         wall, rss, rc = timed(im_cmd(self.binary, work, proc, extra), work)
-        note = ""
-        try:
-            summary = json.load(open(os.path.join(work, "report.json")))["summary"]
-            note += (
-                f"copied={summary['copied']} unchanged={summary['unchanged']} failed={summary['failed']} "
-                f"blobs={summary['blobs_transferred']} mounted={summary['blobs_mounted']} present={summary['blobs_skipped']}"
-            )
-        except Exception as e:  # noqa: BLE001
-            note += f"no report: {e}"
-        return self.record(phase, label or "image-migrator", wall, rss, rc, note, cpu=timed.cpu, tags=tags, growth=timed.growth)
+        return self.record(phase, label or "image-migrator", wall, rss, rc, im_summary(work), cpu=timed.cpu, tags=tags,
+                           growth=timed.growth)
 
     def scale_runs(self, a):
         """Cost against the number of tags: N tags over N/10 repositories of small images
@@ -178,6 +176,57 @@ class Bench:
             for p in proxies:
                 p.close()
 
+    def far_large_runs(self, a):
+        """The far-away profile's large layer: one image of one `a.far_large_gib` GiB layer,
+        copied through the delaying proxies by image-migrator and skopeo copy, once over an
+        intact link and once with the source's connection cut when it has carried half of
+        the layer (once per run). Counts the bytes the source proxy forwarded to the tool."""
+        size = int(a.far_large_gib * GIB)
+        if size <= 0:
+            return
+        self.phase("seed-large")
+        image = seed_large(self.src.port, size)
+        one_way = a.rtt_ms / 2000
+        src, dst = DelayProxy(self.src.port + 10, self.src.port, one_way), DelayProxy(self.dst.port + 10, self.dst.port, one_way)
+        work = os.path.join(self.root, "work", "far-large")
+        # (tool, skopeo's --retry-times, cut, after a failure run once more as a CI rerun would)
+        runs = [("image-migrator", 0, False, False), ("image-migrator", 0, True, False),
+                ("skopeo copy", 0, False, False), ("skopeo copy", 0, True, False), ("skopeo copy", 3, True, False),
+                ("skopeo copy", 0, True, True)]
+        try:
+            for tool, retry_times, cut, again in runs * a.repeat:
+                if tool == "skopeo copy" and a.skip_skopeo:
+                    continue
+                label = f"{tool} --retry-times {retry_times}" if retry_times else tool
+                label += ", run again on failure" if again else ""
+                phase = f"far large ({a.rtt_ms} ms RTT), {size // MIB} MiB layer: {'cut at 50%' if cut else 'no cut'}"
+                self.dst.wipe()
+                self.phase(f"far-large-{len(self.rows)}")
+                src.arm_cut(size // 2 if cut else None)
+                if tool == "image-migrator":
+                    im_files(work, [image["repo"]], src.port, dst.port)
+                    cmd = im_cmd(self.binary, work)
+                else:
+                    cmd = skopeo_copy_cmd(work, src.port, dst.port, image, os.path.join(work, f"cache-{len(self.rows)}"), retry_times)
+                wall, rss, rc = timed(["timeout", str(FAR_LARGE_LIMIT_S), *cmd], work)
+                cpu, first_rc = timed.cpu, None
+                if again and rc:
+                    first_rc = rc
+                    src.disarm()
+                    wall2, rss2, rc = timed(["timeout", str(FAR_LARGE_LIMIT_S), *cmd], work)
+                    wall, rss, cpu = wall + wall2, max(rss, rss2), cpu + timed.cpu
+                large = dict(size=size, cut=cut, first_rc=first_rc, cuts=list(src.cuts), served=src.down_bytes,
+                             gets=blob_gets_of(self.src.logfile, image["layer"]), whole=copied_whole(self.dst.port, image))
+                note = f"{im_summary(work)} attempts={im_attempts(work)}" if tool == "image-migrator" else ""
+                if rc:
+                    note = f"{note} stderr: …{tail(os.path.join(work, 'stderr.txt'))}".strip()
+                self.record(phase, label, wall, rss, rc, note, tags=1, cpu=cpu, extra={"large": large})
+                log(f"  served {large['served'] / MIB:.1f} MiB, cuts at {large['cuts']}, GETs {large['gets']}, "
+                    f"copied whole: {large['whole']}")
+        finally:
+            for p in (src, dst):
+                p.close()
+
     def main(self):
         a = self.args
         os.makedirs(self.root, exist_ok=True)
@@ -186,6 +235,16 @@ class Bench:
             if os.path.exists(p) and not a.reuse_source:
                 os.remove(p)
         self.dst.wipe()
+        if a.only_far_large:
+            if not a.reuse_source:
+                self.src.wipe()
+            ca = make_ca(self.root) if "tls" in a.transports else None
+            use_tls(ca)
+            self.prefix = "tls " if ca else ""
+            self.far_large_runs(a)
+            self.corpus, self.changed = None, 0
+            write_results(self, a)
+            return
         t0 = time.monotonic()
         if not a.reuse_source:
             self.src.wipe()
@@ -233,6 +292,7 @@ class Bench:
         self.prefix = "tls " if ca else ""
         self.scale_runs(a)
         self.far_runs(a)
+        self.far_large_runs(a)
         if a.skip_changed:
             self.changed = 0
             write_results(self, a)
@@ -258,6 +318,38 @@ class Bench:
         write_results(self, a)
 
 
+def im_summary(work):
+    """The counts of image-migrator's report in `work`, for a row's note."""
+    try:
+        summary = json.load(open(os.path.join(work, "report.json")))["summary"]
+    except Exception as e:  # noqa: BLE001
+        return f"no report: {e}"
+    return (
+        f"copied={summary['copied']} unchanged={summary['unchanged']} failed={summary['failed']} "
+        f"blobs={summary['blobs_transferred']} mounted={summary['blobs_mounted']} present={summary['blobs_skipped']}"
+    )
+
+
+def im_attempts(work):
+    """The most attempts any image of image-migrator's report in `work` took (a resumed
+    download is one more attempt)."""
+    try:
+        return max(r["attempts"] for r in json.load(open(os.path.join(work, "report.json")))["results"])
+    except Exception:  # noqa: BLE001
+        return "?"
+
+
+def tail(path, n=200):
+    """The last `n` characters of a file, on one line, upload states (long opaque tokens in
+    upload URLs) shortened."""
+    try:
+        with open(path, errors="replace") as f:
+            text = re.sub(r"_state=[^\s\"&]*", "_state=…", f.read())
+    except OSError:
+        return ""
+    return text[-n:].replace("\n", " ").strip()
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--small", action="store_true", help="a ~100 MiB corpus for quick trials")
@@ -267,7 +359,7 @@ def main():
     p.add_argument("--streams", type=lambda v: [int(x) for x in v.split(",") if x], default=[8, 16],
                    help="parallel streams of the limit runs (each value is run; the fastest stream run is the limit)")
     p.add_argument("--procs", type=lambda v: [int(x) for x in v.split(",") if x], default=[2, 4, 8, 16])
-    p.add_argument("--repeat", type=int, default=1)
+    p.add_argument("--repeat", type=int, default=1, help="runs of each kind (main corpus and large layer)")
     p.add_argument("--scale", type=lambda v: [int(x) for x in v.split(",") if x], default=[1000, 5000, 20000, 100000],
                    help="tag counts of the tag-scaling runs (N small images over N/10 repositories; seeding 100,000 tags takes ~9 min once, kept with --keep --reuse-source)")
     p.add_argument("--skopeo-scale-max", type=int, default=1000, help="largest scale point skopeo's no-op runs at")
@@ -275,6 +367,11 @@ def main():
                    help="http, tls or both (the first one also runs --procs and the changed phase)")
     p.add_argument("--far", type=int, default=50, help="tags of the far-away profile (0: skip)")
     p.add_argument("--rtt-ms", type=int, default=100, help="round trip added by the far-away proxies")
+    p.add_argument("--far-large-gib", type=float, default=None,
+                   help="size in GiB of the far-away profile's large layer, copied with and without a cut mid-stream "
+                        "(default: 1, and 0 with --small; 0: skip)")
+    p.add_argument("--only-far-large", action="store_true",
+                   help="run the large-layer part of the far-away profile alone (no corpus, no other phase)")
     p.add_argument("--skip-skopeo", action="store_true")
     p.add_argument("--skip-limit", action="store_true")
     p.add_argument("--skip-changed", action="store_true")
@@ -285,6 +382,8 @@ def main():
     p.add_argument("--command", default=" ".join(sys.argv))
     a = p.parse_args()
     a.load_start = open("/proc/loadavg").read().split()[:3]
+    if a.far_large_gib is None:
+        a.far_large_gib = 1.0 if a.only_far_large or not a.small else 0.0
     if a.results is None:
         a.results = os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS-small.md" if a.small else "RESULTS.md")
     b = Bench(a)

@@ -9,7 +9,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from registries import CHUNK, KIB, MIB, NS, conn, log, reset_conns, with_digest
+from registries import CHUNK, KIB, MIB, NS, conn, log, probe, reset_conns, with_digest
 
 
 # One random MiB; every chunk of every blob is this block with a 32-byte prefix unique to
@@ -310,6 +310,38 @@ def seed_scale(port, n, per_repo=10, threads=8):
         list(ex.map(repo, range(len(repos))))
     reset_conns()
     log(f"seeded the scale corpus: {n} tags over {len(repos)} repositories in {time.monotonic() - t0:.1f}s")
+
+
+def large_image(size):
+    """The far-away profile's large image: one layer of `size` bytes (deterministic,
+    incompressible) in a repository of its own per size."""
+    key = f"{NS}/large/layer-{size}"
+    return {"repo": f"{NS}/large-{size // MIB}m", "tag": "v1", "layer_key": key, "size": size}
+
+
+def seed_large(port, size):
+    """Pushes the large image unless the registry has it already (--reuse-source); returns
+    large_image(size) with the layer's and the manifest's digests."""
+    t0 = time.monotonic()
+    im = large_image(size)
+    layer = digest_of(im["layer_key"], size)
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Labels": {"bench.key": im["layer_key"]}},
+                         "rootfs": {"type": "layers", "diff_ids": [layer]}}, sort_keys=True).encode()
+    cdig = "sha256:" + hashlib.sha256(config).hexdigest()
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": DOCKER_MANIFEST,
+                           "config": {"mediaType": DOCKER_CONFIG, "size": len(config), "digest": cdig},
+                           "layers": [{"mediaType": DOCKER_LAYER, "size": size, "digest": layer}]}, indent=3).encode()
+    im.update(layer=layer, manifest="sha256:" + hashlib.sha256(manifest).hexdigest())
+    status, _ = probe(port, "HEAD", f"/v2/{im['repo']}/manifests/{im['manifest']}", {"Accept": DOCKER_MANIFEST})
+    if status == 200:
+        log(f"large image {im['repo']}:{im['tag']} already in the source")
+        return im
+    push_blob(port, im["repo"], im["layer_key"], size, layer)
+    push_bytes(port, im["repo"], config, cdig)
+    put_manifest(port, im["repo"], im["tag"], manifest, DOCKER_MANIFEST)
+    reset_conns()
+    log(f"seeded {im['repo']}:{im['tag']}, one {size / MIB:.0f} MiB layer, in {time.monotonic() - t0:.1f}s")
+    return im
 
 
 def current_blobs(small, root):

@@ -9,8 +9,8 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from corpus import corpus_spec, push_blob, push_bytes
-from registries import CHUNK, NS, TLS, conn, reset_conns, with_digest
+from corpus import DOCKER_MANIFEST, corpus_spec, push_blob, push_bytes
+from registries import CHUNK, NS, TLS, conn, probe, reset_conns, with_digest
 
 
 
@@ -202,3 +202,30 @@ def im_cmd(binary, work, proc=None, extra=()):
     if TLS["context"]:
         cmd += ["--ca-file", TLS["ca"]]
     return cmd
+
+
+def skopeo_copy_cmd(work, src_port, dst_port, image, cache_dir, retry_times=0):
+    """skopeo copy of one image, source to target, with a private, empty blob-info cache
+    (as skopeo_cmd); `retry_times` is skopeo's --retry-times (its default: 0)."""
+    os.makedirs(cache_dir, exist_ok=True)
+    if TLS["context"]:
+        tls = f"--src-cert-dir {TLS['ca_dir']} --dest-cert-dir {TLS['ca_dir']}"
+    else:
+        tls = "--src-tls-verify=false --dest-tls-verify=false"
+    ref = f"{image['repo']}:{image['tag']}"
+    inner = (
+        f"mount --bind {cache_dir} /var/lib/containers/cache && exec skopeo copy --preserve-digests "
+        f"--retry-times {retry_times} {tls} docker://127.0.0.1:{src_port}/{ref} docker://127.0.0.1:{dst_port}/{ref}"
+    )
+    return ["unshare", "-m", "sh", "-c", inner]
+
+
+def copied_whole(port, image):
+    """Whether the registry on `port` holds the image under its tag with the source's
+    manifest digest and its layer at full size (the registry checked the layer's digest
+    when it was uploaded)."""
+    status, h = probe(port, "HEAD", f"/v2/{image['repo']}/manifests/{image['tag']}", {"Accept": DOCKER_MANIFEST})
+    if status != 200 or h.get("docker-content-digest") != image["manifest"]:
+        return False
+    status, h = probe(port, "HEAD", f"/v2/{image['repo']}/blobs/{image['layer']}")
+    return status == 200 and int(h.get("content-length", -1)) == image["size"]

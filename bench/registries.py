@@ -130,6 +130,19 @@ def conn(port):
     return c
 
 
+def probe(port, method, path, headers=None):
+    """One request on a connection of its own, as the bench's probe (left out of the
+    request counts): (status, headers)."""
+    c = http_connection(port, 30)
+    try:
+        c.request(method, path, headers={"User-Agent": PROBE_UA, **(headers or {})})
+        r = c.getresponse()
+        r.read()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}
+    finally:
+        c.close()
+
+
 # --------------------------------------------------------------------------- registries
 
 
@@ -226,7 +239,12 @@ http:
 class DelayProxy:
     """TCP proxy 127.0.0.1:listen → 127.0.0.1:upstream that holds every chunk of bytes, in
     each direction, for `one_way` seconds before passing it on: a round trip of
-    2 × one_way, bandwidth unchanged (TLS passes through untouched)."""
+    2 × one_way, bandwidth unchanged (TLS passes through untouched).
+
+    It counts the bytes it forwards from the upstream to the client (`down_bytes`: what
+    the tools read, headers and TLS records included) and, when armed with `arm_cut(n)`,
+    cuts the first connection whose downstream reaches n bytes exactly there (both sides
+    shut down and closed: the client's response body ends short), once."""
 
     def __init__(self, listen, upstream, one_way):
         self.upstream, self.one_way = upstream, one_way
@@ -236,7 +254,22 @@ class DelayProxy:
         self.sock.listen(128)
         self.port = listen
         self.connections = 0
+        self.lock = threading.Lock()  # guards the counters and the cut below
+        self.down_bytes = 0
+        self.cut_after = None  # downstream bytes of one connection after which it is cut
+        self.cuts = []  # (connection's downstream bytes at the cut) for each cut made
         threading.Thread(target=self._accept, daemon=True).start()
+
+    def arm_cut(self, after_bytes):
+        """Zeroes the counters; with `after_bytes`, cuts one connection after that many
+        downstream bytes (None: no cut)."""
+        with self.lock:
+            self.down_bytes, self.cut_after, self.cuts = 0, after_bytes, []
+
+    def disarm(self):
+        """No cut from now on; the counters go on."""
+        with self.lock:
+            self.cut_after = None
 
     def _accept(self):
         while True:
@@ -254,10 +287,11 @@ class DelayProxy:
         except OSError:
             client.close()
             return
-        for a, b in ((client, server), (server, client)):
+        down = {"sockets": (client, server), "bytes": 0}
+        for a, b, link in ((client, server, None), (server, client, down)):
             q = queue.Queue()
             threading.Thread(target=self._read, args=(a, q), daemon=True).start()
-            threading.Thread(target=self._write, args=(b, q), daemon=True).start()
+            threading.Thread(target=self._write, args=(b, q, link), daemon=True).start()
 
     def _read(self, sock, q):
         while True:
@@ -269,18 +303,47 @@ class DelayProxy:
             if not data:
                 return
 
-    def _write(self, sock, q):
+    def _downstream(self, link, data):
+        """Counts `data` on its way to the client; returns the part to send and whether the
+        connection is to be cut after it."""
+        with self.lock:
+            reached = link["bytes"] + len(data)
+            cut = self.cut_after is not None and reached >= self.cut_after
+            if cut:
+                data = data[: self.cut_after - link["bytes"]]
+                self.cuts.append(self.cut_after)
+                self.cut_after = None
+            link["bytes"] += len(data)
+            self.down_bytes += len(data)
+        return data, cut
+
+    @staticmethod
+    def _cut(link):
+        for s in link["sockets"]:
+            try:
+                s.shutdown(socket.SHUT_RDWR)  # wakes this connection's other threads
+            except OSError:
+                pass
+            s.close()
+
+    def _write(self, sock, q, link):
         while True:
             due, data = q.get()
             wait = due - time.monotonic()
             if wait > 0:
                 time.sleep(wait)
+            cut = False
+            if link is not None and data:
+                data, cut = self._downstream(link, data)
             try:
-                if not data:
+                if not data and not cut:
                     sock.shutdown(socket.SHUT_WR)
                     return
                 sock.sendall(data)
             except OSError:
+                return
+            if cut:
+                self._cut(link)
                 return
 
     def close(self):
@@ -402,3 +465,17 @@ def log_stats(path):
     return s
 
 
+
+
+def blob_gets_of(path, digest):
+    """(status, bytes written) of each GET of blob `digest` in a registry's access log; a
+    GET cut short logs the bytes the registry wrote before the connection broke."""
+    out = []
+    if not path or not os.path.exists(path):
+        return out
+    with open(path, errors="replace") as f:
+        for line in f:
+            m = ACCESS.search(line)
+            if m and m.group(1) == "GET" and m.group(2).split("?")[0].endswith(f"/blobs/{digest}"):
+                out.append((int(m.group(3)), 0 if m.group(4) == "-" else int(m.group(4))))
+    return out

@@ -25,6 +25,7 @@ def targets(b):
             out += targets_of(b, prefix)
     out += scale_section(b)
     out += far_section(b)
+    out += far_large_section(b)
     return out
 
 
@@ -179,6 +180,37 @@ def far_section(b):
     return out
 
 
+def far_large_section(b):
+    """The large layer through the far-away proxies, with and without a cut: time, bytes
+    the source sent the tool, and whether the target ended up with the image."""
+    rows = [r for r in b.rows if r.get("large")]
+    if not rows:
+        return []
+    size = rows[0]["large"]["size"]
+    # The same tool's run over an intact link: what a cut adds to it is read again.
+    intact = {r["tool"].split()[0]: r["large"]["served"] for r in rows if not r["large"]["cut"]}
+    out = ["", f"### Far away with a {size / MIB:,.0f} MiB layer cut mid-stream", "",
+           "*From the source*: bytes the source-side proxy forwarded to the tool (headers, manifest, config and TLS "
+           "records included); *read again*: beyond the same tool's run without a cut; *layer GETs*: status and bytes "
+           "of each GET of the layer in the source's access log (a GET that was cut logs what the registry wrote "
+           "into the proxy, which reads ahead of the tool, not what reached the tool).", "",
+           "| tool | link | wall s | tool CPU s | from source MiB | read again MiB | layer GETs (status: MiB) | peak RSS MiB | result | load |",
+           "|---|---|---:|---:|---:|---:|---|---:|---|---:|"]
+    for r in rows:
+        g = r["large"]
+        link = f"cut at {g['cuts'][0] / MIB:,.1f} MiB" if g["cuts"] else ("no cut" if not g["cut"] else "cut armed, not reached")
+        if g.get("first_rc"):
+            link += f"; failed (exit {g['first_rc']}), run once more"
+        ok = r["rc"] == 0 and g["whole"]
+        base = intact.get(r["tool"].split()[0])
+        again = f"{(g['served'] - base) / MIB:,.2f}" if ok and g["cut"] and base is not None else "—"
+        gets = ", ".join(f"{st}: {n / MIB:,.1f}" for st, n in g["gets"]) or "none"
+        result = "copied, digests verified at the target" if ok else f"**failed** (exit {r['rc']}, image at the target: {g['whole']})"
+        out.append(f"| {r['tool']} | {link} | {r['wall']:.1f} | {r['cpu'] or 0:.1f} | {g['served'] / MIB:,.1f} | {again} | {gets} "
+                   f"| {r['rss_mib'] or 0:.1f} | {result} | {r['load'][0]} |")
+    return out
+
+
 def plot(b, path):
     """time and peak RSS against tags (PNG); skipped when matplotlib is missing."""
     rows = scale_rows(b)
@@ -218,6 +250,12 @@ def write_results(b, a):
     mem = sh("awk '/MemTotal/ {printf \"%.1f GiB\", $2/1048576}' /proc/meminfo")
     cpu = sh("awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo")
     c = b.corpus
+    corpus = ("Not run (`--only-far-large`)." if c is None else
+              f"{c['repos']} repositories, {c['tags']} tags, {c['blobs']} unique blobs, "
+              f"{c['bytes'] / MIB:.0f} MiB of unique blob data (largest {c['largest'] / MIB:.0f} MiB, smallest "
+              f"{c['smallest']} B); one base layer per architecture shared by every image; Docker v2s2 and OCI "
+              f"manifests, Docker manifest lists and OCI indexes (amd64+arm64). Seeded in {c['seed_s']:.1f}s. "
+              f"The *changed* phase rebuilds {b.changed} tags (new top layer and config).")
     lines = [
         "# image-migrator benchmark results",
         "",
@@ -235,11 +273,7 @@ def write_results(b, a):
         "",
         "## Corpus",
         "",
-        f"{c['repos']} repositories, {c['tags']} tags, {c['blobs']} unique blobs, "
-        f"{c['bytes'] / MIB:.0f} MiB of unique blob data (largest {c['largest'] / MIB:.0f} MiB, smallest "
-        f"{c['smallest']} B); one base layer per architecture shared by every image; Docker v2s2 and OCI "
-        f"manifests, Docker manifest lists and OCI indexes (amd64+arm64). Seeded in {c['seed_s']:.1f}s. "
-        f"The *changed* phase rebuilds {b.changed} tags (new top layer and config).",
+        corpus,
         "",
         "## Results",
         "",
@@ -252,7 +286,7 @@ def write_results(b, a):
     ]
     for r in b.rows:
         s, t = r["src"], r["dst"]
-        tags = r.get("tags") or c["tags"]
+        tags = r.get("tags") or (c["tags"] if c else 1)
         req_tag = "" if r["phase"] == "limit" else f"{(s['requests'] + t['requests']) / tags:.1f}"
         rss = "" if r["rss_mib"] is None else f"{r['rss_mib']:.1f}"
         lines.append(
