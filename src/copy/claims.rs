@@ -161,7 +161,8 @@ struct BlobKey {
 
 /// Repositories known to hold a blob, the last one placed or found first: one inline
 /// (most blobs are one tag's own), more on the heap, up to [`HOLDERS_KEPT`]. A holder
-/// forgotten is asked for the blob again: mounted into itself, which it answers at once.
+/// forgotten gets the blob mounted from one remembered: one request the registry answers
+/// at once (it holds the blob), tallied as a mount.
 enum Held {
     One(NameId),
     Many(Box<[NameId]>),
