@@ -11,13 +11,11 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::claims::{Claim, Claims};
+use super::claims::{Claim, Claims, DigestKey};
 use super::{Copier, Ctx, Tally, by_digest, by_tag};
 use crate::digest::Digest;
-use crate::end::End;
 use crate::error::{Error, ErrorKind, Result};
 use crate::manifest::{self, Referrer};
-use crate::reference::RepoId;
 
 /// How deep referrers of referrers are followed (1 = only those of the image).
 pub const MAX_DEPTH: usize = 3;
@@ -43,19 +41,20 @@ pub(super) struct ReferrerTally {
 
 /// Which subjects of each target repository are handled (tag lists are the copier's
 /// [`super::TargetRepos`], read once per repository for both).
-#[derive(Default)]
 pub(super) struct ReferrerState {
-    /// Subjects of target repositories: handled (with how many referrers the target has
-    /// now, nested ones included), or being handled by a job.
-    subjects: Claims<(RepoId, Digest), u64>,
+    /// Subjects by target repository number: handled (with how many referrers the
+    /// target has now, nested ones included), or being handled by a job. All are
+    /// remembered (49 bytes each): a subject handled again would take the cosign tags
+    /// this run pushed for absent (the tag lists are read once) and copy and report them
+    /// again.
+    subjects: Claims<(u32, DigestKey), u64>,
 }
 
-impl ReferrerState {
-    fn subject_key(target: &dyn End, subject: &Digest) -> (RepoId, Digest) {
-        (
-            RepoId::new(target.registry(), target.name()),
-            subject.clone(),
-        )
+impl Default for ReferrerState {
+    fn default() -> Self {
+        ReferrerState {
+            subjects: Claims::remembering_all(),
+        }
     }
 }
 
@@ -83,7 +82,10 @@ impl Copier<'_> {
     /// The referrers of one subject (claimed once per target repository); how many the
     /// target has now, nested ones included.
     fn referrers_of(&self, ctx: &Ctx, subject: &Digest, depth: usize) -> Result<u64> {
-        let key = ReferrerState::subject_key(ctx.target, subject);
+        let key = (
+            self.targets.get(ctx.target).number,
+            DigestKey::from(subject),
+        );
         match self.referrer_state.subjects.claim(&key) {
             Claim::Done(count) => {
                 ctx.tally

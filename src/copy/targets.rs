@@ -2,13 +2,12 @@
 //! is known (its tags, listed once a tag is found missing) and to copy each child manifest
 //! of an index once, even when several jobs reach the same index at the same time (tags
 //! that alias each other): a registry may lose one of two concurrent `PUT`s of one
-//! manifest.
+//! manifest. Each repository has a number, the short name of the claims keyed by it.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use super::claims::Claims;
-use crate::digest::Digest;
+use super::claims::{Claims, DigestKey};
 use crate::end::End;
 use crate::http::RequestStats;
 use crate::reference::RepoId;
@@ -16,21 +15,34 @@ use crate::reference::RepoId;
 #[derive(Default)]
 pub(super) struct TargetRepos {
     repos: Mutex<HashMap<RepoId, Arc<TargetRepo>>>,
+    /// Child manifests of indexes, by repository number: known there, or being copied
+    /// by a job. Those done are remembered while used lately; one forgotten is looked at
+    /// again (`HEAD`, or copied again after the first copy ended: `PUT`s of one manifest
+    /// one after the other are safe).
+    pub(super) children: Claims<(u32, DigestKey), ()>,
 }
 
-#[derive(Default)]
 pub(super) struct TargetRepo {
+    /// Its number in this run.
+    pub(super) number: u32,
     /// Listed after the first `HEAD` that found a tag missing; `None` inside when the
     /// list could not be read (every tag is then checked with `HEAD`).
     tags: OnceLock<Option<HashSet<String>>>,
-    /// Child manifests of indexes: known there, or being copied by a job.
-    pub(super) children: Claims<Digest, ()>,
 }
 
 impl TargetRepos {
     pub(super) fn get(&self, target: &dyn End) -> Arc<TargetRepo> {
         let key = RepoId::new(target.registry(), target.name());
-        self.repos.lock().unwrap().entry(key).or_default().clone()
+        let mut repos = self.repos.lock().unwrap();
+        let number = u32::try_from(repos.len()).expect("fewer than 2^32 repositories");
+        (repos.entry(key))
+            .or_insert_with(|| {
+                Arc::new(TargetRepo {
+                    number,
+                    tags: OnceLock::new(),
+                })
+            })
+            .clone()
     }
 
     /// Whether the tag list, if read, shows `tag` absent (then no `HEAD` is needed).

@@ -9,7 +9,7 @@
 use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 
-use super::claims::{BlobClaim, Claim};
+use super::claims::{BlobClaim, Claim, DigestKey};
 use super::{Copier, Ctx, Push, by_digest};
 use crate::digest::Digest;
 use crate::end::Mount;
@@ -36,7 +36,11 @@ impl Copier<'_> {
         }
         let there = self.targets.get(ctx.target);
         self.threads.for_each(&children, |(child, _size)| {
-            match there.children.claim(child) {
+            match self
+                .targets
+                .children
+                .claim(&(there.number, DigestKey::from(child)))
+            {
                 Claim::Done(()) => Ok(()),
                 Claim::Owner(guard) => {
                     let check = self.options.push == Push::Changed && there.may_hold_children();
