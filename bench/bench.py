@@ -132,7 +132,14 @@ class Bench:
         # already holds the largest point is used as it is.
         marker = os.path.join(a.root, "scale-seeded.json")
         seeded = json.load(open(marker))["tags"] if os.path.exists(marker) else 0
-        if not (a.reuse_source and seeded >= max(a.scale)):
+        reseed = not (a.reuse_source and seeded >= max(a.scale))
+        # distribution's storage takes ~16 inodes a tag; a tmpfs has a few million.
+        need = 16 * max(a.scale) * (2 if reseed else 1)
+        free = os.statvfs(a.root).f_favail
+        if free < need:
+            raise SystemExit(f"bench: {a.root} has {free} free inodes, {max(a.scale)} tags need ~{need}: "
+                             f"mount -o remount,nr_inodes=8000000 /dev/shm, or --root on a disk")
+        if reseed:
             seed_scale(self.src.port, max(a.scale), per_repo=10)
             with open(marker, "w") as f:
                 json.dump({"tags": max(a.scale)}, f)
