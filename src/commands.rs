@@ -131,7 +131,7 @@ fn create_parent(path: &Path) -> std::io::Result<()> {
 
 /// `; 2 drifted, 1 immutable; 3 tag(s) pruned` — what keeping a mirror did, when it did
 /// anything.
-fn mirror_summary(report: &Report) -> String {
+fn mirror_summary<R>(report: &Report<R>) -> String {
     let s = &report.summary;
     let mut out = String::new();
     if s.drifted + s.immutable > 0 {
@@ -154,7 +154,7 @@ fn mirror_summary(report: &Report) -> String {
     out
 }
 
-pub(crate) fn print_summary(report: &Report, report_path: &Path) {
+pub(crate) fn print_summary<R>(report: &Report<R>, report_path: &Path) {
     let s = &report.summary;
     let referrers = if report.settings.referrers {
         let verb = if report.settings.dry_run {
