@@ -16,8 +16,10 @@ pub use metrics::prometheus_text;
 /// Bumped when a field changes meaning or disappears.
 pub const SCHEMA_VERSION: u32 = 1;
 
-/// The whole report. `R` holds its results: a list when a report is read back or merged;
-/// a run's results spooled as they were made (see [`ResultSource`]) when it is written.
+/// The whole report.
+// (`R` holds its results: a list when a report is read back or merged; a run's results
+// spooled as they were made, read one at a time (see [`ResultSource`]), when it is
+// written. Not in the doc comment above: that is the schema's description.)
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[schemars(rename = "Report")]
 pub struct Report<R = Vec<ImageResult>> {
