@@ -69,6 +69,10 @@ fn results_are_in_plan_order_with_a_summary_that_adds_up() {
         .arg("--proc")
         .arg("4")
         .junit_to("junit.xml");
+    let step_summary = setup.dir().join("step-summary.md");
+    let setup = setup
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_STEP_SUMMARY", step_summary.to_str().unwrap());
     let run = setup.run();
 
     run.assert_code(1);
@@ -107,6 +111,30 @@ fn results_are_in_plan_order_with_a_summary_that_adds_up() {
         .collect();
     assert!(cases.is_sorted(), "{junit}");
     assert_eq!(junit.matches("<failure").count(), 2, "{junit}");
+    // GitHub: the failures annotated in plan order; the step summary's table lists them
+    // first, then the rest in plan order.
+    let annotated: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("::error title="))
+        .collect();
+    assert_eq!(annotated.len(), 2, "{}", run.stdout);
+    assert!(annotated[0].contains("missing-repo"), "{}", run.stdout);
+    assert!(annotated[1].contains("no-such-tag"), "{}", run.stdout);
+    let summary = std::fs::read_to_string(&step_summary).unwrap();
+    let rows: Vec<&str> = summary
+        .lines()
+        .filter_map(|l| l.split('`').nth(3))
+        .collect();
+    let planned = planned_targets(&dst);
+    let mut failures_first = vec![planned[0].as_str(), planned[8].as_str()];
+    failures_first.extend(
+        planned
+            .iter()
+            .map(String::as_str)
+            .filter(|t| !t.ends_with("missing-repo") && !t.ends_with("no-such-tag")),
+    );
+    assert_eq!(rows, failures_first, "{summary}");
 }
 
 #[test]
