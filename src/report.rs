@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ErrorKind;
 
+mod junit;
 mod metrics;
+pub use junit::write_junit;
 pub use metrics::prometheus_text;
 
 /// Bumped when a field changes meaning or disappears.
@@ -419,48 +421,4 @@ pub fn schema_json() -> String {
     let mut text = serde_json::to_string_pretty(&schema).expect("schema serialises");
     text.push('\n');
     text
-}
-
-/// JUnit XML: one test case per source → target tag; failures carry the error.
-pub fn junit_xml<R: ResultSource>(report: &Report<R>) -> String {
-    use quick_junit::{NonSuccessKind, Report as JUnit, TestCase, TestCaseStatus, TestSuite};
-    let mut suite = TestSuite::new("image-migrator");
-    for result in report.results.each() {
-        let name = format!("{} -> {}", result.source, result.target);
-        let status = match (&result.status, &result.error) {
-            (Status::Failed | Status::Cancelled, error) => {
-                let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
-                let message = error
-                    .as_ref()
-                    .map(|e| e.message.clone())
-                    .unwrap_or_else(|| result.status.label().to_string());
-                if let TestCaseStatus::NonSuccess {
-                    message: m,
-                    ty,
-                    description,
-                    ..
-                } = &mut status
-                {
-                    *m = Some(message.clone().into());
-                    *ty = Some(
-                        error
-                            .as_ref()
-                            .map(|e| format!("{:?}", e.kind))
-                            .unwrap_or_else(|| "Cancelled".into())
-                            .into(),
-                    );
-                    *description = Some(message.into());
-                }
-                status
-            }
-            _ => TestCaseStatus::success(),
-        };
-        let mut case = TestCase::new(name, status);
-        case.set_classname(result.rule.clone());
-        case.set_time(std::time::Duration::from_secs_f64(result.duration_seconds));
-        suite.add_test_case(case);
-    }
-    let mut junit = JUnit::new("image-migrator");
-    junit.add_test_suite(suite);
-    junit.to_string().expect("JUnit XML serialises")
 }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Instant, SystemTime};
 
-use super::{Outcome, print_summary, write_file, write_json};
+use super::{Outcome, print_summary, write_json, write_streamed};
 use crate::cli::SyncArgs;
 use crate::copy::{Copier, Mode};
 use crate::credentials::CredentialStore;
@@ -220,7 +220,7 @@ fn outputs(settings: &SyncSettings, report: &Report<Spooled>) -> Outcome {
         exit = Outcome::Failed;
     }
     if let Some(junit) = &settings.junit
-        && let Err(e) = write_file(junit, &crate::report::junit_xml(report))
+        && let Err(e) = write_streamed(junit, |out| crate::report::write_junit(report, out))
     {
         log(&format!(
             "error: writing JUnit file {}: {e}",
