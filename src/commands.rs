@@ -96,11 +96,6 @@ pub(crate) fn print_config_errors(errors: &ConfigErrors) {
     }
 }
 
-pub(crate) fn write_file(path: &Path, content: &str) -> std::io::Result<()> {
-    create_parent(path)?;
-    std::fs::write(path, content)
-}
-
 /// Writes `content` to a file beside `path`, then renames it over `path`: a reader (a
 /// textfile collector scraping `--metrics`) never sees half a file.
 pub(crate) fn write_file_whole(path: &Path, content: &str) -> std::io::Result<()> {
@@ -111,14 +106,25 @@ pub(crate) fn write_file_whole(path: &Path, content: &str) -> std::io::Result<()
     std::fs::rename(&partial, path)
 }
 
-/// Writes `value` as pretty JSON and a newline, streamed to the file: a 20,000-tag report
+/// Writes `value` as pretty JSON and a newline, streamed to the file: a 100,000-tag report
 /// never exists as one string in memory.
 pub(crate) fn write_json(path: &Path, value: &impl serde::Serialize) -> std::io::Result<()> {
     use std::io::Write as _;
+    write_streamed(path, |out| {
+        serde_json::to_writer_pretty(&mut *out, value)?;
+        out.write_all(b"\n")
+    })
+}
+
+/// Writes the file as `write` renders it, through a buffer.
+pub(crate) fn write_streamed(
+    path: &Path,
+    write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    use std::io::Write as _;
     create_parent(path)?;
     let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
-    serde_json::to_writer_pretty(&mut out, value)?;
-    out.write_all(b"\n")?;
+    write(&mut out)?;
     out.flush()
 }
 
@@ -131,7 +137,7 @@ fn create_parent(path: &Path) -> std::io::Result<()> {
 
 /// `; 2 drifted, 1 immutable; 3 tag(s) pruned` — what keeping a mirror did, when it did
 /// anything.
-fn mirror_summary(report: &Report) -> String {
+fn mirror_summary<R>(report: &Report<R>) -> String {
     let s = &report.summary;
     let mut out = String::new();
     if s.drifted + s.immutable > 0 {
@@ -154,7 +160,7 @@ fn mirror_summary(report: &Report) -> String {
     out
 }
 
-pub(crate) fn print_summary(report: &Report, report_path: &Path) {
+pub(crate) fn print_summary<R>(report: &Report<R>, report_path: &Path) {
     let s = &report.summary;
     let referrers = if report.settings.referrers {
         let verb = if report.settings.dry_run {

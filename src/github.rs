@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::Path;
 
 use crate::config::ConfigErrors;
-use crate::report::{Report, Status};
+use crate::report::{ImageResult, Report, ResultSource, Status};
 
 /// Failed images annotated individually; the rest are counted in one more annotation.
 const MAX_ANNOTATIONS: usize = 10;
@@ -63,13 +63,14 @@ pub fn annotate_config_errors(errors: &ConfigErrors) {
 }
 
 /// Annotations for the first failed images.
-pub fn annotate_failures(report: &Report) {
-    let failed: Vec<_> = report
-        .results
-        .iter()
-        .filter(|r| r.status == Status::Failed)
-        .collect();
-    for result in failed.iter().take(MAX_ANNOTATIONS) {
+pub fn annotate_failures<R: ResultSource>(report: &Report<R>) {
+    let failed = report.results.each().filter(|r| r.status == Status::Failed);
+    let mut more = 0;
+    for (n, result) in failed.enumerate() {
+        if n >= MAX_ANNOTATIONS {
+            more += 1;
+            continue;
+        }
         let message = result
             .error
             .as_ref()
@@ -81,16 +82,15 @@ pub fn annotate_failures(report: &Report) {
             escape_data(message)
         ));
     }
-    if failed.len() > MAX_ANNOTATIONS {
+    if more > 0 {
         command(&format!(
-            "::error title=image-migrator::{} more image(s) failed; see the report",
-            failed.len() - MAX_ANNOTATIONS
+            "::error title=image-migrator::{more} more image(s) failed; see the report"
         ));
     }
 }
 
 /// Step outputs: report path and counts.
-pub fn write_outputs(report: &Report, report_path: &Path) -> std::io::Result<()> {
+pub fn write_outputs<R>(report: &Report<R>, report_path: &Path) -> std::io::Result<()> {
     let Some(path) = std::env::var_os("GITHUB_OUTPUT") else {
         return Ok(());
     };
@@ -113,7 +113,10 @@ pub fn write_outputs(report: &Report, report_path: &Path) -> std::io::Result<()>
 }
 
 /// The Markdown job summary.
-pub fn write_summary(report: &Report, report_path: &Path) -> std::io::Result<()> {
+pub fn write_summary<R: ResultSource>(
+    report: &Report<R>,
+    report_path: &Path,
+) -> std::io::Result<()> {
     let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY") else {
         return Ok(());
     };
@@ -132,7 +135,11 @@ fn append(path: &Path, text: &str) -> std::io::Result<()> {
 }
 
 /// A table of images and their status, failures first, cut at `max_rows`.
-pub fn markdown_summary(report: &Report, report_path: &Path, max_rows: usize) -> String {
+pub fn markdown_summary<R: ResultSource>(
+    report: &Report<R>,
+    report_path: &Path,
+    max_rows: usize,
+) -> String {
     let s = &report.summary;
     let mut out = format!(
         "## image-migrator{}\n\n| total | copied | unchanged | failed | would copy | cancelled | transferred |\n|---:|---:|---:|---:|---:|---:|---:|\n| {} | {} | {} | {} | {} | {} | {} |\n\n",
@@ -161,16 +168,9 @@ pub fn markdown_summary(report: &Report, report_path: &Path, max_rows: usize) ->
             s.referrers_unchanged
         ));
     }
-    let mut rows: Vec<_> = report.results.iter().collect();
-    rows.sort_by_key(|r| match r.status {
-        Status::Failed => 0,
-        Status::Cancelled => 1,
-        Status::Drifted | Status::Immutable => 2,
-        Status::Copied | Status::WouldCopy => 2,
-        Status::Unchanged => 3,
-    });
+    let rows = first_rows(&report.results, max_rows);
     out.push_str("| status | source | target | detail |\n|---|---|---|---|\n");
-    for result in rows.iter().take(max_rows) {
+    for result in &rows {
         let icon = match result.status {
             Status::Failed => "❌",
             Status::Cancelled => "⏹️",
@@ -195,14 +195,37 @@ pub fn markdown_summary(report: &Report, report_path: &Path, max_rows: usize) ->
             escape_cell(&detail)
         ));
     }
-    if rows.len() > max_rows {
+    let total = report.results.count();
+    if total > rows.len() {
         out.push_str(&format!(
             "\n{} more image(s) not shown; the full list is in the report `{}`.\n",
-            rows.len() - max_rows,
+            total - rows.len(),
             report_path.display()
         ));
     }
     out
+}
+
+/// The summary table's rows: failures first, then cancelled, then the rest, each kind in
+/// plan order, `max_rows` at most; read in one pass, holding no more than the rows shown.
+fn first_rows<R: ResultSource>(results: &R, max_rows: usize) -> Vec<ImageResult> {
+    let rank = |status: Status| match status {
+        Status::Failed => 0,
+        Status::Cancelled => 1,
+        Status::Drifted | Status::Immutable => 2,
+        Status::Copied | Status::WouldCopy => 2,
+        Status::Unchanged => 3,
+    };
+    let mut by_rank: [Vec<ImageResult>; 4] = Default::default();
+    for result in results.each() {
+        let rank = rank(result.status);
+        // Rows of a lower rank come first: with `max_rows` of them, none of this rank shows.
+        let before: usize = by_rank[..rank].iter().map(Vec::len).sum();
+        if before + by_rank[rank].len() < max_rows {
+            by_rank[rank].push(result.into_owned());
+        }
+    }
+    by_rank.into_iter().flatten().take(max_rows).collect()
 }
 
 fn escape_cell(text: &str) -> String {

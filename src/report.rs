@@ -2,6 +2,7 @@
 //! (`schema/report.schema.json`), per-tag results and a summary; plus the JUnit XML that
 //! GitLab shows in merge requests. Only types and rendering live here — no I/O.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use schemars::JsonSchema;
@@ -9,15 +10,21 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ErrorKind;
 
+mod junit;
 mod metrics;
+pub use junit::write_junit;
 pub use metrics::prometheus_text;
 
 /// Bumped when a field changes meaning or disappears.
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// The whole report.
+// (`R` holds its results: a list when a report is read back or merged; a run's results
+// spooled as they were made, read one at a time (see [`ResultSource`]), when it is
+// written. Not in the doc comment above: that is the schema's description.)
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-pub struct Report {
+#[schemars(rename = "Report")]
+pub struct Report<R = Vec<ImageResult>> {
     pub schema_version: u32,
     pub tool: String,
     pub tool_version: String,
@@ -29,7 +36,7 @@ pub struct Report {
     /// Per all-tags rule: how many tags the source listed and how many its filters kept.
     #[serde(default)]
     pub rules: Vec<RuleTags>,
-    pub results: Vec<ImageResult>,
+    pub results: R,
     /// `--create-targets`: each target container (Harbor project, …) checked, and what
     /// came of it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -39,6 +46,25 @@ pub struct Report {
     /// with names from the wire escaped.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+}
+
+/// The results of a report, in plan order, read one at a time: what the renderers below
+/// need, so that a run's results need not all be in memory at once.
+pub trait ResultSource {
+    /// How many results there are.
+    fn count(&self) -> usize;
+    /// Each result, in plan order.
+    fn each(&self) -> Box<dyn Iterator<Item = Cow<'_, ImageResult>> + '_>;
+}
+
+impl ResultSource for Vec<ImageResult> {
+    fn count(&self) -> usize {
+        self.len()
+    }
+
+    fn each(&self) -> Box<dyn Iterator<Item = Cow<'_, ImageResult>> + '_> {
+        Box::new(self.iter().map(Cow::Borrowed))
+    }
 }
 
 /// Tag counts of one all-tags rule (`tags_selected` < `tags_listed` when filters apply).
@@ -308,28 +334,31 @@ pub struct Summary {
 
 impl Summary {
     pub fn of(results: &[ImageResult]) -> Summary {
-        let mut summary = Summary {
-            total: results.len(),
-            ..Summary::default()
-        };
-        for r in results {
-            match r.status {
-                Status::Copied => summary.copied += 1,
-                Status::Unchanged => summary.unchanged += 1,
-                Status::Failed => summary.failed += 1,
-                Status::WouldCopy => summary.would_copy += 1,
-                Status::Cancelled => summary.cancelled += 1,
-                Status::Drifted => summary.drifted += 1,
-                Status::Immutable => summary.immutable += 1,
-            }
-            summary.bytes_transferred += r.bytes_transferred;
-            summary.blobs_transferred += r.blobs_transferred;
-            summary.blobs_mounted += r.blobs_mounted;
-            summary.blobs_skipped += r.blobs_skipped;
-            summary.referrers_copied += r.referrers_copied;
-            summary.referrers_unchanged += r.referrers_unchanged;
+        let mut summary = Summary::default();
+        for result in results {
+            summary.count(result);
         }
         summary
+    }
+
+    /// Counts one more result (a run counts its results as they are made).
+    pub fn count(&mut self, r: &ImageResult) {
+        self.total += 1;
+        match r.status {
+            Status::Copied => self.copied += 1,
+            Status::Unchanged => self.unchanged += 1,
+            Status::Failed => self.failed += 1,
+            Status::WouldCopy => self.would_copy += 1,
+            Status::Cancelled => self.cancelled += 1,
+            Status::Drifted => self.drifted += 1,
+            Status::Immutable => self.immutable += 1,
+        }
+        self.bytes_transferred += r.bytes_transferred;
+        self.blobs_transferred += r.blobs_transferred;
+        self.blobs_mounted += r.blobs_mounted;
+        self.blobs_skipped += r.blobs_skipped;
+        self.referrers_copied += r.referrers_copied;
+        self.referrers_unchanged += r.referrers_unchanged;
     }
 }
 
@@ -392,48 +421,4 @@ pub fn schema_json() -> String {
     let mut text = serde_json::to_string_pretty(&schema).expect("schema serialises");
     text.push('\n');
     text
-}
-
-/// JUnit XML: one test case per source → target tag; failures carry the error.
-pub fn junit_xml(report: &Report) -> String {
-    use quick_junit::{NonSuccessKind, Report as JUnit, TestCase, TestCaseStatus, TestSuite};
-    let mut suite = TestSuite::new("image-migrator");
-    for result in &report.results {
-        let name = format!("{} -> {}", result.source, result.target);
-        let status = match (&result.status, &result.error) {
-            (Status::Failed | Status::Cancelled, error) => {
-                let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
-                let message = error
-                    .as_ref()
-                    .map(|e| e.message.clone())
-                    .unwrap_or_else(|| result.status.label().to_string());
-                if let TestCaseStatus::NonSuccess {
-                    message: m,
-                    ty,
-                    description,
-                    ..
-                } = &mut status
-                {
-                    *m = Some(message.clone().into());
-                    *ty = Some(
-                        error
-                            .as_ref()
-                            .map(|e| format!("{:?}", e.kind))
-                            .unwrap_or_else(|| "Cancelled".into())
-                            .into(),
-                    );
-                    *description = Some(message.into());
-                }
-                status
-            }
-            _ => TestCaseStatus::success(),
-        };
-        let mut case = TestCase::new(name, status);
-        case.set_classname(result.rule.clone());
-        case.set_time(std::time::Duration::from_secs_f64(result.duration_seconds));
-        suite.add_test_case(case);
-    }
-    let mut junit = JUnit::new("image-migrator");
-    junit.add_test_suite(suite);
-    junit.to_string().expect("JUnit XML serialises")
 }

@@ -9,7 +9,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Instant, SystemTime};
 
 use super::Outcome;
-use super::sync::{Ran, SyncSettings, connect, copy, finish, log_start};
+use super::sync::{Ran, Spooled, SyncSettings, connect, copy, finish, log_start};
 use crate::cli::ExportArgs;
 use crate::copy::{Copier, Mode};
 use crate::digest::Digest;
@@ -59,7 +59,7 @@ pub fn export(args: &ExportArgs, cancelled: Arc<AtomicBool>) -> Outcome {
     let mut plan = plan::plan(&client, &threads, &settings.rules, &settings.plan_options());
     let recorded = into_layout(&mut plan);
     let copier = Copier::between(&client, &layout, client.transport(), settings.copy.clone());
-    let (outcomes, _) = copy(&settings, &copier, &mut plan, |job, result| {
+    let (results, _) = copy(&settings, &copier, &mut plan, |job, result| {
         result.target = format!("{}:{}", args.to, job.target);
         name_pinned(&layout, job, result);
     });
@@ -71,13 +71,13 @@ pub fn export(args: &ExportArgs, cancelled: Arc<AtomicBool>) -> Outcome {
     };
     let sealed = dry_run
         || sealed
-            .seal(recorded, &outcomes)
+            .seal(recorded, &results)
             .map_err(|e| log(&format!("error: --to {}: {e}", args.to)))
             .is_ok();
     let ran = Ran {
         plan,
         targets: Vec::new(),
-        outcomes,
+        results,
         pruned: Vec::new(),
     };
     match finish(&settings, &client, ran, started) {
@@ -154,15 +154,15 @@ struct Seal<'a> {
 impl Seal<'_> {
     /// The sidecar written; for an archive, the layout packed, and its directory removed
     /// when every image made it.
-    fn seal(self, recorded: Vec<BundleImage>, outcomes: &[ImageResult]) -> Result<()> {
+    fn seal(self, recorded: Vec<BundleImage>, results: &Spooled) -> Result<()> {
         let layout = self.layout;
-        self.record(recorded, outcomes)?;
+        self.record(recorded, results)?;
         let BundlePath::Archive(file) = self.bundle else {
             return Ok(());
         };
         archive::pack(layout, file)?;
-        let complete = outcomes
-            .iter()
+        let complete = results
+            .copied()
             .all(|r| matches!(r.status, Status::Copied | Status::Unchanged));
         if complete {
             std::fs::remove_dir_all(layout.root())
@@ -178,11 +178,11 @@ impl Seal<'_> {
 
     /// The sidecar: the images now in the bundle, where their rules send them, the blobs
     /// each uses, and the base a delta needs.
-    fn record(&self, planned: Vec<BundleImage>, outcomes: &[ImageResult]) -> Result<()> {
-        let done: HashSet<&str> = outcomes
-            .iter()
+    fn record(&self, planned: Vec<BundleImage>, results: &Spooled) -> Result<()> {
+        let done: HashSet<String> = results
+            .copied()
             .filter(|r| matches!(r.status, Status::Copied | Status::Unchanged))
-            .map(|r| r.source.as_str())
+            .map(|r| r.into_owned().source)
             .collect();
         let named: HashMap<String, Digest> = (self.layout.images()?.into_iter())
             .map(|entry| (entry.name, entry.digest))

@@ -94,11 +94,11 @@ pub fn import(args: &ImportArgs, cancelled: Arc<AtomicBool>) -> Outcome {
         settings.copy.mode == Mode::DryRun,
     );
     let copier = Copier::between(&layout, &client, client.transport(), settings.copy.clone());
-    let (outcomes, _) = copy(&settings, &copier, &mut plan, |_, _| {});
+    let (results, _) = copy(&settings, &copier, &mut plan, |_, _| {});
     let ran = Ran {
         plan,
         targets,
-        outcomes,
+        results,
         pruned: Vec::new(),
     };
     finish(&settings, &client, ran, started)

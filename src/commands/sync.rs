@@ -6,12 +6,13 @@
 mod prune;
 mod results;
 mod settings;
+mod spool;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Instant, SystemTime};
 
-use super::{Outcome, print_summary, write_file, write_json};
+use super::{Outcome, print_summary, write_json, write_streamed};
 use crate::cli::SyncArgs;
 use crate::copy::{Copier, Mode};
 use crate::credentials::CredentialStore;
@@ -25,6 +26,8 @@ use crate::threads::Threads;
 pub(super) use results::Ran;
 use results::{failure_result, job_result, log_line};
 pub use settings::SyncSettings;
+use spool::Spool;
+pub(super) use spool::Spooled;
 
 /// `image-migrator sync` (and no subcommand).
 pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> Outcome {
@@ -53,7 +56,7 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> Outcome {
         .enabled
         .then(|| crate::prune::target_repos(&settings.rules, &plan, settings.shard));
     let copier = Copier::new(&client, client.transport(), settings.copy.clone());
-    let (outcomes, facts) = copy(&settings, &copier, &mut plan, |_, _| {});
+    let (results, facts) = copy(&settings, &copier, &mut plan, |_, _| {});
     let pruned = match prune_repos {
         Some(repos) => prune_stage(&settings, &client).run(repos, &facts),
         None => Vec::new(),
@@ -61,7 +64,7 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> Outcome {
     let ran = Ran {
         plan,
         targets,
-        outcomes,
+        results,
         pruned,
     };
     finish(&settings, &client, ran, started)
@@ -147,14 +150,14 @@ fn prune_stage<'a>(settings: &'a SyncSettings, client: &'a Client) -> prune::Pru
 
 /// Every job of the plan, with one log line per image as it ends (`amend` may change a
 /// result first: an export names the layout as the target), and what pruning needs to
-/// know of them. Each job is dropped once its result is made: at 20,000 tags the jobs
-/// and the results would otherwise both be held to the end.
+/// know of them. Each job is dropped once its result is made, and each result once it is
+/// spooled: at 100,000 tags the jobs and the results would otherwise be held to the end.
 pub(super) fn copy(
     settings: &SyncSettings,
     copier: &Copier,
     plan: &mut Plan,
     amend: impl Fn(&Job, &mut ImageResult) + Sync,
-) -> (Vec<ImageResult>, prune::CopyFacts) {
+) -> (Spooled, prune::CopyFacts) {
     let dry_run = settings.copy.mode == Mode::DryRun;
     for warning in &plan.warnings {
         log(&format!("warning: {warning}"));
@@ -170,11 +173,15 @@ pub(super) fn copy(
             count.source, count.rule_line, count.tags_selected, count.tags_listed
         ));
     }
+    let spool = Spool::create();
+    let mut places = Vec::with_capacity(plan.failures.len());
     for failure in &plan.failures {
-        progress.line(&log_line(&failure_result(failure), dry_run));
+        let result = failure_result(failure);
+        progress.line(&log_line(&result, dry_run));
+        places.push(spool.push(&result));
     }
     let facts = std::sync::Mutex::new(prune::CopyFacts::default());
-    let outcomes = copier.run_all(std::mem::take(&mut plan.jobs), |job, outcome| {
+    let copied = copier.run_all(std::mem::take(&mut plan.jobs), |job, outcome| {
         let mut result = job_result(job, outcome);
         amend(job, &mut result);
         if settings.prune.enabled {
@@ -182,14 +189,17 @@ pub(super) fn copy(
         }
         progress.line(&log_line(&result, dry_run));
         progress.image_done(result.bytes_transferred);
-        result
+        spool.push(&result)
     });
     progress.finish();
-    (outcomes, facts.into_inner().unwrap())
+    let planning_failures = places.len();
+    places.extend(copied);
+    let results = spool.finish(places, planning_failures);
+    (results, facts.into_inner().unwrap())
 }
 
 /// The report, the JUnit file, the summary and GitHub's outputs; the exit outcome.
-fn outputs(settings: &SyncSettings, report: &Report) -> Outcome {
+fn outputs(settings: &SyncSettings, report: &Report<Spooled>) -> Outcome {
     let s = &report.summary;
     let drift = if settings.fail_on_drift {
         s.drifted + s.immutable
@@ -210,7 +220,7 @@ fn outputs(settings: &SyncSettings, report: &Report) -> Outcome {
         exit = Outcome::Failed;
     }
     if let Some(junit) = &settings.junit
-        && let Err(e) = write_file(junit, &crate::report::junit_xml(report))
+        && let Err(e) = write_streamed(junit, |out| crate::report::write_junit(report, out))
     {
         log(&format!(
             "error: writing JUnit file {}: {e}",
@@ -227,6 +237,12 @@ fn outputs(settings: &SyncSettings, report: &Report) -> Outcome {
             log(&format!("error: writing GitHub step outputs/summary: {e}"));
             exit = Outcome::Failed;
         }
+    }
+    if let Some(e) = report.results.error() {
+        log(&format!(
+            "error: the results of this run (spooled to a temporary file): {e}"
+        ));
+        exit = Outcome::Failed;
     }
     if let Some(metrics) = &settings.metrics {
         let text = crate::report::prometheus_text(report, exit == Outcome::Success);

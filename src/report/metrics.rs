@@ -11,7 +11,7 @@ use super::{Report, Summary};
 const PREFIX: &str = "image_migrator";
 
 /// The metrics of `report`; `succeeded` is whether the run exits 0.
-pub fn prometheus_text(report: &Report, succeeded: bool) -> String {
+pub fn prometheus_text<R>(report: &Report<R>, succeeded: bool) -> String {
     let s = &report.summary;
     let mut out = String::new();
     let statuses = [

@@ -37,6 +37,7 @@ mod sync_platform_filter;
 mod sync_prune;
 mod sync_pull_quota;
 mod sync_referrers;
+mod sync_report_order;
 mod sync_sharded;
 mod sync_shared_layers;
 mod sync_tag_pagination;

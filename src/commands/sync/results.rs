@@ -5,20 +5,21 @@ use std::time::{Instant, SystemTime};
 
 use super::SyncSettings;
 use super::prune::Pruned;
+use super::spool::Spooled;
 use crate::copy::JobOutcome;
 use crate::plan::{Job, Plan, RuleFailure};
 use crate::progress::human_bytes;
 use crate::registry::Client;
 use crate::report::{
-    Failure, ImageResult, ReferrerCopied, Report, RuleTags, Status, Summary, TargetCounts,
-    TargetResult,
+    Failure, ImageResult, ReferrerCopied, Report, RuleTags, Status, TargetCounts, TargetResult,
 };
 
 /// What the stages of a run made, for the report.
 pub(in crate::commands) struct Ran {
     pub plan: Plan,
     pub targets: Vec<TargetResult>,
-    pub outcomes: Vec<ImageResult>,
+    /// Every result, those of images that failed while planning first.
+    pub results: Spooled,
     pub pruned: Vec<Pruned>,
 }
 
@@ -28,17 +29,15 @@ pub(super) fn report(
     client: &Client,
     ran: Ran,
     started: (SystemTime, Instant),
-) -> Report {
+) -> Report<Spooled> {
     let Ran {
         plan,
         targets,
-        outcomes,
+        results,
         pruned,
     } = ran;
-    let mut results: Vec<ImageResult> = plan.failures.iter().map(failure_result).collect();
-    results.extend(outcomes);
     let rules = rule_tags(&plan, pruned);
-    let mut summary = Summary::of(&results);
+    let mut summary = results.summary().clone();
     summary.manifest_gets = client.manifest_gets();
     summary.targets = TargetCounts::of(&targets);
     summary.count_prunes(&rules);
