@@ -218,7 +218,7 @@ impl<'c> Copier<'c> {
         let results: Mutex<Vec<Option<R>>> =
             Mutex::new(std::iter::repeat_with(|| None).take(jobs.len()).collect());
         self.threads
-            .consume(spread(jobs.len(), self.options.threads), |n| {
+            .each(&spread(jobs.len(), self.options.threads), |&n| {
                 let job = jobs.get(n);
                 let started = Instant::now();
                 let step = self.run_step(&job, None);

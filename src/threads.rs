@@ -65,17 +65,10 @@ impl Threads {
             .collect()
     }
 
-    /// `work` on every item, each item given away (and so dropped) as it is taken.
-    pub fn consume<T: Send>(&self, items: Vec<T>, work: impl Fn(T) + Sync) {
-        let len = items.len();
-        let items: Vec<Mutex<Option<T>>> = items.into_iter().map(|i| Mutex::new(Some(i))).collect();
-        self.drive(len, &|i| {
-            let item = items[i]
-                .lock()
-                .unwrap()
-                .take()
-                .expect("each item is taken once");
-            work(item);
+    /// `work` on every item of a slice (which costs nothing per item beyond the slice).
+    pub fn each<T: Sync>(&self, items: &[T], work: impl Fn(&T) + Sync) {
+        self.drive(items.len(), &|i| {
+            work(&items[i]);
             true
         });
     }
@@ -152,7 +145,8 @@ mod tests {
     fn every_item_once_and_the_budget_is_whole_again() {
         let threads = Threads::new(4);
         let seen = Mutex::new(Vec::new());
-        threads.consume((0..1000).collect(), |i: u32| seen.lock().unwrap().push(i));
+        let items: Vec<u32> = (0..1000).collect();
+        threads.each(&items, |&i| seen.lock().unwrap().push(i));
         let mut seen = seen.into_inner().unwrap();
         seen.sort_unstable();
         assert_eq!(seen, (0..1000).collect::<Vec<_>>());

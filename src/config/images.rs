@@ -171,6 +171,9 @@ pub fn from_entries(
         }
     }
     if errors.is_empty() {
+        // A rule is 560 bytes and a project's file has one per repository: a vector
+        // grown by doubling would hold up to twice that for the whole run.
+        rules.shrink_to_fit();
         Ok(rules)
     } else {
         // File order, also for the items of one list (stable: same line keeps its order).
