@@ -251,28 +251,12 @@ mod tests {
     fn result(n: usize, status: Status) -> crate::report::ImageResult {
         crate::report::ImageResult {
             rule: "r".into(),
-            rule_line: 1,
-            source: format!("src.io/ns/app:{n}"),
-            target: format!("dst.io/ns/app:{n}"),
-            source_digest: None,
-            target_digest: None,
-            platform_filtered: false,
-            media_type: None,
-            status,
-            bytes_transferred: 0,
-            blobs_transferred: 0,
-            blobs_mounted: 0,
-            blobs_skipped: 0,
-            referrers_copied: 0,
-            referrers_unchanged: 0,
-            referrers: Vec::new(),
-            duration_seconds: 0.0,
-            attempts: 1,
-            error: (status == Status::Failed).then(|| crate::report::Failure {
-                kind: crate::error::ErrorKind::NotFound,
-                message: "gone | really".into(),
-                http_status: Some(404),
-            }),
+            ..crate::report::fixtures::result(
+                format!("src.io/ns/app:{n}"),
+                format!("dst.io/ns/app:{n}"),
+                status,
+                "gone | really",
+            )
         }
     }
 

@@ -422,3 +422,56 @@ pub fn schema_json() -> String {
     text.push('\n');
     text
 }
+
+/// Results and reports for the tests of the renderings (here, JUnit, metrics, GitHub's
+/// summary, the spool), so that each test states only what it is about.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use super::{Failure, ImageResult, Report, Status};
+
+    /// `source` → `target` with `status`, one attempt and nothing moved; a failure (when
+    /// `status` is `Failed`) is a 404 saying `message`.
+    pub fn result(source: String, target: String, status: Status, message: &str) -> ImageResult {
+        ImageResult {
+            rule: "rule".into(),
+            rule_line: 1,
+            source,
+            target,
+            source_digest: None,
+            target_digest: None,
+            platform_filtered: false,
+            media_type: None,
+            status,
+            bytes_transferred: 0,
+            blobs_transferred: 0,
+            blobs_mounted: 0,
+            blobs_skipped: 0,
+            referrers_copied: 0,
+            referrers_unchanged: 0,
+            referrers: Vec::new(),
+            duration_seconds: 0.0,
+            attempts: 1,
+            error: (status == Status::Failed).then(|| Failure {
+                kind: crate::error::ErrorKind::NotFound,
+                message: message.into(),
+                http_status: Some(404),
+            }),
+        }
+    }
+
+    /// A report of no results with `summary` (counts the summary's JSON names).
+    pub fn report(summary: serde_json::Value) -> Report {
+        serde_json::from_value(serde_json::json!({
+            "schema_version": 1, "tool": "image-migrator", "tool_version": "0",
+            "started_at": "2026-01-01T00:00:00Z", "finished_at": "2026-01-01T00:01:40Z",
+            "duration_seconds": 100.5,
+            "settings": {"auth_file": null, "images_file": "images.json",
+                         "default_registry": null, "default_namespace": null, "proc": 1,
+                         "retries": 0, "dry_run": false, "ca_file": null, "platforms": [],
+                         "shard": null},
+            "results": [],
+            "summary": summary,
+        }))
+        .expect("a valid report")
+    }
+}

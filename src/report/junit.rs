@@ -83,7 +83,6 @@ fn test_case(result: &ImageResult, xml: &mut Writer<impl Write>) -> std::io::Res
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::Failure;
 
     /// What quick-junit wrote for `report` (the renderer before results were spooled).
     fn quick_junit_xml(report: &Report) -> String {
@@ -133,47 +132,22 @@ mod tests {
         ImageResult {
             rule: format!("src.io/ns/app{n}"),
             rule_line: n,
-            source: format!("src.io/ns/app{n}:{n}"),
-            target: format!("dst.io/ns/app{n}:{n}"),
-            source_digest: None,
-            target_digest: None,
-            platform_filtered: false,
-            media_type: None,
-            status,
-            bytes_transferred: 0,
-            blobs_transferred: 0,
-            blobs_mounted: 0,
-            blobs_skipped: 0,
-            referrers_copied: 0,
-            referrers_unchanged: 0,
-            referrers: Vec::new(),
             duration_seconds: 1.23456 * n as f64,
-            attempts: 1,
-            error: (!message.is_empty()).then(|| Failure {
-                kind: crate::error::ErrorKind::NotFound,
-                message: message.into(),
-                http_status: Some(404),
-            }),
+            ..crate::report::fixtures::result(
+                format!("src.io/ns/app{n}:{n}"),
+                format!("dst.io/ns/app{n}:{n}"),
+                status,
+                message,
+            )
         }
     }
 
     #[test]
     fn the_streamed_junit_is_what_quick_junit_wrote() {
-        let report: Report = serde_json::from_value(serde_json::json!({
-            "schema_version": 1, "tool": "image-migrator", "tool_version": "0",
-            "started_at": "2026-01-01T00:00:00Z", "finished_at": "2026-01-01T00:01:40Z",
-            "duration_seconds": 100.5,
-            "settings": {"auth_file": null, "images_file": "images.json",
-                         "default_registry": null, "default_namespace": null, "proc": 1,
-                         "retries": 0, "dry_run": false, "ca_file": null, "platforms": [],
-                         "shard": null},
-            "results": [],
-            "summary": {"total": 0, "copied": 0, "unchanged": 0, "failed": 0,
-                        "would_copy": 0, "cancelled": 0, "bytes_transferred": 0,
-                        "blobs_transferred": 0, "blobs_mounted": 0, "blobs_skipped": 0}
-        }))
-        .unwrap();
-        let mut report = report;
+        let mut report = crate::report::fixtures::report(serde_json::json!({
+            "total": 0, "copied": 0, "unchanged": 0, "failed": 0, "would_copy": 0,
+            "cancelled": 0, "bytes_transferred": 0, "blobs_transferred": 0,
+            "blobs_mounted": 0, "blobs_skipped": 0}));
         let mut written = Vec::new();
         write_junit(&report, &mut written).unwrap();
         assert_eq!(

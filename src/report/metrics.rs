@@ -119,21 +119,10 @@ mod tests {
 
     #[test]
     fn every_sample_line_is_a_name_optional_labels_and_a_number() {
-        let report: Report = serde_json::from_value(serde_json::json!({
-            "schema_version": 1, "tool": "image-migrator", "tool_version": "0",
-            "started_at": "2026-01-01T00:00:00Z", "finished_at": "2026-01-01T00:01:40Z",
-            "duration_seconds": 100.5,
-            "settings": {"auth_file": null, "images_file": "images.json",
-                         "default_registry": null, "default_namespace": null, "proc": 1,
-                         "retries": 0, "dry_run": false, "ca_file": null, "platforms": [],
-                         "shard": null},
-            "results": [],
-            "summary": {"total": 3, "copied": 2, "unchanged": 1, "failed": 0,
-                        "would_copy": 0, "cancelled": 0, "bytes_transferred": 10,
-                        "blobs_transferred": 2, "blobs_mounted": 0, "blobs_skipped": 1,
-                        "pruned": 4}
-        }))
-        .unwrap();
+        let report = crate::report::fixtures::report(serde_json::json!({
+            "total": 3, "copied": 2, "unchanged": 1, "failed": 0, "would_copy": 0,
+            "cancelled": 0, "bytes_transferred": 10, "blobs_transferred": 2,
+            "blobs_mounted": 0, "blobs_skipped": 1, "pruned": 4}));
         let text = prometheus_text(&report, true);
         assert!(
             text.contains("image_migrator_images{status=\"copied\"} 2\n"),

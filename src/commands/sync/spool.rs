@@ -235,33 +235,20 @@ impl Serialize for Spooled {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{Failure, Status};
+    use crate::report::Status;
 
     fn result(n: usize, status: Status) -> ImageResult {
         ImageResult {
-            rule: "rule".into(),
             rule_line: 2,
-            source: format!("src.io/ns/app:{n}"),
-            target: format!("dst.io/ns/app:{n}"),
-            source_digest: None,
-            target_digest: None,
-            platform_filtered: false,
-            media_type: None,
-            status,
             bytes_transferred: n as u64 * 10,
             blobs_transferred: 1,
-            blobs_mounted: 0,
-            blobs_skipped: 0,
-            referrers_copied: 0,
-            referrers_unchanged: 0,
-            referrers: Vec::new(),
             duration_seconds: 0.25,
-            attempts: 1,
-            error: (status == Status::Failed).then(|| Failure {
-                kind: crate::error::ErrorKind::NotFound,
-                message: format!("gone {n}"),
-                http_status: Some(404),
-            }),
+            ..crate::report::fixtures::result(
+                format!("src.io/ns/app:{n}"),
+                format!("dst.io/ns/app:{n}"),
+                status,
+                &format!("gone {n}"),
+            )
         }
     }
 
