@@ -210,8 +210,13 @@ impl<'c> Copier<'c> {
     ) -> Vec<R> {
         {
             let mut unfinished = self.unfinished.lock().unwrap();
-            for job in jobs.iter() {
-                *unfinished.entry(job.source.registry.clone()).or_default() += 1;
+            for registry in jobs.source_registries() {
+                match unfinished.get_mut(registry) {
+                    Some(jobs) => *jobs += 1,
+                    None => {
+                        unfinished.insert(registry.to_string(), 1);
+                    }
+                }
             }
         }
         let deferred = Mutex::new(Vec::new());

@@ -122,6 +122,11 @@ impl Jobs {
         }
     }
 
+    /// The source registry of every job, in order (without making the jobs whole).
+    pub fn source_registries(&self) -> impl Iterator<Item = &str> + '_ {
+        (self.entries.iter()).map(|entry| self.pairs[entry.pair as usize].source.registry.as_str())
+    }
+
     /// Every job, whole, in order.
     pub fn iter(&self) -> impl Iterator<Item = Job> + '_ {
         (0..self.len()).map(|n| self.get(n))
@@ -198,6 +203,10 @@ mod tests {
         let kept: Jobs = jobs.iter().cloned().collect();
         assert_eq!(kept.len(), jobs.len());
         assert_eq!(kept.iter().collect::<Vec<_>>(), jobs);
+        assert!(
+            kept.source_registries()
+                .eq(jobs.iter().map(|j| j.source.registry.as_str()))
+        );
         // The two runs of rule r.io/a/b are apart: each keeps its own pair.
         assert_eq!(kept.pairs.len(), 5);
     }
