@@ -21,6 +21,7 @@ mod rate;
 mod resume;
 mod retry;
 mod tls;
+mod tls_connector;
 
 pub use api::{ApiClient, ApiError, ApiResponse, ApiTrust};
 pub use bounds::TimeBounds;

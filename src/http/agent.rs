@@ -9,15 +9,14 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use ureq::config::ConfigBuilder;
-use ureq::tls::{Certificate, TlsConfig};
+use ureq::tls::Certificate;
 use ureq::typestate::AgentScope;
 use ureq::unversioned::resolver::DefaultResolver;
-use ureq::unversioned::transport::{
-    ConnectProxyConnector, Connector, RustlsConnector, TcpConnector,
-};
+use ureq::unversioned::transport::{ConnectProxyConnector, Connector, TcpConnector};
 use ureq::{Agent, Proxy};
 
-use super::tls::{self, DOCKER_CERTS_D, Roots};
+use super::tls::{self, ClientIdentity, DOCKER_CERTS_D, Roots};
+use super::tls_connector::TlsConnector;
 use super::{TimeBounds, USER_AGENT, bounds, proxy};
 use crate::error::{Error, Result};
 
@@ -29,9 +28,10 @@ const INPUT_BUFFER_BYTES: usize = 64 * 1024;
 const OUTPUT_BUFFER_BYTES: usize = 32 * 1024;
 
 /// The settings every agent shares, registries and the Kubernetes API alike: the
-/// User-Agent, statuses as answers, no compression, a connect timeout, connection buffers,
-/// and `tls`. The proxy is chosen per request (see [`super::ProxyPolicy`]), so none is set here.
-pub(super) fn agent_config(tls: TlsConfig) -> ConfigBuilder<AgentScope> {
+/// User-Agent, statuses as answers, no compression, a connect timeout, connection buffers.
+/// TLS is a link of the connector chain ([`TlsConnector`]). The proxy is chosen per request
+/// (see [`super::ProxyPolicy`]), so none is set here.
+pub(super) fn agent_config() -> ConfigBuilder<AgentScope> {
     Agent::config_builder()
         .http_status_as_error(false)
         .user_agent(USER_AGENT)
@@ -40,16 +40,15 @@ pub(super) fn agent_config(tls: TlsConfig) -> ConfigBuilder<AgentScope> {
         .input_buffer_size(INPUT_BUFFER_BYTES)
         .output_buffer_size(OUTPUT_BUFFER_BYTES)
         .proxy(None)
-        .tls_config(tls)
 }
 
 /// A pooled agent for registries: the shared settings, no redirects followed, an answer's
 /// headers within the request deadline, long transfers allowed (the speed floor bounds
 /// them, as a timer on each connection: [`bounds::FloorClock`]), and enough idle
 /// connections for the parallel jobs.
-fn pooled_agent(tls: TlsConfig, max_idle_per_host: usize, time: &TimeBounds) -> Agent {
+fn pooled_agent(tls: TlsConnector, max_idle_per_host: usize, time: &TimeBounds) -> Agent {
     let per_io = time.request_timeout.min(Duration::from_secs(120));
-    let config = agent_config(tls)
+    let config = agent_config()
         .max_redirects(0)
         .timeout_recv_response(Some(time.request_timeout))
         .timeout_per_read(Some(per_io))
@@ -57,20 +56,28 @@ fn pooled_agent(tls: TlsConfig, max_idle_per_host: usize, time: &TimeBounds) -> 
         .max_idle_connections(max_idle_per_host * 4)
         .max_idle_connections_per_host(max_idle_per_host)
         .build();
-    Agent::with_parts(config, connector(), DefaultResolver::default())
+    Agent::with_parts(config, connector(tls), DefaultResolver::default())
 }
 
-/// The connector chain of the registry agents: ureq's default one for this build (CONNECT
-/// proxies, TCP, rustls) with links of ours: SOCKS refused as an error ([`proxy::NoSocks`]),
-/// a server's last words read after a reset under TLS ([`tls::LastWords`]), and the speed
-/// floor's timer on every read ([`bounds::FloorClock`]).
-fn connector() -> impl Connector {
+/// The connector chain of the registry agents: ureq's CONNECT proxies and TCP with links
+/// of ours: SOCKS refused as an error ([`proxy::NoSocks`]), a server's last words read
+/// after a reset under TLS ([`tls::LastWords`]), TLS with the agent's one configuration
+/// ([`TlsConnector`]), and the speed floor's timer on every read ([`bounds::FloorClock`]).
+fn connector(tls: TlsConnector) -> impl Connector {
     proxy::NoSocks
         .chain(ConnectProxyConnector::default())
         .chain(TcpConnector::default())
         .chain(tls::LastWords)
-        .chain(RustlsConnector::default())
+        .chain(tls)
         .chain(bounds::FloorClock)
+}
+
+/// The connector chain of the Kubernetes API's agent: its proxy (set on the agent), TCP,
+/// and TLS trusting `roots`, presenting `identity`.
+pub(super) fn api_connector(roots: Roots, identity: Option<ClientIdentity>) -> impl Connector {
+    ConnectProxyConnector::default()
+        .chain(TcpConnector::default())
+        .chain(TlsConnector::new(roots, identity))
 }
 
 /// Sends `request` through `proxy` (or directly), within `deadline` for the whole exchange
@@ -120,10 +127,10 @@ impl Agents {
         time: TimeBounds,
     ) -> Self {
         let pooled =
-            |roots: &Roots| pooled_agent(tls::tls_config(roots, None), max_idle_per_host, &time);
+            |roots: Roots| pooled_agent(TlsConnector::new(roots, None), max_idle_per_host, &time);
         Agents {
-            verified: pooled(&Roots::System(extra_roots.clone())),
-            unverified: pooled(&Roots::Unverified),
+            verified: pooled(Roots::System(extra_roots.clone())),
+            unverified: pooled(Roots::Unverified),
             extra_roots,
             certs_d,
             per_host: Mutex::new(HashMap::new()),
@@ -168,7 +175,7 @@ impl Agents {
                 };
                 Ok(Some(HostAgent {
                     agent: pooled_agent(
-                        tls::tls_config(&roots, trust.identity.as_ref()),
+                        TlsConnector::new(roots, trust.identity),
                         self.max_idle_per_host,
                         &self.time,
                     ),

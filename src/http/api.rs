@@ -8,8 +8,9 @@ use std::io::Read;
 use std::time::Duration;
 
 use ureq::Agent;
+use ureq::unversioned::resolver::DefaultResolver;
 
-use super::agent::agent_config;
+use super::agent::{agent_config, api_connector};
 use super::proxy::ProxyPolicy;
 use super::tls::{self, ClientIdentity, Roots};
 
@@ -83,12 +84,16 @@ impl ApiClient {
             None => None,
         };
         let proxy = ProxyPolicy::from_env(&|name| std::env::var(name).ok())?.for_url(server);
-        let agent = agent_config(tls::tls_config(&roots, identity.as_ref()))
+        let config = agent_config()
             .timeout_connect(Some(connect_timeout))
             .timeout_global(Some(call_timeout))
             .proxy(proxy)
-            .build()
-            .new_agent();
+            .build();
+        let agent = Agent::with_parts(
+            config,
+            api_connector(roots, identity),
+            DefaultResolver::default(),
+        );
         Ok(ApiClient { agent })
     }
 

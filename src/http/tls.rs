@@ -8,7 +8,11 @@
 use std::io;
 use std::path::Path;
 
-use ureq::tls::{Certificate, ClientCert, PemItem, PrivateKey, RootCerts, TlsConfig};
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use ureq::tls::{Certificate, PemItem};
 use ureq::unversioned::transport::{Buffers, ConnectionDetails, Connector, NextTimeout, Transport};
 
 /// Which roots a connection verifies against.
@@ -24,15 +28,46 @@ pub enum Roots {
 
 /// A client certificate chain with its key, checked to belong together.
 #[derive(Clone)]
-pub struct ClientIdentity(ClientCert);
+pub struct ClientIdentity {
+    pub(super) chain: Vec<CertificateDer<'static>>,
+    pub(super) key: Arc<PrivateKeyDer<'static>>,
+}
 
 impl ClientIdentity {
     /// Parses and checks a PEM chain and key; the error says which part is wrong.
     pub fn from_pem(cert_pem: &[u8], key_pem: &[u8]) -> Result<Self, String> {
-        let chain = pem_certificates(cert_pem).map_err(|e| format!("client certificate: {e}"))?;
-        let key = PrivateKey::from_pem(key_pem).map_err(|e| format!("client key: {e}"))?;
-        check_client_identity(&chain, key_pem)?;
-        Ok(ClientIdentity(ClientCert::new_with_certs(&chain, key)))
+        let chain = pem_certificates(cert_pem)
+            .map_err(|e| format!("client certificate: {e}"))?
+            .iter()
+            .map(|c| CertificateDer::from(c.der().to_vec()))
+            .collect();
+        let key = PrivateKeyDer::from_pem_slice(key_pem)
+            .map_err(|e| format!("client key: invalid PEM: {e}"))?;
+        let identity = ClientIdentity {
+            chain,
+            key: Arc::new(key),
+        };
+        identity.check()?;
+        Ok(identity)
+    }
+
+    /// rustls refuses a certificate and key that do not belong together (or a key it cannot
+    /// use) only when a configuration is built: the same check, made when they are read,
+    /// gives a message rather than a failure on the first connection.
+    fn check(&self) -> Result<(), String> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_client_auth_cert(self.chain.clone(), self.key.clone_key())
+            .map(|_| ())
+            .map_err(|e| match e {
+                rustls::Error::InconsistentKeys(_) => {
+                    "the client key does not belong to the client certificate".to_string()
+                }
+                e => format!("client certificate or key not usable: {e}"),
+            })
     }
 }
 
@@ -69,24 +104,6 @@ pub fn bundled_roots() -> Vec<Certificate<'static>> {
         .collect()
 }
 
-/// The ureq TLS settings for `roots` and an optional client certificate.
-pub fn tls_config(roots: &Roots, identity: Option<&ClientIdentity>) -> TlsConfig {
-    let mut tls = TlsConfig::builder();
-    tls = match roots {
-        Roots::Unverified => tls.disable_verification(true),
-        Roots::Only(certs) => tls.root_certs(RootCerts::new_with_certs(certs)),
-        Roots::System(extra) => {
-            let mut all = system_roots().to_vec();
-            all.extend(extra.iter().cloned());
-            tls.root_certs(RootCerts::new_with_certs(&all))
-        }
-    };
-    if let Some(identity) = identity {
-        tls = tls.client_cert(Some(identity.0.clone()));
-    }
-    tls.build()
-}
-
 /// The certificates of a PEM file; `what` names it in errors (a flag, a variable, a path).
 pub fn pem_file_certificates(path: &Path, what: &str) -> Result<Vec<Certificate<'static>>, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("{what} {}: {e}", path.display()))?;
@@ -107,32 +124,6 @@ pub fn pem_certificates(pem: &[u8]) -> Result<Vec<Certificate<'static>>, String>
         return Err("no PEM certificate found".into());
     }
     Ok(certs)
-}
-
-/// ureq panics when rustls rejects a client certificate/key pair (mismatched or
-/// unsupported key), so the same check is made here first, with a message instead.
-fn check_client_identity(chain: &[Certificate<'static>], key_pem: &[u8]) -> Result<(), String> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let certs = chain
-        .iter()
-        .map(|c| CertificateDer::from(c.der().to_vec()))
-        .collect();
-    let key = PrivateKeyDer::from_pem_slice(key_pem)
-        .map_err(|e| format!("client key: invalid PEM: {e}"))?;
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(rustls::RootCertStore::empty())
-        .with_client_auth_cert(certs, key)
-        .map(|_| ())
-        .map_err(|e| match e {
-            rustls::Error::InconsistentKeys(_) => {
-                "the client key does not belong to the client certificate".to_string()
-            }
-            e => format!("client certificate or key not usable: {e}"),
-        })
 }
 
 /// Docker's per-registry trust directory.

@@ -1,0 +1,222 @@
+//! TLS for every agent of ours, with one rustls configuration per agent. ureq's own
+//! connector builds a configuration — every root certificate parsed again, and all of them
+//! hashed — for each new connection of a request that carries its own settings, as every
+//! request of ours does (the proxy, the deadline); each configuration also has its own,
+//! empty, session cache, so no connection could resume another's TLS session. Here the
+//! configuration is built once, on the agent's first TLS connection (concurrent first
+//! connections wait for that one build), and shared: later handshakes with a server that
+//! issued a ticket resume (no certificate chain sent, signed or verified again).
+
+use std::io::{Read, Write};
+use std::sync::{Arc, OnceLock};
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::WebPkiSupportedAlgorithms;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, StreamOwned};
+use ureq::unversioned::transport::time::{Duration, Instant};
+use ureq::unversioned::transport::{
+    Buffers, ConnectionDetails, Connector, Either, LazyBuffers, NextTimeout, Transport,
+    TransportAdapter,
+};
+
+use super::tls::{ClientIdentity, Roots, system_roots};
+
+/// The TLS link of a connector chain: wraps the connection below in TLS when the URL is
+/// `https`, with the agent's one configuration (see the module's note).
+pub struct TlsConnector {
+    roots: Roots,
+    identity: Option<ClientIdentity>,
+    config: OnceLock<Arc<ClientConfig>>,
+}
+
+impl std::fmt::Debug for TlsConnector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsConnector")
+            .field("client_certificate", &self.identity.is_some())
+            .field("built", &self.config.get().is_some())
+            .finish()
+    }
+}
+
+impl TlsConnector {
+    /// Verifies servers against `roots`, presents `identity` when a server asks for one.
+    pub fn new(roots: Roots, identity: Option<ClientIdentity>) -> Self {
+        TlsConnector {
+            roots,
+            identity,
+            config: OnceLock::new(),
+        }
+    }
+
+    /// The agent's configuration, built by the first caller.
+    fn config(&self) -> Arc<ClientConfig> {
+        self.config
+            .get_or_init(|| client_config(&self.roots, self.identity.as_ref()))
+            .clone()
+    }
+}
+
+/// The rustls configuration for `roots` and an optional client certificate: every TLS
+/// version rustls has, ring's algorithms, and rustls's default session cache.
+pub fn client_config(roots: &Roots, identity: Option<&ClientIdentity>) -> Arc<ClientConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(rustls::ALL_VERSIONS)
+        .expect("ring supports every TLS version rustls has");
+    let store = |certs: &mut dyn Iterator<Item = &ureq::tls::Certificate<'static>>| {
+        let mut store = RootCertStore::empty();
+        store.add_parsable_certificates(certs.map(|c| CertificateDer::from(c.der())));
+        store
+    };
+    let builder = match roots {
+        Roots::Unverified => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(Unverified(
+                provider.signature_verification_algorithms,
+            ))),
+        Roots::Only(certs) => builder.with_root_certificates(store(&mut certs.iter())),
+        Roots::System(extra) => {
+            builder.with_root_certificates(store(&mut system_roots().iter().chain(extra)))
+        }
+    };
+    let config = match identity {
+        Some(identity) => builder
+            .with_client_auth_cert(identity.chain.clone(), identity.key.clone_key())
+            .expect("the client certificate and key were checked when they were read"),
+        None => builder.with_no_client_auth(),
+    };
+    Arc::new(config)
+}
+
+impl<In: Transport> Connector<In> for TlsConnector {
+    type Out = Either<In, TlsTransport>;
+
+    fn connect(
+        &self,
+        details: &ConnectionDetails,
+        chained: Option<In>,
+    ) -> Result<Option<Self::Out>, ureq::Error> {
+        let Some(transport) = chained else {
+            return Ok(None);
+        };
+        if !details.needs_tls() || transport.is_tls() {
+            return Ok(Some(Either::A(transport)));
+        }
+        let authority = details
+            .uri
+            .authority()
+            .ok_or(ureq::Error::Tls("no host to verify the certificate of"))?;
+        let host = authority.host();
+        let bare = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        let name = ServerName::try_from(bare)
+            .map_err(|_| ureq::Error::Tls("not a valid name for TLS"))?
+            .to_owned();
+        let mut connection = ClientConnection::new(self.config(), name)?;
+        let mut socket = TransportAdapter::new(transport.boxed(), details.current_time.clone());
+        socket.set_timeout(remaining(details));
+        connection.complete_io(&mut socket)?;
+        Ok(Some(Either::B(TlsTransport {
+            buffers: LazyBuffers::new(
+                details.config.input_buffer_size(),
+                details.config.output_buffer_size(),
+            ),
+            stream: StreamOwned::new(connection, socket),
+        })))
+    }
+}
+
+/// What is left of the connection's timeout after the steps before TLS.
+fn remaining(details: &ConnectionDetails) -> NextTimeout {
+    let mut timeout = details.timeout;
+    if let (Duration::Exact(limit), Instant::Exact(now), Instant::Exact(started)) =
+        (timeout.after, (details.current_time)(), details.now)
+    {
+        timeout.after = Duration::Exact(limit.saturating_sub(now.saturating_duration_since(started)));
+    }
+    timeout
+}
+
+/// A connection under TLS.
+pub struct TlsTransport {
+    buffers: LazyBuffers,
+    stream: StreamOwned<ClientConnection, TransportAdapter>,
+}
+
+impl std::fmt::Debug for TlsTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TlsTransport")
+    }
+}
+
+impl Transport for TlsTransport {
+    fn buffers(&mut self) -> &mut dyn Buffers {
+        &mut self.buffers
+    }
+
+    fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
+        self.stream.get_mut().set_timeout(timeout);
+        let output = &self.buffers.output()[..amount];
+        self.stream.write_all(output)?;
+        Ok(())
+    }
+
+    fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        self.stream.get_mut().set_timeout(timeout);
+        let input = self.buffers.input_append_buf();
+        let amount = self.stream.read(input)?;
+        self.buffers.input_appended(amount);
+        Ok(amount > 0)
+    }
+
+    fn is_open(&mut self) -> bool {
+        self.stream.get_mut().get_mut().is_open()
+    }
+
+    fn is_tls(&self) -> bool {
+        true
+    }
+}
+
+/// `insecure`: any certificate is accepted; the handshake's signatures are still checked
+/// against the certificate presented (they prove nothing about who the server is).
+#[derive(Debug)]
+struct Unverified(WebPkiSupportedAlgorithms);
+
+impl ServerCertVerifier for Unverified {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.supported_schemes()
+    }
+}
