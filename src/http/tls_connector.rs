@@ -135,7 +135,8 @@ fn remaining(details: &ConnectionDetails) -> NextTimeout {
     if let (Duration::Exact(limit), Instant::Exact(now), Instant::Exact(started)) =
         (timeout.after, (details.current_time)(), details.now)
     {
-        timeout.after = Duration::Exact(limit.saturating_sub(now.saturating_duration_since(started)));
+        timeout.after =
+            Duration::Exact(limit.saturating_sub(now.saturating_duration_since(started)));
     }
     timeout
 }

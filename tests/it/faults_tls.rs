@@ -10,6 +10,7 @@ use support::migrator::{result_for, seed_images, tag_rules, text};
 use support::registry::TestRegistry;
 use support::seed::{Pushed, Seeder};
 use support::sync::SyncRun;
+use support::tls_front::TlsFront;
 
 struct Setup {
     registry: TestRegistry,
@@ -256,5 +257,48 @@ fn an_mtls_registry_takes_the_client_certificate_from_docker_certs_d() {
     assert_eq!(
         seeder.manifest_digest("dst/mtls", "v1"),
         Some(image.manifest_digest)
+    );
+}
+
+/// One TLS configuration per agent: connections after the first resume the TLS session
+/// (no certificate chain sent, signed or verified again). Counted by a TLS front before a
+/// plain registry; with a configuration per connection, as ureq builds them for requests
+/// with their own settings, no handshake could resume.
+#[test]
+fn connections_after_the_first_resume_the_tls_session() {
+    let registry = TestRegistry::start();
+    let seeder = Seeder::for_registry(&registry);
+    let tags = ["v1", "v2", "v3", "v4", "v5", "v6", "v7", "v8"];
+    let images = seed_images(&seeder, "src/app", &tags, 33, 3000);
+    let certs = Certs::generate();
+    let front = TlsFront::start(&registry.host, &certs);
+    let ca_dir = tempfile::tempdir().unwrap();
+    let ca_file = ca_dir.path().join("ca.pem");
+    std::fs::write(&ca_file, &certs.ca_pem).unwrap();
+    let work = SyncRun::ci(
+        &serde_json::json!({ registry.host.as_str(): { "insecure": true } }),
+        &serde_json::json!({
+            format!("{}/src/app", front.host): format!("{}/dst/app", registry.host)
+        }),
+    );
+    let output = work
+        .command()
+        .arg("--ca-file")
+        .arg(&ca_file)
+        .args(["--proc", "4"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    for (tag, image) in tags.iter().zip(&images) {
+        assert_eq!(
+            seeder.manifest_digest("dst/app", tag),
+            Some(image.manifest_digest.clone())
+        );
+    }
+    let (full, resumed) = front.handshakes();
+    assert!(full >= 1, "the first connection cannot resume");
+    assert!(
+        resumed >= 1,
+        "{full} connections, none resumed an earlier TLS session"
     );
 }

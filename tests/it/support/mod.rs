@@ -42,6 +42,7 @@ pub mod registry;
 pub mod seed;
 pub mod spec_registry;
 pub mod sync;
+pub mod tls_front;
 pub mod token_server;
 
 /// Environment a CI runner or a developer's shell may have that would change what the
