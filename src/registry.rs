@@ -155,6 +155,18 @@ impl Client {
             .collect()
     }
 
+    /// Pings each of `registries` that has not been yet, one after the other: run beside
+    /// planning (which reads the sources), it has the targets' answers and connections
+    /// ready when the copy starts, instead of a round trip and a handshake more on the
+    /// copy's first requests (three round trips on a far registry). A registry that does
+    /// not answer is left to the requests that need it: they ping again within their
+    /// retries, and report.
+    pub fn ping_all(&self, registries: &[&str]) {
+        for registry in registries {
+            let _ = self.repo(registry, "", Access::Pull).ping();
+        }
+    }
+
     /// A handle on one repository with the credentials auth.json gives it.
     pub fn repo(&self, registry: &str, repository: &str, access: Access) -> Repo<'_> {
         let endpoint = self

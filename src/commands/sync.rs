@@ -8,12 +8,14 @@ mod results;
 mod settings;
 mod spool;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Instant, SystemTime};
 
 use super::{Outcome, print_summary, write_json, write_streamed};
 use crate::cli::SyncArgs;
+use crate::config::Rule;
 use crate::copy::{Copier, Mode};
 use crate::credentials::CredentialStore;
 use crate::github;
@@ -44,7 +46,10 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> Outcome {
         github::group("image-migrator: images");
     }
     let threads = Threads::new(settings.copy.threads);
-    let mut plan = plan::plan(&client, &threads, &settings.rules, &settings.plan_options());
+    let mut plan = std::thread::scope(|scope| {
+        scope.spawn(|| client.ping_all(&targets_only(&settings.rules)));
+        plan::plan(&client, &threads, &settings.rules, &settings.plan_options())
+    });
     let targets = super::prepare_targets::prepare_targets(
         &client,
         &mut plan,
@@ -68,6 +73,19 @@ pub fn sync(args: &SyncArgs, cancelled: Arc<AtomicBool>) -> Outcome {
         pruned,
     };
     finish(&settings, &client, ran, started)
+}
+
+/// The target registries that are no rule's source (planning pings those), each once.
+fn targets_only(rules: &[Rule]) -> Vec<&str> {
+    let sources: HashSet<&str> = rules.iter().map(|r| r.source.registry.as_str()).collect();
+    let mut targets: Vec<&str> = Vec::new();
+    for rule in rules {
+        let target = rule.target.registry.as_str();
+        if !sources.contains(target) && !targets.contains(&target) {
+            targets.push(target);
+        }
+    }
+    targets
 }
 
 /// The report of the run and the files and outputs made of it; the run's outcome.

@@ -33,6 +33,12 @@ pub(super) struct Call<'a> {
 }
 
 impl Repo<'_> {
+    /// The registry's ping (`GET /v2/`), unless its answer is already known: how it
+    /// authenticates, and a connection (with its TLS session) ready for what follows.
+    pub fn ping(&self) -> Result<()> {
+        self.challenge(&RequestStats::default()).map(|_| ())
+    }
+
     pub(super) fn retrying_request(
         &self,
         method: Method,

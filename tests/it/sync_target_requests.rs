@@ -248,3 +248,45 @@ fn blobs_from_the_source_reuse_its_connections() {
         proxy.log().len()
     );
 }
+
+/// The target registry is pinged while the sources are being listed, not after: the copy's
+/// first requests find its answer (and a connection) ready, a round trip and a handshake
+/// less on a far registry. Here the source answers each request after 300 ms; the target's
+/// ping arrives before the source has been asked for its tag list at all.
+#[test]
+fn the_target_is_pinged_while_the_sources_are_listed() {
+    let registry = TestRegistry::start();
+    let seeder = Seeder::for_registry(&registry);
+    let images = seed_images(&seeder, "src/app", &["1", "2"], 7, LAYER);
+    let slow_source = FaultProxy::start(&registry.host);
+    slow_source.set_delay(std::time::Duration::from_millis(300));
+    let target = FaultProxy::start(&registry.host);
+    let work = SyncRun::ci(
+        &insecure(&[&slow_source.host, &target.host]),
+        &serde_json::json!({
+            format!("{}/src/app", slow_source.host): format!("{}/dst/app", target.host)
+        }),
+    );
+    work.command().assert().success();
+    assert_eq!(assert_tags_complete(&seeder, "dst/app"), images.len());
+    let tag_list = slow_source
+        .log()
+        .into_iter()
+        .find(|l| l.path.contains("/tags/list"))
+        .expect("the source's tags were listed");
+    let target_log = target.log();
+    let ping = target_log
+        .iter()
+        .find(|l| l.path == "/v2/")
+        .expect("the target was pinged");
+    assert!(
+        ping.at < tag_list.at,
+        "the target's ping came {:?} after the source's tag list was asked for",
+        ping.at - tag_list.at
+    );
+    assert_eq!(
+        count(&target_log, |l| l.path == "/v2/"),
+        1,
+        "{target_log:#?}"
+    );
+}
