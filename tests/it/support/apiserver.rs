@@ -82,6 +82,19 @@ impl Certs {
     pub fn b64(pem: &str) -> String {
         base64::engine::general_purpose::STANDARD.encode(pem)
     }
+
+    /// A rustls server configuration with the server certificate, asking no client for one.
+    pub fn server_config(&self) -> Arc<ServerConfig> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.server_key_der.clone()));
+        let config = ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![self.server_cert_der.clone()], key)
+            .unwrap();
+        Arc::new(config)
+    }
 }
 
 /// What the server demands before it answers.

@@ -11,8 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
-use rustls::{ServerConfig, ServerConnection, StreamOwned};
+use rustls::{ServerConnection, StreamOwned};
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
 
@@ -142,7 +141,7 @@ impl HostileRegistry {
         let (tls, ca_pem, realm) = if behaviour == Behaviour::PlainHttpRealm {
             let certs = Certs::generate();
             let realm = start_token_service(token_requests.clone());
-            (Some(tls_config(&certs)), Some(certs.ca_pem), Some(realm))
+            (Some(certs.server_config()), Some(certs.ca_pem), Some(realm))
         } else {
             (None, None, None)
         };
@@ -192,19 +191,6 @@ impl HostileRegistry {
     pub fn index_digests(&self) -> Vec<String> {
         self.state.content.indexes.clone()
     }
-}
-
-fn tls_config(certs: &Certs) -> Arc<ServerConfig> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let chain = vec![CertificateDer::from_pem_slice(certs.server_cert_pem.as_bytes()).unwrap()];
-    let key = PrivateKeyDer::from_pem_slice(certs.server_key_pem.as_bytes()).unwrap();
-    let config = ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .unwrap();
-    Arc::new(config)
 }
 
 /// A plain-HTTP token service that counts who calls it and hands out a token the

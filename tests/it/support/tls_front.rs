@@ -10,7 +10,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::Duration;
 
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
 use rustls::{HandshakeKind, ServerConfig, ServerConnection, StreamOwned};
 
 use super::apiserver::Certs;
@@ -27,7 +26,7 @@ impl TlsFront {
     pub fn start(upstream: &str, certs: &Certs) -> TlsFront {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let host = listener.local_addr().unwrap().to_string();
-        let config = server_config(certs);
+        let config = certs.server_config();
         let (full, resumed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
         let counts = (full.clone(), resumed.clone());
         let upstream = upstream.to_string();
@@ -54,19 +53,6 @@ impl TlsFront {
             self.resumed.load(Ordering::SeqCst),
         )
     }
-}
-
-fn server_config(certs: &Certs) -> Arc<ServerConfig> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let chain = vec![CertificateDer::from_pem_slice(certs.server_cert_pem.as_bytes()).unwrap()];
-    let key = PrivateKeyDer::from_pem_slice(certs.server_key_pem.as_bytes()).unwrap();
-    let config = ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .unwrap();
-    Arc::new(config)
 }
 
 /// One connection: the handshake (counted), then bytes both ways until either side closes.
