@@ -22,8 +22,8 @@ import sys
 import time
 
 from corpus import corpus_spec, current_blobs, mutated_tags, seed, seed_large, seed_scale
-from measure import (copied_whole, im_cmd, im_files, limit_read, limit_stream, limit_write, repos_of, skopeo_cmd,
-                     skopeo_copy_cmd, skopeo_files, timed)
+from measure import (copied_whole, im_cmd, im_files, limit_read, limit_stream, limit_write, ocync_cmd, ocync_env,
+                     ocync_files, repos_of, skopeo_cmd, skopeo_copy_cmd, skopeo_files, timed)
 from registries import MIB, NS, TLS, DelayProxy, Registry, blob_get_concurrency, blob_gets_of, log, log_stats, make_ca, use_tls
 from report import write_results
 
@@ -115,6 +115,19 @@ class Bench:
         self.phase(f"{phase}-skopeo")
         wall, rss, rc = timed(skopeo_cmd(work, self.tool_ports[1], cache), work)
         return self.record(phase, "skopeo sync", wall, rss, rc, cpu=timed.cpu, tags=tags, growth=timed.growth)
+
+    def run_ocync(self, phase, work, fresh_cache, label="ocync sync"):
+        """ocync (a binary given with --ocync) with its config in `work`; its warm cache
+        (in `work`, as ocync keeps it next to its config) emptied for a cold run and kept
+        for the no-op, as a CronJob would."""
+        if fresh_cache:
+            for name in os.listdir(work):
+                if name != "config.yaml":
+                    path = os.path.join(work, name)
+                    shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+        self.phase(f"{phase}-ocync")
+        wall, rss, rc = timed(ocync_cmd(self.args.ocync, work), work, env=ocync_env())
+        return self.record(phase, label, wall, rss, rc, cpu=timed.cpu, growth=timed.growth)
 
     def run_im(self, phase, work, proc=None, label=None, tags=None, extra=()):
         self.phase(f"{phase}-im{proc or ''}")
@@ -269,6 +282,8 @@ class Bench:
 
         skw = os.path.join(self.root, "work", "skopeo")
         imw = os.path.join(self.root, "work", "im")
+        ocw = os.path.join(self.root, "work", "ocync")
+        ocw_trusted = os.path.join(self.root, "work", "ocync-trusted")
         snap = os.path.join(self.root, "target-after-cold")
         ca = make_ca(self.root) if "tls" in a.transports else None
 
@@ -277,6 +292,9 @@ class Bench:
             self.prefix = "tls " if transport == "tls" else ""
             skopeo_files(skw, repos_of(self.small), self.src.port)
             im_files(imw, repos_of(self.small), self.src.port, self.dst.port)
+            if a.ocync:
+                ocync_files(ocw, repos_of(self.small), self.src.port, self.dst.port)
+                ocync_files(ocw_trusted, repos_of(self.small), self.src.port, self.dst.port, immutable=True)
             for rep in range(a.repeat):
                 if not a.skip_limit:
                     for n in a.streams:
@@ -285,9 +303,16 @@ class Bench:
                     self.dst.wipe()
                     self.run_skopeo("cold", skw, fresh_cache=True)
                     self.run_skopeo("no-op", skw, fresh_cache=False)
+                if a.ocync:
+                    self.dst.wipe()
+                    self.run_ocync("cold", ocw, fresh_cache=True)
+                    self.run_ocync("no-op", ocw, fresh_cache=False)
+                    self.run_ocync("no-op, trusted", ocw_trusted, fresh_cache=False, label="ocync sync, immutable_tags")
                 self.dst.wipe()
                 self.run_im("cold", imw)
                 self.run_im("no-op", imw)
+                # A mirror whose tags are all trusted never to change: tag lists only.
+                self.run_im("no-op, trusted", imw, extra=["--immutable-tags", ".*"], label="image-migrator --immutable-tags")
             if transport == a.transports[0]:
                 self.dst.snapshot(snap)
                 for p in a.procs:
@@ -379,6 +404,8 @@ def main():
                         "(default: 1, and 0 with --small; 0: skip)")
     p.add_argument("--only-far-large", action="store_true",
                    help="run the large-layer part of the far-away profile alone (no corpus, no other phase)")
+    p.add_argument("--ocync", default=os.environ.get("BENCH_OCYNC"),
+                   help="an ocync binary to run beside skopeo on the main corpus (cold, no-op, no-op with immutable_tags)")
     p.add_argument("--skip-skopeo", action="store_true")
     p.add_argument("--skip-limit", action="store_true")
     p.add_argument("--skip-changed", action="store_true")

@@ -183,6 +183,40 @@ def skopeo_cmd(work, dst_port, cache_dir):
     return ["unshare", "-m", "sh", "-c", inner]
 
 
+def ocync_files(work, repos, src_port, dst_port, immutable=False):
+    """ocync's config.yaml (registries by URL, every tag of each repository; over TLS the
+    bench CA comes from SSL_CERT_FILE, see ocync_env), its warm cache beside it as ocync
+    keeps it; `immutable`: every tag trusted never to change (`immutable_tags: "*"`)."""
+    os.makedirs(work, exist_ok=True)
+    scheme = "https" if TLS["context"] else "http"
+    lines = [
+        "registries:",
+        f'  source: {{ url: "{scheme}://127.0.0.1:{src_port}" }}',
+        f'  target: {{ url: "{scheme}://127.0.0.1:{dst_port}" }}',
+        "defaults:",
+        "  source: source",
+        "  targets: target",
+        "  artifacts: { enabled: false }",
+        "  tags: { glob: '*'" + (", immutable_tags: '*'" if immutable else "") + " }",
+        "mappings:",
+    ]
+    lines += [f"  - {{ from: {name}, to: {name} }}" for name in repos]
+    with open(os.path.join(work, "config.yaml"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def ocync_cmd(binary, work):
+    return [binary, "sync", "-c", os.path.join(work, "config.yaml")]
+
+
+def ocync_env():
+    """ocync (reqwest with rustls' platform verifier) trusts the bench CA through SSL_CERT_FILE."""
+    env = dict(os.environ)
+    if TLS["context"]:
+        env["SSL_CERT_FILE"] = TLS["ca"]
+    return env
+
+
 def im_files(work, repos, src_port, dst_port):
     """auth.json (insecure: plain HTTP; over TLS nothing: the CA goes to --ca-file) and
     images.json with one whole-repository rule per repository, in order."""

@@ -29,6 +29,50 @@ def targets(b):
     return out
 
 
+def round_verdicts(b, prefix):
+    """Issue 27's targets, over every round of a --repeat run: the cold sync's median against
+    the streaming limit's, the no-op's slowest round against skopeo's median, and (with
+    --ocync) the trusted no-op against ocync's no-op."""
+
+    def walls(phase, tool):
+        return sorted(r["wall"] for r in b.rows if r["phase"] == prefix + phase and r["tool"] == tool)
+
+    def median(ws):
+        return ws[len(ws) // 2] if len(ws) % 2 else (ws[len(ws) // 2 - 1] + ws[len(ws) // 2]) / 2
+
+    def mark(ok):
+        return "met" if ok else "**not met**"
+
+    out = []
+    lims = sorted(r["wall"] for r in b.rows if r["phase"] == prefix + "limit" and r["tool"].startswith("stream"))
+    cold, noop = walls("cold", "image-migrator"), walls("no-op", "image-migrator")
+    trusted = walls("no-op, trusted", "image-migrator --immutable-tags")
+    sk_noop = walls("no-op", "skopeo sync")
+    oc_cold, oc_noop = walls("cold", "ocync sync"), walls("no-op", "ocync sync")
+    oc_trusted = walls("no-op, trusted", "ocync sync, immutable_tags")
+    n = f"{len(cold)} round{'s' if len(cold) != 1 else ''}"
+    if cold and lims:
+        x = median(cold) / median(lims)
+        out.append(f"- cold sync vs streaming limit, medians of {n}: {median(cold):.3f}s / {median(lims):.3f}s = {x:.2f}× "
+                   f"(issue 27: ≤ 1.15×: {mark(x <= 1.15)}; slowest cold against fastest limit {cold[-1] / lims[0]:.2f}×)")
+    if noop and sk_noop:
+        x = noop[-1] / median(sk_noop)
+        out.append(f"- no-op, slowest of {n} vs skopeo's median: {noop[-1]:.3f}s / {median(sk_noop):.3f}s = {x:.3f}× "
+                   f"(issue 27: ≤ 0.14×: {mark(x <= 0.14)})")
+    if cold and oc_cold:
+        out.append(f"- cold sync vs ocync, medians: {median(cold):.3f}s / {median(oc_cold):.3f}s = {median(cold) / median(oc_cold):.2f}×")
+    if noop and oc_noop:
+        out.append(f"- no-op vs ocync, medians: {median(noop):.3f}s / {median(oc_noop):.3f}s = {median(noop) / median(oc_noop):.2f}×")
+    if trusted and oc_noop:
+        x = trusted[-1] / median(oc_noop)
+        out.append(f"- no-op with --immutable-tags, slowest of {n} vs ocync's no-op median: {trusted[-1]:.3f}s / {median(oc_noop):.3f}s "
+                   f"= {x:.2f}× (issue 27: ≤ 0.5×: {mark(x <= 0.5)})")
+    if trusted and oc_trusted:
+        out.append(f"- no-op with --immutable-tags vs ocync with immutable_tags, medians: {median(trusted):.3f}s / "
+                   f"{median(oc_trusted):.3f}s = {median(trusted) / median(oc_trusted):.2f}×")
+    return out
+
+
 def targets_of(b, prefix):
     """The main corpus's targets over one transport (prefix "" = HTTP, "tls " = HTTPS)."""
 
@@ -71,6 +115,7 @@ def targets_of(b, prefix):
             out.append(f"- {p} sync vs skopeo: {im[p]['wall']:.2f}s / {sk[p]['wall']:.2f}s = {x:.2f}× (target ≤ {cap:.2f}×: {mark(x <= cap)})")
     if im["changed"] and sk["changed"]:
         out.append(f"- changed tags vs skopeo: {im['changed']['wall']:.2f}s / {sk['changed']['wall']:.2f}s = {ratio(im['changed'], sk['changed'])}")
+    out += round_verdicts(b, prefix)
     # This corpus over this transport only (the scale and far-away runs have their own).
     corpus_phases = {prefix + p for p in ("cold", "no-op", "changed", "cold --proc sweep")}
     ims = [r for r in b.rows if r["tool"].startswith("image-migrator") and r["phase"] in corpus_phases]
