@@ -39,6 +39,15 @@ pub trait End: Sync {
         reference: &TagOrDigest,
         stats: &RequestStats,
     ) -> Result<Option<ManifestHead>>;
+    /// [`End::head_manifest`] in one attempt, for a question asked ahead of need: whoever
+    /// needs the answer asks again (within its retries) if this one failed.
+    fn head_manifest_once(
+        &self,
+        reference: &TagOrDigest,
+        stats: &RequestStats,
+    ) -> Result<Option<ManifestHead>> {
+        self.head_manifest(reference, stats)
+    }
     /// A manifest with its bytes as stored; by digest, they hash to it.
     fn get_manifest(&self, reference: &TagOrDigest, stats: &RequestStats) -> Result<Arc<Manifest>>;
     /// Stores a manifest under a tag or its digest.
@@ -123,6 +132,14 @@ impl End for Repo<'_> {
         stats: &RequestStats,
     ) -> Result<Option<ManifestHead>> {
         self.head_manifest_at(reference, stats)
+    }
+
+    fn head_manifest_once(
+        &self,
+        reference: &TagOrDigest,
+        stats: &RequestStats,
+    ) -> Result<Option<ManifestHead>> {
+        Repo::head_manifest_once(self, reference, stats)
     }
 
     fn get_manifest(&self, reference: &TagOrDigest, stats: &RequestStats) -> Result<Arc<Manifest>> {

@@ -5,6 +5,7 @@
 //! manifest. Each repository has a number, the short name of the claims keyed by it.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use super::claims::{Claims, DigestKey};
@@ -28,6 +29,9 @@ pub(super) struct TargetRepo {
     /// Listed after the first `HEAD` that found a tag missing; `None` inside when the
     /// list could not be read (every tag is then checked with `HEAD`).
     tags: OnceLock<Option<HashSet<String>>>,
+    /// A manifest `HEAD` here has been answered: its registry and credentials work, and a
+    /// `HEAD` may be asked ahead of need (see `Copier::heads`).
+    answered: AtomicBool,
 }
 
 impl TargetRepos {
@@ -40,6 +44,7 @@ impl TargetRepos {
                 Arc::new(TargetRepo {
                     number,
                     tags: OnceLock::new(),
+                    answered: AtomicBool::new(false),
                 })
             })
             .clone()
@@ -75,6 +80,16 @@ impl TargetRepos {
 }
 
 impl TargetRepo {
+    /// Whether a manifest `HEAD` here has been answered.
+    pub(super) fn answered(&self) -> bool {
+        self.answered.load(Ordering::Relaxed)
+    }
+
+    /// A manifest `HEAD` here was answered.
+    pub(super) fn mark_answered(&self) {
+        self.answered.store(true, Ordering::Relaxed);
+    }
+
     /// Whether a child manifest must be asked for before it is copied: not when the
     /// repository had no tag when listed (at worst an interrupted run's child is pushed
     /// again).

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use super::quota::Quota;
 use super::{Repo, paths, tag_or_digest};
 use crate::digest::Digest;
-use crate::error::{Error, ErrorCode, Result};
-use crate::http::{Body, Method, RequestStats};
+use crate::error::{Error, ErrorCode, Result, StatusClass};
+use crate::http::{Body, Method, RequestStats, Response};
 use crate::manifest::{self, Manifest, MediaType};
 use crate::reference::TagOrDigest;
 
@@ -39,6 +39,31 @@ impl Repo<'_> {
         let path = paths::manifest(self.name(), reference);
         let headers = [("accept", manifest::ACCEPT.to_string())];
         let response = self.retrying_request(Method::Head, &path, &headers, stats)?;
+        self.head_answer(reference, response)
+    }
+
+    /// [`Repo::head_manifest_at`] in one attempt: a transient failure is an error, not
+    /// retried (for a question asked ahead, whose asker asks again if it must).
+    pub fn head_manifest_once(
+        &self,
+        reference: &TagOrDigest,
+        stats: &RequestStats,
+    ) -> Result<Option<ManifestHead>> {
+        let path = paths::manifest(self.name(), reference);
+        let headers = [("accept", manifest::ACCEPT.to_string())];
+        let response = self.request(Method::Head, &path, &headers, Body::Empty, stats)?;
+        if StatusClass::of(response.status) == StatusClass::Transient {
+            return Err(response.describe_error(&format!("checking {}", self.id.at(reference))));
+        }
+        self.head_answer(reference, response)
+    }
+
+    /// A manifest `HEAD`'s answer: its digest and media type, `None` for a 404.
+    fn head_answer(
+        &self,
+        reference: &TagOrDigest,
+        response: Response,
+    ) -> Result<Option<ManifestHead>> {
         self.endpoint.quota.observe(&response);
         match response.status {
             200 => Ok(Some(ManifestHead {
