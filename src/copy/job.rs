@@ -1,4 +1,4 @@
-//! One job's ladder: the source's digest (a `HEAD`, free on a pull quota; in a target
+//! One job's ladder: the source's digest (a `HEAD`, free on a pull quota; in a far target
 //! repository that answered before, the target's `HEAD` of the tag goes out at the same
 //! time), the platform filter, the comparison with the target (unchanged → nothing to do),
 //! then the tree and
@@ -7,6 +7,7 @@
 //! [`Copier::may_pull`]).
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use super::{
     Copier, Ctx, Facts, Overwrite, Push, Resume, Step, by_digest, by_tag, source_reference,
@@ -120,14 +121,15 @@ impl Copier<'_> {
 
     /// The source's answer for the job (see [`Self::source_head`]) and, when the target's
     /// tag is to be compared with it, the target's `HEAD` of that tag asked at the same time
-    /// from a helper thread: a tag that did not change costs one round trip, not two. Only
-    /// in a target repository that has answered a `HEAD` already (its registry and
-    /// credentials work), for a tag its list does not show absent, and in one attempt: a
+    /// from a helper thread: on a far target a tag that did not change costs one round trip,
+    /// not two. Only in a target repository whose first `HEAD` was answered, slowly (its
+    /// registry and credentials work, and a round trip costs more than a thread: see
+    /// `targets::FAR`), for a tag its list does not show absent, and in one attempt: a
     /// failure is dropped, and the ladder asks again within its retries only if the source
     /// answered, so a failing registry or token service is not asked twice as often.
     fn heads(&self, job: &Job, ctx: &Ctx) -> Result<((ManifestHead, Fetched), TargetHead)> {
         let compared_tag = (job.target.tag.as_deref()).filter(|tag| {
-            self.targets.get(ctx.target).answered() && !self.targets.listed_absent(ctx.target, tag)
+            self.targets.get(ctx.target).far() && !self.targets.listed_absent(ctx.target, tag)
         });
         let Some(tag) = compared_tag else {
             return Ok((self.source_head(job, ctx)?, None));
@@ -257,9 +259,13 @@ impl Copier<'_> {
             Some(_) => {
                 let head = match target_head {
                     Some(answer) => answer,
-                    None => target.head_manifest(target_ref, stats)?,
+                    None => {
+                        let asked = Instant::now();
+                        let head = target.head_manifest(target_ref, stats)?;
+                        self.targets.get(target).answered_in(asked.elapsed());
+                        head
+                    }
                 };
-                self.targets.get(target).mark_answered();
                 if head.is_none() {
                     self.targets.list(target, stats);
                 }

@@ -5,8 +5,9 @@
 //! manifest. Each repository has a number, the short name of the claims keyed by it.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use super::claims::{Claims, DigestKey};
 use crate::end::End;
@@ -29,10 +30,14 @@ pub(super) struct TargetRepo {
     /// Listed after the first `HEAD` that found a tag missing; `None` inside when the
     /// list could not be read (every tag is then checked with `HEAD`).
     tags: OnceLock<Option<HashSet<String>>>,
-    /// A manifest `HEAD` here has been answered: its registry and credentials work, and a
-    /// `HEAD` may be asked ahead of need (see `Copier::heads`).
-    answered: AtomicBool,
+    /// How long the first manifest `HEAD` answered here took, in microseconds (0: none yet).
+    first_head_micros: AtomicU64,
 }
+
+/// A first `HEAD` at least this slow marks a far repository: a round trip there costs more
+/// than the helper thread (~0.1 ms of CPU) that asks the target beside the source (see
+/// `Copier::heads`). A registry on the same host or LAN answers in a few milliseconds.
+const FAR: Duration = Duration::from_millis(25);
 
 impl TargetRepos {
     pub(super) fn get(&self, target: &dyn End) -> Arc<TargetRepo> {
@@ -44,7 +49,7 @@ impl TargetRepos {
                 Arc::new(TargetRepo {
                     number,
                     tags: OnceLock::new(),
-                    answered: AtomicBool::new(false),
+                    first_head_micros: AtomicU64::new(0),
                 })
             })
             .clone()
@@ -80,14 +85,23 @@ impl TargetRepos {
 }
 
 impl TargetRepo {
-    /// Whether a manifest `HEAD` here has been answered.
-    pub(super) fn answered(&self) -> bool {
-        self.answered.load(Ordering::Relaxed)
+    /// Whether a manifest `HEAD` here has been answered (the registry and the credentials
+    /// work), and slowly enough that asking ahead pays.
+    pub(super) fn far(&self) -> bool {
+        self.first_head_micros.load(Ordering::Relaxed) >= FAR.as_micros() as u64
     }
 
-    /// A manifest `HEAD` here was answered.
-    pub(super) fn mark_answered(&self) {
-        self.answered.store(true, Ordering::Relaxed);
+    /// A manifest `HEAD` here was answered in `elapsed`; the first one counts.
+    pub(super) fn answered_in(&self, elapsed: Duration) {
+        let micros = u64::try_from(elapsed.as_micros())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let _ = (self.first_head_micros).compare_exchange(
+            0,
+            micros,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
     }
 
     /// Whether a child manifest must be asked for before it is copied: not when the
