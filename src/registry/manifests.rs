@@ -36,9 +36,7 @@ impl Repo<'_> {
         reference: &TagOrDigest,
         stats: &RequestStats,
     ) -> Result<Option<ManifestHead>> {
-        let path = paths::manifest(self.name(), reference);
-        let headers = [("accept", manifest::ACCEPT.to_string())];
-        let response = self.retrying_request(Method::Head, &path, &headers, stats)?;
+        let response = self.head_request(reference, stats, true)?;
         self.head_answer(reference, response)
     }
 
@@ -49,13 +47,27 @@ impl Repo<'_> {
         reference: &TagOrDigest,
         stats: &RequestStats,
     ) -> Result<Option<ManifestHead>> {
+        let response = self.head_request(reference, stats, false)?;
+        self.head_answer(reference, response)
+    }
+
+    /// A manifest `HEAD`, within the retry loop or in one attempt.
+    fn head_request(
+        &self,
+        reference: &TagOrDigest,
+        stats: &RequestStats,
+        retried: bool,
+    ) -> Result<Response> {
         let path = paths::manifest(self.name(), reference);
         let headers = [("accept", manifest::ACCEPT.to_string())];
+        if retried {
+            return self.retrying_request(Method::Head, &path, &headers, stats);
+        }
         let response = self.request(Method::Head, &path, &headers, Body::Empty, stats)?;
         if StatusClass::of(response.status) == StatusClass::Transient {
             return Err(response.describe_error(&format!("checking {}", self.id.at(reference))));
         }
-        self.head_answer(reference, response)
+        Ok(response)
     }
 
     /// A manifest `HEAD`'s answer: its digest and media type, `None` for a 404.
