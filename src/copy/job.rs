@@ -136,12 +136,19 @@ impl Copier<'_> {
         };
         let target_ref = by_tag(tag)?;
         std::thread::scope(|scope| {
-            let target = scope.spawn(|| ctx.target.head_manifest_once(&target_ref, ctx.stats()));
+            // No thread to be had: the target is asked in turn, as near.
+            let target = std::thread::Builder::new()
+                .spawn_scoped(scope, || {
+                    ctx.target.head_manifest_once(&target_ref, ctx.stats())
+                })
+                .ok();
             let source = self.source_head(job, ctx)?;
-            let target = target
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            Ok((source, target.ok()))
+            let target = target.map(|asked| {
+                asked
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            });
+            Ok((source, target.and_then(Result::ok)))
         })
     }
 
