@@ -7,6 +7,7 @@
 //! [`Copier::may_pull`]).
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
 use super::{
@@ -267,9 +268,13 @@ impl Copier<'_> {
                 let head = match target_head {
                     Some(answer) => answer,
                     None => {
-                        let asked = Instant::now();
+                        // Timed when answered at the first try (a retry's wait is no
+                        // measure of the distance).
+                        let (asked, retries) = (Instant::now(), stats.retries.load(Relaxed));
                         let head = target.head_manifest(target_ref, stats)?;
-                        self.targets.get(target).answered_in(asked.elapsed());
+                        if stats.retries.load(Relaxed) == retries {
+                            self.targets.get(target).answered_in(asked.elapsed());
+                        }
                         head
                     }
                 };
