@@ -17,8 +17,8 @@ mod targets;
 mod tree;
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::digest::Digest;
@@ -33,7 +33,7 @@ pub use crate::threads::Threads;
 use claims::BlobLedger;
 pub use referrers::{MAX_DEPTH as REFERRER_DEPTH, ReferrerNote};
 use referrers::{ReferrerState, ReferrerTally};
-use targets::TargetRepos;
+use targets::{TargetRepo, TargetRepos};
 
 /// Whether the copy writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,10 +118,12 @@ struct Tally {
     referrers: ReferrerTally,
 }
 
-/// One job's view of the run: its two ends and what it counts.
+/// One job's view of the run: its two ends, what the run knows of its target repository
+/// (looked up once per job), and what it counts.
 struct Ctx<'j> {
     source: &'j dyn End,
     target: &'j dyn End,
+    target_repo: Arc<TargetRepo>,
     tally: &'j Tally,
 }
 
@@ -348,6 +350,7 @@ impl<'c> Copier<'c> {
         let ctx = Ctx {
             source: source.as_ref(),
             target: target.as_ref(),
+            target_repo: self.targets.get(target.as_ref()),
             tally,
         };
         let step = self.copy(job, &ctx, resume, facts)?;

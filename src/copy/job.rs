@@ -50,7 +50,7 @@ impl Copier<'_> {
         if first_pass
             && job.trusted
             && let Some(tag) = &job.target.tag
-            && self.targets.listed_present(ctx.target, tag, ctx.stats())
+            && ctx.target_repo.listed_present(ctx.target, tag, ctx.stats())
         {
             // Trusted never to change, and already there: no manifest request at all.
             return Ok(Step::Done(Status::Unchanged));
@@ -129,9 +129,8 @@ impl Copier<'_> {
     /// failure is dropped, and the ladder asks again within its retries only if the source
     /// answered, so a failing registry or token service is not asked twice as often.
     fn heads(&self, job: &Job, ctx: &Ctx) -> Result<((ManifestHead, Fetched), TargetHead)> {
-        let compared_tag = (job.target.tag.as_deref()).filter(|tag| {
-            self.targets.get(ctx.target).far() && !self.targets.listed_absent(ctx.target, tag)
-        });
+        let compared_tag = (job.target.tag.as_deref())
+            .filter(|tag| ctx.target_repo.far() && !ctx.target_repo.listed_absent(tag));
         let Some(tag) = compared_tag else {
             return Ok((self.source_head(job, ctx)?, None));
         };
@@ -164,8 +163,7 @@ impl Copier<'_> {
         let needed_anyway = !self.dry_run()
             && job.source.digest.is_none()
             && ctx.source.pull_quota() == PullQuota::Unlimited
-            && (job.target.tag.as_deref())
-                .is_some_and(|tag| self.targets.listed_absent(ctx.target, tag));
+            && (job.target.tag.as_deref()).is_some_and(|tag| ctx.target_repo.listed_absent(tag));
         if !needed_anyway {
             let head =
                 (ctx.source.head_manifest(&source_ref, ctx.stats())?).ok_or_else(not_found)?;
@@ -263,7 +261,7 @@ impl Copier<'_> {
             target_head,
         } = compared;
         let head = match &job.target.tag {
-            Some(tag) if target_head.is_none() && self.targets.listed_absent(target, tag) => None,
+            Some(tag) if target_head.is_none() && ctx.target_repo.listed_absent(tag) => None,
             Some(_) => {
                 let head = match target_head {
                     Some(answer) => answer,
@@ -273,13 +271,13 @@ impl Copier<'_> {
                         let (asked, retries) = (Instant::now(), stats.retries.load(Relaxed));
                         let head = target.head_manifest(target_ref, stats)?;
                         if stats.retries.load(Relaxed) == retries {
-                            self.targets.get(target).answered_in(asked.elapsed());
+                            ctx.target_repo.answered_in(asked.elapsed());
                         }
                         head
                     }
                 };
                 if head.is_none() {
-                    self.targets.list(target, stats);
+                    ctx.target_repo.list(target, stats);
                 }
                 head
             }

@@ -82,10 +82,7 @@ impl Copier<'_> {
     /// The referrers of one subject (claimed once per target repository); how many the
     /// target has now, nested ones included.
     fn referrers_of(&self, ctx: &Ctx, subject: &Digest, depth: usize) -> Result<u64> {
-        let key = (
-            self.targets.get(ctx.target).number,
-            DigestKey::from(subject),
-        );
+        let key = (ctx.target_repo.number, DigestKey::from(subject));
         match self.referrer_state.subjects.claim(&key) {
             Claim::Done(count) => {
                 ctx.tally

@@ -55,36 +55,36 @@ impl TargetRepos {
             .clone()
     }
 
+    /// The repository's tags, listed on first use (`None` when they cannot be listed:
+    /// then every tag is asked for).
+    pub(super) fn tags(&self, repo: &dyn End, stats: &RequestStats) -> Option<HashSet<String>> {
+        let known = self.get(repo);
+        known.list(repo, stats);
+        known.tags.get().cloned().flatten()
+    }
+}
+
+impl TargetRepo {
     /// Whether the tag list, if read, shows `tag` absent (then no `HEAD` is needed).
-    pub(super) fn listed_absent(&self, target: &dyn End, tag: &str) -> bool {
-        matches!(self.get(target).tags.get(), Some(Some(tags)) if !tags.contains(tag))
+    pub(super) fn listed_absent(&self, tag: &str) -> bool {
+        matches!(self.tags.get(), Some(Some(tags)) if !tags.contains(tag))
     }
 
     /// Whether the tag list (read now if it was not yet) shows `tag` present.
     pub(super) fn listed_present(&self, target: &dyn End, tag: &str, stats: &RequestStats) -> bool {
         self.list(target, stats);
-        matches!(self.get(target).tags.get(), Some(Some(tags)) if tags.contains(tag))
+        matches!(self.tags.get(), Some(Some(tags)) if tags.contains(tag))
     }
 
-    /// The repository's tags, listed on first use (`None` when they cannot be listed:
-    /// then every tag is asked for).
-    pub(super) fn tags(&self, repo: &dyn End, stats: &RequestStats) -> Option<HashSet<String>> {
-        self.list(repo, stats);
-        self.get(repo).tags.get().cloned().flatten()
-    }
-
-    /// After a `HEAD` found a tag missing: reads the repository's tag list, once.
+    /// After a `HEAD` found a tag missing: reads the tag list of `target` (this
+    /// repository), once.
     pub(super) fn list(&self, target: &dyn End, stats: &RequestStats) {
-        self.get(target)
-            .tags
-            .get_or_init(|| match target.list_tags(stats) {
-                Ok(tags) => Some(tags.unwrap_or_default().into_iter().collect()),
-                Err(_) => None,
-            });
+        self.tags.get_or_init(|| match target.list_tags(stats) {
+            Ok(tags) => Some(tags.unwrap_or_default().into_iter().collect()),
+            Err(_) => None,
+        });
     }
-}
 
-impl TargetRepo {
     /// Whether a manifest `HEAD` here has been answered (the registry and the credentials
     /// work), and slowly enough that asking ahead pays.
     pub(super) fn far(&self) -> bool {

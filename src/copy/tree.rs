@@ -34,7 +34,7 @@ impl Copier<'_> {
                 manifest::MAX_INDEX_DEPTH
             )));
         }
-        let there = self.targets.get(ctx.target);
+        let there = &ctx.target_repo;
         self.threads.for_each(&children, |(child, _size)| {
             match self
                 .targets
