@@ -230,6 +230,41 @@ pub struct ImageResult {
     pub referrers: Vec<ReferrerCopied>,
 }
 
+impl ImageResult {
+    /// An image nothing was done for: its rule failed before the copy (`error`), after
+    /// `attempts` tries; no digest known, nothing moved.
+    pub fn failed_before_copy(
+        rule: String,
+        rule_line: usize,
+        source: String,
+        target: String,
+        attempts: u32,
+        error: Failure,
+    ) -> ImageResult {
+        ImageResult {
+            rule,
+            rule_line,
+            source,
+            target,
+            source_digest: None,
+            target_digest: None,
+            platform_filtered: false,
+            media_type: None,
+            status: Status::Failed,
+            bytes_transferred: 0,
+            blobs_transferred: 0,
+            blobs_mounted: 0,
+            blobs_skipped: 0,
+            referrers_copied: 0,
+            referrers_unchanged: 0,
+            referrers: Vec::new(),
+            duration_seconds: 0.0,
+            attempts,
+            error: Some(error),
+        }
+    }
+}
+
 /// One referrer copied with an image.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct ReferrerCopied {
@@ -432,30 +467,15 @@ pub(crate) mod fixtures {
     /// `source` → `target` with `status`, one attempt and nothing moved; a failure (when
     /// `status` is `Failed`) is a 404 saying `message`.
     pub fn result(source: String, target: String, status: Status, message: &str) -> ImageResult {
+        let failure = Failure {
+            kind: crate::error::ErrorKind::NotFound,
+            message: message.into(),
+            http_status: Some(404),
+        };
         ImageResult {
-            rule: "rule".into(),
-            rule_line: 1,
-            source,
-            target,
-            source_digest: None,
-            target_digest: None,
-            platform_filtered: false,
-            media_type: None,
             status,
-            bytes_transferred: 0,
-            blobs_transferred: 0,
-            blobs_mounted: 0,
-            blobs_skipped: 0,
-            referrers_copied: 0,
-            referrers_unchanged: 0,
-            referrers: Vec::new(),
-            duration_seconds: 0.0,
-            attempts: 1,
-            error: (status == Status::Failed).then(|| Failure {
-                kind: crate::error::ErrorKind::NotFound,
-                message: message.into(),
-                http_status: Some(404),
-            }),
+            error: (status == Status::Failed).then_some(failure.clone()),
+            ..ImageResult::failed_before_copy("rule".into(), 1, source, target, 1, failure)
         }
     }
 

@@ -132,31 +132,18 @@ pub(super) fn job_result(job: &Job, outcome: JobOutcome) -> ImageResult {
 }
 
 pub(super) fn failure_result(failure: &RuleFailure) -> ImageResult {
-    ImageResult {
-        rule: failure.rule.clone(),
-        rule_line: failure.rule_line,
-        source: failure.source.to_string(),
-        target: failure.target.to_string(),
-        source_digest: None,
-        target_digest: None,
-        platform_filtered: false,
-        media_type: None,
-        status: Status::Failed,
-        bytes_transferred: 0,
-        blobs_transferred: 0,
-        blobs_mounted: 0,
-        blobs_skipped: 0,
-        referrers_copied: 0,
-        referrers_unchanged: 0,
-        referrers: Vec::new(),
-        duration_seconds: 0.0,
-        attempts: failure.attempts,
-        error: Some(Failure {
+    ImageResult::failed_before_copy(
+        failure.rule.clone(),
+        failure.rule_line,
+        failure.source.to_string(),
+        failure.target.to_string(),
+        failure.attempts,
+        Failure {
             kind: failure.error.kind,
             message: failure.error.message.clone(),
             http_status: failure.error.status,
-        }),
-    }
+        },
+    )
 }
 
 /// The log line of one image.
