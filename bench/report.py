@@ -29,6 +29,11 @@ def targets(b):
     return out
 
 
+def mark(ok):
+    """A target's verdict as the report prints it."""
+    return "met" if ok else "**not met**"
+
+
 def round_verdicts(b, prefix):
     """Issue 27's targets, over every round of a --repeat run: the cold sync's median against
     the streaming limit's, the no-op's slowest round against skopeo's median, and (with
@@ -39,9 +44,6 @@ def round_verdicts(b, prefix):
 
     def median(ws):
         return ws[len(ws) // 2] if len(ws) % 2 else (ws[len(ws) // 2 - 1] + ws[len(ws) // 2]) / 2
-
-    def mark(ok):
-        return "met" if ok else "**not met**"
 
     out = []
     lims = sorted(r["wall"] for r in b.rows if r["phase"] == prefix + "limit" and r["tool"].startswith("stream"))
@@ -90,9 +92,6 @@ def targets_of(b, prefix):
 
     def ratio(a, b_):
         return f"{a['wall'] / b_['wall']:.2f}×" if a and b_ else "n/a"
-
-    def mark(ok):
-        return "met" if ok else "**not met**"
 
     if im["cold"] and lim:
         x = im["cold"]["wall"] / lim["wall"]
