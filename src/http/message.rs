@@ -116,6 +116,14 @@ impl Response {
             .ok_or_else(|| Error::protocol(bounds::too_large(what, limit)))
     }
 
+    /// Reads the rest of a body that is not needed (a ping's `{}`, a redirect's or a 401's
+    /// few bytes), up to an error body's bound, so that ureq puts the connection back in its
+    /// pool: a response dropped unread closes its connection, and over TLS the next
+    /// request pays a handshake. A larger or broken body only costs that connection.
+    pub fn discard(self) {
+        let _ = self.read_bounded(bounds::MAX_ERROR_BODY_BYTES, "a body not needed");
+    }
+
     /// The body as a stream, for blobs; slower than the speed floor fails.
     pub fn into_reader(self) -> impl Read + Send + 'static {
         let announced = self

@@ -123,6 +123,7 @@ impl Repo<'_> {
             };
             if response.status == 401 && attempt == 0 && resendable {
                 self.refresh_auth(&response, &resolved, &scope);
+                response.discard();
                 continue;
             }
             if response.status == 401
@@ -246,6 +247,7 @@ impl Repo<'_> {
                 )));
             }
             url = resolve_url(&url, location);
+            response.discard();
             let mut all_headers: Vec<(&str, String)> = headers.to_vec();
             if same_origin(&url, &base)
                 && let Some(value) =
@@ -413,6 +415,7 @@ impl Repo<'_> {
                 )));
             }
         };
+        response.discard();
         if let Challenge::Bearer { realm, .. } = &challenge {
             // The token service goes the way the registry goes (its own proxy choice).
             let authority = |url: &str| {
@@ -452,7 +455,10 @@ impl Repo<'_> {
                 &RequestStats::default(),
             );
             match probe {
-                Ok(_) => https,
+                Ok(response) => {
+                    response.discard();
+                    https
+                }
                 Err(_) => format!("http://{host}"),
             }
         } else {

@@ -302,3 +302,48 @@ fn connections_after_the_first_resume_the_tls_session() {
         "{full} connections, none resumed an earlier TLS session"
     );
 }
+
+/// The ping's answer (`{}`) is read to its end, so its connection goes back to the pool: a
+/// run on one worker talks to the source over one TLS connection, ping, tag list, manifests
+/// and blobs alike. (A response dropped unread closes its connection: before, the ping's
+/// was, and the tag list paid a second handshake.)
+#[test]
+fn one_worker_talks_to_the_source_over_one_connection() {
+    let registry = TestRegistry::start();
+    let seeder = Seeder::for_registry(&registry);
+    let tags = ["v1", "v2"];
+    let images = seed_images(&seeder, "src/one", &tags, 41, 2000);
+    let certs = Certs::generate();
+    let front = TlsFront::start(&registry.host, &certs);
+    let ca_dir = tempfile::tempdir().unwrap();
+    let ca_file = ca_dir.path().join("ca.pem");
+    std::fs::write(&ca_file, &certs.ca_pem).unwrap();
+    let work = SyncRun::ci(
+        &serde_json::json!({ registry.host.as_str(): { "insecure": true } }),
+        &serde_json::json!({
+            format!("{}/src/one", front.host): format!("{}/dst/one", registry.host)
+        }),
+    );
+    for run in ["cold", "no-op"] {
+        let output = work
+            .command()
+            .arg("--ca-file")
+            .arg(&ca_file)
+            .args(["--proc", "1"])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(0), "{run}: {}", text(&output));
+    }
+    for (tag, image) in tags.iter().zip(&images) {
+        assert_eq!(
+            seeder.manifest_digest("dst/one", tag),
+            Some(image.manifest_digest.clone())
+        );
+    }
+    let (full, resumed) = front.handshakes();
+    assert_eq!(
+        (full, resumed),
+        (2, 0),
+        "two runs of one worker: one connection each, the ping's kept for what follows"
+    );
+}
