@@ -73,27 +73,52 @@ impl ClientIdentity {
 
 /// The system's roots, loaded once per process: the platform store plus `SSL_CERT_FILE`/
 /// `SSL_CERT_DIR` where set (they add to it, they do not hide it); the bundled Mozilla
-/// roots where that yields none.
+/// roots where that yields none. Each directory is read once and each certificate kept
+/// once: the store sits on the first connection's path, and Debian's `/etc/ssl/certs`
+/// holds every root twice (a file per root beside the bundle of them all), so reading it
+/// again under `SSL_CERT_DIR`'s name doubled that wait.
 pub fn system_roots() -> &'static [Certificate<'static>] {
     static ROOTS: std::sync::OnceLock<Vec<Certificate<'static>>> = std::sync::OnceLock::new();
     ROOTS.get_or_init(|| {
         // With either variable set, rustls-native-certs reads only what they name.
         let mut found = rustls_native_certs::load_native_certs().certs;
         if openssl_probe::has_ssl_cert_env_vars() {
+            let named = named_cert_dirs();
             for dir in openssl_probe::candidate_cert_dirs() {
-                found.extend(rustls_native_certs::load_certs_from_paths(None, Some(dir)).certs);
+                if !named.contains(&canonical(dir)) {
+                    found.extend(rustls_native_certs::load_certs_from_paths(None, Some(dir)).certs);
+                }
             }
         }
-        let system: Vec<Certificate<'static>> = found
-            .iter()
-            .map(|der| Certificate::from_der(der.as_ref()).to_owned())
-            .collect();
+        let mut seen = std::collections::HashSet::new();
+        let mut system: Vec<Certificate<'static>> = Vec::new();
+        for der in &found {
+            if seen.insert(der.as_ref()) {
+                system.push(Certificate::from_der(der.as_ref()).to_owned());
+            }
+        }
         if system.is_empty() {
             bundled_roots()
         } else {
             system
         }
     })
+}
+
+/// The directories `SSL_CERT_DIR` names (`:`-separated), as read above.
+fn named_cert_dirs() -> Vec<std::path::PathBuf> {
+    std::env::var_os("SSL_CERT_DIR")
+        .map(|dirs| {
+            std::env::split_paths(&dirs)
+                .map(|d| canonical(&d))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `path` with its links resolved, or as given when it cannot be.
+fn canonical(path: &Path) -> std::path::PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 /// The Mozilla roots compiled into the binary.
@@ -333,6 +358,15 @@ mod tests {
     fn bundled_roots_are_there_and_system_roots_are_never_empty() {
         assert!(bundled_roots().len() > 50);
         assert!(!system_roots().is_empty());
+    }
+
+    #[test]
+    fn each_system_root_is_kept_once() {
+        // Debian's /etc/ssl/certs holds each root as a file of its own and again in the
+        // bundle beside them; the store keeps one of each.
+        let roots = system_roots();
+        let distinct: std::collections::HashSet<&[u8]> = roots.iter().map(|c| c.der()).collect();
+        assert_eq!(distinct.len(), roots.len());
     }
 
     #[test]
