@@ -123,9 +123,9 @@ impl Copier<'_> {
     /// The source's answer for the job (see [`Self::source_head`]) and, when the target's
     /// tag is to be compared with it, the target's `HEAD` of that tag asked at the same time
     /// from a helper thread: on a far target a tag that did not change costs one round trip,
-    /// not two. Only in a target repository whose first `HEAD` was answered, slowly (its
-    /// registry and credentials work, and a round trip costs more than a thread: see
-    /// `targets::FAR`), for a tag its list does not show absent, and in one attempt: a
+    /// not two. Only in a target repository where a `HEAD` was answered (its registry and
+    /// credentials work) and even the fastest slowly (a round trip costs more than a
+    /// thread: see `targets::FAR`), for a tag its list does not show absent, and in one attempt: a
     /// failure is dropped, and the ladder asks again within its retries only if the source
     /// answered, so a failing registry or token service is not asked twice as often.
     fn heads(&self, job: &Job, ctx: &Ctx) -> Result<((ManifestHead, Fetched), TargetHead)> {
@@ -139,7 +139,12 @@ impl Copier<'_> {
             // No thread to be had: the target is asked in turn, as near.
             let target = std::thread::Builder::new()
                 .spawn_scoped(scope, || {
-                    ctx.target.head_manifest_once(&target_ref, ctx.stats())
+                    let asked = Instant::now();
+                    let head = ctx.target.head_manifest_once(&target_ref, ctx.stats());
+                    if head.is_ok() {
+                        ctx.target_repo.answered_in(asked.elapsed());
+                    }
+                    head
                 })
                 .ok();
             let source = self.source_head(job, ctx)?;
