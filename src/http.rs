@@ -18,6 +18,7 @@ pub mod bounds;
 mod message;
 mod proxy;
 mod rate;
+mod resolver;
 mod resume;
 mod retry;
 mod tls;

@@ -11,10 +11,10 @@ use std::time::Duration;
 use ureq::config::ConfigBuilder;
 use ureq::tls::Certificate;
 use ureq::typestate::AgentScope;
-use ureq::unversioned::resolver::DefaultResolver;
 use ureq::unversioned::transport::{ConnectProxyConnector, Connector, TcpConnector};
 use ureq::{Agent, Proxy};
 
+use super::resolver::KeptResolver;
 use super::tls::{self, ClientIdentity, DOCKER_CERTS_D, Roots};
 use super::tls_connector::TlsConnector;
 use super::{TimeBounds, USER_AGENT, bounds, proxy};
@@ -56,7 +56,7 @@ fn pooled_agent(tls: TlsConnector, max_idle_per_host: usize, time: &TimeBounds) 
         .max_idle_connections(max_idle_per_host * 4)
         .max_idle_connections_per_host(max_idle_per_host)
         .build();
-    Agent::with_parts(config, connector(tls), DefaultResolver::default())
+    Agent::with_parts(config, connector(tls), KeptResolver::default())
 }
 
 /// The connector chain of the registry agents: ureq's CONNECT proxies and TCP with links

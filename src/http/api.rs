@@ -8,10 +8,10 @@ use std::io::Read;
 use std::time::Duration;
 
 use ureq::Agent;
-use ureq::unversioned::resolver::DefaultResolver;
 
 use super::agent::{agent_config, api_connector};
 use super::proxy::ProxyPolicy;
+use super::resolver::KeptResolver;
 use super::tls::{self, ClientIdentity, Roots};
 
 /// Which server certificates the client accepts.
@@ -92,7 +92,7 @@ impl ApiClient {
         let agent = Agent::with_parts(
             config,
             api_connector(roots, identity),
-            DefaultResolver::default(),
+            KeptResolver::default(),
         );
         Ok(ApiClient { agent })
     }
