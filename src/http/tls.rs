@@ -74,9 +74,8 @@ impl ClientIdentity {
 /// The system's roots, loaded once per process: the platform store plus `SSL_CERT_FILE`/
 /// `SSL_CERT_DIR` where set (they add to it, they do not hide it); the bundled Mozilla
 /// roots where that yields none. Each directory is read once and each certificate kept
-/// once: the store sits on the first connection's path, and Debian's `/etc/ssl/certs`
-/// holds every root twice (a file per root beside the bundle of them all), so reading it
-/// again under `SSL_CERT_DIR`'s name doubled that wait.
+/// once: reading the platform's directory again when `SSL_CERT_DIR` names it doubled the
+/// work (some 150 files on Debian) and kept every root twice.
 pub fn system_roots() -> &'static [Certificate<'static>] {
     static ROOTS: std::sync::OnceLock<Vec<Certificate<'static>>> = std::sync::OnceLock::new();
     ROOTS.get_or_init(|| {
@@ -362,8 +361,8 @@ mod tests {
 
     #[test]
     fn each_system_root_is_kept_once() {
-        // Debian's /etc/ssl/certs holds each root as a file of its own and again in the
-        // bundle beside them; the store keeps one of each.
+        // Under SSL_CERT_DIR=/etc/ssl/certs the platform's directory was read a second
+        // time, and each of its roots kept twice; the store keeps one of each.
         let roots = system_roots();
         let distinct: std::collections::HashSet<&[u8]> = roots.iter().map(|c| c.der()).collect();
         assert_eq!(distinct.len(), roots.len());

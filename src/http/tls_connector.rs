@@ -10,17 +10,16 @@
 use std::io::{Read, Write};
 use std::sync::{Arc, OnceLock};
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::WebPkiSupportedAlgorithms;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, StreamOwned};
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection, StreamOwned};
 use ureq::unversioned::transport::time::{Duration, Instant};
 use ureq::unversioned::transport::{
     Buffers, ConnectionDetails, Connector, Either, LazyBuffers, NextTimeout, Transport,
     TransportAdapter,
 };
 
-use super::tls::{ClientIdentity, Roots, system_roots};
+use super::tls::{ClientIdentity, Roots};
+use super::tls_verifiers::{SystemRoots, Unverified, root_store};
 
 /// The TLS link of a connector chain: wraps the connection below in TLS when the URL is
 /// `https`, with the agent's one configuration (see the module's note).
@@ -64,20 +63,19 @@ pub fn client_config(roots: &Roots, identity: Option<&ClientIdentity>) -> Arc<Cl
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(rustls::ALL_VERSIONS)
         .expect("ring supports every TLS version rustls has");
-    let store = |certs: &mut dyn Iterator<Item = &ureq::tls::Certificate<'static>>| {
-        let mut store = RootCertStore::empty();
-        store.add_parsable_certificates(certs.map(|c| CertificateDer::from(c.der())));
-        store
-    };
+    let store =
+        |certs: &mut dyn Iterator<Item = &ureq::tls::Certificate<'static>>| root_store(certs);
     let builder = match roots {
         Roots::Unverified => builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(Unverified(
-                provider.signature_verification_algorithms,
-            ))),
+            .with_custom_certificate_verifier(Arc::new(Unverified::new(&provider))),
         Roots::Only(certs) => builder.with_root_certificates(store(&mut certs.iter())),
         Roots::System(extra) => {
-            builder.with_root_certificates(store(&mut system_roots().iter().chain(extra)))
+            let verifier = SystemRoots::new(extra.clone(), provider.clone());
+            verifier.read_ahead();
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(verifier)
         }
     };
     let config = match identity {
@@ -179,45 +177,5 @@ impl Transport for TlsTransport {
 
     fn is_tls(&self) -> bool {
         true
-    }
-}
-
-/// `insecure`: any certificate is accepted; the handshake's signatures are still checked
-/// against the certificate presented (they prove nothing about who the server is).
-#[derive(Debug)]
-struct Unverified(WebPkiSupportedAlgorithms);
-
-impl ServerCertVerifier for Unverified {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.supported_schemes()
     }
 }

@@ -347,3 +347,78 @@ fn one_worker_talks_to_the_source_over_one_connection() {
         "two runs of one worker: one connection each, the ping's kept for what follows"
     );
 }
+
+/// The first ClientHello does not wait for the system's roots: they are needed only when
+/// the server's certificate arrives, and are read meanwhile. Here `SSL_CERT_FILE` is a FIFO
+/// that gives its bytes only once the front has seen a ClientHello (before, the tool read
+/// every root before its first ClientHello, and none came while the FIFO was silent); the
+/// certificate is still verified (against `--ca-file`) once the roots are in.
+#[test]
+fn the_first_client_hello_does_not_wait_for_the_system_roots() {
+    use std::time::{Duration, Instant};
+    let registry = TestRegistry::start();
+    let seeder = Seeder::for_registry(&registry);
+    let images = seed_images(&seeder, "src/hello", &["v1"], 43, 2000);
+    let certs = Certs::generate();
+    let front = TlsFront::start(&registry.host, &certs);
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, &certs.ca_pem).unwrap();
+    let no_certs = dir.path().join("no-certs");
+    std::fs::create_dir(&no_certs).unwrap();
+    let roots = dir.path().join("roots.pem");
+    let path = std::ffi::CString::new(roots.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+    let work = SyncRun::ci(
+        &serde_json::json!({ registry.host.as_str(): { "insecure": true } }),
+        &serde_json::json!({
+            format!("{}/src/hello", front.host): format!("{}/dst/hello", registry.host)
+        }),
+    );
+    let mut command = work.std_command();
+    command
+        .arg("--ca-file")
+        .arg(&ca_file)
+        .args(["--proc", "1"])
+        .env("SSL_CERT_FILE", &roots)
+        .env("SSL_CERT_DIR", &no_certs)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = command.spawn().unwrap();
+    let waited = Instant::now();
+    while front.hellos() == 0 && waited.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let hello_before_roots = front.hellos() > 0;
+    // The roots arrive (opening the FIFO waits for its reader, the tool).
+    let (pem, fifo) = (certs.ca_pem.clone(), roots.clone());
+    let writer = std::thread::spawn(move || std::fs::write(&fifo, pem));
+    let mut status = None;
+    for _ in 0..600 {
+        status = child.try_wait().unwrap();
+        if status.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if status.is_none() {
+        child.kill().unwrap();
+    }
+    // A reader of our own, should the tool have ended without opening the FIFO.
+    let _unblock = {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut open = std::fs::OpenOptions::new();
+        open.read(true).custom_flags(libc::O_NONBLOCK).open(&roots)
+    };
+    writer.join().unwrap().unwrap();
+    assert!(
+        hello_before_roots,
+        "no ClientHello in 20 s while the system's roots could not be read"
+    );
+    assert_eq!(status.and_then(|s| s.code()), Some(0));
+    assert_eq!(
+        seeder.manifest_digest("dst/hello", "v1"),
+        Some(images[0].manifest_digest.clone())
+    );
+    assert_eq!(front.handshakes(), (1, 0), "one connection, verified");
+}

@@ -1,7 +1,8 @@
 //! A TLS front for a plain-HTTP registry: terminates TLS with rustls (the test CA's server
 //! certificate; session resumption on, as a server has it by default) on `127.0.0.1:0`,
-//! passes the bytes through to the registry, and counts how each connection's handshake
-//! went: full (certificate sent, signed and verified) or resumed from an earlier session.
+//! passes the bytes through to the registry, and counts the connections whose ClientHello
+//! arrived and how each handshake went: full (certificate sent, signed and verified) or
+//! resumed from an earlier session.
 
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -19,6 +20,7 @@ pub struct TlsFront {
     pub host: String,
     full: Arc<AtomicUsize>,
     resumed: Arc<AtomicUsize>,
+    hellos: Arc<AtomicUsize>,
 }
 
 impl TlsFront {
@@ -28,7 +30,8 @@ impl TlsFront {
         let host = listener.local_addr().unwrap().to_string();
         let config = certs.server_config();
         let (full, resumed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-        let counts = (full.clone(), resumed.clone());
+        let hellos = Arc::new(AtomicUsize::new(0));
+        let counts = (full.clone(), resumed.clone(), hellos.clone());
         let upstream = upstream.to_string();
         thread::spawn(move || {
             for client in listener.incoming() {
@@ -43,7 +46,13 @@ impl TlsFront {
             host,
             full,
             resumed,
+            hellos,
         }
+    }
+
+    /// Connections whose first bytes (a ClientHello) arrived so far.
+    pub fn hellos(&self) -> usize {
+        self.hellos.load(Ordering::SeqCst)
     }
 
     /// Handshakes completed so far: (full, resumed).
@@ -60,9 +69,12 @@ fn relay(
     mut client: TcpStream,
     upstream: &str,
     config: Arc<ServerConfig>,
-    (full, resumed): &(Arc<AtomicUsize>, Arc<AtomicUsize>),
+    (full, resumed, hellos): &(Arc<AtomicUsize>, Arc<AtomicUsize>, Arc<AtomicUsize>),
 ) -> io::Result<()> {
     client.set_read_timeout(Some(Duration::from_secs(30)))?;
+    if client.peek(&mut [0u8; 1])? > 0 {
+        hellos.fetch_add(1, Ordering::SeqCst);
+    }
     let mut connection = ServerConnection::new(config).map_err(io::Error::other)?;
     while connection.is_handshaking() {
         connection.complete_io(&mut client)?;
