@@ -23,6 +23,7 @@ mod resume;
 mod retry;
 mod tls;
 mod tls_connector;
+mod tls_resumption;
 mod tls_verifiers;
 
 pub use api::{ApiClient, ApiError, ApiResponse, ApiTrust};

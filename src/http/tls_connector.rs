@@ -7,9 +7,11 @@
 //! connections wait for that one build), and shared: later handshakes with a server that
 //! issued a ticket resume (no certificate chain sent, signed or verified again).
 
+use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
+use rustls::client::Resumption;
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
 use ureq::unversioned::transport::time::{Duration, Instant};
@@ -19,6 +21,7 @@ use ureq::unversioned::transport::{
 };
 
 use super::tls::{ClientIdentity, Roots};
+use super::tls_resumption::Resumptions;
 use super::tls_verifiers::{SystemRoots, Unverified, root_store};
 
 /// The TLS link of a connector chain: wraps the connection below in TLS when the URL is
@@ -27,7 +30,15 @@ pub struct TlsConnector {
     roots: Roots,
     identity: Option<ClientIdentity>,
     config: OnceLock<Arc<ClientConfig>>,
+    /// Per server (`host:port`): the configuration with that server's own session store
+    /// (rustls keys sessions by name alone, so two registries on one host would be
+    /// offered each other's tickets), and what is known of its tickets.
+    servers: Mutex<HashMap<String, ServerTls>>,
 }
+
+/// A server's configuration (the agent's, with the server's own session store) and what
+/// is known of its tickets.
+type ServerTls = (Arc<ClientConfig>, Arc<Resumptions>);
 
 impl std::fmt::Debug for TlsConnector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -45,19 +56,30 @@ impl TlsConnector {
             roots,
             identity,
             config: OnceLock::new(),
+            servers: Mutex::new(HashMap::new()),
         }
     }
 
-    /// The agent's configuration, built by the first caller.
-    fn config(&self) -> Arc<ClientConfig> {
-        self.config
-            .get_or_init(|| client_config(&self.roots, self.identity.as_ref()))
-            .clone()
+    /// The configuration for `server` (`host:port`), and its sessions: the agent's one
+    /// configuration, built by the first caller, with the server's own session store.
+    fn for_server(&self, server: &str) -> ServerTls {
+        let base = self
+            .config
+            .get_or_init(|| client_config(&self.roots, self.identity.as_ref()));
+        let mut servers = self.servers.lock().unwrap();
+        let (config, resumptions) = servers.entry(server.to_string()).or_insert_with(|| {
+            let resumptions = Arc::new(Resumptions::default());
+            let mut config = ClientConfig::clone(base);
+            config.resumption = Resumption::store(resumptions.clone());
+            (Arc::new(config), resumptions)
+        });
+        (config.clone(), resumptions.clone())
     }
 }
 
 /// The rustls configuration for `roots` and an optional client certificate: every TLS
-/// version rustls has, ring's algorithms, and rustls's default session cache.
+/// version rustls has and ring's algorithms (each server gets its own session store: see
+/// `TlsConnector::for_server`).
 pub fn client_config(roots: &Roots, identity: Option<&ClientIdentity>) -> Arc<ClientConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
@@ -113,7 +135,10 @@ impl<In: Transport> Connector<In> for TlsConnector {
         let name = ServerName::try_from(bare)
             .map_err(|_| ureq::Error::Tls("not a valid name for TLS"))?
             .to_owned();
-        let mut connection = ClientConnection::new(self.config(), name)?;
+        let (config, resumptions) = self.for_server(authority.as_ref());
+        let handshake = resumptions.before_handshake(bare);
+        let mut connection = ClientConnection::new(config, name)?;
+        handshake.begun();
         let mut socket = TransportAdapter::new(transport.boxed(), details.current_time.clone());
         socket.set_timeout(remaining(details));
         connection.complete_io(&mut socket)?;

@@ -422,3 +422,56 @@ fn the_first_client_hello_does_not_wait_for_the_system_roots() {
     );
     assert_eq!(front.handshakes(), (1, 0), "one connection, verified");
 }
+
+/// Connections opened at once wait for the ticket of the handshake under way and resume
+/// it: sixteen workers listing and copying sixteen repositories make one full handshake
+/// with the source (the first), every later connection resumes. (The front issues two tickets
+/// per handshake, as rustls's server does; before, the connections opened together
+/// shared the ping's tickets and the rest made full handshakes.)
+#[test]
+fn connections_opened_together_resume_one_after_another() {
+    let registry = TestRegistry::start();
+    let seeder = Seeder::for_registry(&registry);
+    let repos: Vec<String> = (0..16).map(|i| format!("src/r{i}")).collect();
+    let images: Vec<_> = (repos.iter().enumerate())
+        .map(|(i, repo)| seed_images(&seeder, repo, &["v1"], 50 + i as u64, 1500).remove(0))
+        .collect();
+    let certs = Certs::generate();
+    let front = TlsFront::start(&registry.host, &certs);
+    let ca_dir = tempfile::tempdir().unwrap();
+    let ca_file = ca_dir.path().join("ca.pem");
+    std::fs::write(&ca_file, &certs.ca_pem).unwrap();
+    let rules: serde_json::Map<String, serde_json::Value> = (repos.iter())
+        .map(|repo| {
+            let target = repo.replace("src/", "dst/");
+            (
+                format!("{}/{repo}", front.host),
+                serde_json::json!(format!("{}/{target}", registry.host)),
+            )
+        })
+        .collect();
+    let work = SyncRun::ci(
+        &serde_json::json!({ registry.host.as_str(): { "insecure": true } }),
+        &serde_json::Value::Object(rules),
+    );
+    let output = work
+        .command()
+        .arg("--ca-file")
+        .arg(&ca_file)
+        .args(["--proc", "16"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    for (repo, image) in repos.iter().zip(&images) {
+        let target = repo.replace("src/", "dst/");
+        assert_eq!(
+            seeder.manifest_digest(&target, "v1"),
+            Some(image.manifest_digest.clone())
+        );
+    }
+    let (full, resumed) = front.handshakes();
+    assert!(resumed >= 14, "{full} full, {resumed} resumed");
+    // The first, and at most one more should a debug build on busy cores take longer
+    // than the wait over its first handshake (the one that also reads the roots).
+    assert!(full <= 2, "{full} full handshakes, {resumed} resumed");
+}
