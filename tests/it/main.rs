@@ -44,6 +44,7 @@ mod sync_tag_pagination;
 mod sync_tag_selection;
 mod sync_target_requests;
 mod sync_trusted_tags;
+mod tls_connections;
 mod upload_chunked_fallback;
 
 // The protocol rules easiest to get wrong, in process against `support::spec_registry`.
