@@ -277,7 +277,10 @@ impl Repo<'_> {
         let what = format!("deleting {}", self.id.at(reference));
         match response.status {
             200..=299 => Ok(Deletion::Deleted),
-            404 => Ok(Deletion::Absent),
+            404 => {
+                response.discard();
+                Ok(Deletion::Absent)
+            }
             status => {
                 let error = response.describe_error(&what);
                 // A tag where the registry wants a digest: distribution 2.8 answers

@@ -48,6 +48,7 @@ impl Repo<'_> {
             }
             let response = self.retrying_request(Method::Get, &path, &[], stats)?;
             if response.status == 404 && listing.absent_is_none && pages == 1 {
+                response.discard();
                 return Ok(None);
             }
             if response.status != 200 {
