@@ -85,13 +85,11 @@ pub fn client_config(roots: &Roots, identity: Option<&ClientIdentity>) -> Arc<Cl
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(rustls::ALL_VERSIONS)
         .expect("ring supports every TLS version rustls has");
-    let store =
-        |certs: &mut dyn Iterator<Item = &ureq::tls::Certificate<'static>>| root_store(certs);
     let builder = match roots {
         Roots::Unverified => builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(Unverified::new(&provider))),
-        Roots::Only(certs) => builder.with_root_certificates(store(&mut certs.iter())),
+        Roots::Only(certs) => builder.with_root_certificates(root_store(&mut certs.iter())),
         Roots::System(extra) => {
             let verifier = SystemRoots::new(extra.clone(), provider.clone());
             verifier.read_ahead();
@@ -136,7 +134,7 @@ impl<In: Transport> Connector<In> for TlsConnector {
             .map_err(|_| ureq::Error::Tls("not a valid name for TLS"))?
             .to_owned();
         let (config, resumptions) = self.for_server(authority.as_ref());
-        let handshake = resumptions.before_handshake(bare);
+        let handshake = resumptions.before_handshake();
         let mut connection = ClientConnection::new(config, name)?;
         handshake.begun();
         let mut socket = TransportAdapter::new(transport.boxed(), details.current_time.clone());

@@ -5,15 +5,15 @@
 //! resumed one does neither. A TLS 1.3 ticket serves one connection and a server issues
 //! one or two per handshake (Go one), so the connections a run opens at once — each
 //! worker's first request — shared one ticket and the rest made full handshakes. Here a
-//! new connection to a server with no ticket at hand waits for the one the latest
-//! handshake brings (with the handshake's last flight, or, from servers that send it after
-//! the client's Finished, with the connection's first answer), at most [`WAIT_AT_MOST`]
-//! after that handshake began: near, the handshakes go one after another, each resumed;
-//! far, where a handshake takes a round trip, they go together after that wait, as before.
-//! A server that issued nothing within a wait is not waited for again until it issues a
-//! ticket; a TLS 1.2 session is reused by every connection, as rustls does.
+//! new connection to a server with no ticket at hand waits for one (they come with a
+//! handshake's last flight, or, from servers that send them after the client's Finished,
+//! with the connection's first answer) for as long as tickets keep coming or resuming
+//! handshakes keep beginning, each within [`WAIT_AT_MOST`] of the last: near, the
+//! handshakes go one after another, each resumed; far, where a handshake takes a round
+//! trip, they go together after that one wait, as before. A server that never issued a
+//! ticket within a wait is not waited for again until it does; a TLS 1.2 session is
+//! reused by every connection, as rustls does.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,16 +23,16 @@ use rustls::client::{
 };
 use rustls::pki_types::ServerName;
 
-/// The longest a new connection waits for a ticket, counted from the start of the latest
-/// handshake: a local or LAN server answers a handshake in a few
-/// milliseconds; a far one takes a round trip, more than this.
+/// The longest a new connection waits for a ticket after the last sign of one coming (a
+/// ticket, or a handshake that will bring one beginning): a local or LAN server answers a
+/// handshake in a few milliseconds; a far one takes a round trip, more than this.
 pub const WAIT_AT_MOST: Duration = Duration::from_millis(20);
 
-/// The agent's TLS sessions (rustls's in-memory store) and what is known of each server's.
+/// One server's TLS sessions (rustls's in-memory store) and what is known of its tickets.
 #[derive(Debug)]
 pub struct Resumptions {
     store: ClientSessionMemoryCache,
-    servers: Mutex<HashMap<String, Server>>,
+    server: Mutex<Server>,
     changed: Condvar,
 }
 
@@ -44,33 +44,32 @@ struct Server {
     reserved: usize,
     /// A TLS 1.2 session is kept: every new connection resumes it.
     tls12: bool,
-    /// Tickets and sessions issued so far.
-    issued: u64,
-    /// When the latest handshake began.
-    latest_start: Option<Instant>,
-    /// A wait for a ticket ran out with none issued: no more waits until one is.
+    /// A ticket or a session was ever issued.
+    issued_any: bool,
+    /// When a ticket last came, or a handshake that will bring one began (the first, or
+    /// one resuming): a wait lasts while this moves.
+    progress: Option<Instant>,
+    /// A wait ran out before the server ever issued a ticket: no more waits until it does.
     issues_none: bool,
 }
 
 impl Default for Resumptions {
     fn default() -> Self {
         Resumptions {
-            store: ClientSessionMemoryCache::new(256),
-            servers: Mutex::new(HashMap::new()),
+            store: ClientSessionMemoryCache::new(4),
+            server: Mutex::new(Server::default()),
             changed: Condvar::new(),
         }
     }
 }
 
 impl Resumptions {
-    /// Before a handshake with `server`: waits, if one began lately, for a ticket (see the
-    /// module's note). A ticket found is set aside for this handshake until it begins.
-    pub fn before_handshake(self: &Arc<Self>, server: &str) -> Handshake {
-        let mut servers = self.servers.lock().unwrap();
-        let issued_before = servers.entry(server.to_string()).or_default().issued;
+    /// Before a handshake with the server: waits, if one began lately, for a ticket (see
+    /// the module's note). A ticket found is set aside for this handshake until it begins.
+    pub fn before_handshake(self: &Arc<Self>) -> Handshake {
+        let mut known = self.server.lock().unwrap();
         let (mut reserved, mut waited) = (false, false);
         loop {
-            let known = servers.entry(server.to_string()).or_default();
             if known.tls12 || known.issues_none {
                 break;
             }
@@ -79,34 +78,32 @@ impl Resumptions {
                 reserved = true;
                 break;
             }
-            let left = (known.latest_start)
-                .and_then(|start| WAIT_AT_MOST.checked_sub(start.elapsed()))
+            let left = (known.progress)
+                .and_then(|at| WAIT_AT_MOST.checked_sub(at.elapsed()))
                 .filter(|left| !left.is_zero());
             let Some(left) = left else {
-                // Tickets come with a handshake's last flight or its first answer: none
-                // within the wait, none to wait for.
-                if waited && known.issued == issued_before {
+                // Tickets come with a handshake's last flight or its first answer. A wait
+                // that ran out goes on with a full handshake and does not count as
+                // progress, so the others waiting give up with it (far away: once).
+                if waited && !known.issued_any {
                     known.issues_none = true;
                 }
                 break;
             };
             waited = true;
-            servers = self.changed.wait_timeout(servers, left).unwrap().0;
+            known = self.changed.wait_timeout(known, left).unwrap().0;
         }
-        let known = servers.entry(server.to_string()).or_default();
-        known.latest_start = Some(Instant::now());
+        if reserved || known.progress.is_none() {
+            known.progress = Some(Instant::now());
+        }
         Handshake {
             resumptions: self.clone(),
-            server: server.to_string(),
             reserved,
         }
     }
 
-    fn with_server(&self, server: &ServerName<'_>, change: impl FnOnce(&mut Server)) {
-        let name = server.to_str();
-        let mut servers = self.servers.lock().unwrap();
-        change(servers.entry(name.into_owned()).or_default());
-        drop(servers);
+    fn change(&self, change: impl FnOnce(&mut Server)) {
+        change(&mut self.server.lock().unwrap());
         self.changed.notify_all();
     }
 }
@@ -114,7 +111,6 @@ impl Resumptions {
 /// A handshake about to begin (see [`Resumptions::before_handshake`]).
 pub struct Handshake {
     resumptions: Arc<Resumptions>,
-    server: String,
     /// A ticket was set aside for it, not taken yet.
     reserved: bool,
 }
@@ -127,12 +123,7 @@ impl Handshake {
 
     fn release(&mut self) {
         if std::mem::take(&mut self.reserved) {
-            let mut servers = self.resumptions.servers.lock().unwrap();
-            if let Some(known) = servers.get_mut(&self.server) {
-                known.reserved = known.reserved.saturating_sub(1);
-            }
-            drop(servers);
-            self.resumptions.changed.notify_all();
+            (self.resumptions).change(|known| known.reserved = known.reserved.saturating_sub(1));
         }
     }
 }
@@ -154,10 +145,11 @@ impl ClientSessionStore for Resumptions {
 
     fn set_tls12_session(&self, server_name: ServerName<'static>, value: Tls12ClientSessionValue) {
         // Stored before it is counted: a handshake told of it takes it at once.
-        self.store.set_tls12_session(server_name.clone(), value);
-        self.with_server(&server_name, |known| {
+        self.store.set_tls12_session(server_name, value);
+        self.change(|known| {
             known.tls12 = true;
-            known.issued += 1;
+            known.issued_any = true;
+            known.progress = Some(Instant::now());
             known.issues_none = false;
         });
     }
@@ -168,7 +160,7 @@ impl ClientSessionStore for Resumptions {
 
     fn remove_tls12_session(&self, server_name: &ServerName<'static>) {
         self.store.remove_tls12_session(server_name);
-        self.with_server(server_name, |known| known.tls12 = false);
+        self.change(|known| known.tls12 = false);
     }
 
     fn insert_tls13_ticket(
@@ -178,10 +170,11 @@ impl ClientSessionStore for Resumptions {
     ) {
         // Stored before it is counted: a handshake told of it takes it at once. rustls's
         // store keeps a server's newest 8.
-        self.store.insert_tls13_ticket(server_name.clone(), value);
-        self.with_server(&server_name, |known| {
+        self.store.insert_tls13_ticket(server_name, value);
+        self.change(|known| {
             known.tickets = (known.tickets + 1).min(8);
-            known.issued += 1;
+            known.issued_any = true;
+            known.progress = Some(Instant::now());
             known.issues_none = false;
         });
     }
@@ -192,7 +185,7 @@ impl ClientSessionStore for Resumptions {
     ) -> Option<Tls13ClientSessionValue> {
         let ticket = self.store.take_tls13_ticket(server_name);
         if ticket.is_some() {
-            self.with_server(server_name, |known| {
+            self.change(|known| {
                 known.tickets = known.tickets.saturating_sub(1);
             });
         }
