@@ -57,6 +57,10 @@ def round_verdicts(b, prefix):
         x = median(cold) / median(lims)
         out.append(f"- cold sync vs streaming limit, medians of {n}: {median(cold):.3f}s / {median(lims):.3f}s = {x:.2f}× "
                    f"(issue 27: ≤ 1.15×: {mark(x <= 1.15)}; slowest cold against fastest limit {cold[-1] / lims[0]:.2f}×)")
+        pairs = paired_ratios(b, prefix)
+        if pairs:
+            out.append(f"- cold sync vs streaming limit, each round's pair (the limit run right before): "
+                       f"{', '.join(f'{r:.2f}×' for r in pairs)}; median {median(sorted(pairs)):.2f}×")
     if noop and sk_noop:
         x = noop[-1] / median(sk_noop)
         out.append(f"- no-op, slowest of {n} vs skopeo's median: {noop[-1]:.3f}s / {median(sk_noop):.3f}s = {x:.3f}× "
@@ -73,6 +77,19 @@ def round_verdicts(b, prefix):
         out.append(f"- no-op with --immutable-tags vs ocync with immutable_tags, medians: {median(trusted):.3f}s / "
                    f"{median(oc_trusted):.3f}s = {median(trusted) / median(oc_trusted):.2f}×")
     return out
+
+
+def paired_ratios(b, prefix):
+    """Each round's cold sync against the limit's stream run just before it (bench.py runs
+    them back to back), in round order."""
+    ratios, limit = [], None
+    for r in b.rows:
+        if r["phase"] == prefix + "limit" and r["tool"].startswith("stream"):
+            limit = r["wall"] if limit is None else min(limit, r["wall"])
+        elif r["phase"] == prefix + "cold" and r["tool"] == "image-migrator" and limit:
+            ratios.append(r["wall"] / limit)
+            limit = None
+    return ratios
 
 
 def targets_of(b, prefix):
