@@ -1,6 +1,7 @@
 //! One job's ladder: the source's digest (a `HEAD`, free on a pull quota; in a far target
 //! repository that answered before, the target's `HEAD` of the tag goes out at the same
-//! time), the platform filter, the comparison with the target (unchanged → nothing to do),
+//! time; in one whose tag list is not read yet, after it), the platform filter, the
+//! comparison with the target (unchanged → nothing to do),
 //! then the tree and
 //! the top manifest last. Where a small pull quota should serve trees of one pull first,
 //! a job that would start an index is deferred with what it learnt (see
@@ -132,7 +133,8 @@ impl Copier<'_> {
         let compared_tag = (job.target.tag.as_deref())
             .filter(|tag| ctx.target_repo.far() && !ctx.target_repo.listed_absent(tag));
         let Some(tag) = compared_tag else {
-            return Ok((self.source_head(job, ctx)?, None));
+            let target_head = self.target_first(job, ctx)?;
+            return Ok((self.source_head(job, ctx)?, target_head));
         };
         let target_ref = by_tag(tag)?;
         std::thread::scope(|scope| {
@@ -157,17 +159,55 @@ impl Copier<'_> {
         })
     }
 
+    /// Whether a tag the target lacks is fetched from the source with one `GET` by tag
+    /// (see [`Self::source_head`]): a copy (not a dry run) of a tag (not a pinned digest)
+    /// from a source known to count no pulls, since a `HEAD` (free) must first tell a small
+    /// quota which trees cost one pull.
+    fn fetches_by_tag(&self, job: &Job, ctx: &Ctx) -> bool {
+        !self.dry_run()
+            && job.source.digest.is_none()
+            && job.target.tag.is_some()
+            && ctx.source.pull_quota() == PullQuota::Unlimited
+    }
+
+    /// In a target repository whose tag list has not been read yet (its first tags), the
+    /// target's `HEAD` of the tag before the source is asked: one that misses has the list
+    /// read, and the source then answers a new tag with one `GET` by tag instead of
+    /// `HEAD` + `GET` (one request and one round trip less per new repository; a tag the
+    /// target has costs what it did). `None`: not asked.
+    fn target_first(&self, job: &Job, ctx: &Ctx) -> Result<TargetHead> {
+        let Some(tag) = (job.target.tag.as_deref())
+            .filter(|_| self.fetches_by_tag(job, ctx) && !ctx.target_repo.listed())
+        else {
+            return Ok(None);
+        };
+        let head = self.target_head(ctx, &by_tag(tag)?)?;
+        if head.is_none() {
+            ctx.target_repo.list(ctx.target, ctx.stats());
+        }
+        Ok(Some(head))
+    }
+
+    /// The target's `HEAD` of `target_ref`, timed when answered at the first try (a
+    /// retry's wait is no measure of the distance).
+    fn target_head(&self, ctx: &Ctx, target_ref: &TagOrDigest) -> Result<Option<ManifestHead>> {
+        let stats = ctx.stats();
+        let (asked, retries) = (Instant::now(), stats.retries.load(Relaxed));
+        let head = ctx.target.head_manifest(target_ref, stats)?;
+        if stats.retries.load(Relaxed) == retries {
+            ctx.target_repo.answered_in(asked.elapsed());
+        }
+        Ok(head)
+    }
+
     /// The source's `HEAD` answer for the job (digest and media type). When the target's
     /// tag list shows the tag absent, the manifest is needed anyway: one `GET` by tag
-    /// (the same one pull) instead of `HEAD` + `GET`, a round trip less per new tag —
-    /// but only from a source known to count no pulls, since a `HEAD` (free) must first
-    /// tell a small quota which trees cost one pull.
+    /// (the same one pull) instead of `HEAD` + `GET`, a round trip less per new tag (see
+    /// [`Self::fetches_by_tag`] for when).
     fn source_head(&self, job: &Job, ctx: &Ctx) -> Result<(ManifestHead, Option<Arc<Manifest>>)> {
         let source_ref = source_reference(job)?;
         let not_found = || Error::new(ErrorKind::NotFound, format!("{} not found", job.source));
-        let needed_anyway = !self.dry_run()
-            && job.source.digest.is_none()
-            && ctx.source.pull_quota() == PullQuota::Unlimited
+        let needed_anyway = self.fetches_by_tag(job, ctx)
             && (job.target.tag.as_deref()).is_some_and(|tag| ctx.target_repo.listed_absent(tag));
         if !needed_anyway {
             let head =
@@ -270,16 +310,7 @@ impl Copier<'_> {
             Some(_) => {
                 let head = match target_head {
                     Some(answer) => answer,
-                    None => {
-                        // Timed when answered at the first try (a retry's wait is no
-                        // measure of the distance).
-                        let (asked, retries) = (Instant::now(), stats.retries.load(Relaxed));
-                        let head = target.head_manifest(target_ref, stats)?;
-                        if stats.retries.load(Relaxed) == retries {
-                            ctx.target_repo.answered_in(asked.elapsed());
-                        }
-                        head
-                    }
+                    None => self.target_head(ctx, target_ref)?,
                 };
                 if head.is_none() {
                     ctx.target_repo.list(target, stats);

@@ -67,6 +67,11 @@ impl TargetRepos {
 }
 
 impl TargetRepo {
+    /// Whether the tag list was read (or could not be).
+    pub(super) fn listed(&self) -> bool {
+        self.tags.get().is_some()
+    }
+
     /// Whether the tag list, if read, shows `tag` absent (then no `HEAD` is needed).
     pub(super) fn listed_absent(&self, tag: &str) -> bool {
         matches!(self.tags.get(), Some(Some(tags)) if !tags.contains(tag))
