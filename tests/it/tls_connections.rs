@@ -192,8 +192,13 @@ fn the_first_client_hello_does_not_wait_for_the_system_roots() {
 
 /// Connections opened at once wait for the ticket of the handshake under way and resume
 /// it: 32 workers listing and copying 32 repositories make one full handshake with the
-/// source (the first), every later connection resumes. (Before, the connections opened
-/// together shared the ping's tickets and the rest made full handshakes: 6 here.)
+/// source (the first), every later connection resumes. (Without the wait the connections
+/// opened together share the ping's tickets and the rest make full handshakes: 3 to 18
+/// in each of nine runs here.) The wait lasts while tickets keep coming, each
+/// within 20 ms of the last; a debug build on cores busy with the other tests can stall
+/// longer than that, and then the waiters rightly give up and make full handshakes. So the
+/// run is made up to three times (the first copies, the others are no-ops that list and
+/// ask the same): one of them must open 16 connections or more, all resumed but one or two.
 #[test]
 fn connections_opened_together_resume_one_after_another() {
     let fronted = Fronted::start();
@@ -201,22 +206,30 @@ fn connections_opened_together_resume_one_after_another() {
     let images: Vec<Vec<Pushed>> = (repos.iter().zip(50u64..))
         .map(|(repo, seed)| seed_images(&fronted.seeder, repo, &["v1"], seed, 1500))
         .collect();
-    let output = (fronted.run(&repos).command())
-        .arg("--ca-file")
-        .arg(fronted.ca_file())
-        .args(["--proc", "32"])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
-    for (repo, images) in repos.iter().zip(&images) {
-        fronted.assert_copied(repo, &["v1"], images);
+    let run = fronted.run(&repos);
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let before = fronted.front.handshakes();
+        let output = (run.command())
+            .arg("--ca-file")
+            .arg(fronted.ca_file())
+            .args(["--proc", "32"])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+        for (repo, images) in repos.iter().zip(&images) {
+            fronted.assert_copied(repo, &["v1"], images);
+        }
+        let after = fronted.front.handshakes();
+        let (full, resumed) = (after.0 - before.0, after.1 - before.1);
+        seen.push((full, resumed));
+        // Enough connections at once to tell (a run on busy cores may open fewer), and
+        // all full but the first (and one more, should a handshake outlast the wait).
+        if full + resumed >= 16 && full <= 2 {
+            return;
+        }
     }
-    let (full, resumed) = fronted.front.handshakes();
-    assert!(
-        full + resumed >= 16,
-        "{full} full, {resumed} resumed: too few connections to tell"
+    panic!(
+        "(full, resumed) handshakes in each run, none with 16 connections and at most 2 full: {seen:?}"
     );
-    // The first, and a few more should a debug build on busy cores take longer than the
-    // wait over a handshake (the first also reads the roots).
-    assert!(full <= 4, "{full} full handshakes, {resumed} resumed");
 }
