@@ -197,7 +197,7 @@ impl Repo<'_> {
                 stats,
             )?;
             if response.status != 201 && response.status != 200 {
-                let error = response.describe_error(&what);
+                let error = reference_read_while_written(response.describe_error(&what));
                 return Err(self.missing_container(immutable_tag(error)));
             }
             match response.header("docker-content-digest") {
@@ -208,6 +208,22 @@ impl Repo<'_> {
                 _ => Ok(()),
             }
         })
+    }
+}
+
+/// A manifest `PUT` answered `MANIFEST_BLOB_UNKNOWN`, when the copy pushes a manifest only
+/// after everything it references is in place: the registry read a reference while it was
+/// being written — distribution rewrites a manifest's link in place (truncated, then
+/// written) when the same manifest is pushed again, as another job does under another tag,
+/// and a registry on eventually consistent storage may not see a fresh blob at once. Such
+/// an answer is retried (within the retry budget); one that stays is reported as it came.
+fn reference_read_while_written(error: Error) -> Error {
+    if error.status != Some(400) || !error.has_code(&ErrorCode::ManifestBlobUnknown) {
+        return error;
+    }
+    Error {
+        retryable: true,
+        ..error
     }
 }
 

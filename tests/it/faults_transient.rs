@@ -175,6 +175,73 @@ fn transient_faults_on_source_and_target_are_retried() {
     drop(s.registry);
 }
 
+/// A registry that answers a manifest `PUT` with `MANIFEST_BLOB_UNKNOWN` although every
+/// reference is in place has read one while it was being written (distribution rewrites a
+/// manifest's link in place when another job pushes the same manifest under another tag;
+/// CI met it once). That answer is retried and the tag lands; another refusal (`400
+/// MANIFEST_INVALID`) is not.
+#[test]
+fn a_manifest_push_refused_for_an_unknown_reference_is_pushed_again() {
+    let s = setup(4);
+    s.target.inject(
+        Some("PUT"),
+        "/manifests/",
+        When::Nth(vec![1]),
+        Fault::RegistryError {
+            status: 400,
+            code: "MANIFEST_BLOB_UNKNOWN",
+        },
+    );
+    s.target.inject(
+        Some("PUT"),
+        "/manifests/",
+        When::Nth(vec![3]),
+        Fault::RegistryError {
+            status: 400,
+            code: "MANIFEST_INVALID",
+        },
+    );
+    let work = s.workdir();
+    let output = work.command().args(["--proc", "1"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert_eq!(s.target.faulted().len(), 2, "{:#?}", s.target.faulted());
+    let report = work.report();
+    let results = report["results"].as_array().unwrap();
+    let with = |status: &str, attempts: u64| -> Vec<&serde_json::Value> {
+        (results.iter())
+            .filter(|r| r["status"] == status && r["attempts"] == attempts)
+            .collect()
+    };
+    // The image whose PUT was refused for an unknown reference: pushed again, and there.
+    let retried = with("copied", 2);
+    assert_eq!(retried.len(), 1, "{report:#}");
+    let tag = retried[0]["target"]
+        .as_str()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap();
+    let image = &s.images[TAGS.iter().position(|t| *t == tag).unwrap()];
+    assert_eq!(
+        s.seeder.manifest_digest("dst/app", tag).as_deref(),
+        Some(image.manifest_digest.as_str())
+    );
+    // The one refused as invalid: not asked again, failed, no tag.
+    let refused = with("failed", 1);
+    assert_eq!(refused.len(), 1, "{report:#}");
+    let message = refused[0]["error"]["message"].as_str().unwrap();
+    assert!(message.contains("MANIFEST_INVALID"), "{message}");
+    let tag = refused[0]["target"]
+        .as_str()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap();
+    assert_eq!(s.seeder.manifest_digest("dst/app", tag), None);
+    assert_eq!(with("copied", 1).len(), 1, "{report:#}");
+    drop(s.registry);
+}
+
 #[test]
 fn a_corrupted_blob_fails_its_image_only() {
     let s = setup(2);

@@ -27,6 +27,9 @@ pub enum Fault {
     ResetMidBody,
     /// Answer with this status (the registry is not asked).
     Status(u16),
+    /// Answer with this status and a registry error body with this code (the registry is
+    /// not asked).
+    RegistryError { status: u16, code: &'static str },
     /// Answer `429 Too Many Requests` with `Retry-After: <secs>` (and Docker Hub's
     /// `RateLimit-Remaining: 0;w=21600`).
     RateLimit { retry_after_secs: u64 },
@@ -630,7 +633,8 @@ fn handle(client: TcpStream, shared: &Shared) -> std::io::Result<()> {
                 reset(&client);
                 return Ok(());
             }
-            Some(Fault::Status(status)) => Some((*status, Vec::new())),
+            Some(Fault::Status(status)) => Some((*status, Vec::new(), "INJECTED")),
+            Some(Fault::RegistryError { status, code }) => Some((*status, Vec::new(), *code)),
             Some(Fault::RateLimit { retry_after_secs }) => Some((
                 429,
                 vec![
@@ -638,6 +642,7 @@ fn handle(client: TcpStream, shared: &Shared) -> std::io::Result<()> {
                     // As Docker Hub does: the pull quota left in the window.
                     ("RateLimit-Remaining".to_string(), "0;w=21600".to_string()),
                 ],
+                "INJECTED",
             )),
             Some(Fault::Redirect(base)) => {
                 // `base` may carry a query (a signed URL): it goes after the path.
@@ -646,14 +651,14 @@ fn handle(client: TcpStream, shared: &Shared) -> std::io::Result<()> {
                     Some((origin, query)) => format!("{origin}{path}?{query}"),
                     None => format!("{base}{path}"),
                 };
-                Some((307, vec![("Location".to_string(), location)]))
+                Some((307, vec![("Location".to_string(), location)], "INJECTED"))
             }
             _ => None,
         };
-        if let Some((status, extra)) = synthetic {
+        if let Some((status, extra, code)) = synthetic {
             relay_request(&mut reader, &mut std::io::sink())?;
             let body = format!(
-                r#"{{"errors":[{{"code":"INJECTED","message":"fault proxy: HTTP {status}"}}]}}"#
+                r#"{{"errors":[{{"code":"{code}","message":"fault proxy: HTTP {status}"}}]}}"#
             );
             let mut out = format!(
                 "HTTP/1.1 {status} Injected\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
