@@ -44,6 +44,17 @@ impl Fronted {
         self.dir.path().join("ca.pem")
     }
 
+    /// `run` on `proc` workers, trusting the front's CA; it must end with exit code 0.
+    fn sync(&self, run: &SyncRun, proc: &str) {
+        let output = (run.command())
+            .arg("--ca-file")
+            .arg(self.ca_file())
+            .args(["--proc", proc])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    }
+
     /// A run copying each `src/…` repository through the front to `dst/…`.
     fn run(&self, repos: &[String]) -> SyncRun {
         let rules: serde_json::Map<String, serde_json::Value> = (repos.iter())
@@ -83,13 +94,7 @@ fn connections_after_the_first_resume_the_tls_session() {
     let fronted = Fronted::start();
     let tags = ["v1", "v2", "v3", "v4", "v5", "v6", "v7", "v8"];
     let images = seed_images(&fronted.seeder, "src/app", &tags, 33, 3000);
-    let output = (fronted.run(&["src/app".to_string()]).command())
-        .arg("--ca-file")
-        .arg(fronted.ca_file())
-        .args(["--proc", "4"])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    fronted.sync(&fronted.run(&["src/app".to_string()]), "4");
     fronted.assert_copied("src/app", &tags, &images);
     let (full, resumed) = fronted.front.handshakes();
     assert!(full >= 1, "the first connection cannot resume");
@@ -109,14 +114,8 @@ fn one_worker_talks_to_the_source_over_one_connection() {
     let tags = ["v1", "v2"];
     let images = seed_images(&fronted.seeder, "src/one", &tags, 41, 2000);
     let work = fronted.run(&["src/one".to_string()]);
-    for run in ["cold", "no-op"] {
-        let output = (work.command())
-            .arg("--ca-file")
-            .arg(fronted.ca_file())
-            .args(["--proc", "1"])
-            .output()
-            .unwrap();
-        assert_eq!(output.status.code(), Some(0), "{run}: {}", text(&output));
+    for _cold_then_no_op in 0..2 {
+        fronted.sync(&work, "1");
     }
     fronted.assert_copied("src/one", &tags, &images);
     assert_eq!(
@@ -210,13 +209,7 @@ fn connections_opened_together_resume_one_after_another() {
     let mut seen = Vec::new();
     for _ in 0..3 {
         let before = fronted.front.handshakes();
-        let output = (run.command())
-            .arg("--ca-file")
-            .arg(fronted.ca_file())
-            .args(["--proc", "32"])
-            .output()
-            .unwrap();
-        assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+        fronted.sync(&run, "32");
         for (repo, images) in repos.iter().zip(&images) {
             fronted.assert_copied(repo, &["v1"], images);
         }
